@@ -1,0 +1,176 @@
+"""The `spectra` command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from spectra import __version__
+
+log = logging.getLogger("spectra")
+
+EXIT_INVALID = 1
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug of ours, not bad input
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="spectra")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def cli(verbose: int) -> None:
+    """SpectraMonitor: uptime monitoring, on-call paging and status pages as code."""
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--skip-secrets",
+    is_flag=True,
+    help="Do not require the Secrets that secretKeyRefs name (for repos whose Secrets come from elsewhere).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print errors only, no summary.")
+def validate(paths: tuple[Path, ...], skip_secrets: bool, quiet: bool) -> None:
+    """Check manifests in files and folders; print `file: Kind/namespace/name: field: message` per error.
+
+    Exits 1 when anything is wrong, so it can gate pull requests.
+    """
+    from spectra.manifests import load_paths
+
+    result = load_paths(paths, check_secrets=not skip_secrets)
+    for error in result.errors:
+        click.echo(str(error))
+    if not quiet:
+        summary = (
+            f"{len(result.resources)} object(s), {len(result.secrets)} Secret(s) in {len(result.files)} file(s)"
+        )
+        if result.skipped:
+            summary += f", {len(result.skipped)} object(s) of other kinds ignored"
+        status = f"{len(result.errors)} error(s)" if result.errors else "ok"
+        click.echo(f"{summary}: {status}", err=True)
+    if result.errors:
+        sys.exit(EXIT_INVALID)
+
+
+@cli.command()
+@click.option(
+    "-o",
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write one file per kind here instead of printing them all.",
+)
+def crds(output_dir: Path | None) -> None:
+    """Print the CustomResourceDefinitions (generated from the API models)."""
+    from spectra.api.crd import all_crds, file_name, render, render_all
+
+    if output_dir is None:
+        click.echo(render_all(), nl=False)
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for crd in all_crds():
+        target = output_dir / file_name(crd)
+        target.write_text(render(crd), encoding="utf-8")
+        click.echo(f"wrote {target}", err=True)
+
+
+database_option = click.option(
+    "--database",
+    "database",
+    metavar="URL",
+    help="SQLAlchemy URL. Default: $SPECTRA_DATABASE_URL, else sqlite:///spectra.db.",
+)
+
+
+@cli.group()
+def db() -> None:
+    """Database schema: migrations."""
+
+
+@db.command("upgrade")
+@database_option
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+def db_upgrade(database: str | None, revision: str) -> None:
+    """Migrate the database to the newest schema (safe to run repeatedly)."""
+    from spectra.store import database_url, redacted, upgrade
+
+    url = database_url(database)
+    upgrade(url, revision)
+    click.echo(f"{redacted(url)}: at revision {revision}", err=True)
+
+
+@db.command("downgrade")
+@database_option
+@click.argument("revision")
+def db_downgrade(database: str | None, revision: str) -> None:
+    """Migrate down to REVISION (e.g. -1, or base to drop everything)."""
+    from spectra.store import database_url, downgrade, redacted
+
+    url = database_url(database)
+    downgrade(url, revision)
+    click.echo(f"{redacted(url)}: at revision {revision}", err=True)
+
+
+@db.command("current")
+@database_option
+def db_current(database: str | None) -> None:
+    """Print the database's schema revision."""
+    from spectra.store import current_revision, database_url, head_revision
+
+    current = current_revision(database_url(database))
+    head = head_revision()
+    click.echo(f"{current or 'empty'} (newest: {head})")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@database_option
+@click.option("--prune/--no-prune", default=True, show_default=True, help="Remove objects no longer in PATHS.")
+def apply(paths: tuple[Path, ...], database: str | None, prune: bool) -> None:
+    """Validate manifests and write them to the store (what `spectra run` does at start and on change).
+
+    Nothing is written when any manifest is invalid.
+    """
+    from spectra.manifests import load_paths
+    from spectra.reconcile import MANIFEST_SOURCE, apply_set
+    from spectra.store import database_url, make_engine, session_factory, upgrade
+
+    result = load_paths(paths)
+    for error in result.errors:
+        click.echo(str(error))
+    if result.errors:
+        click.echo(f"{len(result.errors)} error(s): nothing applied", err=True)
+        sys.exit(EXIT_INVALID)
+    url = database_url(database)
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with session_factory(engine).begin() as session:
+            report = apply_set(session, [item.resource for item in result.resources], MANIFEST_SOURCE, prune=prune)
+    finally:
+        engine.dispose()
+    click.echo(str(report), err=True)
+
+
+def main() -> None:
+    """Entry point: never show a traceback for bad input; show one for our bugs only on request."""
+    try:
+        cli.main(standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("SPECTRA_DEBUG"):
+            traceback.print_exc()
+        click.echo(f"spectra: error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("(set SPECTRA_DEBUG=1 to see the traceback)", err=True)
+        sys.exit(EXIT_INTERNAL)
+
+
+if __name__ == "__main__":
+    main()

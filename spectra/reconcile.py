@@ -1,0 +1,185 @@
+"""Validated resources -> store rows, idempotently: the one path standalone mode and the operator share.
+
+Applying the same objects twice writes nothing the second time (rows are compared by a hash of
+spec and labels); applying a set with `prune=True` removes the rows of that source that the set no
+longer holds, so deleting a manifest deletes its rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from spectra.api import Monitor, Resource
+from spectra.store import Monitor as MonitorRow
+from spectra.store import MonitorLocation
+from spectra.store import Resource as ResourceRow
+from spectra.store.types import utcnow
+
+MANIFEST_SOURCE = "manifests"
+CLUSTER_SOURCE = "cluster"
+
+Key = tuple[str, str, str]
+
+
+@dataclass
+class ApplyReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deleted)
+
+    def __str__(self) -> str:
+        return (
+            f"{len(self.created)} created, {len(self.updated)} updated, "
+            f"{len(self.unchanged)} unchanged, {len(self.deleted)} deleted"
+        )
+
+
+def spec_hash(resource: Resource) -> str:
+    """A stable digest of what the user declared (spec and labels); server-set metadata is left out."""
+    canonical = json.dumps(
+        {"spec": resource.spec_dict(), "labels": resource.metadata.labels},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def key_of(resource: Resource) -> Key:
+    return (resource.kind_name, resource.namespace, resource.name)
+
+
+def apply_set(session: Session, resources: Iterable[Resource], source: str, *, prune: bool = True) -> ApplyReport:
+    """Upsert every resource; with `prune`, delete this source's rows the set no longer has."""
+    report = ApplyReport()
+    existing = {
+        (row.kind, row.namespace, row.name): row for row in session.scalars(select(ResourceRow))
+    }
+    wanted: set[Key] = set()
+    for resource in resources:
+        key = key_of(resource)
+        wanted.add(key)
+        _apply(session, resource, source, existing.get(key), report)
+    if prune:
+        for key, row in existing.items():
+            if row.source == source and key not in wanted:
+                session.delete(row)
+                report.deleted.append("/".join(part for part in key if part))
+    session.flush()
+    return report
+
+
+def apply_one(session: Session, resource: Resource, source: str) -> ApplyReport:
+    """Upsert one resource (the operator's create/update handler)."""
+    report = ApplyReport()
+    kind, namespace, name = key_of(resource)
+    row = session.scalars(
+        select(ResourceRow).where(
+            ResourceRow.kind == kind, ResourceRow.namespace == namespace, ResourceRow.name == name
+        )
+    ).one_or_none()
+    _apply(session, resource, source, row, report)
+    session.flush()
+    return report
+
+
+def delete_one(session: Session, kind: str, namespace: str, name: str) -> bool:
+    """Remove one resource's rows (and, by cascade, its monitor, locations and results)."""
+    result = session.execute(
+        delete(ResourceRow).where(
+            ResourceRow.kind == kind, ResourceRow.namespace == namespace, ResourceRow.name == name
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def _apply(
+    session: Session, resource: Resource, source: str, row: ResourceRow | None, report: ApplyReport
+) -> None:
+    digest = spec_hash(resource)
+    declared_generation = resource.metadata.generation
+    if row is None:
+        row = ResourceRow(
+            kind=resource.kind_name,
+            namespace=resource.namespace,
+            name=resource.name,
+            uid=resource.metadata.uid,
+            generation=declared_generation or 1,
+            spec=resource.spec_dict(),
+            labels=dict(resource.metadata.labels),
+            spec_hash=digest,
+            source=source,
+        )
+        session.add(row)
+        session.flush()  # the id is needed for the monitor row
+        _sync_monitor(session, row, resource)
+        report.created.append(resource.ref)
+        return
+    same_generation = declared_generation is None or declared_generation == row.generation
+    if row.spec_hash == digest and row.source == source and same_generation and row.uid == resource.metadata.uid:
+        report.unchanged.append(resource.ref)
+        return
+    if row.spec_hash != digest:
+        row.spec = resource.spec_dict()
+        row.labels = dict(resource.metadata.labels)
+        row.spec_hash = digest
+        row.generation = declared_generation or row.generation + 1
+        _sync_monitor(session, row, resource)
+    elif declared_generation is not None:
+        row.generation = declared_generation
+    row.uid = resource.metadata.uid
+    row.source = source
+    row.updated_at = utcnow()
+    report.updated.append(resource.ref)
+
+
+def monitor_columns(resource: Monitor) -> dict[str, Any]:
+    """The hot-path columns of a Monitor (what probes and the alerter read every cycle)."""
+    spec = resource.spec
+    policy = spec.escalation_policy_ref
+    return {
+        "namespace": resource.namespace,
+        "name": resource.name,
+        "type": str(spec.type),
+        "target": spec.target[:2048],
+        "interval_ms": int(spec.interval.total_seconds() * 1000),
+        "timeout_ms": int(spec.effective_timeout.total_seconds() * 1000),
+        "paused": spec.paused,
+        "quorum": spec.effective_quorum,
+        "failure_threshold": spec.failure_threshold,
+        "success_threshold": spec.success_threshold,
+        "escalation_policy": policy.name if policy is not None else None,
+        "severity": str(spec.severity),
+        "labels": dict(resource.metadata.labels),
+    }
+
+
+def _sync_monitor(session: Session, row: ResourceRow, resource: Resource) -> None:
+    if not isinstance(resource, Monitor):
+        return
+    columns = monitor_columns(resource)
+    monitor = session.get(MonitorRow, row.id)
+    if monitor is None:
+        monitor = MonitorRow(resource_id=row.id, **columns)
+        session.add(monitor)
+    else:
+        for name, value in columns.items():
+            setattr(monitor, name, value)
+    wanted = set(resource.spec.effective_locations)
+    current = {loc.location: loc for loc in monitor.locations}
+    for name, location in current.items():
+        if name not in wanted:
+            monitor.locations.remove(location)
+    for name in sorted(wanted - set(current)):
+        monitor.locations.append(MonitorLocation(location=name))

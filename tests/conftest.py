@@ -1,0 +1,66 @@
+"""Shared fixtures: real databases (SQLite file, MariaDB on 127.0.0.1:3306)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parent.parent
+MARIADB_SERVER_URL = os.environ.get("SPECTRA_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+MARIADB_HINT = (
+    "MariaDB is not reachable on 127.0.0.1:3306; start it with "
+    "`start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd` "
+    "(scripts/test does this for you)"
+)
+
+
+def _missing_service(message: str) -> None:
+    """In CI a missing service is a failure, locally a skip that says how to start it."""
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> str:
+    engine = sa.create_engine(MARIADB_SERVER_URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        _missing_service(f"{MARIADB_HINT}: {exc.orig}")
+    finally:
+        engine.dispose()
+    return MARIADB_SERVER_URL
+
+
+@pytest.fixture
+def mariadb_url(mariadb_server: str) -> Iterator[str]:
+    """A fresh, empty database per test, dropped afterwards."""
+    name = f"spectra_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(mariadb_server)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+    try:
+        yield f"{mariadb_server}{name}?charset=utf8mb4"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'spectra.db'}"
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Runs a test once on SQLite and once on MariaDB."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "mariadb_url"
+    return str(request.getfixturevalue(fixture))

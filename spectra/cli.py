@@ -9,12 +9,14 @@ import traceback
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from spectra import __version__
 
 log = logging.getLogger("spectra")
 
 EXIT_INVALID = 1
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: the database (or another service) cannot be reached
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug of ours, not bad input
 
 
@@ -46,9 +48,7 @@ def validate(paths: tuple[Path, ...], skip_secrets: bool, quiet: bool) -> None:
     for error in result.errors:
         click.echo(str(error))
     if not quiet:
-        summary = (
-            f"{len(result.resources)} object(s), {len(result.secrets)} Secret(s) in {len(result.files)} file(s)"
-        )
+        summary = f"{len(result.resources)} object(s), {len(result.secrets)} Secret(s) in {len(result.files)} file(s)"
         if result.skipped:
             summary += f", {len(result.skipped)} object(s) of other kinds ignored"
         status = f"{len(result.errors)} error(s)" if result.errors else "ok"
@@ -164,6 +164,11 @@ def main() -> None:
         raise
     except KeyboardInterrupt:
         sys.exit(130)
+    except SQLAlchemyError as exc:
+        # The driver's message names host and port but never the password.
+        reason = getattr(exc, "orig", None) or exc
+        click.echo(f"spectra: database error: {reason}", err=True)
+        sys.exit(EXIT_UNAVAILABLE)
     except Exception as exc:
         if os.environ.get("SPECTRA_DEBUG"):
             traceback.print_exc()

@@ -91,7 +91,7 @@ class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=True)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
@@ -146,7 +146,7 @@ def read_documents(path: Path) -> Iterator[tuple[Origin, Any]]:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ValueError(f"document {document + 1}: invalid YAML: {problem}{where}") from None
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
 
 
 def load_paths(paths: Iterable[str | Path], *, check_secrets: bool = True) -> ManifestSet:
@@ -162,9 +162,7 @@ def load_paths(paths: Iterable[str | Path], *, check_secrets: bool = True) -> Ma
             result.errors.append(ManifestError(str(path), "", "", str(exc)))
 
     by_id = {id(item.resource): item for item in result.resources}
-    secrets = (
-        {key: frozenset(secret.data) for key, secret in result.secrets.items()} if check_secrets else None
-    )
+    secrets = {key: frozenset(secret.data) for key, secret in result.secrets.items()} if check_secrets else None
     for resource, problem in check_set([item.resource for item in result.resources], secrets):
         origin = by_id[id(resource)].origin
         result.errors.append(ManifestError(origin.file, resource.ref, problem.field, problem.message))
@@ -176,7 +174,9 @@ def _load_document(result: ManifestSet, origin: Origin, data: Any) -> None:
         return
     label = f"document {origin.document} (line {origin.line})"
     if not isinstance(data, dict):
-        result.errors.append(ManifestError(origin.file, label, "", "a manifest must be a mapping with apiVersion and kind"))
+        result.errors.append(
+            ManifestError(origin.file, label, "", "a manifest must be a mapping with apiVersion and kind")
+        )
         return
     if data.get("kind") == "List" and isinstance(data.get("items"), list):
         for item in data["items"]:
@@ -188,8 +188,14 @@ def _load_document(result: ManifestSet, origin: Origin, data: Any) -> None:
         return
     if not isinstance(api_version, str) or not api_version.startswith(f"{GROUP}/"):
         if not api_version or not kind:
-            result.errors.append(ManifestError(origin.file, label, "apiVersion" if not api_version else "kind",
-                                               "required field is missing"))
+            result.errors.append(
+                ManifestError(
+                    origin.file,
+                    label,
+                    "apiVersion" if not api_version else "kind",
+                    "required field is missing",
+                )
+            )
         else:
             result.skipped.append((origin, f"{api_version} {kind}"))
         return

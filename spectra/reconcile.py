@@ -63,9 +63,7 @@ def key_of(resource: Resource) -> Key:
 def apply_set(session: Session, resources: Iterable[Resource], source: str, *, prune: bool = True) -> ApplyReport:
     """Upsert every resource; with `prune`, delete this source's rows the set no longer has."""
     report = ApplyReport()
-    existing = {
-        (row.kind, row.namespace, row.name): row for row in session.scalars(select(ResourceRow))
-    }
+    existing = {(row.kind, row.namespace, row.name): row for row in session.scalars(select(ResourceRow))}
     wanted: set[Key] = set()
     for resource in resources:
         key = key_of(resource)
@@ -104,9 +102,7 @@ def delete_one(session: Session, kind: str, namespace: str, name: str) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
-def _apply(
-    session: Session, resource: Resource, source: str, row: ResourceRow | None, report: ApplyReport
-) -> None:
+def _apply(session: Session, resource: Resource, source: str, row: ResourceRow | None, report: ApplyReport) -> None:
     digest = spec_hash(resource)
     declared_generation = resource.metadata.generation
     if row is None:

@@ -24,7 +24,9 @@ METADATA_HOSTNAMES = frozenset(
 )
 # IPv6 prefixes that embed an IPv4 address in their last 32 bits (NAT64 and the deprecated compat form).
 _EMBEDDING_V4 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::/96"))
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$"
+)
 
 
 class TargetError(ValueError):

@@ -52,9 +52,7 @@ def _zone(name: str) -> str:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         hint = _nearest_zone(name)
-        raise ValueError(
-            f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin{hint}"
-        ) from None
+        raise ValueError(f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin{hint}") from None
     return name
 
 
@@ -196,9 +194,7 @@ class Resource(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True)
 
     info: ClassVar[KindInfo]
-    api_version: Literal["spectra.dev/v1alpha1"] = Field(
-        alias="apiVersion", description="Always spectra.dev/v1alpha1."
-    )
+    api_version: Literal["spectra.dev/v1alpha1"] = Field(alias="apiVersion", description="Always spectra.dev/v1alpha1.")
     metadata: ObjectMeta = Field(description="Standard object metadata.")
 
     @property

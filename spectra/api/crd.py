@@ -55,11 +55,9 @@ def structural(node: Schema, defs: dict[str, Schema]) -> Schema:
         out = structural(target, defs)
     elif "anyOf" in node:
         options = [option for option in node["anyOf"] if option.get("type") != "null"]
-        if len(options) == 1:
-            out = structural(options[0], defs)
-        else:
-            # Scalars of several types (e.g. jsonPath `equals`): the API server cannot type them.
-            out = {"x-kubernetes-preserve-unknown-fields": True}
+        # Scalars of several types (e.g. jsonPath `equals`) cannot be typed for the API server.
+        single = len(options) == 1
+        out = structural(options[0], defs) if single else {"x-kubernetes-preserve-unknown-fields": True}
     else:
         out = {key: node[key] for key in _KEPT if key in node}
         if node.get("format") in _FORMATS:
@@ -130,7 +128,10 @@ def crd_for(model: type[Resource]) -> Schema:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": f"{info.plural}.{GROUP}",
-            "labels": {"app.kubernetes.io/name": "spectramonitor", "app.kubernetes.io/part-of": "spectramonitor"},
+            "labels": {
+                "app.kubernetes.io/name": "spectramonitor",
+                "app.kubernetes.io/part-of": "spectramonitor",
+            },
         },
         "spec": {
             "group": GROUP,

@@ -62,7 +62,9 @@ class Target(ApiModel):
         }
     )
 
-    schedule: str | None = Field(default=None, description="Page whoever is on call in this Schedule.", pattern=DNS_SUBDOMAIN)
+    schedule: str | None = Field(
+        default=None, description="Page whoever is on call in this Schedule.", pattern=DNS_SUBDOMAIN
+    )
     contact: str | None = Field(default=None, description="Page this Contact.", pattern=DNS_SUBDOMAIN)
     webhook: WebhookTarget | None = Field(default=None, description="POST the incident as signed JSON.")
     slack: SlackTarget | None = Field(default=None, description="Post to a Slack incoming webhook.")
@@ -71,26 +73,32 @@ class Target(ApiModel):
     def _exactly_one(self) -> Target:
         given = [key for key in _TARGET_KEYS if getattr(self, key) is not None]
         if len(given) != 1:
-            raise ValueError(
-                f"each target has exactly one of schedule, contact, webhook, slack (found: {', '.join(given) or 'none'})"
-            )
+            found = ", ".join(given) or "none"
+            raise ValueError(f"each target has exactly one of schedule, contact, webhook, slack (found: {found})")
         return self
 
 
 class Step(ApiModel):
     delay: LongDuration = Field(
-        default=timedelta(0), description="Wait after the previous step (or the incident opening) before this step."
+        default=timedelta(0),
+        description="Wait after the previous step (or the incident opening) before this step.",
     )
     targets: list[Target] = Field(description="Who is paged in this step.", min_length=1, max_length=20)
     channels: list[Channel] | None = Field(
-        default=None, description="Channels for people in this step. Default: each contact's own channels.", min_length=1
+        default=None,
+        description="Channels for people in this step. Default: each contact's own channels.",
+        min_length=1,
     )
 
 
 class EscalationPolicySpec(ApiModel):
     description: str | None = Field(default=None, description="When this policy is used.", max_length=1024)
-    steps: list[Step] = Field(description="Steps in order; an acknowledgement stops the rest.", min_length=1, max_length=20)
-    repeat: int = Field(default=0, ge=0, le=10, description="Times the whole policy is repeated when nobody acknowledges.")
+    steps: list[Step] = Field(
+        description="Steps in order; an acknowledgement stops the rest.", min_length=1, max_length=20
+    )
+    repeat: int = Field(
+        default=0, ge=0, le=10, description="Times the whole policy is repeated when nobody acknowledges."
+    )
 
     @model_validator(mode="after")
     def _steps(self) -> EscalationPolicySpec:

@@ -49,12 +49,15 @@ def parse_rrule_text(text: str) -> str:
 
 class Recurrence(ApiModel):
     rrule: str = Field(
-        description="RFC 5545 recurrence rule, e.g. FREQ=WEEKLY;BYDAY=SU;BYHOUR=2;BYMINUTE=0.", min_length=1, max_length=1024
+        description="RFC 5545 recurrence rule, e.g. FREQ=WEEKLY;BYDAY=SU;BYHOUR=2;BYMINUTE=0.",
+        min_length=1,
+        max_length=1024,
     )
     duration: LongDuration = Field(description="Length of each occurrence, e.g. 2h.")
     time_zone: TimeZoneName = Field(default="UTC", description="IANA zone the rule's hours are in (DST-aware).")
     start: AwareDateTime | None = Field(
-        default=None, description="First possible occurrence (RRULE DTSTART). Default: when the window was applied."
+        default=None,
+        description="First possible occurrence (RRULE DTSTART). Default: when the window was applied.",
     )
     until: AwareDateTime | None = Field(default=None, description="No occurrences after this.")
 
@@ -75,21 +78,32 @@ class MaintenanceWindowSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "has(self.recurrence) != (has(self.start) && has(self.end))",
-                 "message": "give start and end for a one-off window, or recurrence, not both"},
-                {"rule": "!(has(self.start) && has(self.end)) || timestamp(self.start) < timestamp(self.end)",
-                 "message": "end must be after start", "fieldPath": ".end"},
+                {
+                    "rule": "has(self.recurrence) != (has(self.start) && has(self.end))",
+                    "message": "give start and end for a one-off window, or recurrence, not both",
+                },
+                {
+                    "rule": "!(has(self.start) && has(self.end)) || timestamp(self.start) < timestamp(self.end)",
+                    "message": "end must be after start",
+                    "fieldPath": ".end",
+                },
             ]
         }
     )
 
-    message: str | None = Field(default=None, description="What happens, shown on pages (markdown, sanitized).", max_length=8192)
+    message: str | None = Field(
+        default=None, description="What happens, shown on pages (markdown, sanitized).", max_length=8192
+    )
     start: AwareDateTime | None = Field(default=None, description="Start of a one-off window (RFC 3339).")
     end: AwareDateTime | None = Field(default=None, description="End of a one-off window (RFC 3339).")
     recurrence: Recurrence | None = Field(default=None, description="Or: a repeating window.")
-    monitors: list[str] = Field(default_factory=list, description="Monitors (same namespace) under maintenance.", max_length=500)
+    monitors: list[str] = Field(
+        default_factory=list, description="Monitors (same namespace) under maintenance.", max_length=500
+    )
     monitor_selector: LabelSelector | None = Field(default=None, description="Or also: monitors with these labels.")
-    status_pages: list[str] = Field(default_factory=list, description="StatusPages that announce the window.", max_length=50)
+    status_pages: list[str] = Field(
+        default_factory=list, description="StatusPages that announce the window.", max_length=50
+    )
     notify_subscribers: bool = Field(default=False, description="Email page subscribers when the window starts.")
 
     @field_validator("monitors", "status_pages")
@@ -112,7 +126,9 @@ class MaintenanceWindowSpec(ApiModel):
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise FieldError("end", "end must be after start")
         if not self.monitors and self.monitor_selector is None and not self.status_pages:
-            raise FieldError("monitors", "name monitors, a monitorSelector or statusPages, or the window covers nothing")
+            raise FieldError(
+                "monitors", "name monitors, a monitorSelector or statusPages, or the window covers nothing"
+            )
         return self
 
 

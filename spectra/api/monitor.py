@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from spectra.api.addresses import TargetError, check_host, check_url
 from spectra.api.base import (
@@ -100,22 +100,24 @@ class HttpExpect(ApiModel):
     )
     body_contains: str | None = Field(default=None, description="The body must contain this text.", max_length=4096)
     body_regex: str | None = Field(
-        default=None, description="The body must match this regular expression (searched, time-capped).", max_length=4096
+        default=None,
+        description="The body must match this regular expression (searched, time-capped).",
+        max_length=4096,
     )
     json_path: list[JsonPathExpectation] = Field(
         default_factory=list, description="Values the JSON body must hold.", max_length=32
     )
     headers: dict[str, str] = Field(
-        default_factory=dict, description="Response headers that must contain these values (names case-insensitive)."
+        default_factory=dict,
+        description="Response headers that must contain these values (names case-insensitive).",
     )
-    max_response_time: Duration | None = Field(
-        default=None, description="Slower answers count as degraded."
-    )
+    max_response_time: Duration | None = Field(default=None, description="Slower answers count as degraded.")
     certificate_min_days: int | None = Field(
         default=None,
         ge=0,
         le=3650,
-        description="On https, fewer days of certificate validity left counts as degraded. Expiry is reported either way.",
+        description="On https, fewer days of certificate validity left counts as degraded "
+        "(expiry is reported either way).",
     )
 
     @field_validator("status")
@@ -204,7 +206,9 @@ class DnsCheck(ApiModel):
         default="A", description="Record type to ask for."
     )
     server: str | None = Field(
-        default=None, description="Resolver as host or host:port. Default: the system resolver.", max_length=260
+        default=None,
+        description="Resolver as host or host:port. Default: the system resolver.",
+        max_length=260,
     )
     expect: DnsExpect = Field(default_factory=DnsExpect, description="What the answer must hold.")
 
@@ -228,9 +232,7 @@ class DnsCheck(ApiModel):
 
 
 class IcmpExpect(ApiModel):
-    max_packet_loss: float = Field(
-        default=50.0, ge=0, le=100, description="Packet loss above this percentage is down."
-    )
+    max_packet_loss: float = Field(default=50.0, ge=0, le=100, description="Packet loss above this percentage is down.")
     max_rtt: Duration | None = Field(default=None, description="A slower average round trip counts as degraded.")
 
 
@@ -246,16 +248,16 @@ class IcmpCheck(ApiModel):
 
 
 class TlsExpect(ApiModel):
-    certificate_min_days: int = Field(
-        default=14, ge=0, le=3650, description="Fewer days of validity left is down."
-    )
+    certificate_min_days: int = Field(default=14, ge=0, le=3650, description="Fewer days of validity left is down.")
 
 
 class TlsCheck(ApiModel):
     host: str = Field(description="Host name or IP address.", max_length=253)
     port: int = Field(default=443, ge=1, le=65535, description="TCP port.")
     server_name: str | None = Field(
-        default=None, description="SNI and the name the certificate must match. Default: host.", max_length=253
+        default=None,
+        description="SNI and the name the certificate must match. Default: host.",
+        max_length=253,
     )
     expect: TlsExpect = Field(default_factory=TlsExpect, description="Certificate limits.")
 
@@ -270,7 +272,8 @@ class TlsCheck(ApiModel):
 
 class HeartbeatCheck(ApiModel):
     grace: Duration = Field(
-        default=timedelta(seconds=60), description="Extra time after the interval before a missing push is down."
+        default=timedelta(seconds=60),
+        description="Extra time after the interval before a missing push is down.",
     )
     token_from: ValueSource = Field(
         description="The secret token of the push URL `/api/v1/heartbeat/{token}`, from a Secret key."
@@ -335,7 +338,10 @@ class BrowserStep(ApiModel):
     wait_for: str | None = Field(default=None, description="Wait until this selector is visible.", max_length=1024)
     expect_text: ExpectTextStep | None = Field(default=None, description="An element must contain a text.")
     expect_url: str | None = Field(
-        default=None, alias="expectURL", description="The page URL must match this glob pattern.", max_length=2048
+        default=None,
+        alias="expectURL",
+        description="The page URL must match this glob pattern.",
+        max_length=2048,
     )
     screenshot: str | None = Field(
         default=None, description="Save a screenshot under this name.", pattern=r"^[A-Za-z0-9._-]{1,64}$"
@@ -360,7 +366,9 @@ def _attr(key: str) -> str:
 
 
 class BrowserCheck(ApiModel):
-    steps: list[BrowserStep] = Field(description="Steps run in order in headless Chromium.", min_length=1, max_length=50)
+    steps: list[BrowserStep] = Field(
+        description="Steps run in order in headless Chromium.", min_length=1, max_length=50
+    )
 
     @field_validator("steps")
     @classmethod
@@ -375,33 +383,36 @@ class BrowserCheck(ApiModel):
 _BLOCKS = tuple(t.value for t in MonitorType)
 
 
+# `type: X` goes with block X and no other block.
+_TYPE_RULES: list[JsonValue] = [
+    {"rule": f"(self.type == '{t}') == has(self.{t})", "message": f"type {t} needs the {t} block, and only that one"}
+    for t in _BLOCKS
+]
+_MONITOR_RULES: list[JsonValue] = [
+    {
+        "rule": "!has(self.timeout) || duration(self.timeout) < duration(has(self.interval) ? self.interval : '60s')",
+        "message": "timeout must be shorter than interval",
+        "fieldPath": ".timeout",
+    },
+    {
+        "rule": "!has(self.quorum) || self.quorum <= "
+        "(has(self.locations) && size(self.locations) > 0 ? size(self.locations) : 1)",
+        "message": "quorum cannot exceed the number of locations",
+        "fieldPath": ".quorum",
+    },
+    *_TYPE_RULES,
+]
+
+
 class MonitorSpec(ApiModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "!has(self.timeout) || duration(self.timeout) < duration(has(self.interval) ? self.interval : '60s')",
-                    "message": "timeout must be shorter than interval",
-                    "fieldPath": ".timeout",
-                },
-                {
-                    "rule": "!has(self.quorum) || self.quorum <= (has(self.locations) && size(self.locations) > 0 ? size(self.locations) : 1)",
-                    "message": "quorum cannot exceed the number of locations",
-                    "fieldPath": ".quorum",
-                },
-                *(
-                    {"rule": f"(self.type == '{t}') == has(self.{t})", "message": f"type {t} needs the {t} block, and only that one"}
-                    for t in _BLOCKS
-                ),
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _MONITOR_RULES})
 
     type: MonitorType = Field(description="Check type; the block of the same name holds its settings.")
     description: str | None = Field(default=None, description="What this monitor watches, for people.", max_length=1024)
     interval: Duration = Field(default=DEFAULT_INTERVAL, description="Time between checks (fixed rate).")
     timeout: Duration | None = Field(
-        default=None, description="Time one check may take; must be shorter than interval. Default: 10s, at most half the interval."
+        default=None,
+        description="Time one check may take; must be shorter than interval. Default: 10s, at most half the interval.",
     )
     locations: list[str] = Field(
         default_factory=list,
@@ -409,12 +420,17 @@ class MonitorSpec(ApiModel):
         max_length=32,
     )
     quorum: int | None = Field(
-        default=None, ge=1, description="Locations that must see a failure to confirm it. Default: a majority of locations."
+        default=None,
+        ge=1,
+        description="Locations that must see a failure to confirm it. Default: a majority of locations.",
     )
-    failure_threshold: int = Field(default=2, ge=1, le=100, description="Consecutive failures before the monitor is down.")
+    failure_threshold: int = Field(
+        default=2, ge=1, le=100, description="Consecutive failures before the monitor is down."
+    )
     success_threshold: int = Field(default=1, ge=1, le=100, description="Consecutive successes before it is up again.")
     escalation_policy_ref: LocalObjectReference | None = Field(
-        default=None, description="EscalationPolicy that pages people when this monitor goes down. Default: nobody is paged."
+        default=None,
+        description="EscalationPolicy that pages people when this monitor goes down. Default: nobody is paged.",
     )
     severity: Severity = Field(default=Severity.CRITICAL, description="critical, warning or info.")
     paused: bool = Field(default=False, description="Stop checking and alerting without deleting the monitor.")
@@ -448,7 +464,8 @@ class MonitorSpec(ApiModel):
             raise FieldError("timeout", f"timeout must be shorter than interval ({self.interval.total_seconds():g}s)")
         if self.quorum is not None and self.quorum > len(self.effective_locations):
             raise FieldError(
-                "quorum", f"quorum {self.quorum} is more than the {len(self.effective_locations)} location(s) listed"
+                "quorum",
+                f"quorum {self.quorum} is more than the {len(self.effective_locations)} location(s) listed",
             )
         return self
 
@@ -498,8 +515,10 @@ class MonitorStatus(StatusBase):
     target: str | None = Field(default=None, description="What is checked (URL, host:port, name).")
     last_check: datetime | None = Field(default=None, description="When the last check ran.")
     last_latency_ms: float | None = Field(default=None, description="Latency of the last check in milliseconds.")
-    uptime24h: str | None = Field(default=None, description="Uptime over the last 24 hours, e.g. 99.95%.")
-    uptime30d: str | None = Field(default=None, description="Uptime over the last 30 days.")
+    uptime24h: str | None = Field(
+        default=None, alias="uptime24h", description="Uptime over the last 24 hours, e.g. 99.95%."
+    )
+    uptime30d: str | None = Field(default=None, alias="uptime30d", description="Uptime over the last 30 days.")
     open_incident: str | None = Field(default=None, description="Code of the open incident, if any.")
     certificate_expiry: datetime | None = Field(default=None, description="When the served certificate expires.")
     certificate_days_left: int | None = Field(default=None, description="Days until that certificate expires.")

@@ -22,15 +22,21 @@ from spectra.api.durations import Duration
 
 class Plan(ApiModel):
     max_monitors: int | None = Field(default=None, ge=0, description="Most Monitors. Default: no limit.")
-    min_interval: Duration | None = Field(default=None, description="Shortest Monitor interval allowed. Default: no limit.")
+    min_interval: Duration | None = Field(
+        default=None, description="Shortest Monitor interval allowed. Default: no limit."
+    )
     max_status_pages: int | None = Field(default=None, ge=0, description="Most StatusPages. Default: no limit.")
 
 
 class OrganizationSpec(ApiModel):
     display_name: str = Field(description="Tenant name.", min_length=1, max_length=200)
-    namespaces: list[str] = Field(default_factory=list, description="Namespaces that belong to this tenant.", max_length=500)
+    namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces that belong to this tenant.", max_length=500
+    )
     plan: Plan = Field(default_factory=Plan, description="Limits; objects over them are not scheduled and say why.")
-    trial_ends: AwareDateTime | None = Field(default=None, description="After this time the tenant is treated as suspended.")
+    trial_ends: AwareDateTime | None = Field(
+        default=None, description="After this time the tenant is treated as suspended."
+    )
     suspended: bool = Field(default=False, description="Stop all checks and paging of this tenant.")
 
     @field_validator("namespaces")

@@ -36,7 +36,9 @@ def references(resource: Resource) -> Iterator[Reference]:
     """Every object name a resource refers to (Secrets are walked separately)."""
     if isinstance(resource, Monitor):
         if resource.spec.escalation_policy_ref is not None:
-            yield Reference("spec.escalationPolicyRef.name", "EscalationPolicy", resource.spec.escalation_policy_ref.name)
+            yield Reference(
+                "spec.escalationPolicyRef.name", "EscalationPolicy", resource.spec.escalation_policy_ref.name
+            )
     elif isinstance(resource, EscalationPolicy):
         for s, step in enumerate(resource.spec.steps):
             for t, target in enumerate(step.targets):

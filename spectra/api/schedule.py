@@ -39,7 +39,8 @@ class Restriction(ApiModel):
     """A layer is on call only inside these times (in the schedule's time zone)."""
 
     days: list[Weekday] = Field(
-        default_factory=lambda: list(Weekday), description="Weekdays the window starts on. Default: every day."
+        default_factory=lambda: list(Weekday),
+        description="Weekdays the window starts on. Default: every day.",
     )
     from_: ClockTime = Field(alias="from", description="Start of the window, HH:MM.")
     to: ClockTime = Field(description="End of the window, HH:MM; earlier than from means it ends the next day.")
@@ -53,9 +54,7 @@ class Restriction(ApiModel):
 
 class Layer(ApiModel):
     name: str = Field(description="Layer name, unique in the schedule.", min_length=1, max_length=63)
-    participants: list[str] = Field(
-        description="Contact names in rotation order.", min_length=1, max_length=100
-    )
+    participants: list[str] = Field(description="Contact names in rotation order.", min_length=1, max_length=100)
     start: date = Field(description="Date (in the schedule's zone) the first participant's turn begins.")
     rotation: LongDuration = Field(default=timedelta(weeks=1), description="Length of one turn, e.g. 1d or 1w.")
     handoff_time: ClockTime = Field(default="09:00", description="Wall-clock time turns change, HH:MM.")
@@ -95,8 +94,10 @@ class ScheduleSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "self.layers.all(a, self.layers.exists_one(b, a.name == b.name))",
-                 "message": "layer names must be unique"}
+                {
+                    "rule": "self.layers.all(a, self.layers.exists_one(b, a.name == b.name))",
+                    "message": "layer names must be unique",
+                }
             ]
         }
     )
@@ -104,7 +105,9 @@ class ScheduleSpec(ApiModel):
     description: str | None = Field(default=None, description="What this rotation covers.", max_length=1024)
     time_zone: TimeZoneName = Field(default="UTC", description="IANA zone for handoffs and restrictions (DST-aware).")
     layers: list[Layer] = Field(
-        description="Rotation layers; a later layer wins where it has someone on call.", min_length=1, max_length=10
+        description="Rotation layers; a later layer wins where it has someone on call.",
+        min_length=1,
+        max_length=10,
     )
     overrides: list[Override] = Field(
         default_factory=list, description="Temporary replacements; they win over every layer.", max_length=500

@@ -28,16 +28,22 @@ class Component(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "has(self.monitors) != has(self.monitorSelector)",
-                 "message": "give exactly one of monitors or monitorSelector"}
+                {
+                    "rule": "has(self.monitors) != has(self.monitorSelector)",
+                    "message": "give exactly one of monitors or monitorSelector",
+                }
             ]
         }
     )
 
     name: str = Field(description="Component name shown on the page.", min_length=1, max_length=100)
-    description: str | None = Field(default=None, description="Short explanation (markdown, sanitized).", max_length=1024)
+    description: str | None = Field(
+        default=None, description="Short explanation (markdown, sanitized).", max_length=1024
+    )
     monitors: list[str] | None = Field(
-        default=None, description="Monitors (same namespace) whose states make this component's state.", min_length=1
+        default=None,
+        description="Monitors (same namespace) whose states make this component's state.",
+        min_length=1,
     )
     monitor_selector: LabelSelector | None = Field(default=None, description="Or: monitors with these labels.")
 
@@ -90,7 +96,8 @@ class StatusPageSpec(ApiModel):
     description: str | None = Field(default=None, description="Intro text (markdown, sanitized).", max_length=8192)
     public: bool = Field(default=True, description="Serve the page, its feeds, JSON and badges without login.")
     hostnames: list[str] = Field(
-        default_factory=list, description="Own host names; each gets the page at / (the operator makes an Ingress).",
+        default_factory=list,
+        description="Own host names; each gets the page at / (the operator makes an Ingress).",
         max_length=20,
     )
     history_days: int = Field(default=90, ge=1, le=365, description="Days of uptime history shown.")

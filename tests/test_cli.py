@@ -1,0 +1,153 @@
+"""The `spectra` command as users and CI run it: a real process, real files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SPECTRA = str(Path(sys.executable).with_name("spectra"))
+
+
+def spectra(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SPECTRA, *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=env, check=False)
+
+
+def test_validate_examples_passes() -> None:
+    done = spectra("validate", "examples/")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert done.stderr.strip().endswith(": ok")
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (REPO / "examples").iterdir() if p.is_dir()))
+def test_each_example_validates_on_its_own(example: str) -> None:
+    done = spectra("validate", f"examples/{example}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (REPO / "examples" / example / "README.md").is_file()
+
+
+BAD_SET = """\
+apiVersion: spectra.dev/v1alpha1
+kind: Monitor
+metadata: {name: web, namespace: shop}
+spec:
+  type: http
+  interval: 5s
+  timeout: 10s
+  escalationPolicyRef: {name: missing}
+  http: {url: "http://169.254.169.254/"}
+---
+apiVersion: spectra.dev/v1alpha1
+kind: Organization
+metadata: {name: acme, namespace: nope}
+spec: {displayName: Acme}
+---
+key: [broken
+"""
+
+
+def test_validate_reports_every_error_and_exits_1(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD_SET, encoding="utf-8")
+    (tmp_path / "second.yaml").write_text(
+        "apiVersion: spectra.dev/v1alpha1\nkind: Contact\nmetadata: {name: x}\nspec: {}\n"
+    )
+    done = spectra("validate", str(tmp_path))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert (
+        f"{path}: Monitor/shop/web: spec.http.url: 169.254.169.254 is a link-local / cloud metadata address" in lines[0]
+    )
+    assert any(line.startswith(f"{path}: document 3: invalid YAML") for line in lines)
+    assert f"{tmp_path / 'second.yaml'}: Contact/default/x: spec.displayName: required field is missing" in lines
+    for line in lines:
+        file, obj, field, message = line.split(": ", 3)
+        assert file.endswith(".yaml")
+        assert all((obj, field, message))
+    assert "error(s)" in done.stderr
+
+
+def test_validate_missing_path_and_usage_errors(tmp_path: Path) -> None:
+    done = spectra("validate", str(tmp_path / "nope"))
+    assert done.returncode == 1
+    assert "no such file or folder" in done.stdout
+    assert spectra("validate").returncode == 2  # usage error: no paths
+
+
+def test_validate_skip_secrets(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(
+        "apiVersion: spectra.dev/v1alpha1\nkind: Monitor\nmetadata: {name: hb}\n"
+        "spec: {type: heartbeat, heartbeat: {tokenFrom: {secretKeyRef: {name: s, key: k}}}}\n"
+    )
+    assert spectra("validate", str(tmp_path)).returncode == 1
+    assert spectra("validate", "--skip-secrets", str(tmp_path)).returncode == 0
+
+
+def test_crds_prints_every_kind() -> None:
+    done = spectra("crds")
+    assert done.returncode == 0
+    kinds = [doc["spec"]["names"]["kind"] for doc in yaml.safe_load_all(done.stdout)]
+    assert sorted(kinds) == sorted(
+        [
+            "Monitor",
+            "Contact",
+            "Schedule",
+            "EscalationPolicy",
+            "StatusPage",
+            "MaintenanceWindow",
+            "Organization",
+        ]
+    )
+
+
+def test_crds_output_dir_matches_repo(tmp_path: Path) -> None:
+    assert spectra("crds", "-o", str(tmp_path)).returncode == 0
+    for path in (REPO / "crds").glob("*.yaml"):
+        assert (tmp_path / path.name).read_text() == path.read_text()
+
+
+def test_apply_then_db_current(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'spectra.db'}"
+    done = spectra("apply", "examples/", "--database", url)
+    assert done.returncode == 0, done.stderr
+    assert "28 created, 0 updated, 0 unchanged, 0 deleted" in done.stderr
+    again = spectra("apply", "examples/", "--database", url)
+    assert "0 created, 0 updated, 28 unchanged, 0 deleted" in again.stderr
+    current = spectra("db", "current", "--database", url)
+    assert current.returncode == 0
+    revision, _, rest = current.stdout.partition(" ")
+    assert revision != "empty"
+    assert revision in rest
+
+
+def test_apply_refuses_invalid_set_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(BAD_SET)
+    database = tmp_path / "spectra.db"
+    done = spectra("apply", str(tmp_path), "--database", f"sqlite:///{database}")
+    assert done.returncode == 1
+    assert "nothing applied" in done.stderr
+    assert not database.exists()
+
+
+def test_db_upgrade_uses_environment_url(tmp_path: Path) -> None:
+    import os
+
+    database = tmp_path / "env.db"
+    env = {**os.environ, "SPECTRA_DATABASE_URL": f"sqlite:///{database}"}
+    done = spectra("db", "upgrade", env=env)
+    assert done.returncode == 0, done.stderr
+    assert database.exists()
+
+
+def test_unreachable_database_is_a_clean_error(tmp_path: Path) -> None:
+    done = spectra("db", "upgrade", "--database", "mysql+pymysql://root:pw@127.0.0.1:1/none")
+    assert done.returncode == 69
+    assert "Traceback" not in done.stderr
+    assert "database error" in done.stderr
+    assert "pw" not in done.stderr.replace("pymysql", "")

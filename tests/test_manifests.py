@@ -1,0 +1,222 @@
+"""Reading manifests: files and folders, multi-document YAML, Secrets, and errors that name the spot."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from spectra.manifests import load_paths
+
+MONITOR = """\
+apiVersion: spectra.dev/v1alpha1
+kind: Monitor
+metadata:
+  name: {name}
+  namespace: {namespace}
+spec:
+  type: http
+  http: {{url: "https://example.com/"}}
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_folders_are_read_recursively_in_order(tmp_path: Path) -> None:
+    write(tmp_path / "b" / "two.yml", MONITOR.format(name="two", namespace="default"))
+    write(tmp_path / "a.yaml", MONITOR.format(name="one", namespace="default"))
+    write(tmp_path / ".git" / "ignored.yaml", "not: [valid")
+    write(tmp_path / "notes.txt", "not a manifest")
+    result = load_paths([tmp_path])
+    assert result.ok, result.errors
+    assert [item.resource.name for item in result.resources] == ["one", "two"]
+
+
+def test_multi_document_file_with_empty_documents(tmp_path: Path) -> None:
+    text = (
+        "---\n" + MONITOR.format(name="one", namespace="a") + "---\n---\n" + MONITOR.format(name="two", namespace="b")
+    )
+    result = load_paths([write(tmp_path / "m.yaml", text)])
+    assert result.ok, result.errors
+    assert [(i.resource.namespace, i.origin.document) for i in result.resources] == [("a", 1), ("b", 3)]
+
+
+def test_errors_name_file_object_and_field(tmp_path: Path) -> None:
+    bad = MONITOR.format(name="web", namespace="shop").replace("type: http", "type: http\n  intervall: 30s")
+    path = write(tmp_path / "bad.yaml", bad)
+    result = load_paths([path])
+    assert [str(e) for e in result.errors] == [
+        f"{path}: Monitor/shop/web: spec.intervall: unknown field (check the spelling; see the field reference)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("a: [unclosed\n", "invalid YAML"),
+        ("a: 1\n  b: 2\n", "invalid YAML"),
+        ("key: 1\nkey: 2\n", "appears twice"),
+        ("- just\n- a list\n", "must be a mapping"),
+        ("metadata: {name: x}\n", "apiVersion: required"),
+        ("apiVersion: spectra.dev/v1alpha1\nkind: Monitr\nmetadata: {name: x}\nspec: {}\n", "unknown kind"),
+    ],
+)
+def test_bad_documents(tmp_path: Path, text: str, words: str) -> None:
+    result = load_paths([write(tmp_path / "x.yaml", text)])
+    assert len(result.errors) == 1
+    assert words in str(result.errors[0])
+
+
+def test_not_utf8_and_missing_paths(tmp_path: Path) -> None:
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    result = load_paths([binary, tmp_path / "missing"])
+    messages = [str(e) for e in result.errors]
+    assert "not UTF-8" in messages[1]
+    assert messages[0] == f"{tmp_path / 'missing'}: no such file or folder"
+
+
+def test_other_kinds_are_skipped_and_lists_unpacked(tmp_path: Path) -> None:
+    text = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n"
+        "apiVersion: v1\nkind: List\nitems:\n"
+        "- apiVersion: spectra.dev/v1alpha1\n  kind: Contact\n  metadata: {name: ann}\n"
+        "  spec: {displayName: Ann, email: ann@example.com}\n"
+    )
+    result = load_paths([write(tmp_path / "x.yaml", text)])
+    assert result.ok, result.errors
+    assert [i.resource.ref for i in result.resources] == ["Contact/default/ann"]
+    assert [what for _, what in result.skipped] == ["v1 ConfigMap"]
+
+
+HEARTBEAT = """\
+apiVersion: spectra.dev/v1alpha1
+kind: Monitor
+metadata: {name: backup}
+spec:
+  type: heartbeat
+  interval: 1h
+  heartbeat:
+    tokenFrom: {secretKeyRef: {name: tokens, key: backup}}
+"""
+
+
+def test_secrets_answer_secret_key_refs(tmp_path: Path) -> None:
+    encoded = base64.b64encode(b"s3cret-token").decode()
+    secret = f"apiVersion: v1\nkind: Secret\nmetadata: {{name: tokens}}\ndata: {{backup: {encoded}}}\n"
+    result = load_paths([write(tmp_path / "m.yaml", HEARTBEAT + "---\n" + secret)])
+    assert result.ok, result.errors
+    assert result.secret_value("default", "tokens", "backup") == "s3cret-token"
+    assert "s3cret" not in repr(result.secrets)
+
+
+@pytest.mark.parametrize(
+    ("secret", "words"),
+    [
+        ("", "Secret 'tokens' does not exist in namespace default"),
+        (
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: tokens}\nstringData: {other: x}\n",
+            "has no key 'backup'",
+        ),
+        (
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: tokens, namespace: elsewhere}\nstringData: {backup: x}\n",
+            "does not exist in namespace default",
+        ),
+    ],
+)
+def test_missing_secret_is_an_error(tmp_path: Path, secret: str, words: str) -> None:
+    result = load_paths([write(tmp_path / "m.yaml", HEARTBEAT + ("---\n" + secret if secret else ""))])
+    assert [e.field for e in result.errors] == ["spec.heartbeat.tokenFrom.secretKeyRef"]
+    assert words in result.errors[0].message
+    assert load_paths([tmp_path], check_secrets=False).ok
+
+
+def test_bad_base64_never_echoes_the_value(tmp_path: Path) -> None:
+    secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: tokens}\ndata: {backup: 'not*base64*TOPSECRET'}\n"
+    result = load_paths([write(tmp_path / "s.yaml", secret)])
+    assert [e.field for e in result.errors] == ["data.backup"]
+    assert "TOPSECRET" not in str(result.errors[0])
+
+
+CROSS = [
+    (
+        "duplicate",
+        MONITOR.format(name="web", namespace="default") * 1 + "---\n" + MONITOR.format(name="web", namespace="default"),
+        "metadata.name",
+        "defined twice",
+    ),
+    (
+        "missing-policy",
+        MONITOR.format(name="web", namespace="default").replace(
+            "type: http", "type: http\n  escalationPolicyRef: {name: nope}"
+        ),
+        "spec.escalationPolicyRef.name",
+        "EscalationPolicy 'nope' does not exist",
+    ),
+    (
+        "missing-contact-and-schedule",
+        "apiVersion: spectra.dev/v1alpha1\nkind: EscalationPolicy\nmetadata: {name: p}\n"
+        "spec: {steps: [{targets: [{contact: ghost}, {schedule: nobody}]}]}\n",
+        "spec.steps[0].targets[0].contact",
+        "Contact 'ghost' does not exist",
+    ),
+    (
+        "missing-participant",
+        "apiVersion: spectra.dev/v1alpha1\nkind: Schedule\nmetadata: {name: s}\n"
+        "spec: {layers: [{name: l, participants: [ghost], start: 2026-01-05}]}\n",
+        "spec.layers[0].participants[0]",
+        "Contact 'ghost' does not exist",
+    ),
+    (
+        "missing-monitor-on-page",
+        "apiVersion: spectra.dev/v1alpha1\nkind: StatusPage\nmetadata: {name: p}\n"
+        "spec: {slug: s, title: T, groups: [{name: g, components: [{name: c, monitors: [ghost]}]}]}\n",
+        "spec.groups[0].components[0].monitors[0]",
+        "Monitor 'ghost' does not exist",
+    ),
+    (
+        "missing-page-in-window",
+        MONITOR.format(name="web", namespace="default")
+        + "---\napiVersion: spectra.dev/v1alpha1\nkind: MaintenanceWindow\nmetadata: {name: w}\n"
+        "spec: {start: '2026-01-01T00:00:00Z', end: '2026-01-01T01:00:00Z', monitors: [web], statusPages: [ghost]}\n",
+        "spec.statusPages[0]",
+        "StatusPage 'ghost' does not exist",
+    ),
+    (
+        "reference-across-namespaces",
+        MONITOR.format(name="web", namespace="team-a")
+        + "---\napiVersion: spectra.dev/v1alpha1\nkind: MaintenanceWindow\nmetadata: {name: w, namespace: team-b}\n"
+        "spec: {start: '2026-01-01T00:00:00Z', end: '2026-01-01T01:00:00Z', monitors: [web]}\n",
+        "spec.monitors[0]",
+        "does not exist in namespace team-b",
+    ),
+    (
+        "slug-taken",
+        "apiVersion: spectra.dev/v1alpha1\nkind: StatusPage\nmetadata: {name: p1}\n"
+        "spec: {slug: s, title: T, groups: [{name: g, components: [{name: c, monitorSelector: {matchLabels: {a: b}}}]}]}\n"
+        "---\napiVersion: spectra.dev/v1alpha1\nkind: StatusPage\nmetadata: {name: p2, namespace: other}\n"
+        "spec: {slug: s, title: T, groups: [{name: g, components: [{name: c, monitorSelector: {matchLabels: {a: b}}}]}]}\n",
+        "spec.slug",
+        "already used by StatusPage/default/p1",
+    ),
+    (
+        "namespace-in-two-orgs",
+        "apiVersion: spectra.dev/v1alpha1\nkind: Organization\nmetadata: {name: a}\nspec: {displayName: A, namespaces: [shared]}\n"
+        "---\napiVersion: spectra.dev/v1alpha1\nkind: Organization\nmetadata: {name: b}\nspec: {displayName: B, namespaces: [shared]}\n",
+        "spec.namespaces",
+        "already used by Organization/a",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "field", "words"), [c[1:] for c in CROSS], ids=[c[0] for c in CROSS])
+def test_checks_across_the_set(tmp_path: Path, text: str, field: str, words: str) -> None:
+    result = load_paths([write(tmp_path / "set.yaml", text)])
+    matching = [e for e in result.errors if e.field == field]
+    assert matching, result.errors
+    assert words in matching[0].message

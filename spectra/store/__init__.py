@@ -1,0 +1,90 @@
+"""The store: SQLAlchemy models, engines and sessions, migrations, and the queries on results.
+
+The only package that talks SQL. It imports nothing else of SpectraMonitor.
+"""
+
+from spectra.store.accounts import AuditLog, User, UserSession
+from spectra.store.base import NAMING_CONVENTION, Base
+from spectra.store.config import Monitor, MonitorLocation, Resource
+from spectra.store.engine import (
+    DEFAULT_DATABASE_URL,
+    database_url,
+    make_engine,
+    redacted,
+    session_factory,
+)
+from spectra.store.incidents import (
+    EscalationState,
+    EscalationStatus,
+    Incident,
+    IncidentEvent,
+    IncidentEventType,
+    IncidentState,
+)
+from spectra.store.migrate import current_revision, downgrade, head_revision, upgrade, upgrade_sql
+from spectra.store.notifications import Notification, NotificationAttempt, NotificationStatus
+from spectra.store.results import (
+    CheckResult,
+    CheckStatus,
+    DailyRollup,
+    HourlyRollup,
+    PruneCounts,
+    RetentionPolicy,
+    RollupCounts,
+    insert_results,
+    prune_daily,
+    prune_results,
+    rollup,
+)
+from spectra.store.subscribers import WHOLE_PAGE, Subscriber
+from spectra.store.types import BigIntPK, JSONType, UTCDateTime, utcnow
+from spectra.store.upsert import upsert, upsert_statement
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "NAMING_CONVENTION",
+    "WHOLE_PAGE",
+    "AuditLog",
+    "Base",
+    "BigIntPK",
+    "CheckResult",
+    "CheckStatus",
+    "DailyRollup",
+    "EscalationState",
+    "EscalationStatus",
+    "HourlyRollup",
+    "Incident",
+    "IncidentEvent",
+    "IncidentEventType",
+    "IncidentState",
+    "JSONType",
+    "Monitor",
+    "MonitorLocation",
+    "Notification",
+    "NotificationAttempt",
+    "NotificationStatus",
+    "PruneCounts",
+    "Resource",
+    "RetentionPolicy",
+    "RollupCounts",
+    "Subscriber",
+    "UTCDateTime",
+    "User",
+    "UserSession",
+    "current_revision",
+    "database_url",
+    "downgrade",
+    "head_revision",
+    "insert_results",
+    "make_engine",
+    "prune_daily",
+    "prune_results",
+    "redacted",
+    "rollup",
+    "session_factory",
+    "upgrade",
+    "upgrade_sql",
+    "upsert",
+    "upsert_statement",
+    "utcnow",
+]

@@ -1,0 +1,152 @@
+"""Migrations create exactly the models' schema, on SQLite and MariaDB, and undo it."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from spectra.store import Base, current_revision, downgrade, head_revision, make_engine, upgrade
+from spectra.store.migrate import upgrade_sql
+
+MODEL_TABLES = set(Base.metadata.tables)
+
+
+def schema_diff(url: str, metadata: sa.MetaData = Base.metadata) -> list[object]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            return list(compare_metadata(context, metadata))
+    finally:
+        engine.dispose()
+
+
+def table_names(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_matches_models_and_downgrade_undoes_it(database_url: str) -> None:
+    assert current_revision(database_url) is None
+
+    upgrade(database_url)
+    assert current_revision(database_url) == head_revision()
+    assert table_names(database_url) == MODEL_TABLES | {"alembic_version"}
+    assert schema_diff(database_url) == []
+
+    downgrade(database_url, "-1")
+    assert current_revision(database_url) is None  # 0001 is the only revision so far
+    assert table_names(database_url) == {"alembic_version"}
+
+    upgrade(database_url)
+    assert current_revision(database_url) == head_revision()
+    assert schema_diff(database_url) == []
+
+
+def test_comparison_would_catch_a_drifted_model(database_url: str) -> None:
+    """Negative control: the empty diff above means something only if drift shows up."""
+    upgrade(database_url)
+    drifted = sa.MetaData(naming_convention=Base.metadata.naming_convention)
+    for table in Base.metadata.sorted_tables:
+        table.to_metadata(drifted)
+    drifted.tables["monitors"].c.severity.type = sa.String(64)
+    drifted.tables["check_results"].append_constraint(sa.Index("ix_check_results_location", "location"))
+
+    kinds = {_kind(entry) for entry in schema_diff(database_url, drifted)}
+
+    assert kinds == {"modify_type", "add_index"}
+
+
+def _kind(entry: object) -> str:
+    # compare_metadata yields tuples, or lists of tuples for column modifications.
+    first = entry[0] if isinstance(entry, list) else entry
+    assert isinstance(first, tuple)
+    return str(first[0])
+
+
+def test_upgrade_on_a_shared_engine_and_connection(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            upgrade(conn)
+            assert current_revision(conn) == head_revision()
+        assert current_revision(engine) == head_revision()
+        if engine.dialect.name == "sqlite":
+            # The migration switches SQLite FK enforcement off for batch rebuilds; it must come back.
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
+    upgrade(database_url)
+    upgrade(database_url)
+    assert current_revision(database_url) == head_revision()
+    assert schema_diff(database_url) == []
+
+
+def test_mariadb_driverless_url_and_table_options(mariadb_url: str) -> None:
+    """``mariadb://`` works like ``mysql://``; every table is InnoDB utf8mb4 with binary collation."""
+    url = sa.make_url(mariadb_url).set(drivername="mariadb").render_as_string(hide_password=False)
+    upgrade(url)
+    assert schema_diff(url) == []
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT table_name, engine, table_collation FROM information_schema.tables "
+                    "WHERE table_schema = DATABASE() AND table_name <> 'alembic_version'"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert {row[0] for row in rows} == MODEL_TABLES
+    assert {(row[1], row[2]) for row in rows} == {("InnoDB", "utf8mb4_bin")}
+
+
+def test_constraint_names_follow_the_convention_and_fit_mysql() -> None:
+    names: list[str] = []
+    for table in Base.metadata.tables.values():
+        names += [str(index.name) for index in table.indexes]
+        names += [str(constraint.name) for constraint in table.constraints]
+    assert all(len(name) <= 64 for name in names), [n for n in names if len(n) > 64]
+    assert all(name.split("_", 1)[0] in {"ix", "uq", "ck", "fk", "pk"} for name in names)
+    assert "uq_notifications_idempotency_key" in names
+    assert "fk_check_results_monitor_id_monitors" in names
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mysql://spectra:pw@db/spectra", ["DATETIME(6)", "ENGINE=InnoDB", "COLLATE utf8mb4_bin"]),
+        ("sqlite:///offline.db", ["CREATE TABLE check_results", "CREATE INDEX ix_check_results_checked_at"]),
+    ],
+)
+def test_offline_sql(url: str, expected: list[str]) -> None:
+    sql = upgrade_sql(url)
+    for fragment in expected:
+        assert fragment in sql
+    assert sql.count("CREATE TABLE") == len(MODEL_TABLES) + 1  # + alembic_version
+
+
+def test_migrations_ship_as_package_files() -> None:
+    """A wheel only carries .py files of packages: migrations/ and versions/ must be packages."""
+    setuptools = pytest.importorskip("setuptools")
+    repo = Path(str(resources.files("spectra"))).parent
+    packages = setuptools.find_packages(where=str(repo), include=["spectra*"])
+    assert "spectra.store.migrations" in packages
+    assert "spectra.store.migrations.versions" in packages
+    migrations = resources.files("spectra.store.migrations")
+    assert migrations.joinpath("env.py").is_file()
+    assert migrations.joinpath("script.py.mako").is_file()
+    assert migrations.joinpath("versions", f"{head_revision()}_initial.py").is_file()

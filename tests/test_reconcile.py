@@ -77,7 +77,9 @@ def test_change_updates_only_that_object(session: Session, tmp_path: Path) -> No
 
     monitor = folder / "monitor.yaml"
     monitor.write_text(
-        monitor.read_text().replace("interval: 30s", "interval: 45s").replace("[eu-west, us-east]", "[eu-west, ap-south]")
+        monitor.read_text()
+        .replace("interval: 30s", "interval: 45s")
+        .replace("[eu-west, us-east]", "[eu-west, ap-south]")
     )
     report = apply_set(session, load(folder), MANIFEST_SOURCE)
     session.commit()

@@ -1,0 +1,1 @@
+"""Probe engine: one checker per check type, the egress guard, the scheduler and the worker loop."""

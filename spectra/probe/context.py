@@ -1,0 +1,97 @@
+"""What every checker shares: the egress guard, secrets, one HTTP client and one TLS context.
+
+Creating an HTTP client or an SSLContext costs about 20 ms each, so a worker makes them once and
+every check reuses them (DESIGN section 7).
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from spectra.api.base import ValueSource
+from spectra.api.monitor import MonitorSpec
+from spectra.probe.egress import EgressGuard, EgressPolicy
+
+if TYPE_CHECKING:
+    import httpx
+
+MAX_BODY_BYTES = 1024 * 1024  # bodies are read up to this size; assertions see no more
+REGEX_TIMEOUT_S = 0.1  # a pathological bodyRegex cannot stall the worker
+
+
+class SecretResolver(Protocol):
+    def get(self, namespace: str, name: str, key: str) -> str | None: ...
+
+
+class NoSecrets:
+    def get(self, namespace: str, name: str, key: str) -> str | None:
+        return None
+
+
+class MissingSecret(LookupError):
+    """A secretKeyRef that cannot be answered; the message names the reference, never a value."""
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """One monitor to check: its identity and validated spec."""
+
+    namespace: str
+    name: str
+    spec: MonitorSpec
+    monitor_id: int | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    """Trust from the system store, or from SSL_CERT_FILE / SSL_CERT_DIR when set (tests, private CAs)."""
+    context = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE"), capath=os.environ.get("SSL_CERT_DIR"))
+    return context
+
+
+@dataclass
+class CheckContext:
+    egress: EgressGuard = field(default_factory=lambda: EgressGuard(EgressPolicy()))
+    secrets: SecretResolver = field(default_factory=NoSecrets)
+    ssl_context: ssl.SSLContext = field(default_factory=default_ssl_context)
+    max_body_bytes: int = MAX_BODY_BYTES
+    regex_timeout_s: float = REGEX_TIMEOUT_S
+    # Heartbeat monitors: when the monitor last received a push (None: never).
+    last_push: Callable[[CheckRequest], Awaitable[datetime | None]] | None = None
+    artifacts_dir: Path = field(default_factory=lambda: Path("artifacts"))
+    _resources: dict[str, Any] = field(default_factory=dict)
+
+    def secret(self, namespace: str, source: ValueSource) -> str:
+        ref = source.secret_key_ref
+        value = self.secrets.get(namespace, ref.name, ref.key)
+        if value is None:
+            raise MissingSecret(f"Secret {namespace}/{ref.name} has no key {ref.key!r}")
+        return value
+
+    def shared(self, name: str, factory: Callable[[], Any]) -> Any:
+        """One instance per context of an expensive helper (HTTP client, browser)."""
+        if name not in self._resources:
+            self._resources[name] = factory()
+        return self._resources[name]
+
+    def http_client(self) -> httpx.AsyncClient:
+        from spectra.probe.checks.http import make_client
+
+        client: httpx.AsyncClient = self.shared("http", lambda: make_client(self))
+        return client
+
+    async def aclose(self) -> None:
+        for resource in list(self._resources.values()):
+            closer = getattr(resource, "aclose", None)
+            if closer is not None:
+                await closer()
+        self._resources.clear()

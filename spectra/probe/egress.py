@@ -1,0 +1,142 @@
+"""The egress guard: which addresses probes may connect to, checked at connect time.
+
+Every checker resolves its target through `EgressGuard.resolve` and connects to the addresses it
+returns, never to the name again, so a DNS answer that changes between check and connect (DNS
+rebinding) cannot slip past. HTTP goes through `GuardedResolver`, the same check inside aiohttp's
+connector, which also covers every redirect hop.
+
+Always refused: link-local and cloud metadata addresses in any spelling, multicast, reserved and
+unspecified addresses. Refused unless the policy allows them: loopback, private ranges (RFC 1918,
+CGNAT, IPv6 ULA) and cluster-internal names. Standalone mode allows private targets (it is the
+user's own machine); cluster mode does not by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from spectra.api.addresses import METADATA_HOSTNAMES, IPAddress, is_metadata_address, parse_ip
+
+_PRIVATE = tuple(
+    ipaddress.ip_network(net)
+    for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7", "198.18.0.0/15")
+)
+_CLUSTER_SUFFIXES = (".svc", ".cluster.local", ".local", ".internal")
+
+
+class EgressRefused(OSError):
+    """A target the egress policy does not allow; the message says why (and never holds secrets)."""
+
+
+@dataclass(frozen=True)
+class EgressPolicy:
+    allow_loopback: bool = False
+    allow_private: bool = False
+
+    @classmethod
+    def standalone(cls) -> EgressPolicy:
+        return cls(allow_loopback=True, allow_private=True)
+
+    def check_address(self, address: IPAddress, host: str) -> None:
+        """Raise EgressRefused if `address` (what `host` resolved to) may not be probed."""
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if is_metadata_address(address):
+            raise EgressRefused(f"{host} -> {address}: link-local / cloud metadata addresses are never probed")
+        if address.is_multicast or address.is_unspecified or address.is_reserved:
+            raise EgressRefused(f"{host} -> {address}: multicast, unspecified and reserved addresses are refused")
+        if address.is_loopback:
+            if not self.allow_loopback:
+                raise EgressRefused(f"{host} -> {address}: loopback targets are not allowed by the egress policy")
+            return
+        if any(address in net for net in _PRIVATE if net.version == address.version) or address.is_private:
+            if not self.allow_private:
+                raise EgressRefused(f"{host} -> {address}: private addresses are not allowed by the egress policy")
+
+    def check_name(self, host: str) -> None:
+        """Refuse names that are always internal, before asking DNS."""
+        name = host.lower().rstrip(".")
+        if name in METADATA_HOSTNAMES:
+            raise EgressRefused(f"{host}: cloud metadata hosts are never probed")
+        if not self.allow_private and parse_ip(name) is None:
+            if name.endswith(_CLUSTER_SUFFIXES) or "." not in name:
+                raise EgressRefused(f"{host}: cluster-internal names are not allowed by the egress policy")
+
+
+class EgressGuard:
+    """Resolves targets and returns only addresses the policy allows (all of them, or an error)."""
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        self.policy = policy
+
+    async def resolve(
+        self, host: str, port: int, *, family: int = socket.AF_UNSPEC, type_: int = socket.SOCK_STREAM
+    ) -> list[tuple[int, Any]]:
+        """(family, sockaddr) pairs to connect to; raises EgressRefused or OSError (no such host)."""
+        literal = parse_ip(host)
+        if literal is not None:
+            self.policy.check_address(literal, host)
+            family_of = socket.AF_INET6 if literal.version == 6 else socket.AF_INET
+            sockaddr: Any = (str(literal), port, 0, 0) if family_of == socket.AF_INET6 else (str(literal), port)
+            return [(family_of, sockaddr)]
+        self.policy.check_name(host)
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, family=family, type=type_)
+        if not infos:
+            raise OSError(f"{host}: no addresses")
+        # One refused answer refuses the whole name: mixing public and private answers is a rebinding trick.
+        for info in infos:
+            self.policy.check_address(ipaddress.ip_address(info[4][0].split("%", 1)[0]), host)
+        seen: set[Any] = set()
+        unique = []
+        for fam, _, _, _, addr in infos:
+            if addr not in seen:
+                seen.add(addr)
+                unique.append((fam, addr))
+        return unique
+
+    def check_url_host(self, host: str) -> None:
+        """For IP literals aiohttp never calls the resolver: check them before the request."""
+        literal = parse_ip(host)
+        if literal is not None:
+            self.policy.check_address(literal, host)
+        else:
+            self.policy.check_name(host)
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp resolver that applies the egress policy to every address it hands to the connector."""
+
+    def __init__(self, guard: EgressGuard) -> None:
+        self.guard = guard
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        results: list[ResolveResult] = []
+        for fam, addr in await self.guard.resolve(host, port, family=family):
+            results.append(
+                ResolveResult(
+                    hostname=host,
+                    host=addr[0],
+                    port=addr[1],
+                    family=fam,
+                    proto=0,
+                    flags=socket.AI_NUMERICHOST,
+                )
+            )
+        return results
+
+    async def close(self) -> None:
+        return None
+
+
+def first_address(addresses: Iterable[tuple[int, Any]]) -> tuple[int, Any]:
+    for item in addresses:
+        return item
+    raise OSError("no addresses")

@@ -1,0 +1,46 @@
+"""What one check found: status, latency, a reason people can read, and type-specific facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    UP = "up"
+    DEGRADED = "degraded"
+    DOWN = "down"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check.
+
+    `reason` is one line for people ("HTTP 500 from https://...", "expected 'ok' in body"); it never
+    holds secret values. `facts` carries type-specific details (status code, timings, certificate days
+    left, DNS answers, packet loss) as JSON-ready values.
+    """
+
+    status: Status
+    latency_ms: float | None
+    reason: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.UP
+
+    @classmethod
+    def up(cls, latency_ms: float | None, reason: str = "ok", **facts: Any) -> CheckResult:
+        return cls(Status.UP, latency_ms, reason, facts)
+
+    @classmethod
+    def degraded(cls, latency_ms: float | None, reason: str, **facts: Any) -> CheckResult:
+        return cls(Status.DEGRADED, latency_ms, reason, facts)
+
+    @classmethod
+    def down(cls, latency_ms: float | None, reason: str, **facts: Any) -> CheckResult:
+        return cls(Status.DOWN, latency_ms, reason, facts)

@@ -7,11 +7,13 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from spectra import __version__
+from spectra.api import Monitor
 
 log = logging.getLogger("spectra")
 
@@ -150,10 +152,108 @@ def apply(paths: tuple[Path, ...], database: str | None, prune: bool) -> None:
     engine = make_engine(url)
     try:
         with session_factory(engine).begin() as session:
-            report = apply_set(session, [item.resource for item in result.resources], MANIFEST_SOURCE, prune=prune)
+            report = apply_set(
+                session, [item.resource for item in result.resources], MANIFEST_SOURCE, prune=prune, secrets=result
+            )
     finally:
         engine.dispose()
     click.echo(str(report), err=True)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@database_option
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT", help="Web address.")
+@click.option("--concurrency", default=500, show_default=True, help="Checks in flight at most.")
+@click.option(
+    "--artifacts",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("artifacts"),
+    show_default=True,
+    help="Where browser screenshots go.",
+)
+def run(paths: tuple[Path, ...], database: str | None, listen: str, concurrency: int, artifacts: Path) -> None:
+    """Run everything in one process: load PATHS, check the monitors, serve /healthz, /metrics, /api/v1/monitors.
+
+    Manifests are reloaded when they change; SIGTERM stops cleanly.
+    """
+    from spectra.standalone import Options, Standalone
+    from spectra.store import database_url
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen")
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    options = Options(
+        paths=list(paths),
+        database_url=database_url(database),
+        host=host.strip("[]"),
+        port=int(port),
+        concurrency=concurrency,
+        artifacts_dir=artifacts,
+    )
+    sys.exit(_run_async(Standalone(options).run()))
+
+
+def _run_async(coroutine: Any) -> int:
+    """Run on uvloop where it is installed (lower scheduling lag near saturation)."""
+    import asyncio
+
+    try:
+        import uvloop
+    except ImportError:
+        return int(asyncio.run(coroutine))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return int(runner.run(coroutine))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--strict-egress",
+    is_flag=True,
+    help="Refuse loopback and private targets as the cluster does (default: allowed, as in standalone mode).",
+)
+@click.option("--concurrency", default=16, show_default=True, help="Checks run at the same time.")
+@click.option(
+    "--artifacts",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("artifacts"),
+    show_default=True,
+    help="Where browser screenshots go.",
+)
+def check(paths: tuple[Path, ...], strict_egress: bool, concurrency: int, artifacts: Path) -> None:
+    """Run each monitor in PATHS once and print a table; exit 1 when any is down.
+
+    The pull-request dry run: invalid manifests are reported as by `validate` and nothing is checked.
+    """
+    import asyncio
+
+    from spectra.manifests import load_paths
+    from spectra.probe.context import CheckContext, CheckRequest
+    from spectra.probe.egress import EgressGuard, EgressPolicy
+    from spectra.probe.oneshot import check_once, render_table
+
+    result = load_paths(paths)
+    for error in result.errors:
+        click.echo(str(error))
+    if result.errors:
+        click.echo(f"{len(result.errors)} error(s): nothing checked", err=True)
+        sys.exit(EXIT_INVALID)
+    requests = [
+        CheckRequest(item.resource.namespace, item.resource.name, item.resource.spec)
+        for item in result.resources
+        if isinstance(item.resource, Monitor)
+    ]
+    policy = EgressPolicy() if strict_egress else EgressPolicy.standalone()
+    ctx = CheckContext(egress=EgressGuard(policy), secrets=result, artifacts_dir=artifacts)
+    outcomes = asyncio.run(check_once(requests, ctx, concurrency=concurrency))
+    click.echo(render_table(outcomes))
+    failed = sum(outcome.failed for outcome in outcomes)
+    click.echo(f"{len(outcomes)} monitor(s), {failed} down", err=True)
+    if failed:
+        sys.exit(EXIT_INVALID)
 
 
 def main() -> None:

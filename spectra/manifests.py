@@ -74,7 +74,8 @@ class ManifestSet:
     def ok(self) -> bool:
         return not self.errors
 
-    def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+    def get(self, namespace: str, name: str, key: str) -> str | None:
+        """SecretResolver: the value of a key of a Secret declared in these manifests."""
         secret = self.secrets.get((namespace, name))
         return None if secret is None else secret.data.get(key)
 

@@ -17,8 +17,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from spectra.api import Monitor, Resource
+from spectra.api.secrets import NoSecrets, SecretResolver
 from spectra.store import Monitor as MonitorRow
-from spectra.store import MonitorLocation
+from spectra.store import MonitorLocation, push_token_hash
 from spectra.store import Resource as ResourceRow
 from spectra.store.types import utcnow
 
@@ -46,10 +47,13 @@ class ApplyReport:
         )
 
 
-def spec_hash(resource: Resource) -> str:
-    """A stable digest of what the user declared (spec and labels); server-set metadata is left out."""
+def spec_hash(resource: Resource, token_hash: str | None = None) -> str:
+    """A stable digest of what the user declared (spec and labels; server-set metadata is left out).
+
+    A heartbeat's token hash is mixed in so that rotating the token in its Secret re-applies the monitor.
+    """
     canonical = json.dumps(
-        {"spec": resource.spec_dict(), "labels": resource.metadata.labels},
+        {"spec": resource.spec_dict(), "labels": resource.metadata.labels, "token": token_hash},
         sort_keys=True,
         separators=(",", ":"),
     )
@@ -60,15 +64,26 @@ def key_of(resource: Resource) -> Key:
     return (resource.kind_name, resource.namespace, resource.name)
 
 
-def apply_set(session: Session, resources: Iterable[Resource], source: str, *, prune: bool = True) -> ApplyReport:
-    """Upsert every resource; with `prune`, delete this source's rows the set no longer has."""
+def apply_set(
+    session: Session,
+    resources: Iterable[Resource],
+    source: str,
+    *,
+    prune: bool = True,
+    secrets: SecretResolver | None = None,
+) -> ApplyReport:
+    """Upsert every resource; with `prune`, delete this source's rows the set no longer has.
+
+    `secrets` answers heartbeat monitors' token references: only a hash of the token is stored.
+    """
     report = ApplyReport()
+    secrets = secrets or NoSecrets()
     existing = {(row.kind, row.namespace, row.name): row for row in session.scalars(select(ResourceRow))}
     wanted: set[Key] = set()
     for resource in resources:
         key = key_of(resource)
         wanted.add(key)
-        _apply(session, resource, source, existing.get(key), report)
+        _apply(session, resource, source, existing.get(key), report, secrets=secrets)
     if prune:
         for key, row in existing.items():
             if row.source == source and key not in wanted:
@@ -78,7 +93,9 @@ def apply_set(session: Session, resources: Iterable[Resource], source: str, *, p
     return report
 
 
-def apply_one(session: Session, resource: Resource, source: str) -> ApplyReport:
+def apply_one(
+    session: Session, resource: Resource, source: str, *, secrets: SecretResolver | None = None
+) -> ApplyReport:
     """Upsert one resource (the operator's create/update handler)."""
     report = ApplyReport()
     kind, namespace, name = key_of(resource)
@@ -87,7 +104,7 @@ def apply_one(session: Session, resource: Resource, source: str) -> ApplyReport:
             ResourceRow.kind == kind, ResourceRow.namespace == namespace, ResourceRow.name == name
         )
     ).one_or_none()
-    _apply(session, resource, source, row, report)
+    _apply(session, resource, source, row, report, secrets=secrets or NoSecrets())
     session.flush()
     return report
 
@@ -102,8 +119,16 @@ def delete_one(session: Session, kind: str, namespace: str, name: str) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
-def _apply(session: Session, resource: Resource, source: str, row: ResourceRow | None, report: ApplyReport) -> None:
-    digest = spec_hash(resource)
+def _apply(
+    session: Session,
+    resource: Resource,
+    source: str,
+    row: ResourceRow | None,
+    report: ApplyReport,
+    *,
+    secrets: SecretResolver,
+) -> None:
+    digest = spec_hash(resource, _push_token(resource, secrets))
     declared_generation = resource.metadata.generation
     if row is None:
         row = ResourceRow(
@@ -119,7 +144,7 @@ def _apply(session: Session, resource: Resource, source: str, row: ResourceRow |
         )
         session.add(row)
         session.flush()  # the id is needed for the monitor row
-        _sync_monitor(session, row, resource)
+        _sync_monitor(session, row, resource, secrets)
         report.created.append(resource.ref)
         return
     same_generation = declared_generation is None or declared_generation == row.generation
@@ -131,7 +156,7 @@ def _apply(session: Session, resource: Resource, source: str, row: ResourceRow |
         row.labels = dict(resource.metadata.labels)
         row.spec_hash = digest
         row.generation = declared_generation or row.generation + 1
-        _sync_monitor(session, row, resource)
+        _sync_monitor(session, row, resource, secrets)
     elif declared_generation is not None:
         row.generation = declared_generation
     row.uid = resource.metadata.uid
@@ -140,7 +165,16 @@ def _apply(session: Session, resource: Resource, source: str, row: ResourceRow |
     report.updated.append(resource.ref)
 
 
-def monitor_columns(resource: Monitor) -> dict[str, Any]:
+def _push_token(resource: Resource, secrets: SecretResolver) -> str | None:
+    """The hash of a heartbeat monitor's push token (None when it is not a heartbeat or the Secret is missing)."""
+    if not isinstance(resource, Monitor) or resource.spec.heartbeat is None:
+        return None
+    ref = resource.spec.heartbeat.token_from.secret_key_ref
+    token = secrets.get(resource.namespace, ref.name, ref.key)
+    return push_token_hash(token) if token else None
+
+
+def monitor_columns(resource: Monitor, secrets: SecretResolver | None = None) -> dict[str, Any]:
     """The hot-path columns of a Monitor (what probes and the alerter read every cycle)."""
     spec = resource.spec
     policy = spec.escalation_policy_ref
@@ -158,13 +192,14 @@ def monitor_columns(resource: Monitor) -> dict[str, Any]:
         "escalation_policy": policy.name if policy is not None else None,
         "severity": str(spec.severity),
         "labels": dict(resource.metadata.labels),
+        "push_token_hash": _push_token(resource, secrets or NoSecrets()),
     }
 
 
-def _sync_monitor(session: Session, row: ResourceRow, resource: Resource) -> None:
+def _sync_monitor(session: Session, row: ResourceRow, resource: Resource, secrets: SecretResolver) -> None:
     if not isinstance(resource, Monitor):
         return
-    columns = monitor_columns(resource)
+    columns = monitor_columns(resource, secrets)
     monitor = session.get(MonitorRow, row.id)
     if monitor is None:
         monitor = MonitorRow(resource_id=row.id, **columns)

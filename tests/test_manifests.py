@@ -111,7 +111,7 @@ def test_secrets_answer_secret_key_refs(tmp_path: Path) -> None:
     secret = f"apiVersion: v1\nkind: Secret\nmetadata: {{name: tokens}}\ndata: {{backup: {encoded}}}\n"
     result = load_paths([write(tmp_path / "m.yaml", HEARTBEAT + "---\n" + secret)])
     assert result.ok, result.errors
-    assert result.secret_value("default", "tokens", "backup") == "s3cret-token"
+    assert result.get("default", "tokens", "backup") == "s3cret-token"
     assert "s3cret" not in repr(result.secrets)
 
 

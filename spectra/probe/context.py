@@ -12,10 +12,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from spectra.api.base import ValueSource
 from spectra.api.monitor import MonitorSpec
+from spectra.api.secrets import NoSecrets, SecretResolver
 from spectra.probe.egress import EgressGuard, EgressPolicy
 
 if TYPE_CHECKING:
@@ -23,15 +24,6 @@ if TYPE_CHECKING:
 
 MAX_BODY_BYTES = 1024 * 1024  # bodies are read up to this size; assertions see no more
 REGEX_TIMEOUT_S = 0.1  # a pathological bodyRegex cannot stall the worker
-
-
-class SecretResolver(Protocol):
-    def get(self, namespace: str, name: str, key: str) -> str | None: ...
-
-
-class NoSecrets:
-    def get(self, namespace: str, name: str, key: str) -> str | None:
-        return None
 
 
 class MissingSecret(LookupError):
@@ -54,8 +46,7 @@ class CheckRequest:
 
 def default_ssl_context() -> ssl.SSLContext:
     """Trust from the system store, or from SSL_CERT_FILE / SSL_CERT_DIR when set (tests, private CAs)."""
-    context = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE"), capath=os.environ.get("SSL_CERT_DIR"))
-    return context
+    return ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE"), capath=os.environ.get("SSL_CERT_DIR"))
 
 
 @dataclass

@@ -46,28 +46,30 @@ class EgressPolicy:
 
     def check_address(self, address: IPAddress, host: str) -> None:
         """Raise EgressRefused if `address` (what `host` resolved to) may not be probed."""
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
+        # IPv4-mapped, NAT64 and IPv4-compatible answers are judged by the IPv4 address they carry.
+        address = parse_ip(str(address)) or address
         if is_metadata_address(address):
             raise EgressRefused(f"{host} -> {address}: link-local / cloud metadata addresses are never probed")
-        if address.is_multicast or address.is_unspecified or address.is_reserved:
+        if address.is_multicast or address.is_unspecified:
             raise EgressRefused(f"{host} -> {address}: multicast, unspecified and reserved addresses are refused")
-        if address.is_loopback:
+        if address.is_loopback:  # before is_reserved: ::1 lies in the reserved ::/8
             if not self.allow_loopback:
                 raise EgressRefused(f"{host} -> {address}: loopback targets are not allowed by the egress policy")
             return
-        if any(address in net for net in _PRIVATE if net.version == address.version) or address.is_private:
-            if not self.allow_private:
-                raise EgressRefused(f"{host} -> {address}: private addresses are not allowed by the egress policy")
+        if address.is_reserved:
+            raise EgressRefused(f"{host} -> {address}: multicast, unspecified and reserved addresses are refused")
+        private = any(address in net for net in _PRIVATE if net.version == address.version) or address.is_private
+        if private and not self.allow_private:
+            raise EgressRefused(f"{host} -> {address}: private addresses are not allowed by the egress policy")
 
     def check_name(self, host: str) -> None:
         """Refuse names that are always internal, before asking DNS."""
         name = host.lower().rstrip(".")
         if name in METADATA_HOSTNAMES:
             raise EgressRefused(f"{host}: cloud metadata hosts are never probed")
-        if not self.allow_private and parse_ip(name) is None:
-            if name.endswith(_CLUSTER_SUFFIXES) or "." not in name:
-                raise EgressRefused(f"{host}: cluster-internal names are not allowed by the egress policy")
+        internal = parse_ip(name) is None and (name.endswith(_CLUSTER_SUFFIXES) or "." not in name)
+        if internal and not self.allow_private:
+            raise EgressRefused(f"{host}: cluster-internal names are not allowed by the egress policy")
 
 
 class EgressGuard:
@@ -93,9 +95,9 @@ class EgressGuard:
             raise OSError(f"{host}: no addresses")
         # One refused answer refuses the whole name: mixing public and private answers is a rebinding trick.
         for info in infos:
-            self.policy.check_address(ipaddress.ip_address(info[4][0].split("%", 1)[0]), host)
+            self.policy.check_address(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]), host)
         seen: set[Any] = set()
-        unique = []
+        unique: list[tuple[int, Any]] = []
         for fam, _, _, _, addr in infos:
             if addr not in seen:
                 seen.add(addr)
@@ -117,7 +119,9 @@ class GuardedResolver(AbstractResolver):
     def __init__(self, guard: EgressGuard) -> None:
         self.guard = guard
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         results: list[ResolveResult] = []
         for fam, addr in await self.guard.resolve(host, port, family=family):
             results.append(

@@ -70,6 +70,8 @@ class Monitor(Base):
     escalation_policy: Mapped[str | None] = mapped_column(String(NAME_LEN))
     severity: Mapped[str] = mapped_column(String(32))
     labels: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    # Heartbeat monitors: sha256 hex of the push token (see spectra.store.probes.push_token_hash).
+    push_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
 
     resource: Mapped[Resource] = relationship(back_populates="monitor")
     locations: Mapped[list[MonitorLocation]] = relationship(

@@ -66,6 +66,8 @@ class CheckResult(Base):
     latency_ms: Mapped[float | None] = mapped_column(Double)
     reason: Mapped[str] = mapped_column(String(REASON_LEN), default="")
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # The slot's due time (probe scheduler): at most one result per (monitor, location, slot).
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class _RollupColumns:
@@ -104,14 +106,14 @@ CHECK_RESULTS: Final = CheckResult.__table__
 HOURLY: Final = HourlyRollup.__table__
 DAILY: Final = DailyRollup.__table__
 _ROLLUP_KEY: Final = ("monitor_id", "location", "bucket_start")
-_RESULT_DEFAULTS: Final[dict[str, Any]] = {"latency_ms": None, "reason": "", "details": None}
+_RESULT_DEFAULTS: Final[dict[str, Any]] = {"latency_ms": None, "reason": "", "details": None, "scheduled_at": None}
 
 
 def insert_results(session: Executor, rows: Sequence[Mapping[str, Any]]) -> int:
     """Insert a batch of results with one executemany; returns the number of rows.
 
     Each row needs ``monitor_id``, ``location``, ``checked_at`` (aware) and ``status``; ``latency_ms``,
-    ``reason`` and ``details`` are optional.
+    ``reason``, ``details`` and ``scheduled_at`` are optional.
     """
     if not rows:
         return 0

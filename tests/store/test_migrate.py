@@ -9,9 +9,10 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from spectra.store import Base, current_revision, downgrade, head_revision, make_engine, upgrade
-from spectra.store.migrate import upgrade_sql
+from spectra.store.migrate import alembic_config, upgrade_sql
 
 MODEL_TABLES = set(Base.metadata.tables)
 
@@ -24,6 +25,14 @@ def schema_diff(url: str, metadata: sa.MetaData = Base.metadata) -> list[object]
             return list(compare_metadata(context, metadata))
     finally:
         engine.dispose()
+
+
+def previous_revision(revision: str) -> str | None:
+    script = ScriptDirectory.from_config(alembic_config()).get_revision(revision)
+    assert script is not None
+    down = script.down_revision
+    assert down is None or isinstance(down, str)
+    return down
 
 
 def table_names(url: str) -> set[str]:
@@ -43,7 +52,9 @@ def test_upgrade_matches_models_and_downgrade_undoes_it(database_url: str) -> No
     assert schema_diff(database_url) == []
 
     downgrade(database_url, "-1")
-    assert current_revision(database_url) is None  # 0001 is the only revision so far
+    assert current_revision(database_url) == previous_revision(head_revision())
+    downgrade(database_url, "base")
+    assert current_revision(database_url) is None
     assert table_names(database_url) == {"alembic_version"}
 
     upgrade(database_url)
@@ -149,4 +160,5 @@ def test_migrations_ship_as_package_files() -> None:
     migrations = resources.files("spectra.store.migrations")
     assert migrations.joinpath("env.py").is_file()
     assert migrations.joinpath("script.py.mako").is_file()
-    assert migrations.joinpath("versions", f"{head_revision()}_initial.py").is_file()
+    assert migrations.joinpath("versions", "0001_initial.py").is_file()
+    assert any(path.name.startswith(f"{head_revision()}_") for path in migrations.joinpath("versions").iterdir())

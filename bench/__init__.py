@@ -1,0 +1,1 @@
+"""Benchmark harness: `python -m bench` prints one JSON document (see bench/README.md)."""

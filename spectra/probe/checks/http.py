@@ -1,0 +1,410 @@
+"""http(s) checks: one request (plus redirects), a size-capped body, and the spec's expectations.
+
+One httpx client per worker runs on aiohttp's connection machinery (httpx's own pool is slow under
+concurrency, DESIGN section 7). Every check opens a fresh connection (`force_close`): a pooled
+keep-alive connection would hide DNS, TCP and TLS failures. Every hop is resolved through the egress
+guard, and IP-literal hosts (which aiohttp never resolves) are checked by a request hook.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import json
+import socket
+import ssl
+import time
+from collections.abc import AsyncGenerator, Iterator
+from contextvars import ContextVar
+from functools import lru_cache
+from types import SimpleNamespace
+from typing import Any, cast
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from spectra.api.monitor import HttpCheck, HttpExpect
+from spectra.probe import assertions
+from spectra.probe.certificates import CertificateInfo, expiry_reason, parse_der
+from spectra.probe.context import CheckContext, CheckRequest
+from spectra.probe.egress import EgressGuard, EgressRefused, GuardedResolver
+from spectra.probe.result import CheckResult
+
+USER_AGENT = "SpectraMonitor/0.1 (+https://spectra.dev)"
+
+# What the current check's hops did: timings of the final hop and its peer certificate. Trace
+# callbacks and the response class run inside the request's task, so they see the check's dict.
+_TRACE: ContextVar[dict[str, Any] | None] = ContextVar("spectra_http_trace", default=None)
+
+
+class TooManyRedirects(Exception):
+    pass
+
+
+# --- the client ------------------------------------------------------------------------------------
+
+
+def make_client(ctx: CheckContext) -> httpx.AsyncClient:
+    """The worker's one HTTP client; call inside the running loop (aiohttp binds its session to it)."""
+    connector = aiohttp.TCPConnector(
+        resolver=GuardedResolver(ctx.egress),
+        ssl=ctx.ssl_context,
+        force_close=True,
+        limit=0,  # the scheduler bounds concurrency
+        use_dns_cache=False,  # every check resolves (and is checked) anew
+    )
+    session = aiohttp.ClientSession(
+        connector=connector,
+        trace_configs=[_trace_config()],
+        response_class=_CertificateResponse,
+        cookie_jar=aiohttp.DummyCookieJar(),  # monitors of different tenants share this session
+        trust_env=False,  # no proxy or netrc from the environment: a proxy would bypass the guard
+    )
+    client = httpx.AsyncClient(
+        transport=AiohttpTransport(client=session, verify=ctx.ssl_context, trust_env=False),
+        trust_env=False,
+        follow_redirects=False,  # `check` follows hops itself, with the spec's limit and no body reads
+        headers={"User-Agent": USER_AGENT, "Connection": "close"},
+        event_hooks={"request": [_egress_hook(ctx.egress)]},
+    )
+    # Set after construction: the constructor (and the `cookies` setter) would copy it into a plain Cookies.
+    client._cookies = _NoCookies()
+    return client
+
+
+class _NoCookies(httpx.Cookies):
+    """Monitors of different tenants share the client, so no cookie is ever kept or sent. Skipping httpx's
+    per-response cookie parsing also saves about a tenth of the CPU of a check (bench profile)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
+
+
+def _egress_hook(guard: EgressGuard) -> Any:
+    async def hook(request: httpx.Request) -> None:
+        if request.url.scheme not in ("http", "https"):
+            raise EgressRefused(f"{request.url.scheme}: only http and https targets are requested")
+        guard.check_url_host(request.url.host)
+
+    return hook
+
+
+class _CertificateResponse(aiohttp.ClientResponse):
+    """Keeps the peer certificate of https answers (the connection is released before trace callbacks
+    that see the response run, so this is the one place that still has the TLS transport)."""
+
+    async def start(self, connection: aiohttp.connector.Connection) -> aiohttp.ClientResponse:
+        record = _TRACE.get()
+        transport = connection.transport
+        if record is not None and transport is not None:
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is not None:
+                record["peer_cert"] = ssl_object.getpeercert(binary_form=True)
+        return await super().start(connection)
+
+
+def _mark(name: str) -> Any:
+    async def callback(session: aiohttp.ClientSession, context: SimpleNamespace, params: Any) -> None:
+        record = _TRACE.get()
+        if record is not None:
+            record[name] = time.perf_counter()
+
+    return callback
+
+
+async def _on_request_start(session: aiohttp.ClientSession, context: SimpleNamespace, params: Any) -> None:
+    record = _TRACE.get()
+    if record is not None:
+        record.clear()  # a redirect hop starts over: facts describe the final response
+        record["start"] = time.perf_counter()
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    config = aiohttp.TraceConfig()
+    config.on_request_start.append(_on_request_start)
+    config.on_dns_resolvehost_start.append(_mark("dns_start"))
+    config.on_dns_resolvehost_end.append(_mark("dns_end"))
+    config.on_connection_create_start.append(_mark("connect_start"))
+    config.on_connection_create_end.append(_mark("connect_end"))
+    config.on_request_end.append(_mark("headers"))
+    return config
+
+
+def _timings(record: dict[str, Any], finished: float) -> dict[str, float]:
+    """Phases of the final hop in ms. aiohttp does TCP connect and TLS handshake in one step, so
+    `connect_ms` includes the handshake on https."""
+
+    def span(start: str, end: str) -> float | None:
+        if start in record and end in record:
+            return round((float(record[end]) - float(record[start])) * 1000, 3)
+        return None
+
+    phases = {
+        "dns_ms": span("dns_start", "dns_end"),
+        "connect_ms": span("dns_end" if "dns_end" in record else "connect_start", "connect_end"),
+        "ttfb_ms": span("start", "headers"),
+    }
+    timings = {name: value for name, value in phases.items() if value is not None}
+    if "start" in record:
+        timings["total_ms"] = round((finished - record["start"]) * 1000, 3)
+    return timings
+
+
+# --- the check -------------------------------------------------------------------------------------
+
+
+async def check(request: CheckRequest, ctx: CheckContext) -> CheckResult:
+    spec = request.spec.http
+    if spec is None:
+        raise ValueError(f"{request.ref} has no http block")
+    headers, secret_names = _request_headers(request, ctx)
+    timeout = request.spec.effective_timeout.total_seconds()
+    client = ctx.http_client()
+    record: dict[str, Any] = {}
+    token = _TRACE.set(record)
+    started = time.perf_counter()
+    try:
+        try:
+            response, redirects = await _send(client, spec, headers, secret_names, timeout)
+        except TooManyRedirects as exc:
+            return CheckResult.down(_ms(started), str(exc))
+        except httpx.HTTPError as exc:
+            return CheckResult.down(_ms(started), _describe(exc, timeout))
+        try:
+            body, truncated = await _read_body(response, ctx.max_body_bytes)
+        except httpx.HTTPError as exc:
+            return CheckResult.down(_ms(started), f"reading the body failed: {_describe(exc, timeout)}")
+        finally:
+            await response.aclose()
+        finished = time.perf_counter()
+    finally:
+        _TRACE.reset(token)
+
+    timings = _timings(record, finished)
+    latency = timings.get("total_ms", round((finished - started) * 1000, 3))
+    facts: dict[str, Any] = {
+        "status_code": response.status_code,
+        "final_url": _public_url(response.url),
+        "redirects": redirects,
+        "timings": timings,
+        "body_bytes": len(body),
+        "body_truncated": truncated,
+    }
+    if response.url.scheme == "https" and "peer_cert" in record:
+        certificate = _certificate(record["peer_cert"])
+        facts["certificate_expires_at"] = certificate.not_after.isoformat()
+        facts["certificate_days_left"] = certificate.days_left()
+    text = _decode(body, response.charset_encoding)
+    return _evaluate(spec.expect, response, text=text, truncated=truncated, latency=latency, facts=facts, ctx=ctx)
+
+
+def _request_headers(request: CheckRequest, ctx: CheckContext) -> tuple[list[tuple[str, str]], set[str]]:
+    """The spec's headers, secrets resolved (MissingSecret propagates: run_check names the Secret)."""
+    assert request.spec.http is not None
+    headers: list[tuple[str, str]] = []
+    secret_names: set[str] = set()
+    for header in request.spec.http.headers:
+        if header.value_from is not None:
+            headers.append((header.name, ctx.secret(request.namespace, header.value_from)))
+            secret_names.add(header.name.lower())
+        else:
+            headers.append((header.name, header.value or ""))
+    return headers, secret_names
+
+
+async def _send(
+    client: httpx.AsyncClient,
+    spec: HttpCheck,
+    headers: list[tuple[str, str]],
+    secret_names: set[str],
+    timeout: float,
+) -> tuple[httpx.Response, int]:
+    """Send and follow redirects up to the limit. Redirect bodies are never read; each hop passes the
+    request hook and the guarded resolver."""
+    content = spec.body.encode() if spec.body is not None else None
+    request = client.build_request(spec.method, spec.url, headers=headers, content=content, timeout=timeout)
+    origin = _origin(request.url)
+    redirects = 0
+    while True:
+        response = await client.send(request, stream=True, follow_redirects=False)
+        following = response.next_request
+        if following is None or not spec.follow_redirects:
+            return response, redirects
+        await response.aclose()
+        if redirects >= spec.max_redirects:
+            raise TooManyRedirects(
+                f"too many redirects (more than {spec.max_redirects}), next: {_public_url(following.url)}"
+            )
+        if secret_names and _origin(following.url) != origin:
+            # Header values from Secrets go to the monitored origin only, never to where it redirects.
+            for name in secret_names:
+                following.headers.pop(name, None)
+        request = following
+        redirects += 1
+
+
+async def _read_body(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most `limit` bytes of the (decoded) body; reading stops in the chunk that crosses the limit."""
+    chunks: list[bytes] = []
+    size = 0
+    stream = cast(AsyncGenerator[bytes, None], response.aiter_bytes())  # it is one; closed promptly below
+    async with contextlib.aclosing(stream):
+        async for chunk in stream:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                break
+    body = b"".join(chunks)
+    return body[:limit], size > limit
+
+
+def _evaluate(
+    expect: HttpExpect,
+    response: httpx.Response,
+    *,
+    text: str,
+    truncated: bool,
+    latency: float,
+    facts: dict[str, Any],
+    ctx: CheckContext,
+) -> CheckResult:
+    code = response.status_code
+    if expect.status is None:
+        if not 200 <= code < 300:
+            return CheckResult.down(latency, f"HTTP {code} (expected 2xx)", **facts)
+    elif code not in expect.status:
+        wanted = ", ".join(str(status) for status in expect.status)
+        return CheckResult.down(latency, f"HTTP {code} (expected {wanted})", **facts)
+
+    failure = _body_failure(expect, text, ctx)
+    if failure is not None:
+        if truncated:
+            failure += f" (only the first {facts['body_bytes']} bytes are read)"
+        return CheckResult.down(latency, failure, **facts)
+    for name, value in expect.headers.items():
+        failure = assertions.header_contains(response.headers, name, value)
+        if failure is not None:
+            return CheckResult.down(latency, failure, **facts)
+
+    slow: list[str] = []
+    days_left = facts.get("certificate_days_left")
+    if expect.certificate_min_days is not None and days_left is not None and days_left < expect.certificate_min_days:
+        slow.append(f"{expiry_reason(days_left)} (min {expect.certificate_min_days})")
+    if expect.max_response_time is not None:
+        limit_ms = expect.max_response_time.total_seconds() * 1000
+        if latency > limit_ms:
+            slow.append(f"took {latency:.0f} ms (max {limit_ms:.0f} ms)")
+    if slow:
+        return CheckResult.degraded(latency, "; ".join(slow), **facts)
+    return CheckResult.up(latency, f"HTTP {code}", **facts)
+
+
+def _body_failure(expect: HttpExpect, text: str, ctx: CheckContext) -> str | None:
+    if expect.body_contains is not None:
+        failure = assertions.body_contains(text, expect.body_contains)
+        if failure is not None:
+            return failure
+    if expect.body_regex is not None:
+        failure = assertions.body_regex(text, expect.body_regex, ctx.regex_timeout_s)
+        if failure is not None:
+            return failure
+    if expect.json_path:
+        try:
+            document = json.loads(text)
+        except ValueError as exc:
+            return f"body is not JSON: {exc}"
+        for item in expect.json_path:
+            failure = assertions.json_path_equals(document, item.path, item.equals)
+            if failure is not None:
+                return failure
+    return None
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
+
+
+def _public_url(url: httpx.URL) -> str:
+    """A URL fit for facts and reasons: redirects may carry credentials in the userinfo part."""
+    return str(url.copy_with(username=None, password=None)) if url.userinfo else str(url)
+
+
+def _decode(body: bytes, charset: str | None) -> str:
+    try:
+        codec = codecs.lookup(charset or "utf-8").name
+    except LookupError:
+        codec = "utf-8"
+    return body.decode(codec, errors="replace")
+
+
+@lru_cache(maxsize=1024)  # the same few certificates are seen over and over
+def _certificate(der: bytes) -> CertificateInfo:
+    return parse_der(der)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and everything it wraps (httpx wraps aiohttp, which wraps the OSError)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending += [
+            current.__cause__,
+            current.__context__,
+            getattr(current, "os_error", None),
+            getattr(current, "certificate_error", None),
+        ]
+
+
+def _describe(exc: httpx.HTTPError, timeout: float) -> str:
+    """One line for people; an egress refusal deeper in the chain is re-raised for run_check.
+
+    The underlying error decides, not the httpx class: httpx-aiohttp maps some connect errors (a refused
+    connection among them) to httpx.ConnectTimeout.
+    """
+    chain = list(_causes(exc))
+    # aiohttp's own TLS errors subclass the ssl ones; the ssl error they wrap has the details.
+    causes = [cause for cause in chain if not isinstance(cause, aiohttp.ClientError)]
+    for cause in causes:
+        if isinstance(cause, EgressRefused):
+            raise cause from None
+    for cause in causes:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS: certificate verify failed: {cause.verify_message or cause.reason}"
+    for cause in causes:
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS: {cause.reason or cause}"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ConnectionResetError):
+            return "connection reset by peer"
+        if isinstance(cause, socket.gaierror):
+            return f"DNS lookup failed: {cause.strerror}"
+    if any(isinstance(cause, TimeoutError) for cause in chain):  # aiohttp's connect and read timeouts
+        return f"timed out after {timeout:g}s"
+    if any(isinstance(cause, aiohttp.ServerDisconnectedError) for cause in chain):
+        return "server closed the connection without answering"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"protocol error: {_first_line(exc)}"
+    return f"{type(exc).__name__}: {_first_line(exc)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

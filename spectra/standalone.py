@@ -1,0 +1,186 @@
+"""`spectra run`: the whole pipeline in one process on SQLite (or any store URL).
+
+Manifests are loaded, validated and applied through the same loader the operator uses; a probe worker
+checks the monitors; the web app serves health, metrics and the monitor API. Changed manifests are
+re-applied without dropping schedules; a set with errors is reported and the last good one kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+from sqlalchemy import Engine, func, select
+
+from spectra.manifests import ManifestSet, discover, load_paths
+from spectra.probe.context import CheckContext
+from spectra.probe.egress import EgressGuard, EgressPolicy
+from spectra.probe.leases import SoloAssignment
+from spectra.probe.worker import Worker
+from spectra.reconcile import MANIFEST_SOURCE, apply_set
+from spectra.store import Monitor as MonitorRow
+from spectra.store import make_engine, redacted, session_factory, upgrade
+from spectra.web.app import Runtime, create_app
+from spectra.web.metrics import ProbeMetrics
+
+log = logging.getLogger("spectra.run")
+
+DEFAULT_LOCATION = "default"
+
+
+@dataclass
+class Options:
+    paths: Sequence[Path]
+    database_url: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    concurrency: int = 500
+    poll_interval_s: float = 1.0
+    artifacts_dir: Path = field(default_factory=lambda: Path("artifacts"))
+
+
+class CurrentSecrets:
+    """The Secrets of the last good manifest set; reloads swap the set underneath running checks."""
+
+    def __init__(self, manifests: ManifestSet) -> None:
+        self.manifests = manifests
+
+    def get(self, namespace: str, name: str, key: str) -> str | None:
+        return self.manifests.get(namespace, name, key)
+
+
+def fingerprint(paths: Sequence[Path]) -> frozenset[tuple[str, int, int]]:
+    """What a reload compares: every manifest file with its mtime and size (added and removed files too)."""
+    files, _ = discover(paths)
+    stamps = set()
+    for path in files:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        stamps.add((str(path), stat.st_mtime_ns, stat.st_size))
+    return frozenset(stamps)
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
+
+
+class Standalone:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.engine: Engine = make_engine(options.database_url)
+        self.sessions = session_factory(self.engine)
+        self.metrics = ProbeMetrics()
+        self.stopping = asyncio.Event()
+        self.ready_problem: str | None = "starting"
+        self.secrets: CurrentSecrets | None = None
+        self.worker: Worker | None = None
+
+    def _apply(self, manifests: ManifestSet) -> str:
+        with self.sessions.begin() as session:
+            report = apply_set(
+                session, [item.resource for item in manifests.resources], MANIFEST_SOURCE, secrets=manifests
+            )
+        return str(report)
+
+    def _monitor_count(self) -> int:
+        with self.sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(MonitorRow)) or 0)
+
+    async def run(self) -> int:
+        options = self.options
+        manifests = load_paths(options.paths)
+        for error in manifests.errors:
+            log.error("%s", error)
+        if manifests.errors:
+            log.error("%d error(s) in the manifests: not starting", len(manifests.errors))
+            return 1
+        await asyncio.to_thread(upgrade, self.engine)
+        log.info("applied %s: %s", ", ".join(map(str, options.paths)), await asyncio.to_thread(self._apply, manifests))
+
+        self.secrets = CurrentSecrets(manifests)
+        ctx = CheckContext(
+            egress=EgressGuard(EgressPolicy.standalone()), secrets=self.secrets, artifacts_dir=options.artifacts_dir
+        )
+        self.worker = Worker(
+            DEFAULT_LOCATION,
+            self.sessions,
+            ctx,
+            assignment=SoloAssignment(),
+            concurrency=options.concurrency,
+            metrics=self.metrics,
+        )
+        runtime = Runtime(self.sessions, self.metrics, self._readiness, loopback_only=is_loopback(options.host))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(runtime), host=options.host, port=options.port, log_level="warning", lifespan="off"
+            )
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+
+        tasks = [
+            asyncio.create_task(self.worker.run(), name="worker"),
+            asyncio.create_task(server.serve(), name="web"),
+            asyncio.create_task(self._watch(fingerprint(options.paths)), name="watch"),
+        ]
+        log.info(
+            "spectra run: %d monitor(s), database %s, listening on http://%s:%d",
+            await asyncio.to_thread(self._monitor_count),
+            redacted(options.database_url),
+            options.host,
+            options.port,
+        )
+        self.ready_problem = None
+        stop = asyncio.create_task(self.stopping.wait())
+        done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        failed = [task for task in done if task is not stop and task.exception() is not None]
+        for task in failed:
+            log.error("%s stopped: %s", task.get_name(), task.exception())
+
+        log.info("stopping")
+        self.ready_problem = "stopping"
+        server.should_exit = True
+        await self.worker.stop()
+        for task in tasks:
+            if task.get_name() == "watch":
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        stop.cancel()
+        self.engine.dispose()
+        log.info("stopped")
+        return 1 if failed else 0
+
+    def _readiness(self) -> str | None:
+        return self.ready_problem
+
+    async def _watch(self, seen: frozenset[tuple[str, int, int]]) -> None:
+        while True:
+            await asyncio.sleep(self.options.poll_interval_s)
+            current = await asyncio.to_thread(fingerprint, self.options.paths)
+            if current != seen:
+                seen = current
+                await self.reload()
+
+    async def reload(self) -> None:
+        manifests = await asyncio.to_thread(load_paths, self.options.paths)
+        if manifests.errors:
+            for error in manifests.errors:
+                log.error("%s", error)
+            log.error("reload refused: %d error(s); still running the last good manifests", len(manifests.errors))
+            self.metrics.config_reloads.labels("refused").inc()
+            return
+        report = await asyncio.to_thread(self._apply, manifests)
+        if self.secrets is not None:
+            self.secrets.manifests = manifests
+        if self.worker is not None:
+            await self.worker.refresh()
+        self.metrics.config_reloads.labels("applied").inc()
+        log.info("reloaded: %s", report)

@@ -1,0 +1,1 @@
+"""The HTTP side of a SpectraMonitor process: health, metrics, the monitor API, heartbeat pushes."""

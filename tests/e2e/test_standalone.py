@@ -1,0 +1,292 @@
+"""`spectra run` and `spectra check` as users run them: real processes, a real target going down and up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SPECTRA = str(Path(sys.executable).with_name("spectra"))
+TOKEN = "e2e-heartbeat-token-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Target:
+    """A real HTTP server in its own process that the test stops and starts."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.root = tmp / "www"
+        self.root.mkdir()
+        (self.root / "index.html").write_text("hello")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "http.server", str(self.port), "--bind", "127.0.0.1", "--directory", str(self.root)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: _connects(self.port), "target to listen")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+def _connects(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def get(url: str, method: str = "GET") -> tuple[int, str]:
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except OSError:
+        return 0, ""
+
+
+MANIFESTS = """\
+apiVersion: spectra.dev/v1alpha1
+kind: Monitor
+metadata:
+  name: local-web
+spec:
+  type: http
+  interval: 1s
+  timeout: 500ms
+  failureThreshold: 2
+  http:
+    url: http://127.0.0.1:{port}/
+    expect:
+      status: [200]
+---
+apiVersion: spectra.dev/v1alpha1
+kind: Monitor
+metadata:
+  name: backup
+spec:
+  type: heartbeat
+  interval: 2s
+  heartbeat:
+    grace: 1s
+    tokenFrom: {{secretKeyRef: {{name: tokens, key: backup}}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: tokens}}
+stringData: {{backup: {token}}}
+"""
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[Target]:
+    server = Target(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+class Run:
+    def __init__(self, tmp: Path, manifests: Path) -> None:
+        self.port = free_port()
+        self.log = tmp / "spectra.log"
+        self._log_file = self.log.open("w")
+        self.process = subprocess.Popen(
+            [
+                SPECTRA,
+                "run",
+                str(manifests),
+                "--database",
+                f"sqlite:///{tmp / 'spectra.db'}",
+                "--listen",
+                f"127.0.0.1:{self.port}",
+            ],
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def monitors(self) -> dict[str, dict[str, Any]]:
+        status, body = get(f"{self.base}/api/v1/monitors")
+        if status != 200:
+            return {}
+        return {item["name"]: item for item in json.loads(body)}
+
+    def state(self, name: str) -> str | None:
+        return self.monitors().get(name, {}).get("state")
+
+    def log_text(self) -> str:
+        return self.log.read_text()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._log_file.close()
+
+
+@pytest.fixture
+def spectra_run(tmp_path: Path, target: Target) -> Iterator[Run]:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "monitors.yaml").write_text(MANIFESTS.format(port=target.port, token=TOKEN))
+    run = Run(tmp_path, folder)
+    try:
+        wait_for(lambda: get(f"{run.base}/readyz")[0] == 200 or run.process.poll() is not None, "readyz")
+        assert run.process.poll() is None, run.log_text()
+        yield run
+    finally:
+        run.close()
+
+
+def test_detects_target_down_and_back_up(spectra_run: Run, target: Target) -> None:
+    run = spectra_run
+    wait_for(lambda: run.state("local-web") == "up", "monitor up")
+    item = run.monitors()["local-web"]
+    assert item["namespace"] == "default"
+    assert item["type"] == "http"
+    assert item["latencyMs"] is not None
+    assert item["lastCheck"]
+
+    target.stop()
+    wait_for(lambda: run.state("local-web") == "down", "monitor down")
+    assert "default/local-web" in run.log_text()
+    assert "-> down" in run.log_text()
+
+    target.start()
+    wait_for(lambda: run.state("local-web") == "up", "monitor up again")
+    wait_for(lambda: "down -> up" in run.log_text(), "log line for recovery")
+
+    status, metrics = get(f"{run.base}/metrics")
+    assert status == 200
+    assert 'spectra_checks_total{status="down",type="http"}' in metrics
+    assert 'spectra_checks_total{status="up",type="http"}' in metrics
+    assert "spectra_scheduler_lag_seconds_bucket" in metrics
+    assert get(f"{run.base}/healthz") == (200, "ok\n")
+
+
+def test_heartbeat_push(spectra_run: Run) -> None:
+    run = spectra_run
+    wait_for(lambda: run.state("backup") == "down", "heartbeat down: no push within interval + grace")
+    assert get(f"{run.base}/api/v1/heartbeat/not-the-token", "POST")[0] == 404
+    assert get(f"{run.base}/api/v1/heartbeat/{TOKEN}", "POST") == (200, "ok\n")
+    wait_for(lambda: run.state("backup") == "up", "heartbeat monitor up after a push")
+    assert get(f"{run.base}/api/v1/heartbeat/{TOKEN}")[0] == 200  # cron jobs use GET
+    assert TOKEN not in json.dumps(run.monitors())
+    assert TOKEN not in run.log_text()
+
+
+def test_reload_on_change_keeps_running_and_refuses_bad_sets(spectra_run: Run, target: Target, tmp_path: Path) -> None:
+    run = spectra_run
+    wait_for(lambda: run.state("local-web") == "up", "monitor up")
+    manifests = tmp_path / "manifests"
+    (manifests / "second.yaml").write_text(
+        "apiVersion: spectra.dev/v1alpha1\nkind: Monitor\nmetadata: {name: second}\n"
+        f"spec: {{type: tcp, interval: 1s, timeout: 500ms, tcp: {{host: 127.0.0.1, port: {target.port}}}}}\n"
+    )
+    wait_for(lambda: run.state("second") == "up", "new monitor checked after reload")
+
+    (manifests / "broken.yaml").write_text(
+        "apiVersion: spectra.dev/v1alpha1\nkind: Monitor\nmetadata: {name: b}\nspec: {}\n"
+    )
+    wait_for(lambda: "reload refused" in run.log_text(), "refused reload")
+    assert "broken.yaml: Monitor/default/b: spec.type: required field is missing" in run.log_text()
+    assert set(run.monitors()) == {"local-web", "backup", "second"}
+
+    (manifests / "broken.yaml").unlink()
+    (manifests / "second.yaml").unlink()
+    wait_for(lambda: "second" not in run.monitors(), "removed monitor gone")
+    assert run.state("local-web") == "up"
+
+
+def test_sigterm_stops_cleanly(spectra_run: Run) -> None:
+    run = spectra_run
+    run.process.send_signal(signal.SIGTERM)
+    assert run.process.wait(timeout=15) == 0
+    assert "stopped" in run.log_text()
+    assert "Traceback" not in run.log_text()
+
+
+def test_invalid_manifests_do_not_start(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(
+        "apiVersion: spectra.dev/v1alpha1\nkind: Monitor\nmetadata: {name: x}\nspec: {type: http}\n"
+    )
+    done = subprocess.run(
+        [SPECTRA, "run", str(tmp_path / "bad.yaml"), "--database", f"sqlite:///{tmp_path / 'db.sqlite'}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "spec.http: type is http but the http block is missing" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_check_command(tmp_path: Path, target: Target) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "m.yaml").write_text(MANIFESTS.format(port=target.port, token=TOKEN))
+    done = subprocess.run([SPECTRA, "check", str(folder)], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["MONITOR", "TYPE", "RESULT", "LATENCY", "REASON"]
+    assert any(line.startswith("default/local-web") and " up " in line for line in lines)
+    assert any("heartbeat" in line and "skipped" in line for line in lines)
+
+    target.stop()
+    done = subprocess.run([SPECTRA, "check", str(folder)], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "connection refused" in done.stdout.lower()
+    assert "1 down" in done.stderr
+
+
+def test_check_strict_egress_refuses_loopback(tmp_path: Path, target: Target) -> None:
+    (tmp_path / "m.yaml").write_text(MANIFESTS.format(port=target.port, token=TOKEN))
+    done = subprocess.run(
+        [SPECTRA, "check", "--strict-egress", str(tmp_path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert "egress policy" in done.stdout

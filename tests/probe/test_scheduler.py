@@ -1,0 +1,271 @@
+"""The fixed-rate scheduler, on the real event loop and clock with short intervals.
+
+Assertions are about slots and counts (exact), never about speed: lags only get lower bounds where
+waiting is the point (bounded concurrency), or a bound of one interval to show there is no drift.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+
+import pytest
+
+from spectra.probe.scheduler import ScheduledCheck, Scheduler, default_phase
+
+Run = Callable[[ScheduledCheck], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def running(scheduler: Scheduler) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(scheduler.run())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def soon_phase(interval: float, ahead: float = 0.05) -> float:
+    """A phase whose next slot is ``ahead`` seconds from now."""
+    return (time.time() + ahead) % interval
+
+
+async def test_slots_are_exact_multiples_plus_phase_even_when_checks_take_time() -> None:
+    interval, phase = 0.1, 0.037
+    seen: list[tuple[ScheduledCheck, float]] = []
+
+    async def run(check: ScheduledCheck) -> None:
+        seen.append((check, time.time()))
+        await asyncio.sleep(0.06)  # most of the interval: "last run + interval" would drift by this much
+
+    scheduler = Scheduler(run)
+    scheduler.upsert("m", interval, "payload", phase_s=phase)
+    async with running(scheduler):
+        await asyncio.sleep(1.05)
+
+    assert len(seen) >= 5
+    for check, _ in seen:
+        assert check.due == check.slot * interval + phase
+        assert check.key == "m"
+        assert check.payload == "payload"
+    slots = [check.slot for check, _ in seen]
+    assert slots == sorted(set(slots))
+    assert slots[-1] - slots[0] + 1 == len(slots) + scheduler.stats.missed  # every slot run or counted
+    # No drift: the tenth run starts as close to its own slot as the first one did.
+    assert all(started - check.due < interval for check, started in seen)
+    assert scheduler.stats.runs == len(seen)
+
+
+def test_default_phases_spread_over_the_interval() -> None:
+    phases = [default_phase(("ns", f"monitor-{i}"), 60.0) for i in range(20_000)]
+    assert all(0 <= phase < 60 for phase in phases)
+    per_second = Counter(int(phase) for phase in phases)
+    assert len(per_second) == 60
+    assert max(per_second.values()) < 1.3 * 20_000 / 60  # no second gets much more than its share
+    assert len(set(phases)) > 15_000  # millisecond steps: mostly distinct starts
+
+
+def test_default_phase_is_the_same_in_every_process() -> None:
+    """Leased monitors move between processes: their slot grid must not depend on hash salting."""
+    code = "from spectra.probe.scheduler import default_phase; print(default_phase(('ns', 'web'), 60.0), default_phase(42, 30.0))"
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert outputs == {f"{default_phase(('ns', 'web'), 60.0)} {default_phase(42, 30.0)}\n"}
+
+
+async def test_concurrency_is_bounded_and_waiting_counts_as_lag() -> None:
+    interval = 30.0
+    phase = soon_phase(interval)
+    active = peak = 0
+    lags: list[float] = []
+
+    async def run(check: ScheduledCheck) -> None:
+        nonlocal active, peak
+        lags.append(time.time() - check.due)
+        active += 1
+        peak = max(peak, active)
+        await asyncio.sleep(0.1)
+        active -= 1
+
+    scheduler = Scheduler(run, concurrency=3)
+    for key in range(9):
+        scheduler.upsert(key, interval, None, phase_s=phase)  # all due at the same instant
+    async with running(scheduler):
+        await asyncio.sleep(0.5)
+
+    assert peak == 3
+    assert scheduler.stats.runs == 9
+    assert len(scheduler.stats.lag) == 9
+    # The third wave waited for two waves of 0.1 s: that wait is lag, not hidden.
+    assert sorted(lags)[-1] >= 0.2
+    assert scheduler.stats.percentile(1.0) == max(scheduler.stats.lag)
+    assert scheduler.stats.missed == 0
+    assert scheduler.stats.in_flight == 0
+
+
+async def test_a_slot_whose_previous_run_is_still_going_is_skipped_and_counted() -> None:
+    interval = 0.05
+    running_now: set[Hashable] = set()
+    overlaps = 0
+    slots: dict[Hashable, list[int]] = defaultdict(list)
+
+    async def run(check: ScheduledCheck) -> None:
+        nonlocal overlaps
+        overlaps += check.key in running_now
+        running_now.add(check.key)
+        slots[check.key].append(check.slot)
+        await asyncio.sleep(0.12)  # longer than two intervals
+        running_now.discard(check.key)
+
+    scheduler = Scheduler(run)
+    scheduler.upsert("slow", interval, None)
+    async with running(scheduler):
+        await asyncio.sleep(0.7)
+        ran = list(slots["slow"])
+        missed = scheduler.stats.missed
+
+    assert overlaps == 0
+    assert len(ran) >= 3
+    gaps = sum(b - a - 1 for a, b in itertools.pairwise(ran))
+    assert gaps >= 2 * (len(ran) - 1)  # each run of 0.12 s covers at least two more slots
+    # Every skipped slot between runs is counted; a few more after the last run may be too.
+    assert gaps <= missed <= gaps + 3
+
+
+async def test_waking_too_late_skips_to_the_newest_slot_and_counts_the_rest() -> None:
+    interval = 0.1
+    offset = 0.0
+    seen: list[ScheduledCheck] = []
+
+    def clock() -> float:
+        return time.time() + offset
+
+    async def run(check: ScheduledCheck) -> None:
+        seen.append(check)
+
+    scheduler = Scheduler(run, clock=clock)
+    scheduler.upsert("m", interval, None)
+    async with running(scheduler):
+        await asyncio.sleep(0.25)
+        before = len(seen)
+        assert before >= 1
+        offset = 0.55  # the process was frozen: five and a half intervals passed at once
+        await asyncio.sleep(0.25)
+
+    jump = next(b.slot - a.slot for a, b in itertools.pairwise(seen) if b.slot - a.slot > 1)
+    assert jump in (5, 6)
+    assert scheduler.stats.missed == jump - 1
+    assert len(seen) == len({check.slot for check in seen})
+
+
+def test_upsert_keeps_phase_and_next_slot_when_the_interval_is_unchanged() -> None:
+    async def run(check: ScheduledCheck) -> None:
+        return None
+
+    scheduler = Scheduler(run)
+    scheduler.upsert("m", 60.0, "v1")
+    phase, due = scheduler.phase("m"), scheduler.next_due("m")
+    assert phase == default_phase("m", 60.0)
+    assert due is not None
+    assert time.time() <= due < time.time() + 60
+    assert (due - phase) % 60.0 == pytest.approx(0.0, abs=1e-6)
+
+    scheduler.upsert("m", 60.0, "v2")  # a reload with a changed spec, same interval
+    assert (scheduler.phase("m"), scheduler.next_due("m")) == (phase, due)
+    assert len(scheduler) == 1
+
+    scheduler.upsert("m", 30.0, "v3")  # re-timed: a new grid
+    assert scheduler.phase("m") == default_phase("m", 30.0)
+    scheduler.upsert("m", 30.0, "v4", phase_s=65.0)  # explicit phases wrap into the interval
+    assert scheduler.phase("m") == 5.0
+
+    scheduler.remove("m")
+    assert len(scheduler) == 0
+    assert "m" not in scheduler
+    assert scheduler.next_due("m") is None
+
+
+async def test_reloads_while_running_neither_drop_nor_shift_slots() -> None:
+    interval = 0.05
+    seen: list[ScheduledCheck] = []
+
+    async def run(check: ScheduledCheck) -> None:
+        seen.append(check)
+
+    scheduler = Scheduler(run)
+    scheduler.upsert("m", interval, 0)
+    async with running(scheduler):
+        for version in range(1, 12):
+            await asyncio.sleep(0.03)
+            scheduler.upsert("m", interval, version)
+
+    slots = [check.slot for check in seen]
+    assert len(slots) >= 5
+    assert slots[-1] - slots[0] + 1 == len(slots) + scheduler.stats.missed
+    assert [check.payload for check in seen] == sorted(check.payload for check in seen)  # newest payload runs
+    assert seen[-1].payload > 0
+
+
+async def test_removed_keys_stop_and_runs_that_fail_do_not_stop_the_scheduler() -> None:
+    interval = 0.04
+    seen: Counter[Hashable] = Counter()
+
+    async def run(check: ScheduledCheck) -> None:
+        seen[check.key] += 1
+        if check.key == "broken":
+            raise RuntimeError("a bug in one run")
+
+    scheduler = Scheduler(run)
+    scheduler.upsert("broken", interval, None)
+    scheduler.upsert("gone", interval, None)
+    async with running(scheduler):
+        await asyncio.sleep(0.2)
+        scheduler.remove("gone")
+        removed_at = seen["gone"]
+        await asyncio.sleep(0.2)
+
+    assert seen["broken"] >= 6  # kept running after every failure
+    assert removed_at >= 2
+    assert seen["gone"] == removed_at
+
+
+@pytest.mark.parametrize(("grace", "finished"), [(1.0, True), (0.02, False)])
+async def test_stop_lets_running_checks_finish_within_the_grace(grace: float, finished: bool) -> None:
+    interval = 30.0
+    outcome: list[str] = []
+
+    async def run(check: ScheduledCheck) -> None:
+        try:
+            await asyncio.sleep(0.15)
+            outcome.append("finished")
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    scheduler = Scheduler(run)
+    scheduler.upsert("m", interval, None, phase_s=soon_phase(interval, 0.02))
+    task = asyncio.create_task(scheduler.run())
+    while scheduler.stats.in_flight == 0:
+        await asyncio.sleep(0.01)
+    await scheduler.stop(grace)
+    await asyncio.wait_for(task, 1.0)  # run() returns after stop()
+
+    assert outcome == (["finished"] if finished else ["cancelled"])
+    assert scheduler.stats.in_flight == 0

@@ -1,0 +1,184 @@
+"""The worker on SQLite and MariaDB: real TCP checks against 127.0.0.1, slot times, reloads, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+
+import pytest
+import sqlalchemy as sa
+
+from spectra.probe.context import CheckContext
+from spectra.probe.egress import EgressGuard, EgressPolicy
+from spectra.probe.scheduler import default_phase
+from spectra.probe.worker import Worker
+from spectra.probe.writer import ResultWriter
+from spectra.store import CheckResult as ResultRow
+from spectra.store import MonitorState
+from spectra.web.metrics import ProbeMetrics
+
+from .store_helpers import Store, eventually, migrated, tcp_spec, tcp_target
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    with migrated(database_url) as store:
+        yield store
+
+
+@pytest.fixture
+async def ctx() -> AsyncIterator[CheckContext]:
+    ctx = CheckContext(egress=EgressGuard(EgressPolicy.standalone()))
+    yield ctx
+    await ctx.aclose()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_worker(store: Store, ctx: CheckContext, **kwargs: object) -> Worker:
+    writer = ResultWriter(store.sessions, flush_interval_s=0.05)
+    return Worker("default", store.sessions, ctx, writer=writer, concurrency=10, refresh_interval_s=0.1, **kwargs)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def running(worker: Worker) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(worker.run())
+    try:
+        yield task
+    finally:
+        await worker.stop()
+        await asyncio.wait_for(task, 5)
+
+
+def results(store: Store) -> list[ResultRow]:
+    with store.sessions() as session:
+        return list(session.scalars(sa.select(ResultRow).order_by(ResultRow.id)))
+
+
+def states(store: Store) -> dict[int, str]:
+    with store.sessions() as session:
+        return {row.monitor_id: row.state for row in session.scalars(sa.select(MonitorState))}
+
+
+def count_for(store: Store, monitor_id: int) -> int:
+    with store.sessions() as session:
+        stmt = sa.select(sa.func.count()).where(ResultRow.monitor_id == monitor_id)
+        return int(session.scalar(stmt) or 0)
+
+
+async def test_worker_checks_its_monitors_and_writes_results_with_slot_times(store: Store, ctx: CheckContext) -> None:
+    async with tcp_target() as port:
+        ids = store.apply(
+            {
+                "up": tcp_spec(port),
+                "down": tcp_spec(closed_port(), failureThreshold=1),
+                "paused": tcp_spec(port, paused=True),
+                "elsewhere": tcp_spec(port, locations=["us-east"]),
+            }
+        )
+        metrics = ProbeMetrics()
+        worker = make_worker(store, ctx, metrics=metrics)
+        async with running(worker):
+            await eventually(lambda: count_for(store, ids["up"]) >= 2 and count_for(store, ids["down"]) >= 2)
+            await eventually(lambda: states(store).get(ids["paused"]) == "paused")
+            assert worker.scheduler.scheduled_keys() == {ids["up"], ids["down"]}
+
+    rows = results(store)
+    assert {row.monitor_id for row in rows} == {ids["up"], ids["down"]}
+    assert {row.status for row in rows if row.monitor_id == ids["up"]} == {"up"}
+    down = [row for row in rows if row.monitor_id == ids["down"]]
+    assert {row.status for row in down} == {"down"}
+    assert all("refused" in row.reason for row in down)
+    for row in rows:
+        assert row.scheduled_at is not None
+        due, phase = row.scheduled_at.timestamp(), default_phase(row.monitor_id, 1.0)
+        assert due == pytest.approx(round(due - phase) + phase, abs=1e-5)  # slot * 1 s + phase
+        assert row.checked_at >= row.scheduled_at
+        assert row.location == "default"
+    keys = [(row.monitor_id, row.scheduled_at) for row in rows]
+    assert len(keys) == len(set(keys))
+    assert states(store) == {ids["up"]: "up", ids["down"]: "down", ids["paused"]: "paused"}
+    assert metrics.registry.get_sample_value("spectra_checks_total", {"type": "tcp", "status": "up"}) >= 2
+    assert metrics.registry.get_sample_value("spectra_state_changes_total", {"to": "down"}) == 1
+
+
+async def test_reload_keeps_the_schedule_of_unchanged_monitors(store: Store, ctx: CheckContext) -> None:
+    port = closed_port()  # nothing runs within this test: intervals are a minute
+    base = {
+        name: tcp_spec(port, interval="60s", timeout="5s")
+        for name in ("same", "edited", "deleted", "pausing", "retimed")
+    }
+    ids = store.apply(base)
+    worker = make_worker(store, ctx)
+    await worker.refresh()
+    scheduler = worker.scheduler
+    assert scheduler.scheduled_keys() == set(ids.values())
+    before = {name: (scheduler.phase(ids[name]), scheduler.next_due(ids[name])) for name in ids}
+
+    changed = dict(base)
+    changed["edited"] = tcp_spec(port, interval="60s", timeout="5s", description="now with a description")
+    del changed["deleted"]
+    changed["pausing"] = tcp_spec(port, interval="60s", timeout="5s", paused=True)
+    changed["retimed"] = tcp_spec(port, interval="30s", timeout="5s")
+    changed["added"] = tcp_spec(port, interval="60s", timeout="5s")
+    ids = {**ids, **store.apply(changed)}
+    await worker.refresh()
+
+    assert scheduler.scheduled_keys() == {ids[name] for name in ("same", "edited", "retimed", "added")}
+    for name in ("same", "edited"):
+        assert (scheduler.phase(ids[name]), scheduler.next_due(ids[name])) == before[name]
+    assert worker.monitors[ids["edited"]].spec.description == "now with a description"
+    assert scheduler.phase(ids["retimed"]) == default_phase(ids["retimed"], 30.0)
+    await eventually(lambda: states(store).get(ids["pausing"]) == "paused")
+
+    changed["pausing"] = base["pausing"]  # unpaused: back on its old grid
+    store.apply(changed)
+    await worker.refresh()
+    assert (scheduler.phase(ids["pausing"]), scheduler.next_due(ids["pausing"])) == before["pausing"]
+    await worker.stop()
+
+
+async def test_a_running_worker_notices_changes_by_itself(store: Store, ctx: CheckContext) -> None:
+    ids = store.apply({"first": tcp_spec(closed_port(), interval="60s", timeout="5s")})
+    worker = make_worker(store, ctx)
+    async with running(worker):
+        await eventually(lambda: worker.scheduler.scheduled_keys() == {ids["first"]})
+        ids = store.apply({"second": tcp_spec(closed_port(), interval="60s", timeout="5s")})
+        await eventually(lambda: worker.scheduler.scheduled_keys() == {ids["second"]})
+
+
+async def test_stop_flushes_results_of_checks_in_flight(store: Store, ctx: CheckContext) -> None:
+    """A check that is running when stop() comes finishes within the grace period and is stored."""
+    started = asyncio.Event()
+
+    async def slow_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        started.set()
+        await asyncio.sleep(0.3)
+        writer.write(b"hello")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(slow_server, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        spec = tcp_spec(port, interval="1s", timeout="800ms")
+        spec["tcp"]["expect"] = {"contains": "hello"}
+        ids = store.apply({"slow": spec})
+        worker = make_worker(store, ctx, grace_s=2.0)
+        task = asyncio.create_task(worker.run())
+        await asyncio.wait_for(started.wait(), 5)
+        await worker.stop()
+        await asyncio.wait_for(task, 5)
+    finally:
+        server.close()
+        await server.wait_closed()
+    rows = results(store)
+    assert [(row.monitor_id, row.status) for row in rows] == [(ids["slow"], "up")]
+    assert isinstance(rows[0].scheduled_at, datetime)

@@ -1,0 +1,131 @@
+"""Smoke test of the benchmark harness: `python -m bench --quick` runs end to end and prints every key.
+
+No assertion here is about speed: that is what the numbers are for. The harness starts its own
+targets on 127.0.0.1 and stops them; these tests check the JSON is complete and the checks it ran
+succeeded against them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+MEASURES = {
+    "http": "http_checks_per_s_one_core",
+    "https": "https_fresh_handshake_checks_per_s_one_core",
+    "tcp": "tcp_checks_per_s_one_core",
+    "dns": "dns_checks_per_s_one_core",
+    "icmp": "icmp_checks_per_s_one_core",
+    "scheduling": "scheduling",
+    "rss": "rss_mb_per_10k_monitors",
+    "latency": "latency_accuracy",
+}
+THROUGHPUT = ["http", "https", "tcp", "dns", "icmp"]
+THROUGHPUT_KEYS = {"value", "unit", "target", "met", "checks", "statuses", "duration_s", "concurrency", "latency_ms"}
+
+
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args], cwd=REPO, capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def quick_report() -> dict[str, Any]:
+    done = bench("--quick")
+    assert done.returncode == 0, done.stderr[-3000:]
+    report: dict[str, Any] = json.loads(done.stdout)  # stdout is exactly one JSON document
+    return report
+
+
+def test_report_has_every_key(quick_report: dict[str, Any]) -> None:
+    assert set(quick_report) == {"environment", "summary", *MEASURES.values()}
+    assert set(quick_report["summary"]) == set(MEASURES.values())
+    environment = quick_report["environment"]
+    assert environment["mode"] == "quick"
+    assert environment["uvloop"] is True
+    assert environment["event_loop"] == "uvloop"
+    assert {"python", "cpu_count", "date", "probe_cpu", "target_cpu"} <= set(environment)
+
+
+@pytest.mark.parametrize("measure", list(MEASURES))
+def test_no_measure_failed(quick_report: dict[str, Any], measure: str) -> None:
+    result = quick_report[MEASURES[measure]]
+    assert "error" not in result, result["error"]
+
+
+@pytest.mark.parametrize("measure", THROUGHPUT)
+def test_throughput_measures_ran_real_checks(quick_report: dict[str, Any], measure: str) -> None:
+    result = quick_report[MEASURES[measure]]
+    if "skipped" in result:  # dnsmasq not installed, or no ICMP permission: the JSON says so
+        assert measure in {"dns", "icmp"}, result
+        assert result["skipped"]
+        return
+    assert set(result) >= THROUGHPUT_KEYS
+    assert result["statuses"].get("up", 0) > 0, result["not_up_reasons"]
+    assert result["value"] == pytest.approx(result["statuses"]["up"] / result["duration_s"], abs=0.1)
+
+
+def test_targets_from_design_are_next_to_the_numbers(quick_report: dict[str, Any]) -> None:
+    assert quick_report[MEASURES["http"]]["target"] == ">= 1500"
+    assert quick_report[MEASURES["https"]]["target"] == ">= 500"
+    assert quick_report[MEASURES["rss"]]["target"] == "<= 60"
+    assert quick_report[MEASURES["scheduling"]]["target"] == {"lag_p99_ms": "<= 20", "missed_runs": "== 0"}
+
+
+def test_https_handshakes_every_check(quick_report: dict[str, Any]) -> None:
+    result = quick_report[MEASURES["https"]]
+    counters = result["target_counters"]
+    assert counters["tls_connections"] >= result["checks"]  # one TLS connection per check at least
+    assert counters["tls_sessions_reused"] == 0
+    assert result["fresh_handshake"] is True
+
+
+def test_scheduling_reports_lag_and_missed_runs(quick_report: dict[str, Any]) -> None:
+    result = quick_report[MEASURES["scheduling"]]
+    assert result["runs"] > 0
+    assert set(result["lag_ms"]) == {"p50", "p99", "p999", "max", "min"}
+    assert isinstance(result["missed_runs"], int)
+    assert result["monitors_never_run"] == 0
+    assert result["duplicate_runs"] == 0
+    assert result["scheduler_stats"]["runs"] == result["runs"]
+
+
+def test_memory_measure_is_scaled_to_10k(quick_report: dict[str, Any]) -> None:
+    result = quick_report[MEASURES["rss"]]
+    assert result["monitors_loaded"] > 0
+    grown = result["rss_after_mb"] - result["rss_before_mb"]
+    assert result["value"] == pytest.approx(grown * 10_000 / result["monitors_loaded"], abs=1.5)
+
+
+def test_latency_accuracy_per_injected_delay(quick_report: dict[str, Any]) -> None:
+    delays = quick_report[MEASURES["latency"]]["delays"]
+    assert set(delays) == {"50ms", "200ms"}
+    for entry in delays.values():
+        assert entry["up"] == entry["checks"] > 0
+        # The reported latency includes the injected delay: it can never be shorter.
+        assert entry["min_error_ms"] >= 0
+
+
+def test_only_runs_the_selection() -> None:
+    done = bench("--quick", "--only", "tcp")
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert "value" in report[MEASURES["tcp"]]
+    for name, key in MEASURES.items():
+        if name != "tcp":
+            assert report[key] == {"skipped": "not selected (--only)"}
+
+
+@pytest.mark.parametrize("args", [["--only", "nonsense"], ["--quick", "--full"]])
+def test_bad_arguments_are_refused(args: list[str]) -> None:
+    done = bench(*args)
+    assert done.returncode == 2
+    assert done.stdout == ""

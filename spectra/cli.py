@@ -196,6 +196,41 @@ def run(paths: tuple[Path, ...], database: str | None, listen: str, concurrency:
     sys.exit(_run_async(Standalone(options).run()))
 
 
+@cli.command()
+@click.option("--location", required=True, help="The probe location this worker serves (e.g. eu-west).")
+@database_option
+@click.option("--listen", default="0.0.0.0:8081", show_default=True, metavar="HOST:PORT", help="Health and metrics.")
+@click.option("--concurrency", default=1000, show_default=True, help="Checks in flight at most.")
+@click.option(
+    "--allow-private-targets",
+    is_flag=True,
+    envvar="SPECTRA_ALLOW_PRIVATE_TARGETS",
+    help="Let monitors probe loopback and private addresses (refused by default; metadata addresses always are).",
+)
+def probe(location: str, database: str | None, listen: str, concurrency: int, allow_private_targets: bool) -> None:
+    """Run a probe worker of one location against the shared database (cluster mode).
+
+    Workers of the same location share its monitors through leases; start as many as you need.
+    """
+    from spectra.probe.service import ProbeOptions, run_probe
+    from spectra.store import database_url
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen")
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    options = ProbeOptions(
+        location=location,
+        database_url=database_url(database),
+        host=host.strip("[]"),
+        port=int(port),
+        concurrency=concurrency,
+        allow_private=allow_private_targets,
+    )
+    sys.exit(_run_async(run_probe(options)))
+
+
 def _run_async(coroutine: Any) -> int:
     """Run on uvloop where it is installed (lower scheduling lag near saturation)."""
     import asyncio

@@ -44,6 +44,8 @@ from spectra.store.probes import (
     monitor_specs,
 )
 
+HEARTBEAT_EVALUATION_S = 30.0  # heartbeat deadlines are evaluated at least this often
+
 log = logging.getLogger(__name__)
 
 SessionFactory = Callable[[], Session]
@@ -186,7 +188,12 @@ class Worker:
                 log.error("monitor %s/%s has a spec this worker cannot run: %s", row.namespace, row.name, error)
                 continue
             request = CheckRequest(row.namespace, row.name, spec, monitor_id=key)
-            timing = Timing(spec.interval.total_seconds(), spec.effective_timeout.total_seconds())
+            every = spec.interval.total_seconds()
+            if spec.heartbeat is not None:
+                # A heartbeat's interval is how often pushes come (maybe daily); a missed one must be
+                # noticed soon after its deadline, not at the next daily slot.
+                every = min(every, HEARTBEAT_EVALUATION_S)
+            timing = Timing(every, spec.effective_timeout.total_seconds())
             monitors[key] = _Monitor(request, row.spec_hash, timing, spec.failure_threshold, spec.success_threshold)
             changed.add(key)
             if spec.heartbeat is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -147,3 +148,16 @@ async def test_a_store_failure_during_the_check_is_no_verdict_on_the_monitor(sto
     with store.sessions() as session:
         assert session.scalars(sa.select(sa.func.count()).select_from(ResultRow)).one() == 0
         assert session.get(MonitorState, (monitor_id, "default")) is None
+
+
+@pytest.mark.parametrize(("interval", "evaluated_every"), [("25h", 30.0), ("1m", 30.0), ("10s", 10.0)])
+async def test_long_heartbeat_intervals_are_evaluated_often(
+    store: Store, ctx: CheckContext, interval: str, evaluated_every: float
+) -> None:
+    """A daily job's missed push must be noticed soon after its deadline, not at the next daily slot."""
+    monitor_id = add_cron(store, interval=interval)
+    worker = Worker("default", store.sessions, ctx)
+    await worker.refresh()
+    due = worker.scheduler.next_due(monitor_id)
+    assert due is not None
+    assert -0.5 <= due - time.time() <= evaluated_every

@@ -39,7 +39,7 @@ from spectra.store.base import MYSQL_TABLE_OPTIONS, Base
 from spectra.store.config import LOCATION_LEN, Monitor, MonitorLocation, Resource
 from spectra.store.results import REASON_LEN
 from spectra.store.types import MYSQL_DIALECTS, BigIntPK, JSONType, UTCDateTime, utcnow
-from spectra.store.upsert import Executor, connection_of, upsert
+from spectra.store.upsert import Executor, UnsupportedDatabase, connection_of, upsert
 
 STATES: Final = ("pending", "up", "down", "degraded", "paused")
 WORKER_ID_LEN: Final = 64
@@ -396,7 +396,7 @@ def _push_statement(dialect_name: str) -> Insert:
     if dialect_name in MYSQL_DIALECTS:
         my = mysql.insert(table)
         return my.on_duplicate_key_update(last_push_at=my.inserted.last_push_at, pushes=table.c.pushes + 1)
-    raise NotImplementedError(f"heartbeat pushes are not implemented for the {dialect_name} dialect")
+    raise UnsupportedDatabase(dialect_name)
 
 
 def record_push(session: Session, token: str, at: datetime) -> bool:

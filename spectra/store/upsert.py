@@ -20,6 +20,13 @@ def connection_of(executor: Executor) -> Connection:
     return executor.connection() if isinstance(executor, Session) else executor
 
 
+class UnsupportedDatabase(ValueError):
+    """The store runs on SQLite and MySQL/MariaDB only."""
+
+    def __init__(self, dialect_name: str) -> None:
+        super().__init__(f"SpectraMonitor stores data in SQLite or MySQL/MariaDB, not {dialect_name}")
+
+
 def upsert_statement(dialect_name: str, table: Table, *, key: Sequence[str], update: Sequence[str]) -> Insert:
     """An INSERT that, when a row with the same ``key`` exists, overwrites the ``update`` columns.
 
@@ -38,7 +45,7 @@ def upsert_statement(dialect_name: str, table: Table, *, key: Sequence[str], upd
             # A self-assignment is MySQL's "do nothing" that still reports the clash as handled.
             return my.on_duplicate_key_update({key[0]: table.c[key[0]]})
         return my.on_duplicate_key_update({name: my.inserted[name] for name in update})
-    raise NotImplementedError(f"upsert is not implemented for the {dialect_name} dialect")
+    raise UnsupportedDatabase(dialect_name)
 
 
 def upsert(

@@ -17,20 +17,23 @@ from .processes import SPECTRA, Target, free_port, get, wait_for
 TOKEN = "e2e-heartbeat-token-0123456789abcdef"
 
 
-MANIFESTS = """\
-apiVersion: spectra.dev/v1alpha1
-kind: Monitor
-metadata:
-  name: local-web
-spec:
-  type: http
-  interval: 1s
-  timeout: 500ms
-  failureThreshold: 2
-  http:
-    url: http://127.0.0.1:{port}/
-    expect:
-      status: [200]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def example_01(port: int) -> str:
+    """examples/01-http-monitor as shipped, pointed at the test's target and sped up for the test."""
+    text = (REPO / "examples" / "01-http-monitor" / "monitor.yaml").read_text()
+    for old, new in (
+        ("127.0.0.1:8000", f"127.0.0.1:{port}"),
+        ("interval: 30s", "interval: 1s"),
+        ("timeout: 5s", "timeout: 500ms"),
+    ):
+        assert old in text, f"examples/01-http-monitor changed: {old!r} is gone"
+        text = text.replace(old, new)
+    return text
+
+
+HEARTBEAT = """\
 ---
 apiVersion: spectra.dev/v1alpha1
 kind: Monitor
@@ -106,7 +109,7 @@ class Run:
 def spectra_run(tmp_path: Path, target: Target) -> Iterator[Run]:
     folder = tmp_path / "manifests"
     folder.mkdir()
-    (folder / "monitors.yaml").write_text(MANIFESTS.format(port=target.port, token=TOKEN))
+    (folder / "monitors.yaml").write_text(example_01(target.port) + HEARTBEAT.format(token=TOKEN))
     run = Run(tmp_path, folder)
     try:
         wait_for(lambda: get(f"{run.base}/readyz")[0] == 200 or run.process.poll() is not None, "readyz")
@@ -203,7 +206,7 @@ def test_invalid_manifests_do_not_start(tmp_path: Path) -> None:
 def test_check_command(tmp_path: Path, target: Target) -> None:
     folder = tmp_path / "m"
     folder.mkdir()
-    (folder / "m.yaml").write_text(MANIFESTS.format(port=target.port, token=TOKEN))
+    (folder / "m.yaml").write_text(example_01(target.port) + HEARTBEAT.format(token=TOKEN))
     done = subprocess.run([SPECTRA, "check", str(folder)], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
@@ -219,7 +222,7 @@ def test_check_command(tmp_path: Path, target: Target) -> None:
 
 
 def test_check_strict_egress_refuses_loopback(tmp_path: Path, target: Target) -> None:
-    (tmp_path / "m.yaml").write_text(MANIFESTS.format(port=target.port, token=TOKEN))
+    (tmp_path / "m.yaml").write_text(example_01(target.port) + HEARTBEAT.format(token=TOKEN))
     done = subprocess.run(
         [SPECTRA, "check", "--strict-egress", str(tmp_path)], capture_output=True, text=True, timeout=60, check=False
     )

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from spectra.store import Resource, upsert, upsert_statement
+from spectra.store.upsert import UnsupportedDatabase
 
 RESOURCES = Resource.__table__
 KEY = ("kind", "namespace", "name")
@@ -78,5 +79,5 @@ def test_works_on_a_plain_connection(engine: sa.Engine) -> None:
 
 
 def test_unknown_dialect_is_refused() -> None:
-    with pytest.raises(NotImplementedError, match="postgresql"):
+    with pytest.raises(UnsupportedDatabase, match="not postgresql"):
         upsert_statement("postgresql", RESOURCES, key=KEY, update=["spec"])

@@ -1,0 +1,1 @@
+"""Notifications: one module per channel behind one interface, delivered through the outbox."""

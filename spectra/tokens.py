@@ -1,0 +1,60 @@
+"""Signed, single-purpose, expiring tokens for links: ack, confirm, unsubscribe.
+
+Each purpose has its own salt, so a token made for one purpose is refused for every other; tokens
+carry a timestamp and are refused after `max_age`. The key is SPECTRA_SECRET_KEY.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+
+class Purpose(StrEnum):
+    ACK = "ack"
+    CONFIRM = "subscription-confirm"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+class InvalidToken(ValueError):
+    """Tampered, expired or made for another purpose; the message says which, never the payload."""
+
+
+def secret_key() -> str:
+    """SPECTRA_SECRET_KEY, or a random per-process key (links then die with the process; fine standalone)."""
+    key = os.environ.get("SPECTRA_SECRET_KEY")
+    if key:
+        return key
+    global _EPHEMERAL
+    if _EPHEMERAL is None:
+        _EPHEMERAL = secrets.token_urlsafe(32)
+    return _EPHEMERAL
+
+
+_EPHEMERAL: str | None = None
+
+
+class Tokens:
+    def __init__(self, key: str | None = None) -> None:
+        self._key = key or secret_key()
+
+    def _serializer(self, purpose: Purpose) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(self._key, salt=f"spectra/{purpose.value}")
+
+    def make(self, purpose: Purpose, payload: dict[str, Any]) -> str:
+        return str(self._serializer(purpose).dumps(payload))
+
+    def read(self, purpose: Purpose, token: str, *, max_age_s: float) -> dict[str, Any]:
+        try:
+            payload = self._serializer(purpose).loads(token, max_age=max_age_s)
+        except SignatureExpired:
+            raise InvalidToken("this link has expired") from None
+        except BadSignature:
+            raise InvalidToken("this link is not valid") from None
+        if not isinstance(payload, dict):
+            raise InvalidToken("this link is not valid")
+        return payload

@@ -48,9 +48,9 @@ class Tokens:
     def make(self, purpose: Purpose, payload: dict[str, Any]) -> str:
         return str(self._serializer(purpose).dumps(payload))
 
-    def read(self, purpose: Purpose, token: str, *, max_age_s: float) -> dict[str, Any]:
+    def read(self, purpose: Purpose, token: str, *, max_age_s: int) -> dict[str, Any]:
         try:
-            payload = self._serializer(purpose).loads(token, max_age=max_age_s)
+            payload = self._serializer(purpose).loads(token, max_age=int(max_age_s))
         except SignatureExpired:
             raise InvalidToken("this link has expired") from None
         except BadSignature:

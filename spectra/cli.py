@@ -291,6 +291,92 @@ def check(paths: tuple[Path, ...], strict_egress: bool, concurrency: int, artifa
         sys.exit(EXIT_INVALID)
 
 
+@cli.command()
+@click.argument("schedule")
+@click.option(
+    "--at", "at_text", metavar="TIME", help="ISO 8601 time with offset, e.g. 2026-03-30T09:00+02:00. Default: now."
+)
+@click.option(
+    "--manifests",
+    "paths",
+    multiple=True,
+    default=(".",),
+    show_default=True,
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="Manifest files or folders (repeatable).",
+)
+@click.option("-n", "--namespace", help="Namespace of the Schedule. Default: any, when the name is unique.")
+def oncall(schedule: str, at_text: str | None, paths: tuple[Path, ...], namespace: str | None) -> None:
+    """Print who is on call for SCHEDULE (at TIME) and when that next changes.
+
+    Secrets are not needed and not checked: the answer depends on the Schedule and Contacts only.
+    """
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from spectra.api import Contact, Schedule
+    from spectra.manifests import load_paths
+    from spectra.oncall import HANDOFF_HORIZON, next_handoff, on_call
+
+    if at_text is None:
+        at = datetime.now(UTC)
+    else:
+        try:
+            at = datetime.fromisoformat(at_text)
+        except ValueError:
+            raise click.BadParameter(f"{at_text!r} is not an ISO 8601 time", param_hint="--at") from None
+        if at.tzinfo is None:
+            raise click.BadParameter(f"{at_text!r} has no offset; add one, e.g. +02:00 or Z", param_hint="--at")
+    result = load_paths(paths, check_secrets=False)
+    for error in result.errors:
+        click.echo(str(error))
+    if result.errors:
+        click.echo(f"{len(result.errors)} error(s) in the manifests", err=True)
+        sys.exit(EXIT_INVALID)
+    found = [
+        item.resource
+        for item in result.resources
+        if isinstance(item.resource, Schedule)
+        and item.resource.name == schedule
+        and (namespace is None or item.resource.namespace == namespace)
+    ]
+    where = f" in namespace {namespace}" if namespace else ""
+    if not found:
+        click.echo(f"spectra: no Schedule named {schedule!r}{where} in {', '.join(map(str, paths))}", err=True)
+        sys.exit(EXIT_INVALID)
+    if len(found) > 1:
+        namespaces = ", ".join(sorted(item.namespace for item in found))
+        click.echo(
+            f"spectra: Schedule {schedule!r} is in several namespaces ({namespaces}); pick one with -n", err=True
+        )
+        sys.exit(EXIT_INVALID)
+    target = found[0]
+    assert isinstance(target, Schedule)
+    zone = ZoneInfo(target.spec.time_zone)
+    contacts = {
+        item.resource.name: item.resource
+        for item in result.resources
+        if isinstance(item.resource, Contact) and item.resource.namespace == target.namespace
+    }
+
+    def local(instant: datetime) -> str:
+        return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z (UTC%z)")
+
+    def person(name: str) -> str:
+        contact = contacts.get(name)
+        return f"{name} ({contact.spec.display_name})" if contact is not None else f"{name} (no Contact found)"
+
+    names = on_call(target.spec, at)
+    handoff = next_handoff(target.spec, at)
+    click.echo(f"Schedule {target.namespace}/{target.name} ({target.spec.time_zone}) at {local(at)}")
+    click.echo(f"On call: {', '.join(person(name) for name in names) if names else 'nobody'}")
+    if handoff is None:
+        click.echo(f"Next handoff: none within {HANDOFF_HORIZON.days // 7} weeks")
+    else:
+        click.echo(f"Next handoff: {local(handoff)} = {handoff.astimezone(UTC):%Y-%m-%d %H:%M} UTC")
+
+
 def main() -> None:
     """Entry point: never show a traceback for bad input; show one for our bugs only on request."""
     try:

@@ -1,0 +1,137 @@
+"""SMS through Twilio's Messages API with the real `twilio` library; also the Twilio plumbing voice uses.
+
+Twilio's Messages and Calls create endpoints document no idempotency key (the library offers one only
+for Payments and user-defined messages; `I-Twilio-Idempotency-Token` is documented as a header Twilio
+*sends* on its webhooks). We still send our key in `I-Twilio-Idempotency-Token` and `Idempotency-Key`
+(harmless if ignored), but the outbox must assume a create can be repeated after a crash between
+Twilio's answer and our record: at most one duplicate (see docs/notifications.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+import requests
+from twilio.base.exceptions import TwilioRestException  # type: ignore[import-untyped]
+from twilio.http.http_client import TwilioHttpClient  # type: ignore[import-untyped]
+from twilio.http.response import Response  # type: ignore[import-untyped]
+from twilio.rest import Client  # type: ignore[import-untyped]
+
+from spectra.notify.message import ChannelName, Delivery, Message, TemporaryFailure
+from spectra.notify.retry import failure_for_status
+
+DEFAULT_TWILIO_URL: Final = "https://api.twilio.com"
+IDEMPOTENCY_HEADERS: Final = ("I-Twilio-Idempotency-Token", "Idempotency-Key")
+SMS_MAX_CHARS: Final = 320
+
+T = TypeVar("T")
+
+
+class _HttpClient(TwilioHttpClient):  # type: ignore[misc]
+    """TwilioHttpClient that adds our idempotency headers and keeps the last response's headers."""
+
+    def __init__(self, idempotency_key: str, timeout_s: float) -> None:
+        super().__init__(timeout=timeout_s)
+        self._key = idempotency_key
+        self.last_headers: dict[str, str] = {}
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        headers = dict(kwargs.pop("headers", None) or {})
+        for name in IDEMPOTENCY_HEADERS:
+            headers[name] = self._key
+        response = super().request(method, url, *args, headers=headers, **kwargs)
+        self.last_headers = dict(response.headers or {})
+        return response
+
+
+class TwilioAccount:
+    """Credentials, sender number and base URL; runs one synchronous API call in a thread."""
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        from_number: str,
+        *,
+        base_url: str | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.account_sid = account_sid
+        self._auth_token = auth_token
+        self.from_number = from_number
+        self.base_url = (base_url or DEFAULT_TWILIO_URL).rstrip("/")
+        self.timeout_s = timeout_s
+
+    def __repr__(self) -> str:  # never the token
+        return f"TwilioAccount(account_sid={self.account_sid!r}, base_url={self.base_url!r})"
+
+    def client(self, idempotency_key: str) -> tuple[Client, _HttpClient]:
+        http = _HttpClient(idempotency_key, self.timeout_s)
+        # environment={}: TWILIO_EDGE / TWILIO_REGION from the process must not rewrite our host.
+        client = Client(self.account_sid, self._auth_token, http_client=http, environment={})
+        # Every v2010 URL is `{client.api.base_url}/2010-04-01/...` (Domain.absolute_url); with no edge
+        # or region set, ClientBase.get_hostname leaves it alone. So this redirects Messages and Calls.
+        client.api.base_url = self.base_url
+        return client, http
+
+    async def call(self, what: str, message: Message, action: Callable[[Client], T]) -> T:
+        client, http = self.client(message.idempotency_key)
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(action, client), self.timeout_s + 5)
+        except TwilioRestException as exc:
+            detail = f"code {exc.code}" if exc.code else ""
+            raise failure_for_status(f"Twilio {what}", int(exc.status), http.last_headers, detail) from None
+        except TimeoutError:
+            raise TemporaryFailure(f"Twilio {what} did not answer in time") from None
+        except (requests.RequestException, OSError) as exc:
+            raise TemporaryFailure(f"Twilio {what} unreachable: {type(exc).__name__}") from None
+
+
+_STATES: Final = {
+    "opened": "DOWN",
+    "escalated": "DOWN",
+    "resolved": "RESOLVED",
+    "acknowledged": "ACKNOWLEDGED",
+}
+
+
+def sms_text(message: Message) -> str:
+    """'[SEV] CODE monitor is DOWN: reason. Reply CODE to acknowledge.' within 320 characters."""
+    facts = message.facts
+    code = str(facts.get("code") or "")
+    monitor = str(facts.get("monitor") or "")
+    if not code or not monitor:
+        return _clip(" ".join(message.text.split()) or message.subject, SMS_MAX_CHARS)
+    severity = str(facts.get("severity") or "alert").upper()
+    state_fact = str(facts.get("state") or "opened")
+    state = _STATES.get(state_fact, state_fact.upper())
+    reason = " ".join(str(facts.get("reason") or "").split())
+    head = f"[{severity}] {code} {monitor} is {state}"
+    tail = f". Reply {code} to acknowledge." if state == "DOWN" else "."
+    if reason:
+        room = SMS_MAX_CHARS - len(head) - len(tail) - 2
+        if room >= 10:
+            return f"{head}: {_clip(reason, room)}{tail}"
+    return _clip(head + tail, SMS_MAX_CHARS)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+class TwilioSmsChannel:
+    name = ChannelName.SMS
+
+    def __init__(self, account: TwilioAccount) -> None:
+        self.account = account
+
+    async def send(self, message: Message) -> Delivery:
+        body = sms_text(message)
+
+        def create(client: Client) -> Any:
+            return client.messages.create(to=message.recipient, from_=self.account.from_number, body=body)
+
+        created = await self.account.call("Messages", message, create)
+        return Delivery(provider_message_id=created.sid, status_code=201)

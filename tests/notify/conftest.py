@@ -1,0 +1,46 @@
+"""Fixtures: the provider fakes, and a migrated database with a session factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from spectra.store import make_engine, session_factory, upgrade
+
+from .fakes import FakeReceiver, FakeSendGrid, FakeTwilio, receiver_fake, sendgrid_fake, twilio_fake
+
+
+@pytest.fixture
+async def sendgrid() -> AsyncIterator[FakeSendGrid]:
+    async with sendgrid_fake() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def twilio() -> AsyncIterator[FakeTwilio]:
+    async with twilio_fake() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[FakeReceiver]:
+    async with receiver_fake(b"spectra-signing-key") as fake:
+        yield fake
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return session_factory(engine)

@@ -1,0 +1,262 @@
+"""Local stand-ins for SendGrid v3 and Twilio 2010-04-01 that check requests the way the real APIs do.
+
+Each fake runs an aiohttp server on 127.0.0.1, records every request, and answers from a switchable
+failure script: `fake.script = [503, 503, 503]` makes the next three requests fail, then it accepts;
+an entry may be `(429, {"Retry-After": "7"})`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+Step = int | tuple[int, dict[str, str]]
+
+
+@dataclass
+class Recorded:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Fake:
+    url: str = ""
+    script: list[Step] = field(default_factory=list)
+    requests: list[Recorded] = field(default_factory=list)
+
+    def next_failure(self) -> tuple[int, dict[str, str]] | None:
+        if not self.script:
+            return None
+        step = self.script.pop(0)
+        return step if isinstance(step, tuple) else (step, {})
+
+    def accepted(self) -> list[Recorded]:
+        return [r for r in self.requests if 200 <= r.status < 300]
+
+
+@asynccontextmanager
+async def _serve(app: web.Application) -> AsyncIterator[str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+# -- SendGrid -----------------------------------------------------------------------------------
+@dataclass
+class FakeSendGrid(Fake):
+    api_key: str = "SG.test-key"
+    message_ids: list[str] = field(default_factory=list)
+
+
+def _sg_error(status: int, message: str, fld: str | None = None) -> web.Response:
+    return web.json_response({"errors": [{"message": message, "field": fld, "help": None}]}, status=status)
+
+
+def _check_mail(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    persons = body.get("personalizations")
+    if not isinstance(persons, list) or not persons:
+        return "The personalizations field is required and must have at least one personalization."
+    for p in persons:
+        tos = p.get("to") if isinstance(p, dict) else None
+        if (
+            not isinstance(tos, list)
+            or not tos
+            or not all(isinstance(t, dict) and "@" in str(t.get("email")) for t in tos)
+        ):
+            return "The to array is required for all personalization objects, and must have at least one email."
+    if not isinstance(body.get("from"), dict) or "@" not in str(body["from"].get("email", "")):
+        return "The from object must be provided for every email send."
+    if not body.get("subject") and not all(isinstance(p, dict) and p.get("subject") for p in persons):
+        return "The subject is required."
+    content = body.get("content")
+    if not isinstance(content, list) or not content:
+        return "Unless a valid template_id is provided, the content parameter is required."
+    types = [c.get("type") for c in content if isinstance(c, dict) and c.get("value")]
+    if types[:1] != ["text/plain"]:
+        return "If present, text/plain content must be first, followed by text/html."
+    return None
+
+
+@asynccontextmanager
+async def sendgrid_fake(api_key: str = "SG.test-key") -> AsyncIterator[FakeSendGrid]:
+    fake = FakeSendGrid(api_key=api_key)
+
+    async def send(request: web.Request) -> web.Response:
+        raw = await request.read()
+        headers = dict(request.headers)
+
+        def answer(response: web.Response) -> web.Response:
+            fake.requests.append(Recorded(request.path, headers, raw, response.status))
+            return response
+
+        if request.headers.get("Authorization") != f"Bearer {fake.api_key}":
+            return answer(_sg_error(401, "The provided authorization grant is invalid, expired, or revoked"))
+        if not request.headers.get("Content-Type", "").startswith("application/json"):
+            return answer(_sg_error(415, "Content-Type should be application/json."))
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return answer(_sg_error(400, "Bad Request"))
+        problem = _check_mail(body)
+        if problem:
+            return answer(_sg_error(400, problem))
+        failure = fake.next_failure()
+        if failure is not None:
+            status, extra = failure
+            return answer(web.Response(status=status, headers=extra, text='{"errors":[{"message":"scripted"}]}'))
+        fake.message_ids.append(uuid.uuid4().hex[:22])
+        return answer(web.Response(status=202, headers={"X-Message-Id": fake.message_ids[-1]}))
+
+    app = web.Application()
+    app.router.add_post("/v3/mail/send", send)
+    async with _serve(app) as url:
+        fake.url = url
+        yield fake
+
+
+# -- Twilio -------------------------------------------------------------------------------------
+@dataclass
+class FakeTwilio(Fake):
+    account_sid: str = "AC" + "0" * 32
+    auth_token: str = "twilio-test-token"
+    # Twilio documents no idempotency key for Messages/Calls, so by default a repeat is a new message.
+    honour_idempotency: bool = False
+    idempotent: dict[str, web.Response] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)  # sids of messages and calls actually created
+
+    def sent(self, kind: str) -> list[Recorded]:
+        return [r for r in self.accepted() if r.path.endswith(f"/{kind}.json")]
+
+
+def _tw_error(status: int, code: int, message: str) -> web.Response:
+    return web.json_response(
+        {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status},
+        status=status,
+    )
+
+
+_sids = itertools.count(1)
+
+
+@asynccontextmanager
+async def twilio_fake() -> AsyncIterator[FakeTwilio]:
+    fake = FakeTwilio()
+
+    async def create(request: web.Request) -> web.Response:
+        raw = await request.read()
+        headers = dict(request.headers)
+        kind = request.match_info["kind"]
+
+        def answer(response: web.Response) -> web.Response:
+            fake.requests.append(Recorded(request.path, headers, raw, response.status))
+            return response
+
+        expected = "Basic " + base64.b64encode(f"{fake.account_sid}:{fake.auth_token}".encode()).decode()
+        if request.headers.get("Authorization") != expected or request.match_info["sid"] != fake.account_sid:
+            return answer(_tw_error(401, 20003, "Authenticate"))
+        if not request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            return answer(_tw_error(400, 20001, "Content-Type must be application/x-www-form-urlencoded"))
+        form = await request.post()
+        for name in ("To", "From"):
+            if not form.get(name):
+                return answer(_tw_error(400, 21604 if name == "To" else 21603, f"A '{name}' phone number is required."))
+        if kind == "Messages" and not form.get("Body") and not form.get("MediaUrl"):
+            return answer(_tw_error(400, 21602, "Message body is required."))
+        if kind == "Calls" and not (form.get("Twiml") or form.get("Url") or form.get("ApplicationSid")):
+            return answer(_tw_error(400, 21205, "Url, Twiml or ApplicationSid is required."))
+        key = request.headers.get("I-Twilio-Idempotency-Token")
+        if fake.honour_idempotency and key and key in fake.idempotent:
+            return answer(fake.idempotent[key])
+        failure = fake.next_failure()
+        if failure is not None:
+            status, extra = failure
+            response = _tw_error(status, 20429 if status == 429 else 20500, "scripted failure")
+            response.headers.update(extra)
+            return answer(response)
+        prefix = "SM" if kind == "Messages" else "CA"
+        sid = prefix + hashlib.md5(str(next(_sids)).encode()).hexdigest()
+        body: dict[str, Any] = {
+            "sid": sid,
+            "account_sid": fake.account_sid,
+            "to": form["To"],
+            "from": form["From"],
+            "status": "queued",
+            "api_version": "2010-04-01",
+            "uri": f"/2010-04-01/Accounts/{fake.account_sid}/{kind}/{sid}.json",
+        }
+        if kind == "Messages":
+            body |= {"body": form["Body"], "num_segments": "1", "direction": "outbound-api"}
+        fake.created.append(sid)
+        response = web.json_response(body, status=201)
+        if key:
+            fake.idempotent[key] = web.json_response(body, status=201)
+        return answer(response)
+
+    app = web.Application()
+    app.router.add_post("/2010-04-01/Accounts/{sid}/{kind:Messages|Calls}.json", create)
+    async with _serve(app) as url:
+        fake.url = url
+        yield fake
+
+
+# -- webhook / Slack receiver -------------------------------------------------------------------
+@dataclass
+class FakeReceiver(Fake):
+    signing_key: bytes | None = None
+
+    def verified(self, recorded: Recorded) -> bool:
+        if self.signing_key is None:
+            return False
+        expected = "sha256=" + hmac.new(self.signing_key, recorded.body, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, recorded.headers.get("X-Spectra-Signature", ""))
+
+
+@asynccontextmanager
+async def receiver_fake(signing_key: bytes | None = None) -> AsyncIterator[FakeReceiver]:
+    fake = FakeReceiver(signing_key=signing_key)
+
+    async def hook(request: web.Request) -> web.Response:
+        raw = await request.read()
+        recorded = Recorded(request.path, dict(request.headers), raw, 0)
+        failure = fake.next_failure()
+        if failure is not None:
+            recorded.status = failure[0]
+            fake.requests.append(recorded)
+            return web.Response(status=failure[0], headers=failure[1], text="no")
+        if signing_key is not None and not fake.verified(recorded):
+            recorded.status = 401
+            fake.requests.append(recorded)
+            return web.Response(status=401, text="bad signature")
+        recorded.status = 200
+        fake.requests.append(recorded)
+        return web.Response(status=200, text="ok")
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", hook)
+    async with _serve(app) as url:
+        fake.url = url
+        yield fake

@@ -6,6 +6,7 @@ carry a timestamp and are refused after `max_age`. The key is SPECTRA_SECRET_KEY
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from enum import StrEnum
@@ -26,16 +27,12 @@ class InvalidToken(ValueError):
 
 def secret_key() -> str:
     """SPECTRA_SECRET_KEY, or a random per-process key (links then die with the process; fine standalone)."""
-    key = os.environ.get("SPECTRA_SECRET_KEY")
-    if key:
-        return key
-    global _EPHEMERAL
-    if _EPHEMERAL is None:
-        _EPHEMERAL = secrets.token_urlsafe(32)
-    return _EPHEMERAL
+    return os.environ.get("SPECTRA_SECRET_KEY") or _ephemeral_key()
 
 
-_EPHEMERAL: str | None = None
+@functools.cache
+def _ephemeral_key() -> str:
+    return secrets.token_urlsafe(32)
 
 
 class Tokens:

@@ -21,6 +21,7 @@ from spectra.store.incidents import (
     IncidentEventType,
     IncidentState,
 )
+from spectra.store.leader import LeaderLease, acquire_lease, lease_holder, release_lease
 from spectra.store.migrate import current_revision, downgrade, head_revision, upgrade, upgrade_sql
 from spectra.store.notifications import Notification, NotificationAttempt, NotificationStatus
 from spectra.store.probes import (
@@ -73,6 +74,7 @@ __all__ = [
     "IncidentEventType",
     "IncidentState",
     "JSONType",
+    "LeaderLease",
     "LocationOverview",
     "Monitor",
     "MonitorLease",
@@ -91,12 +93,14 @@ __all__ = [
     "UTCDateTime",
     "User",
     "UserSession",
+    "acquire_lease",
     "current_revision",
     "database_url",
     "downgrade",
     "head_revision",
     "insert_results",
     "last_push",
+    "lease_holder",
     "load_states",
     "make_engine",
     "monitor_overview",
@@ -105,6 +109,7 @@ __all__ = [
     "push_token_hash",
     "record_push",
     "redacted",
+    "release_lease",
     "rollup",
     "save_states",
     "session_factory",

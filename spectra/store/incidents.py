@@ -29,6 +29,7 @@ class IncidentEventType(enum.StrEnum):
     ESCALATED = "escalated"
     RESOLVED = "resolved"
     SUPPRESSED = "suppressed"
+    REOPENED = "reopened"  # down again soon after resolving: the same incident goes on
     NOTE = "note"
 
 

@@ -315,7 +315,7 @@ def test_downgrade_keeps_monitors_and_results(database_url: str) -> None:
             insert_results(
                 session, [{"monitor_id": 7, "location": "eu", "checked_at": NOW, "status": "up", "scheduled_at": NOW}]
             )
-        downgrade(engine, "-1")
+        downgrade(engine, "0001")
         assert current_revision(engine) == "0001"
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT name FROM monitors")).scalars().all() == ["m"]

@@ -1,0 +1,423 @@
+"""Escalation: the policy snapshot, step timers, recipients and the messages of each step.
+
+Timing. Step 0 fires at opening + ``steps[0].delay``; step k at the time step k-1 was due +
+``steps[k].delay`` (due times, not the times the alerter got round to them, so nothing drifts and a
+restarted alerter fires on time). After the last step, with ``repeat`` = N, the whole policy runs N
+more times; each repeat's step 0 is due at the last step's due time + the *first step's delay*; when
+that delay is 0 the last step's delay is used instead, and when both are 0, five minutes (so a repeat
+never pages at the same instant as the step before it).
+
+Guard. Firing a step starts with ``UPDATE escalations SET step_index=..., version=version+1 WHERE
+incident_id=? AND version=? AND status='active'`` (the version read when the step was found due);
+an acknowledgement moves the version and the status, so a step never fires after an ack committed,
+and two alerters cannot both fire one step. Pages are queued in the same transaction.
+
+Recipients. Schedules resolve through ``spectra.oncall.on_call`` at the step's due time (nobody on
+call: the target is skipped and the timeline says so); contacts page through the step's channels or
+their own ``channels``; email/phone may come from Secrets (missing: a timeline note, skipped);
+webhook and Slack recipients are ``secretref:{namespace}/{secret}/{key}`` (the URL stays in the
+Secret, resolved by the sender). Idempotency key: ``incident:{id}:step:{k}:repeat:{r}:{channel}:{recipient}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from spectra.alerting.incidents import add_event, idempotency_key, incident_facts, opening_reason
+from spectra.api.base import ValueSource
+from spectra.api.contact import ContactSpec
+from spectra.api.escalation import EscalationPolicySpec, Step, Target
+from spectra.api.schedule import ScheduleSpec
+from spectra.api.secrets import SecretResolver
+from spectra.notify.message import ChannelName, Message
+from spectra.notify.outbox import enqueue
+from spectra.oncall import on_call
+from spectra.store import (
+    EscalationState,
+    EscalationStatus,
+    Incident,
+    IncidentEventType,
+    IncidentState,
+    Resource,
+)
+from spectra.tokens import Purpose, Tokens
+
+DEFAULT_REPEAT_SPACING: Final = timedelta(minutes=5)
+
+
+# --- the snapshot ------------------------------------------------------------------------------
+
+
+def load_spec(session: Session, kind: str, namespace: str, name: str) -> tuple[dict[str, Any], int] | None:
+    row = session.execute(
+        select(Resource.spec, Resource.generation).where(
+            Resource.kind == kind, Resource.namespace == namespace, Resource.name == name
+        )
+    ).first()
+    return None if row is None else (dict(row.spec), int(row.generation))
+
+
+def policy_snapshot(session: Session, namespace: str, policy_name: str | None) -> dict[str, Any] | None:
+    """The policy as it is now, to be kept by an incident opening now (None: no usable policy)."""
+    if policy_name is None:
+        return None
+    found = load_spec(session, "EscalationPolicy", namespace, policy_name)
+    if found is None:
+        return None
+    spec, generation = found
+    return {"policy": {"name": policy_name, "generation": generation, "spec": spec}, "contacts": {}, "schedules": {}}
+
+
+def snapshot_policy(snapshot: dict[str, Any] | None) -> EscalationPolicySpec | None:
+    if not snapshot or "policy" not in snapshot:
+        return None
+    try:
+        return EscalationPolicySpec.model_validate(snapshot["policy"]["spec"])
+    except ValidationError:
+        return None
+
+
+# --- timers ------------------------------------------------------------------------------------
+
+
+def repeat_spacing(policy: EscalationPolicySpec) -> timedelta:
+    first, last = policy.steps[0].delay, policy.steps[-1].delay
+    if first > timedelta(0):
+        return first
+    if last > timedelta(0):
+        return last
+    return DEFAULT_REPEAT_SPACING
+
+
+@dataclass(frozen=True)
+class Position:
+    step_index: int
+    repeat_index: int
+    next_step_at: datetime | None
+    status: str
+
+
+def after(policy: EscalationPolicySpec, step_index: int, repeat_index: int, due: datetime) -> Position:
+    """Where the escalation stands once step ``step_index`` of repeat ``repeat_index`` (due at ``due``) fired."""
+    if step_index + 1 < len(policy.steps):
+        nxt = step_index + 1
+        return Position(nxt, repeat_index, due + policy.steps[nxt].delay, EscalationStatus.ACTIVE.value)
+    if repeat_index < policy.repeat:
+        return Position(0, repeat_index + 1, due + repeat_spacing(policy), EscalationStatus.ACTIVE.value)
+    return Position(step_index, repeat_index, None, EscalationStatus.EXHAUSTED.value)
+
+
+@dataclass(frozen=True)
+class Due:
+    """An escalation whose next step is due, as read (``version`` guards the step)."""
+
+    incident_id: int
+    version: int
+    step_index: int
+    repeat_index: int
+    next_step_at: datetime
+    incident_state: str
+    monitor_id: int | None
+    namespace: str
+    monitor_name: str
+    snapshot: dict[str, Any] | None
+
+
+def due_escalations(session: Session, now: datetime) -> list[Due]:
+    e, i = EscalationState, Incident
+    stmt = (
+        select(
+            e.incident_id,
+            e.version,
+            e.step_index,
+            e.repeat_index,
+            e.next_step_at,
+            i.state,
+            i.monitor_id,
+            i.namespace,
+            i.monitor_name,
+            i.policy_snapshot,
+        )
+        .join(i, i.id == e.incident_id)
+        .where(e.status == EscalationStatus.ACTIVE.value, e.next_step_at <= now)
+        .order_by(e.next_step_at, e.incident_id)
+    )
+    return [Due(*row) for row in session.execute(stmt)]
+
+
+def _guarded(due: Due, **values: Any) -> Any:
+    return (
+        update(EscalationState)
+        .where(
+            EscalationState.incident_id == due.incident_id,
+            EscalationState.version == due.version,
+            EscalationState.status == EscalationStatus.ACTIVE.value,
+        )
+        .values(version=EscalationState.version + 1, **values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def claim_step(session: Session, due: Due, position: Position) -> bool:
+    """Move the cursor past the due step; False when an ack, a resolution or another alerter got there first."""
+    stmt = _guarded(
+        due,
+        step_index=position.step_index,
+        repeat_index=position.repeat_index,
+        next_step_at=position.next_step_at,
+        status=position.status,
+    )
+    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
+def defer(session: Session, due: Due, until: datetime) -> bool:
+    """Push the due step to ``until`` (a maintenance window's end)."""
+    return bool(session.execute(_guarded(due, next_step_at=until)).rowcount)  # type: ignore[attr-defined]
+
+
+def stop(session: Session, due: Due) -> bool:
+    return bool(session.execute(_guarded(due, status=EscalationStatus.STOPPED.value)).rowcount)  # type: ignore[attr-defined]
+
+
+def rearm(session: Session, incident_id: int, at: datetime) -> bool:
+    """A reopened incident's stopped escalation continues from its next step, due at ``at``."""
+    stmt = (
+        update(EscalationState)
+        .where(EscalationState.incident_id == incident_id, EscalationState.status == EscalationStatus.STOPPED.value)
+        .values(status=EscalationStatus.ACTIVE.value, next_step_at=at, version=EscalationState.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
+# --- recipients --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    channel: ChannelName
+    recipient: str
+    who: str  # contact name, or "webhook"/"slack"
+
+
+@dataclass
+class StepPlan:
+    pages: list[Page] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    on_call: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _secret_ref(namespace: str, source: ValueSource) -> str:
+    ref = source.secret_key_ref
+    return f"secretref:{namespace}/{ref.name}/{ref.key}"
+
+
+def _address(
+    secrets: SecretResolver, namespace: str, inline: str | None, source: ValueSource | None
+) -> tuple[str | None, str | None]:
+    """(value, problem): an inline value, or a Secret's."""
+    if inline is not None:
+        return inline, None
+    if source is None:
+        return None, "none is set"
+    ref = source.secret_key_ref
+    value = secrets.get(namespace, ref.name, ref.key)
+    if not value:
+        return None, f"Secret {ref.name!r} key {ref.key!r} is missing"
+    return value.strip(), None
+
+
+def plan_step(
+    session: Session, secrets: SecretResolver, namespace: str, step: Step, *, step_label: str, at: datetime
+) -> StepPlan:
+    """Who is paged, through which channel, for one step due at ``at``; notes for what was skipped."""
+    plan = StepPlan()
+    contacts: list[str] = []
+    for target in step.targets:
+        contacts.extend(_target(session, secrets, namespace, target, step_label=step_label, at=at, plan=plan))
+    seen: set[tuple[str, str]] = set()
+    for name in contacts:
+        found = load_spec(session, "Contact", namespace, name)
+        if found is None:
+            plan.notes.append(f"{step_label}: contact {name!r} does not exist; skipped")
+            continue
+        try:
+            contact = ContactSpec.model_validate(found[0])
+        except ValidationError:
+            plan.notes.append(f"{step_label}: contact {name!r} is not valid; skipped")
+            continue
+        plan.contacts[name] = found[0]
+        for channel in step.channels or contact.channels:
+            channel_name = ChannelName(str(channel))
+            if channel_name == ChannelName.EMAIL:
+                value, problem = _address(secrets, namespace, contact.email, contact.email_from)
+                what = "email"
+            else:
+                value, problem = _address(secrets, namespace, contact.phone, contact.phone_from)
+                what = "phone"
+            if value is None:
+                plan.notes.append(f"{step_label}: contact {name!r} has no {what} ({problem}); {channel_name} skipped")
+                continue
+            if (channel_name, value) in seen:
+                continue
+            seen.add((channel_name, value))
+            plan.pages.append(Page(channel_name, value, name))
+    return plan
+
+
+def _target(
+    session: Session,
+    secrets: SecretResolver,
+    namespace: str,
+    target: Target,
+    *,
+    step_label: str,
+    at: datetime,
+    plan: StepPlan,
+) -> list[str]:
+    if target.contact is not None:
+        return [target.contact]
+    if target.schedule is not None:
+        found = load_spec(session, "Schedule", namespace, target.schedule)
+        if found is None:
+            plan.notes.append(f"{step_label}: schedule {target.schedule!r} does not exist; target skipped")
+            return []
+        schedule = ScheduleSpec.model_validate(found[0])
+        plan.schedules[target.schedule] = found[0]
+        names = on_call(schedule, at)
+        plan.on_call.append({"schedule": target.schedule, "at": at.isoformat(), "contacts": list(names)})
+        if not names:
+            plan.notes.append(
+                f"{step_label}: nobody is on call in schedule {target.schedule!r} at {at.isoformat()}; target skipped"
+            )
+        return list(names)
+    for channel, source in (
+        (ChannelName.WEBHOOK, target.webhook.url_from if target.webhook else None),
+        (ChannelName.SLACK, target.slack.webhook_from if target.slack else None),
+    ):
+        if source is None:
+            continue
+        ref = source.secret_key_ref
+        if not secrets.get(namespace, ref.name, ref.key):
+            plan.notes.append(f"{step_label}: {channel} Secret {ref.name!r} key {ref.key!r} is missing; target skipped")
+            return []
+        plan.pages.append(Page(channel, _secret_ref(namespace, source), str(channel)))
+    return []
+
+
+# --- messages ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Links:
+    tokens: Tokens
+    public_url: str
+
+    def ack_url(self, incident_id: int) -> str:
+        return f"{self.public_url}/ack/{self.tokens.make(Purpose.ACK, {'i': incident_id})}"
+
+    def voice_url(self, incident_id: int) -> str:
+        return f"{self.public_url}/hooks/twilio/voice?incident={incident_id}"
+
+
+def page_message(incident: Incident, page: Page, *, step: int, repeat: int, reason: str, links: Links) -> Message:
+    state = "opened" if step == 0 and repeat == 0 else "escalated"
+    ack_url = links.ack_url(incident.id)
+    facts = incident_facts(incident, state=state, reason=reason, ack_url=ack_url, step=step)
+    facts["repeat"] = repeat
+    if page.channel == ChannelName.VOICE:
+        facts["voice_action_url"] = links.voice_url(incident.id)
+    detail = f": {reason}" if reason else ""
+    if page.channel in (ChannelName.SMS, ChannelName.VOICE):
+        text = (
+            f"{incident.code} {incident.severity} {incident.title}{detail}. Reply ACK {incident.code} to acknowledge."
+        )
+    else:
+        text = (
+            f"{incident.title}{detail}\nSeverity: {incident.severity}\nIncident: {incident.code}\n"
+            f"Opened: {incident.opened_at.isoformat()}\nAcknowledge: {ack_url}"
+        )
+    return Message(
+        channel=page.channel,
+        recipient=page.recipient,
+        subject=f"[{incident.code}] {incident.title}",
+        text=text,
+        idempotency_key=idempotency_key(
+            "incident", incident.id, "step", step, "repeat", repeat, str(page.channel), page.recipient
+        ),
+        incident_id=incident.id,
+        facts=facts,
+    )
+
+
+def fire_step(session: Session, due: Due, secrets: SecretResolver, links: Links) -> list[Message] | None:
+    """Fire the due step: claim it (guarded), queue its pages, write the timeline. None when it lost the race.
+
+    The caller commits (or rolls back on error, which un-claims the step).
+    """
+    policy = snapshot_policy(due.snapshot)
+    if policy is None or due.incident_state != IncidentState.OPEN.value:
+        stop(session, due)
+        return None
+    step_index = min(due.step_index, len(policy.steps) - 1)
+    position = after(policy, step_index, due.repeat_index, due.next_step_at)
+    if not claim_step(session, due, position):
+        return None
+    incident = session.get(Incident, due.incident_id)
+    assert incident is not None
+    step = policy.steps[step_index]
+    label = f"step {step_index}" + (f" (repeat {due.repeat_index})" if due.repeat_index else "")
+    plan = plan_step(session, secrets, due.namespace, step, step_label=label, at=due.next_step_at)
+    at = due.next_step_at
+    if step_index > 0 or due.repeat_index > 0:
+        add_event(
+            session,
+            incident.id,
+            IncidentEventType.ESCALATED,
+            at,
+            f"escalated to {label}",
+            data={"step": step_index, "repeat": due.repeat_index},
+        )
+    for note in plan.notes:
+        add_event(session, incident.id, IncidentEventType.NOTE, at, note, data={"step": step_index})
+    reason = opening_reason(session, incident.id)
+    queued: list[Message] = []
+    for page in plan.pages:
+        message = page_message(incident, page, step=step_index, repeat=due.repeat_index, reason=reason, links=links)
+        if enqueue(session, message):
+            queued.append(message)
+            add_event(
+                session,
+                incident.id,
+                IncidentEventType.NOTIFIED,
+                at,
+                f"paged {page.who} by {page.channel}",
+                actor=page.who,
+                channel=str(page.channel),
+                data={"step": step_index, "repeat": due.repeat_index},
+            )
+    _remember(incident, plan, step_index, due.repeat_index)
+    if position.status == EscalationStatus.EXHAUSTED.value:
+        add_event(session, incident.id, IncidentEventType.NOTE, at, "every step has been paged; escalation exhausted")
+    session.flush()
+    return queued
+
+
+def _remember(incident: Incident, plan: StepPlan, step: int, repeat: int) -> None:
+    """Keep the contacts and schedules as they were at page time in the incident's snapshot."""
+    snapshot = dict(incident.policy_snapshot or {})
+    snapshot["contacts"] = {**snapshot.get("contacts", {}), **plan.contacts}
+    snapshot["schedules"] = {**snapshot.get("schedules", {}), **plan.schedules}
+    if plan.on_call:
+        entries: Sequence[dict[str, Any]] = snapshot.get("onCall", [])
+        snapshot["onCall"] = [*entries, *({**e, "step": step, "repeat": repeat} for e in plan.on_call)]
+    incident.policy_snapshot = snapshot

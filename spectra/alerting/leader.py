@@ -1,0 +1,55 @@
+"""One active alerter per database, elected through the ``leader_leases`` row ``alerter``.
+
+The leader renews its lease every RENEW (2 s) with a TTL of TTL (6 s); a standby does nothing but
+try to take the lease, which it gets once the leader released it (clean stop) or let it run out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Final
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from spectra.store import acquire_lease, release_lease
+
+LEASE_NAME: Final = "alerter"
+TTL: Final = timedelta(seconds=6)
+RENEW: Final = timedelta(seconds=2)
+
+
+class Leadership:
+    """Whether this instance leads, renewing through the database when due."""
+
+    def __init__(self, session_factory: sessionmaker[Session], holder: str, *, name: str = LEASE_NAME) -> None:
+        self._sessions = session_factory
+        self.holder = holder[:64]
+        self.name = name
+        self._until: datetime | None = None
+        self._renewed: datetime | None = None
+
+    def is_leader(self, now: datetime) -> bool:
+        """True when this instance holds the lease at ``now`` (renewing it or trying to take it if due)."""
+        fresh = self._renewed is not None and self._until is not None and now - self._renewed < RENEW
+        if fresh and self._until is not None and now < self._until:
+            return True
+        with self._sessions() as session:
+            won = acquire_lease(session, self.name, self.holder, now=now, until=now + TTL)
+            session.commit()
+        if won:
+            self._until, self._renewed = now + TTL, now
+        else:
+            self._until = self._renewed = None
+        return won
+
+    def release(self) -> None:
+        if self._until is None:
+            return
+        with self._sessions() as session:
+            release_lease(session, self.name, self.holder)
+            session.commit()
+        self._until = self._renewed = None
+
+
+Clock = Callable[[], datetime]

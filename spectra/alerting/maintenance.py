@@ -1,0 +1,126 @@
+"""Maintenance windows: which are in effect for a monitor at an instant.
+
+A one-off window is active on ``[start, end)``. A recurring window's occurrences start at the times of
+its RRULE, with DTSTART = ``recurrence.start`` (default: when the window was applied) taken as a wall
+time in ``recurrence.timeZone`` (so "02:00 every Sunday" stays 02:00 across DST changes); each lasts
+``duration``; none starts after ``until``. A window covers the monitors named in ``monitors`` (same
+namespace) and those whose labels contain every pair of ``monitorSelector.matchLabels``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from dateutil.rrule import rrule, rrulestr
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from spectra.api.maintenance import MaintenanceWindowSpec
+from spectra.store import Resource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ActiveWindow:
+    """One occurrence of a window that is in effect."""
+
+    namespace: str
+    name: str
+    start: datetime
+    end: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class WindowDef:
+    namespace: str
+    name: str
+    spec: MaintenanceWindowSpec
+    created_at: datetime
+    rule: rrule | None
+
+    def covers(self, namespace: str, monitor: str, labels: Mapping[str, str]) -> bool:
+        if namespace != self.namespace:
+            return False
+        if monitor in self.spec.monitors:
+            return True
+        selector = self.spec.monitor_selector
+        return selector is not None and all(labels.get(k) == v for k, v in selector.match_labels.items())
+
+    def occurrence_at(self, now: datetime) -> ActiveWindow | None:
+        """The occurrence in effect at ``now``, if any."""
+        spec = self.spec
+        if spec.start is not None and spec.end is not None:
+            if spec.start <= now < spec.end:
+                return ActiveWindow(self.namespace, self.name, spec.start.astimezone(UTC), spec.end.astimezone(UTC))
+            return None
+        recurrence = spec.recurrence
+        if recurrence is None or self.rule is None:
+            return None
+        zone = ZoneInfo(recurrence.time_zone)
+        start = self.rule.before(now.astimezone(zone), inc=True)
+        if start is None:
+            return None
+        if recurrence.until is not None and start > recurrence.until:
+            return None
+        end = start + recurrence.duration
+        if start <= now < end:
+            return ActiveWindow(self.namespace, self.name, start.astimezone(UTC), end.astimezone(UTC))
+        return None
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _rule(spec: MaintenanceWindowSpec, created_at: datetime) -> rrule | None:
+    recurrence = spec.recurrence
+    if recurrence is None:
+        return None
+    zone = ZoneInfo(recurrence.time_zone)
+    first = (recurrence.start or created_at).astimezone(zone)
+    # A wall-clock DTSTART in the window's zone: each occurrence keeps the wall time, offsets follow DST.
+    dtstart = first.replace(tzinfo=zone)
+    rule = rrulestr(recurrence.rrule, dtstart=dtstart, cache=True)
+    return rule if isinstance(rule, rrule) else None
+
+
+def load_windows(session: Session) -> list[WindowDef]:
+    """Every MaintenanceWindow in the store (an unreadable spec is logged and left out)."""
+    rows = session.execute(
+        select(Resource.namespace, Resource.name, Resource.spec, Resource.created_at).where(
+            Resource.kind == "MaintenanceWindow"
+        )
+    )
+    out: list[WindowDef] = []
+    for row in rows:
+        try:
+            spec = MaintenanceWindowSpec.model_validate(row.spec)
+            created = _aware(row.created_at)
+            out.append(WindowDef(row.namespace, row.name, spec, created, _rule(spec, created)))
+        except (ValidationError, ValueError) as exc:
+            log.warning("maintenance window %s/%s is not usable: %s", row.namespace, row.name, exc)
+    return out
+
+
+def active_windows(
+    windows: Sequence[WindowDef], namespace: str, monitor: str, labels: Mapping[str, str], now: datetime
+) -> list[ActiveWindow]:
+    """The windows in effect for one monitor at ``now``, latest end first."""
+    found = [
+        occurrence
+        for window in windows
+        if window.covers(namespace, monitor, labels)
+        for occurrence in [window.occurrence_at(now)]
+        if occurrence is not None
+    ]
+    return sorted(found, key=lambda w: (w.end, w.ref), reverse=True)

@@ -26,7 +26,7 @@ from typing import Any
 
 import uvloop
 
-from bench import probe
+from bench import alerting, probe
 from bench.targets import BenchCA, Ports, Targets, cpu_seconds, dnsmasq, pin
 from spectra.probe.context import CheckRequest
 
@@ -39,6 +39,7 @@ KEYS = {
     "scheduling": "scheduling",
     "rss": "rss_mb_per_10k_monitors",
     "latency": "latency_accuracy",
+    "alerting": "alert_latency_ms",
 }
 NEEDS_TARGETS = {"http", "https", "tcp", "latency", "scheduling"}
 
@@ -187,6 +188,7 @@ class Harness:
         await self.measure("dns", self.dns, self.throughput_budget)
         await self.measure("icmp", self.icmp, self.throughput_budget)
         await self.measure("rss", lambda: asyncio.to_thread(probe.rss_per_10k, config), 180)
+        await self.measure("alerting", lambda: alerting.alert_latency(config.mode), 600)
         summary = {key: self.report[key].get("met") for key in KEYS.values()}
         return {"environment": environment_, **self.report, "summary": summary}
 

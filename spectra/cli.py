@@ -173,8 +173,10 @@ def apply(paths: tuple[Path, ...], database: str | None, prune: bool) -> None:
     help="Where browser screenshots go.",
 )
 def run(paths: tuple[Path, ...], database: str | None, listen: str, concurrency: int, artifacts: Path) -> None:
-    """Run everything in one process: load PATHS, check the monitors, serve /healthz, /metrics, /api/v1/monitors.
+    """Run everything in one process: load PATHS, check the monitors, alert, serve /healthz, /metrics, /api/v1/monitors.
 
+    Pages go out through SendGrid / Twilio when their keys are set (else to the log); ack links and the
+    Twilio webhooks are served here too (links use SPECTRA_PUBLIC_URL, default http://HOST:PORT).
     Manifests are reloaded when they change; SIGTERM stops cleanly.
     """
     from spectra.standalone import Options, Standalone
@@ -229,6 +231,33 @@ def probe(location: str, database: str | None, listen: str, concurrency: int, al
         allow_private=allow_private_targets,
     )
     sys.exit(_run_async(run_probe(options)))
+
+
+@cli.command()
+@database_option
+@click.option(
+    "--listen",
+    default="0.0.0.0:8082",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Health, metrics, ack links and Twilio webhooks.",
+)
+def alerter(database: str | None, listen: str) -> None:
+    """Run the alerter (cluster mode): incidents, escalation and notification delivery from the shared database.
+
+    Start two or more replicas: one holds the lease in the database and alerts, the others stand by.
+    Set SPECTRA_PUBLIC_URL (links, Twilio signatures) and the same SPECTRA_SECRET_KEY on every replica.
+    """
+    from spectra.alerting.service import AlerterOptions, run_alerter
+    from spectra.store import database_url
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen")
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    options = AlerterOptions(database_url=database_url(database), host=host.strip("[]"), port=int(port))
+    sys.exit(_run_async(run_alerter(options)))
 
 
 def _run_async(coroutine: Any) -> int:

@@ -1,14 +1,17 @@
 """`spectra run`: the whole pipeline in one process on SQLite (or any store URL).
 
 Manifests are loaded, validated and applied through the same loader the operator uses; a probe worker
-checks the monitors; the web app serves health, metrics and the monitor API. Changed manifests are
-re-applied without dropping schedules; a set with errors is reported and the last good one kept.
+checks the monitors; the alerter opens incidents and escalates, and the sender delivers its notifications
+(to the console without provider keys); the web app serves health, metrics, the monitor API, ack links and
+the Twilio webhooks. Changed manifests are re-applied without dropping schedules; a set with errors is
+reported and the last good one kept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +20,9 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy import Engine, func, select
 
+from spectra.alerting import Alerter
 from spectra.manifests import ManifestSet, discover, load_paths
+from spectra.notify.outbox import Sender, channels_from_env
 from spectra.probe.context import CheckContext
 from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.leases import SoloAssignment
@@ -25,6 +30,8 @@ from spectra.probe.worker import Worker
 from spectra.reconcile import MANIFEST_SOURCE, apply_set
 from spectra.store import Monitor as MonitorRow
 from spectra.store import make_engine, redacted, session_factory, upgrade
+from spectra.tokens import Tokens
+from spectra.web.ack import AlertingWeb
 from spectra.web.app import Runtime, create_app
 from spectra.web.metrics import ProbeMetrics
 
@@ -42,6 +49,16 @@ class Options:
     concurrency: int = 500
     poll_interval_s: float = 1.0
     artifacts_dir: Path = field(default_factory=lambda: Path("artifacts"))
+    # Base of the links in notifications and of the Twilio signature check; default http://HOST:PORT.
+    public_url: str | None = None
+
+    @property
+    def effective_public_url(self) -> str:
+        public = self.public_url or os.environ.get("SPECTRA_PUBLIC_URL")
+        if public:
+            return public.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
 
 class CurrentSecrets:
@@ -81,6 +98,8 @@ class Standalone:
         self.ready_problem: str | None = "starting"
         self.secrets: CurrentSecrets | None = None
         self.worker: Worker | None = None
+        self.sender: Sender | None = None
+        self.alerter: Alerter | None = None
 
     def _apply(self, manifests: ManifestSet) -> str:
         with self.sessions.begin() as session:
@@ -116,7 +135,25 @@ class Standalone:
             concurrency=options.concurrency,
             metrics=self.metrics,
         )
-        runtime = Runtime(self.sessions, self.metrics, self._readiness, loopback_only=is_loopback(options.host))
+        tokens = Tokens()
+        public_url = options.effective_public_url
+        self.sender = Sender(self.sessions, channels_from_env(), secrets=self.secrets)
+        self.alerter = Alerter(
+            self.sessions, secrets=self.secrets, tokens=tokens, public_url=public_url, sender=self.sender
+        )
+        alerting = AlertingWeb(
+            tokens=tokens,
+            public_url=public_url,
+            twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN") or None,
+            after_change=self.sender.wake,
+        )
+        runtime = Runtime(
+            self.sessions,
+            self.metrics,
+            self._readiness,
+            loopback_only=is_loopback(options.host),
+            alerting=alerting,
+        )
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(runtime), host=options.host, port=options.port, log_level="warning", lifespan="off"
@@ -128,6 +165,8 @@ class Standalone:
 
         tasks = [
             asyncio.create_task(self.worker.run(), name="worker"),
+            asyncio.create_task(self.alerter.run(), name="alerter"),
+            asyncio.create_task(self.sender.run(), name="sender"),
             asyncio.create_task(server.serve(), name="web"),
             asyncio.create_task(self._watch(fingerprint(options.paths)), name="watch"),
         ]
@@ -149,6 +188,9 @@ class Standalone:
         self.ready_problem = "stopping"
         server.should_exit = True
         await self.worker.stop()
+        # The alerter first (it may still enqueue), then the sender (finishes what it is sending).
+        await self.alerter.stop()
+        await self.sender.stop()
         for task in tasks:
             if task.get_name() == "watch":
                 task.cancel()

@@ -26,6 +26,7 @@ MEASURES = {
     "scheduling": "scheduling",
     "rss": "rss_mb_per_10k_monitors",
     "latency": "latency_accuracy",
+    "alerting": "alert_latency_ms",
 }
 THROUGHPUT = ["http", "https", "tcp", "dns", "icmp"]
 THROUGHPUT_KEYS = {"value", "unit", "target", "met", "checks", "statuses", "duration_s", "concurrency", "latency_ms"}

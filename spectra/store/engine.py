@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Final
+import time
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, exc, make_url
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.store.types import MYSQL_DIALECTS
+
+T = TypeVar("T")
 
 DEFAULT_DATABASE_URL: Final = "sqlite:///spectra.db"
 DATABASE_URL_ENV: Final = "SPECTRA_DATABASE_URL"
@@ -107,3 +111,20 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN")
+
+
+def retry_locked(action: Callable[[], T], attempts: int = 4) -> T:
+    """Run a short write transaction, again when SQLite says the database is locked.
+
+    In WAL mode a transaction that read before writing fails at once (no busy wait) when another
+    writer (the probe writer, the alerter) committed in between; the actions here are conditional
+    updates, so running one again is safe.
+    """
+    for attempt in range(attempts):
+        try:
+            return action()
+        except exc.OperationalError as error:
+            if attempt == attempts - 1 or "locked" not in str(error.orig).lower():
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")

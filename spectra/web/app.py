@@ -1,4 +1,7 @@
-"""The ASGI app of `spectra run` (and later `spectra web`): health, metrics, monitor API, heartbeat pushes."""
+"""The ASGI app of `spectra run` (and later `spectra web`): health, metrics, monitor API, heartbeat pushes.
+
+With an alerting part (`Runtime.alerting`) it also serves the ack links and the Twilio webhooks.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from spectra.store import monitor_overview, record_push
+from spectra.store.engine import retry_locked
+from spectra.web.ack import AlertingWeb, ack_routes
 from spectra.web.metrics import ProbeMetrics
+from spectra.web.twilio_hooks import twilio_routes
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,8 @@ class Runtime:
     # otherwise it needs this token (the console's tokens replace it later).
     loopback_only: bool = True
     api_token: str | None = None
+    # Processes that alert (spectra run, spectra alerter) serve /ack/{token} and /hooks/twilio/*.
+    alerting: AlertingWeb | None = None
 
 
 def create_app(runtime: Runtime) -> Starlette:
@@ -62,15 +70,17 @@ def create_app(runtime: Runtime) -> Starlette:
             return PlainTextResponse("unknown heartbeat token\n", status_code=404)
         return PlainTextResponse("ok\n")
 
-    return Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/metrics", runtime.metrics.endpoint),
-            Route("/api/v1/monitors", monitors),
-            Route("/api/v1/heartbeat/{token}", heartbeat, methods=["GET", "POST"]),
-        ]
-    )
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", runtime.metrics.endpoint),
+        Route("/api/v1/monitors", monitors),
+        Route("/api/v1/heartbeat/{token}", heartbeat, methods=["GET", "POST"]),
+    ]
+    if runtime.alerting is not None:
+        routes += ack_routes(runtime.alerting, runtime.session_factory)
+        routes += twilio_routes(runtime.alerting, runtime.session_factory)
+    return Starlette(routes=routes)
 
 
 def _authorized(request: Request, runtime: Runtime) -> bool:
@@ -89,5 +99,9 @@ def _overview(factory: sessionmaker[Session]) -> list[dict[str, Any]]:
 
 
 def _push(factory: sessionmaker[Session], token: str) -> bool:
-    with factory.begin() as session:
-        return record_push(session, token, datetime.now(UTC))
+    def push() -> bool:
+        with factory.begin() as session:
+            return record_push(session, token, datetime.now(UTC))
+
+    # On SQLite a concurrent writer (probe results, the alerter) can make this read-then-write fail at once.
+    return retry_locked(push)

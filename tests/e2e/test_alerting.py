@@ -1,0 +1,295 @@
+"""`spectra run` pages through the real sendgrid and twilio libraries, and the emailed ack link stops escalation.
+
+The SendGrid and Twilio stand-ins of tests/notify/fakes.py run in a thread of this test; the spectra
+process reaches them through SPECTRA_SENDGRID_URL / SPECTRA_TWILIO_URL. A real target goes down and up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from notify.fakes import FakeSendGrid, FakeTwilio, sendgrid_fake, twilio_fake
+
+from .processes import SPECTRA, Target, free_port, get, wait_for
+
+ALICE_EMAIL = "alice@example.com"
+ALICE_PHONE = "+15550001111"
+BOB_EMAIL = "bob@example.com"
+SECOND_STEP_DELAY_S = 6
+
+MANIFESTS = """\
+apiVersion: spectra.dev/v1alpha1
+kind: Contact
+metadata: {{name: alice}}
+spec: {{displayName: Alice, email: {alice_email}, phone: "{alice_phone}", channels: [email, sms]}}
+---
+apiVersion: spectra.dev/v1alpha1
+kind: Contact
+metadata: {{name: bob}}
+spec: {{displayName: Bob, email: {bob_email}, channels: [email]}}
+---
+apiVersion: spectra.dev/v1alpha1
+kind: EscalationPolicy
+metadata: {{name: primary}}
+spec:
+  steps:
+    - delay: 0s
+      targets: [{{contact: alice}}]
+      channels: [email, sms]
+    - delay: {delay}s
+      targets: [{{contact: bob}}]
+      channels: [email]
+---
+apiVersion: spectra.dev/v1alpha1
+kind: Monitor
+metadata: {{name: local-web}}
+spec:
+  type: http
+  interval: 1s
+  timeout: 500ms
+  failureThreshold: 2
+  successThreshold: 1
+  escalationPolicyRef: {{name: primary}}
+  http: {{url: "http://127.0.0.1:{port}/"}}
+"""
+
+
+class Providers:
+    """The SendGrid and Twilio stand-ins, served from an event loop in a thread of their own."""
+
+    def __init__(self) -> None:
+        self.sendgrid: FakeSendGrid | None = None
+        self.twilio: FakeTwilio | None = None
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._serve(),), daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10), "the provider stand-ins did not start"
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        async with AsyncExitStack() as stack:
+            self.sendgrid = await stack.enter_async_context(sendgrid_fake())
+            self.twilio = await stack.enter_async_context(twilio_fake())
+            self._ready.set()
+            await self._stop.wait()
+
+    def close(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+        self._loop.close()
+
+    def emails(self, to: str) -> list[dict[str, Any]]:
+        assert self.sendgrid is not None
+        mails = [record.json() for record in list(self.sendgrid.accepted())]
+        return [mail for mail in mails if any(t["email"] == to for p in mail["personalizations"] for t in p["to"])]
+
+    def texts(self, to: str) -> list[dict[str, str]]:
+        assert self.twilio is not None
+        forms = [dict(urllib.parse.parse_qsl(record.body.decode())) for record in list(self.twilio.sent("Messages"))]
+        return [form for form in forms if form.get("To") == to]
+
+    def env(self) -> dict[str, str]:
+        assert self.sendgrid is not None
+        assert self.twilio is not None
+        return {
+            "SENDGRID_API_KEY": self.sendgrid.api_key,
+            "SPECTRA_SENDGRID_URL": self.sendgrid.url,
+            "SPECTRA_EMAIL_FROM": "spectra@example.com",
+            "TWILIO_ACCOUNT_SID": self.twilio.account_sid,
+            "TWILIO_AUTH_TOKEN": self.twilio.auth_token,
+            "TWILIO_FROM_NUMBER": "+15559990000",
+            "SPECTRA_TWILIO_URL": self.twilio.url,
+        }
+
+
+def text_of(mail: dict[str, Any]) -> str:
+    return "\n".join(part["value"] for part in mail["content"] if part["type"] == "text/plain")
+
+
+def post_form(url: str, form: dict[str, str]) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+@pytest.fixture
+def providers() -> Iterator[Providers]:
+    fakes = Providers()
+    yield fakes
+    fakes.close()
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[Target]:
+    server = Target(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_down_pages_ack_link_stops_escalation_up_resolves(tmp_path: Path, target: Target, providers: Providers) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "alerting.yaml").write_text(
+        MANIFESTS.format(
+            alice_email=ALICE_EMAIL,
+            alice_phone=ALICE_PHONE,
+            bob_email=BOB_EMAIL,
+            delay=SECOND_STEP_DELAY_S,
+            port=target.port,
+        )
+    )
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SPECTRA_", "SENDGRID_", "TWILIO_"))}
+    env |= providers.env() | {"PYTHONUNBUFFERED": "1", "SPECTRA_SECRET_KEY": "e2e-alerting-secret-key-0123456789"}
+    log_path = tmp_path / "spectra.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [
+                SPECTRA,
+                "run",
+                str(folder),
+                "--database",
+                f"sqlite:///{tmp_path / 'spectra.db'}",
+                "--listen",
+                f"127.0.0.1:{port}",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env=env,
+        )
+        try:
+            _scenario(base, target, providers, process, log_path)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=15) == 0, log_path.read_text()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    log = log_path.read_text()
+    assert "Traceback" not in log
+    for secret in (providers.env()["SENDGRID_API_KEY"], providers.env()["TWILIO_AUTH_TOKEN"]):
+        assert secret not in log
+
+
+def _state(base: str) -> str | None:
+    status, body = get(f"{base}/api/v1/monitors")
+    if status != 200:
+        return None
+    return next((item["state"] for item in json.loads(body) if item["name"] == "local-web"), None)
+
+
+def _scenario(base: str, target: Target, providers: Providers, process: subprocess.Popen[bytes], log: Path) -> None:
+    wait_for(lambda: get(f"{base}/readyz")[0] == 200 or process.poll() is not None, "readyz")
+    assert process.poll() is None, log.read_text()
+    wait_for(lambda: _state(base) == "up", "monitor up")
+    assert providers.emails(ALICE_EMAIL) == []
+
+    # Down: Alice gets an email and an SMS within seconds (2 failed checks at 1 s, then the alerter).
+    target.stop()
+    [page] = wait_for(lambda: providers.emails(ALICE_EMAIL), "the page email at SendGrid", timeout=20)
+    paged_at = time.monotonic()
+    [sms] = wait_for(lambda: providers.texts(ALICE_PHONE), "the page SMS at Twilio", timeout=10)
+    text = text_of(page)
+    found = re.search(r"(http://127\.0\.0\.1:\d+/ack/[A-Za-z0-9_.\-]+)", text)
+    assert found, text
+    ack_url = found.group(1)
+    assert ack_url.startswith(base)
+    code = re.search(
+        r"\b([A-Z0-9]{4,8})\b", page["subject"] if "subject" in page else page["personalizations"][0]["subject"]
+    )
+    assert code is not None
+    assert code.group(1) in sms["Body"]
+
+    # The link: GET shows it and changes nothing; POST acknowledges.
+    status, shown = get(ack_url)
+    assert status == 200
+    assert '<dd id="state">open</dd>' in shown
+    assert "Acknowledge</button>" in shown
+    status, done = post_form(ack_url, {"action": "acknowledge"})
+    assert status == 200, done
+    assert "is acknowledged" in done
+    assert time.monotonic() - paged_at < SECOND_STEP_DELAY_S, "acknowledged too late to test the next step"
+
+    # Alice is told it was acknowledged (email and SMS: the channels that paged her).
+    wait_for(lambda: len(providers.emails(ALICE_EMAIL)) >= 2, "the acknowledged email", timeout=10)
+    assert "acknowledged by" in text_of(providers.emails(ALICE_EMAIL)[1]).lower()
+    wait_for(lambda: len(providers.texts(ALICE_PHONE)) >= 2, "the acknowledged SMS", timeout=10)
+
+    # The next step (Bob, SECOND_STEP_DELAY_S after the first) does not fire, nor does anything else.
+    time.sleep(max(0.0, paged_at + SECOND_STEP_DELAY_S + 2 - time.monotonic()))
+    assert providers.emails(BOB_EMAIL) == []
+    assert len(providers.emails(ALICE_EMAIL)) == 2
+    assert len(providers.texts(ALICE_PHONE)) == 2
+    status, shown = get(ack_url)
+    assert "already acknowledged" in shown
+
+    # Up: Alice is told it is resolved, through the channels that paged her; Bob was never paged.
+    target.start()
+    wait_for(lambda: len(providers.emails(ALICE_EMAIL)) >= 3, "the resolved email", timeout=20)
+    assert "resolved" in providers.emails(ALICE_EMAIL)[2]["subject"].lower()
+    wait_for(lambda: len(providers.texts(ALICE_PHONE)) >= 3, "the resolved SMS", timeout=10)
+    assert providers.emails(BOB_EMAIL) == []
+    status, shown = get(ack_url)
+    assert '<dd id="state">resolved</dd>' in shown
+
+
+def test_alerter_command_serves_hooks_and_stops_on_sigterm(tmp_path: Path, providers: Providers) -> None:
+    """`spectra alerter` (cluster mode) on a migrated database: health, ack pages and Twilio hooks, clean stop."""
+    database = f"sqlite:///{tmp_path / 'spectra.db'}"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SPECTRA_", "SENDGRID_", "TWILIO_"))}
+    env |= providers.env() | {"PYTHONUNBUFFERED": "1", "SPECTRA_PUBLIC_URL": "https://spectra.example.test"}
+    command = [SPECTRA, "alerter", "--database", database, "--listen", f"127.0.0.1:{port}"]
+
+    # An empty database is refused with the fix in the message.
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert refused.returncode == 1
+    assert "spectra db upgrade" in refused.stderr
+
+    subprocess.run([SPECTRA, "db", "upgrade", "--database", database], env=env, check=True, capture_output=True)
+    log_path = tmp_path / "alerter.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+        try:
+            wait_for(lambda: get(f"{base}/readyz")[0] == 200 or process.poll() is not None, "readyz")
+            assert process.poll() is None, log_path.read_text()
+            assert get(f"{base}/healthz")[0] == 200
+            status, page = get(f"{base}/ack/not-a-token")
+            assert status == 400
+            assert "This link is not valid" in page
+            assert post_form(f"{base}/hooks/twilio/sms", {"From": ALICE_PHONE, "Body": "ack ABCD"})[0] == 403
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=15) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    log = log_path.read_text()
+    assert "Traceback" not in log
+    assert providers.env()["TWILIO_AUTH_TOKEN"] not in log

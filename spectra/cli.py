@@ -182,16 +182,12 @@ def run(paths: tuple[Path, ...], database: str | None, listen: str, concurrency:
     from spectra.standalone import Options, Standalone
     from spectra.store import database_url
 
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit():
-        raise click.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen")
-    if logging.getLogger().level > logging.INFO:
-        logging.getLogger().setLevel(logging.INFO)
+    host, port = _server_setup(listen)
     options = Options(
         paths=list(paths),
         database_url=database_url(database),
-        host=host.strip("[]"),
-        port=int(port),
+        host=host,
+        port=port,
         concurrency=concurrency,
         artifacts_dir=artifacts,
     )
@@ -217,16 +213,12 @@ def probe(location: str, database: str | None, listen: str, concurrency: int, al
     from spectra.probe.service import ProbeOptions, run_probe
     from spectra.store import database_url
 
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit():
-        raise click.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen")
-    if logging.getLogger().level > logging.INFO:
-        logging.getLogger().setLevel(logging.INFO)
+    host, port = _server_setup(listen)
     options = ProbeOptions(
         location=location,
         database_url=database_url(database),
-        host=host.strip("[]"),
-        port=int(port),
+        host=host,
+        port=port,
         concurrency=concurrency,
         allow_private=allow_private_targets,
     )
@@ -251,13 +243,19 @@ def alerter(database: str | None, listen: str) -> None:
     from spectra.alerting.service import AlerterOptions, run_alerter
     from spectra.store import database_url
 
+    host, port = _server_setup(listen)
+    options = AlerterOptions(database_url=database_url(database), host=host, port=port)
+    sys.exit(_run_async(run_alerter(options)))
+
+
+def _server_setup(listen: str) -> tuple[str, int]:
+    """HOST:PORT of a server command, and INFO logging (servers log what they do; -v only adds detail)."""
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise click.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen")
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
-    options = AlerterOptions(database_url=database_url(database), host=host.strip("[]"), port=int(port))
-    sys.exit(_run_async(run_alerter(options)))
+    return host.strip("[]"), int(port)
 
 
 def _run_async(coroutine: Any) -> int:

@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import uvicorn
 from sqlalchemy import Engine, func, select
 
 from spectra.alerting import Alerter
@@ -34,6 +32,7 @@ from spectra.tokens import Tokens
 from spectra.web.ack import AlertingWeb
 from spectra.web.app import Runtime, create_app
 from spectra.web.metrics import ProbeMetrics
+from spectra.web.process import Readiness, serve, web_server
 
 log = logging.getLogger("spectra.run")
 
@@ -94,8 +93,7 @@ class Standalone:
         self.engine: Engine = make_engine(options.database_url)
         self.sessions = session_factory(self.engine)
         self.metrics = ProbeMetrics()
-        self.stopping = asyncio.Event()
-        self.ready_problem: str | None = "starting"
+        self.readiness = Readiness()
         self.secrets: CurrentSecrets | None = None
         self.worker: Worker | None = None
         self.sender: Sender | None = None
@@ -150,26 +148,11 @@ class Standalone:
         runtime = Runtime(
             self.sessions,
             self.metrics,
-            self._readiness,
+            self.readiness,
             loopback_only=is_loopback(options.host),
             alerting=alerting,
         )
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(runtime), host=options.host, port=options.port, log_level="warning", lifespan="off"
-            )
-        )
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stopping.set)
-
-        tasks = [
-            asyncio.create_task(self.worker.run(), name="worker"),
-            asyncio.create_task(self.alerter.run(), name="alerter"),
-            asyncio.create_task(self.sender.run(), name="sender"),
-            asyncio.create_task(server.serve(), name="web"),
-            asyncio.create_task(self._watch(fingerprint(options.paths)), name="watch"),
-        ]
+        server = web_server(create_app(runtime), options.host, options.port)
         log.info(
             "spectra run: %d monitor(s), database %s, listening on http://%s:%d",
             await asyncio.to_thread(self._monitor_count),
@@ -177,31 +160,23 @@ class Standalone:
             options.host,
             options.port,
         )
-        self.ready_problem = None
-        stop = asyncio.create_task(self.stopping.wait())
-        done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        failed = [task for task in done if task is not stop and task.exception() is not None]
-        for task in failed:
-            log.error("%s stopped: %s", task.get_name(), task.exception())
+        worker, alerter, sender = self.worker, self.alerter, self.sender
 
-        log.info("stopping")
-        self.ready_problem = "stopping"
-        server.should_exit = True
-        await self.worker.stop()
-        # The alerter first (it may still enqueue), then the sender (finishes what it is sending).
-        await self.alerter.stop()
-        await self.sender.stop()
-        for task in tasks:
-            if task.get_name() == "watch":
-                task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        stop.cancel()
+        async def stop() -> None:
+            await worker.stop()
+            # The alerter first (it may still enqueue), then the sender (finishes what it is sending).
+            await alerter.stop()
+            await sender.stop()
+
+        code = await serve(
+            {"worker": worker.run(), "alerter": alerter.run(), "sender": sender.run()},
+            server,
+            readiness=self.readiness,
+            stop=stop,
+            background={"watch": self._watch(fingerprint(options.paths))},
+        )
         self.engine.dispose()
-        log.info("stopped")
-        return 1 if failed else 0
-
-    def _readiness(self) -> str | None:
-        return self.ready_problem
+        return code
 
     async def _watch(self, seen: frozenset[tuple[str, int, int]]) -> None:
         while True:

@@ -27,7 +27,7 @@ from spectra.web.twilio_hooks import twilio_routes
 
 log = logging.getLogger(__name__)
 
-Readiness = Callable[[], str | None]
+ReadinessCheck = Callable[[], str | None]
 """Returns None when ready, else why not."""
 
 
@@ -37,7 +37,7 @@ class Runtime:
 
     session_factory: sessionmaker[Session]
     metrics: ProbeMetrics
-    readiness: Readiness
+    readiness: ReadinessCheck
     # The monitor API is open only when the server listens on loopback (standalone's default);
     # otherwise it needs this token (the console's tokens replace it later).
     loopback_only: bool = True

@@ -3,7 +3,8 @@
 Manifests are loaded, validated and applied through the same loader the operator uses; a probe worker
 checks the monitors; the alerter opens incidents and escalates, and the sender delivers its notifications
 (to the console without provider keys); the web app serves health, metrics, the monitor API, ack links and
-the Twilio webhooks. Changed manifests are re-applied without dropping schedules; a set with errors is
+the Twilio webhooks; status pages are served and their page-events loop (auto incidents, subscriber
+mails) runs beside the alerter. Changed manifests are re-applied without dropping schedules; a set with errors is
 reported and the last good one kept.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import Engine, func, select
 
 from spectra.alerting import Alerter
+from spectra.housekeeping import Housekeeping
 from spectra.manifests import ManifestSet, discover, load_paths
 from spectra.notify.outbox import Sender, channels_from_env
 from spectra.probe.context import CheckContext
@@ -26,6 +28,7 @@ from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.leases import SoloAssignment
 from spectra.probe.worker import Worker
 from spectra.reconcile import MANIFEST_SOURCE, apply_set
+from spectra.statuspage.service import StatusPages
 from spectra.store import Monitor as MonitorRow
 from spectra.store import make_engine, redacted, session_factory, upgrade
 from spectra.tokens import Tokens
@@ -98,6 +101,7 @@ class Standalone:
         self.worker: Worker | None = None
         self.sender: Sender | None = None
         self.alerter: Alerter | None = None
+        self.statuspages: StatusPages | None = None
 
     def _apply(self, manifests: ManifestSet) -> str:
         with self.sessions.begin() as session:
@@ -145,12 +149,21 @@ class Standalone:
             twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN") or None,
             after_change=self.sender.wake,
         )
+        alerter_ = self.alerter
+        self.statuspages = StatusPages(
+            self.sessions,
+            tokens=tokens,
+            public_url=public_url,
+            wake=self.sender.wake,
+            leading=lambda: alerter_.leading,
+        )
         runtime = Runtime(
             self.sessions,
             self.metrics,
             self.readiness,
             loopback_only=is_loopback(options.host),
             alerting=alerting,
+            statuspages=self.statuspages,
         )
         server = web_server(create_app(runtime), options.host, options.port)
         log.info(
@@ -160,16 +173,26 @@ class Standalone:
             options.host,
             options.port,
         )
-        worker, alerter, sender = self.worker, self.alerter, self.sender
+        worker, alerter, sender, pages = self.worker, self.alerter, self.sender, self.statuspages
+        housekeeping = Housekeeping(self.sessions)
 
         async def stop() -> None:
+            # The page-events loop first (it enqueues subscriber mails), then the probe and the alerter.
+            await pages.stop()
+            await housekeeping.stop()
             await worker.stop()
             # The alerter first (it may still enqueue), then the sender (finishes what it is sending).
             await alerter.stop()
             await sender.stop()
 
         code = await serve(
-            {"worker": worker.run(), "alerter": alerter.run(), "sender": sender.run()},
+            {
+                "worker": worker.run(),
+                "alerter": alerter.run(),
+                "statuspages": pages.run(),
+                "sender": sender.run(),
+                "housekeeping": housekeeping.run(),
+            },
             server,
             readiness=self.readiness,
             stop=stop,

@@ -51,6 +51,7 @@ from spectra.store.results import (
     prune_results,
     rollup,
 )
+from spectra.store.statuspages import PageIncident, PageIncidentSource, PageIncidentState, PageIncidentUpdate
 from spectra.store.subscribers import WHOLE_PAGE, Subscriber
 from spectra.store.types import BigIntPK, JSONType, UTCDateTime, utcnow
 from spectra.store.upsert import upsert, upsert_statement
@@ -84,6 +85,10 @@ __all__ = [
     "Notification",
     "NotificationAttempt",
     "NotificationStatus",
+    "PageIncident",
+    "PageIncidentSource",
+    "PageIncidentState",
+    "PageIncidentUpdate",
     "ProbeWorker",
     "PruneCounts",
     "Resource",

@@ -1,6 +1,7 @@
 """The ASGI app of `spectra run` (and later `spectra web`): health, metrics, monitor API, heartbeat pushes.
 
-With an alerting part (`Runtime.alerting`) it also serves the ack links and the Twilio webhooks.
+With an alerting part (`Runtime.alerting`) it also serves the ack links and the Twilio webhooks; with a
+status pages part (`Runtime.statuspages`) the pages, their JSON, feeds, badges and subscription links.
 """
 
 from __future__ import annotations
@@ -10,20 +11,23 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from spectra.store import monitor_overview, record_push
 from spectra.store.engine import retry_locked
 from spectra.web.ack import AlertingWeb, ack_routes
 from spectra.web.metrics import ProbeMetrics
 from spectra.web.twilio_hooks import twilio_routes
+
+if TYPE_CHECKING:
+    from spectra.statuspage.service import StatusPages
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,8 @@ class Runtime:
     api_token: str | None = None
     # Processes that alert (spectra run, spectra alerter) serve /ack/{token} and /hooks/twilio/*.
     alerting: AlertingWeb | None = None
+    # Processes that serve status pages (spectra run, spectra web).
+    statuspages: StatusPages | None = None
 
 
 def create_app(runtime: Runtime) -> Starlette:
@@ -70,7 +76,7 @@ def create_app(runtime: Runtime) -> Starlette:
             return PlainTextResponse("unknown heartbeat token\n", status_code=404)
         return PlainTextResponse("ok\n")
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", runtime.metrics.endpoint),
@@ -80,6 +86,9 @@ def create_app(runtime: Runtime) -> Starlette:
     if runtime.alerting is not None:
         routes += ack_routes(runtime.alerting, runtime.session_factory)
         routes += twilio_routes(runtime.alerting, runtime.session_factory)
+    if runtime.statuspages is not None:
+        # After the fixed paths: `/` on a page's own hostname must never shadow /healthz and the APIs.
+        routes += runtime.statuspages.routes()
     return Starlette(routes=routes)
 
 

@@ -1,0 +1,69 @@
+"""Rollups and retention of check results, run in the background of `spectra run` and `spectra alerter`.
+
+Every minute the hourly and daily buckets of the last two hours are recomputed from raw results
+(idempotent, so late results are picked up and two processes doing it at once do no harm); every
+hour the retention policy prunes raw results and old rollups. Status pages and uptime figures read
+the rollups, so without this they would have no history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from spectra.store import RetentionPolicy, rollup, utcnow
+
+log = logging.getLogger(__name__)
+
+ROLLUP_EVERY = timedelta(minutes=1)
+ROLLUP_LOOKBACK = timedelta(hours=2)
+PRUNE_EVERY = timedelta(hours=1)
+
+
+class Housekeeping:
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        *,
+        retention: RetentionPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessions = session_factory
+        self.retention = retention or RetentionPolicy()
+        self._clock = clock
+        self._last_prune: datetime | None = None
+        self._stopping = asyncio.Event()
+
+    def once(self) -> None:
+        """One pass: roll up the recent past; prune when an hour has passed since the last prune."""
+        now = self._clock()
+        with self._sessions.begin() as session:
+            rollup(session, now - ROLLUP_LOOKBACK, now + timedelta(seconds=1))
+        if self._last_prune is None or now - self._last_prune >= PRUNE_EVERY:
+            with self._sessions.begin() as session:
+                counts = self.retention.apply(session, now)
+            self._last_prune = now
+            if counts.raw or counts.hourly or counts.daily:
+                log.info(
+                    "retention: pruned %d raw results, %d hourly, %d daily rollups",
+                    counts.raw,
+                    counts.hourly,
+                    counts.daily,
+                )
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await asyncio.to_thread(self.once)
+            except Exception as error:  # the database is away: try again next time
+                log.warning("housekeeping failed: %s: %s", type(error).__name__, error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), ROLLUP_EVERY.total_seconds())
+
+    async def stop(self) -> None:
+        self._stopping.set()

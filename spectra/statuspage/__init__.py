@@ -1,0 +1,1 @@
+"""Public status pages: view model, snapshots, uptime, component state and page incidents."""

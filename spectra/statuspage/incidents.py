@@ -1,0 +1,223 @@
+"""Page incidents: opened and resolved automatically from monitors, updated by people.
+
+:func:`sync_auto_incidents` runs periodically (in one process at a time, e.g. under the alerter's
+leader lease). For each page with ``autoIncidents``, a component is *failing* when one of its
+monitors (not in maintenance) has an open or acknowledged alerting incident or its combined state is
+``down``. A failing component without an unresolved page incident naming it gets one: "Outage:
+<component>", state ``investigating``, source ``auto``. An auto incident is resolved once its
+component is ``operational`` again. Manual incidents are never resolved automatically, and a
+component that a manual incident already names gets no auto incident on top.
+
+Every change returns a :class:`PageEvent` so subscribers can be notified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from spectra.alerting.maintenance import load_windows
+from spectra.statuspage.state import (
+    MAINTENANCE,
+    MAJOR_OUTAGE,
+    OPERATIONAL,
+    component_monitors,
+    component_state,
+    load_monitors,
+    load_pages,
+    monitor_states,
+)
+from spectra.store import (
+    Incident,
+    IncidentState,
+    PageIncident,
+    PageIncidentSource,
+    PageIncidentState,
+    PageIncidentUpdate,
+    utcnow,
+)
+
+OPENED: Final = "opened"
+UPDATED: Final = "updated"
+RESOLVED: Final = "resolved"
+IMPACTS: Final = ("none", "minor", "major", "critical", "maintenance")
+STATES: Final = tuple(state.value for state in PageIncidentState)
+
+
+@dataclass(frozen=True)
+class PageEvent:
+    """Something subscribers of a page may be told about.
+
+    ``kind``: ``opened`` (a new incident), ``updated`` (a new update that does not resolve it) or
+    ``resolved``. ``update_id`` is the update that caused the event (its body is the message);
+    ``components`` are the incident's components (for component subscriptions).
+    """
+
+    kind: str
+    page_namespace: str
+    page_name: str
+    page_incident_id: int
+    update_id: int
+    title: str
+    state: str
+    impact: str
+    components: tuple[str, ...]
+    at: datetime
+
+
+class PageIncidentError(ValueError):
+    """A request the incident cannot take (unknown incident, bad state or impact)."""
+
+
+def _event(kind: str, incident: PageIncident, update: PageIncidentUpdate) -> PageEvent:
+    return PageEvent(
+        kind=kind,
+        page_namespace=incident.page_namespace,
+        page_name=incident.page_name,
+        page_incident_id=incident.id,
+        update_id=update.id,
+        title=incident.title,
+        state=incident.state,
+        impact=incident.impact,
+        components=tuple(incident.components or ()),
+        at=update.at,
+    )
+
+
+def open_incident(
+    session: Session,
+    page_namespace: str,
+    page_name: str,
+    *,
+    title: str,
+    impact: str,
+    components: Sequence[str],
+    body: str,
+    author: str | None = None,
+    state: str = PageIncidentState.INVESTIGATING.value,
+    source: str = PageIncidentSource.MANUAL.value,
+    monitor_incident_id: int | None = None,
+    now: datetime | None = None,
+) -> PageEvent:
+    """Open a page incident with its first update (the console's "new incident"); flushes."""
+    if impact not in IMPACTS:
+        raise PageIncidentError(f"impact must be one of {', '.join(IMPACTS)}")
+    if state not in STATES or state == PageIncidentState.RESOLVED:
+        raise PageIncidentError("a new incident starts investigating, identified or monitoring")
+    now = now or utcnow()
+    incident = PageIncident(
+        page_namespace=page_namespace,
+        page_name=page_name,
+        title=title,
+        state=state,
+        impact=impact,
+        components=list(components),
+        source=source,
+        monitor_incident_id=monitor_incident_id,
+        started_at=now,
+    )
+    update = PageIncidentUpdate(at=now, state=state, body=body, author=author)
+    incident.updates.append(update)
+    session.add(incident)
+    session.flush()
+    return _event(OPENED, incident, update)
+
+
+def add_update(
+    session: Session,
+    page_incident_id: int,
+    state: str,
+    body: str,
+    author: str | None,
+    *,
+    now: datetime | None = None,
+) -> PageEvent:
+    """Post an update; the incident takes its state (``resolved`` resolves it, anything else reopens it)."""
+    if state not in STATES:
+        raise PageIncidentError(f"state must be one of {', '.join(STATES)}")
+    incident = session.get(PageIncident, page_incident_id, with_for_update=True)
+    if incident is None:
+        raise PageIncidentError(f"no page incident {page_incident_id}")
+    now = now or utcnow()
+    update = PageIncidentUpdate(at=now, state=state, body=body, author=author)
+    incident.updates.append(update)
+    incident.state = state
+    resolved = state == PageIncidentState.RESOLVED
+    incident.resolved_at = (incident.resolved_at or now) if resolved else None
+    session.flush()
+    return _event(RESOLVED if resolved else UPDATED, incident, update)
+
+
+def sync_auto_incidents(session: Session, now: datetime) -> list[PageEvent]:
+    """Open and resolve the automatic page incidents of every page with ``autoIncidents``; flushes."""
+    pages = [page for page in load_pages(session) if page.spec.auto_incidents]
+    if not pages:
+        return []
+    monitors = load_monitors(session)
+    windows = load_windows(session)
+    page_monitors = {
+        (page.namespace, page.name, component.name): component_monitors(page.namespace, component, monitors)
+        for page in pages
+        for group in page.spec.groups
+        for component in group.components
+    }
+    all_monitors = {m.id: m for refs in page_monitors.values() for m in refs}
+    states = monitor_states(session, all_monitors.values(), windows, now)
+    alerting: dict[int | None, int] = {
+        row.monitor_id: row.id
+        for row in session.execute(
+            select(Incident.monitor_id, Incident.id)
+            .where(Incident.state.in_((IncidentState.OPEN.value, IncidentState.ACKNOWLEDGED.value)))
+            .order_by(Incident.id)
+        )
+    }
+    unresolved = list(
+        session.scalars(select(PageIncident).where(PageIncident.resolved_at.is_(None)).order_by(PageIncident.id))
+    )
+    events: list[PageEvent] = []
+    for page in pages:
+        open_here = [i for i in unresolved if (i.page_namespace, i.page_name) == (page.namespace, page.name)]
+        for group in page.spec.groups:
+            for component in group.components:
+                refs = page_monitors[(page.namespace, page.name, component.name)]
+                live = [m for m in refs if states.get(m.id) != MAINTENANCE]
+                failing = [m for m in live if m.id in alerting or states.get(m.id) == "down"]
+                state = component_state(states.get(m.id) for m in refs)
+                naming = [i for i in open_here if component.name in (i.components or [])]
+                if failing and not naming:
+                    event = open_incident(
+                        session,
+                        page.namespace,
+                        page.name,
+                        title=f"Outage: {component.name}",
+                        impact="major" if state == MAJOR_OUTAGE else "minor",
+                        components=[component.name],
+                        body=f"We are investigating issues with {component.name}.",
+                        source=PageIncidentSource.AUTO.value,
+                        monitor_incident_id=next((alerting[m.id] for m in failing if m.id in alerting), None),
+                        now=now,
+                    )
+                    events.append(event)
+                    opened = session.get(PageIncident, event.page_incident_id)
+                    assert opened is not None
+                    open_here.append(opened)
+                elif not failing and state == OPERATIONAL:
+                    for incident in naming:
+                        if incident.source == PageIncidentSource.AUTO:
+                            events.append(
+                                add_update(
+                                    session,
+                                    incident.id,
+                                    PageIncidentState.RESOLVED.value,
+                                    f"{component.name} is operating normally again. This incident has been resolved.",
+                                    None,
+                                    now=now,
+                                )
+                            )
+                            open_here.remove(incident)
+    return events

@@ -1,0 +1,81 @@
+"""The shared status-page view model (read-only snapshots rendered by the public pages)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+
+@dataclass(frozen=True)
+class DayBar:  # one day of a component's uptime bar (in UTC days)
+    day: date
+    uptime: float | None  # 0..100; None = no data that day
+    down_minutes: int  # weighted outage minutes (partial outage = degraded counts half)
+    maintenance: bool  # some of the day was in maintenance (excluded from uptime)
+
+
+@dataclass(frozen=True)
+class ComponentView:
+    name: str
+    description_html: str | None  # sanitized
+    state: str  # operational | degraded | partial_outage | major_outage | maintenance | unknown
+    uptime_percent: float | None  # over the history window
+    days: tuple[DayBar, ...]  # oldest first, historyDays long
+    monitors: tuple[str, ...]  # "ns/name" — internal use only, never rendered
+
+
+@dataclass(frozen=True)
+class GroupView:
+    name: str
+    components: tuple[ComponentView, ...]
+
+
+@dataclass(frozen=True)
+class IncidentUpdateView:
+    at: datetime
+    state: str  # investigating|identified|monitoring|resolved
+    body_html: str
+
+
+@dataclass(frozen=True)
+class PageIncidentView:
+    id: int
+    title: str
+    state: str
+    impact: str
+    components: tuple[str, ...]
+    started_at: datetime
+    resolved_at: datetime | None
+    updates: tuple[IncidentUpdateView, ...]
+
+
+@dataclass(frozen=True)
+class MaintenanceView:
+    name: str
+    message_html: str | None
+    start: datetime
+    end: datetime
+    active: bool
+    components: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PageSnapshot:
+    namespace: str
+    name: str
+    slug: str
+    title: str
+    description_html: str | None
+    public: bool
+    hostnames: tuple[str, ...]
+    accent_color: str | None
+    logo_url: str | None
+    subscriptions_enabled: bool
+    overall: str  # operational | degraded | partial_outage | major_outage | maintenance
+    groups: tuple[GroupView, ...]
+    active_incidents: tuple[PageIncidentView, ...]
+    maintenance: tuple[MaintenanceView, ...]  # active and upcoming (next 14 days)
+    past_incidents: tuple[tuple[date, tuple[PageIncidentView, ...]], ...]  # last 14 days, newest first, all days
+    generated_at: datetime  # when the data was read
+    stale: bool = False  # True when served from the last good snapshot because the database failed
+    version: str = ""  # content hash: the ETag

@@ -1,0 +1,76 @@
+"""`spectra web`: the public web process of a cluster (status pages, subscription links, ack links, Twilio hooks).
+
+Serves from the shared database, any number of replicas: status pages `/s/{slug}` (and `/` on their own
+hostnames), their JSON, feeds and badges, the subscribe / confirm / unsubscribe links, `/ack/{token}`,
+`/hooks/twilio/*`, `/healthz`, `/readyz` and `/metrics`. It writes no page incidents (the active
+`spectra alerter` does) and sends nothing itself: what it queues (confirmation mails, acks' follow-ups)
+the alerter's sender delivers at its next poll. Point SPECTRA_PUBLIC_URL at this process and share
+SPECTRA_SECRET_KEY with the alerters (links are signed with it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from spectra.statuspage.service import StatusPages
+from spectra.store import make_engine, redacted, session_factory
+from spectra.tokens import Tokens
+from spectra.web.ack import AlertingWeb
+from spectra.web.app import Runtime, create_app
+from spectra.web.metrics import ProbeMetrics
+from spectra.web.process import Readiness, schema_is_current, serve, web_server
+
+log = logging.getLogger("spectra.web")
+
+DEFAULT_PORT = 8080
+
+
+@dataclass
+class WebOptions:
+    database_url: str
+    host: str = "0.0.0.0"  # noqa: S104 - the public web pod serves the cluster's ingress
+    port: int = DEFAULT_PORT
+    public_url: str | None = None
+
+
+async def run_web(options: WebOptions) -> int:
+    engine = make_engine(options.database_url)
+    try:
+        if not await schema_is_current(engine, options.database_url):
+            return 1
+        return await _serve(options, session_factory(engine))
+    finally:
+        engine.dispose()
+
+
+async def _serve(options: WebOptions, sessions: sessionmaker[Session]) -> int:
+    if not os.environ.get("SPECTRA_SECRET_KEY"):
+        log.warning("SPECTRA_SECRET_KEY is not set: links signed by the alerter are refused here")
+    public_url = (options.public_url or os.environ.get("SPECTRA_PUBLIC_URL") or "").rstrip("/")
+    if not public_url:
+        public_url = f"http://{options.host}:{options.port}"
+        log.warning("SPECTRA_PUBLIC_URL is not set: links in subscription mails point at %s", public_url)
+    tokens = Tokens()
+    pages = StatusPages(sessions, tokens=tokens, public_url=public_url, events=False)
+    alerting = AlertingWeb(
+        tokens=tokens, public_url=public_url, twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN") or None
+    )
+    readiness = Readiness()
+    runtime = Runtime(sessions, ProbeMetrics(), readiness, loopback_only=False, alerting=alerting, statuspages=pages)
+    log.info(
+        "web: database %s, public URL %s, listening on %s:%d",
+        redacted(options.database_url),
+        public_url,
+        options.host,
+        options.port,
+    )
+    return await serve(
+        {"statuspages": pages.run()},
+        web_server(create_app(runtime), options.host, options.port),
+        readiness=readiness,
+        stop=pages.stop,
+    )

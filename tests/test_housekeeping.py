@@ -1,0 +1,94 @@
+"""Rollups and retention run in the background: status pages get their history, old rows go."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from spectra.api import parse_object
+from spectra.housekeeping import Housekeeping
+from spectra.reconcile import MANIFEST_SOURCE, apply_set
+from spectra.store import (
+    CheckResult,
+    DailyRollup,
+    HourlyRollup,
+    Monitor,
+    insert_results,
+    make_engine,
+    session_factory,
+    upgrade,
+)
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    factory = session_factory(engine)
+    with factory.begin() as session:
+        apply_set(
+            session,
+            [
+                parse_object(
+                    {
+                        "apiVersion": "spectra.dev/v1alpha1",
+                        "kind": "Monitor",
+                        "metadata": {"name": "web"},
+                        "spec": {"type": "tcp", "tcp": {"host": "db.example.com", "port": 5432}},
+                    }
+                )
+            ],
+            MANIFEST_SOURCE,
+        )
+    yield factory
+    engine.dispose()
+
+
+def results(monitor_id: int, at: datetime, statuses: list[str]) -> list[dict[str, object]]:
+    return [
+        {
+            "monitor_id": monitor_id,
+            "location": "default",
+            "checked_at": at + timedelta(seconds=i),
+            "status": status,
+            "latency_ms": 5.0,
+            "reason": "",
+        }
+        for i, status in enumerate(statuses)
+    ]
+
+
+def test_rollups_appear_and_old_results_are_pruned(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        monitor_id = session.scalars(select(Monitor.resource_id)).one()
+        insert_results(session, results(monitor_id, NOW - timedelta(minutes=30), ["up", "up", "down", "degraded"]))
+        insert_results(session, results(monitor_id, NOW - timedelta(days=10), ["up"]))  # past raw retention
+    Housekeeping(sessions, clock=lambda: NOW).once()
+    with sessions() as session:
+        daily = session.scalars(select(DailyRollup).where(DailyRollup.monitor_id == monitor_id)).all()
+        today = [row for row in daily if row.bucket_start.date() == NOW.date()]
+        assert [(row.checks_total, row.checks_up, row.checks_down, row.checks_degraded) for row in today] == [
+            (4, 2, 1, 1)
+        ]
+        assert session.scalar(select(func.count()).select_from(HourlyRollup)) >= 1
+        oldest = session.scalar(select(func.min(CheckResult.checked_at)))
+        assert oldest is not None
+        assert oldest >= NOW - timedelta(days=7)
+
+
+def test_a_second_pass_changes_nothing(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        monitor_id = session.scalars(select(Monitor.resource_id)).one()
+        insert_results(session, results(monitor_id, NOW - timedelta(minutes=5), ["up", "down"]))
+    keeper = Housekeeping(sessions, clock=lambda: NOW)
+    keeper.once()
+    keeper.once()
+    with sessions() as session:
+        rows = session.scalars(select(DailyRollup)).all()
+        assert [(row.checks_total, row.checks_down) for row in rows] == [(2, 1)]

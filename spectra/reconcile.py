@@ -47,16 +47,16 @@ class ApplyReport:
         )
 
 
-def spec_hash(resource: Resource, token_hash: str | None = None) -> str:
+def spec_hash(resource: Resource, token_hash: str | None = None, *, held: bool = False) -> str:
     """A stable digest of what the user declared (spec and labels; server-set metadata is left out).
 
-    A heartbeat's token hash is mixed in so that rotating the token in its Secret re-applies the monitor.
+    A heartbeat's token hash is mixed in so that rotating the token in its Secret re-applies the monitor;
+    so is `held` (the operator holds monitors over their organization's plan), only when set.
     """
-    canonical = json.dumps(
-        {"spec": resource.spec_dict(), "labels": resource.metadata.labels, "token": token_hash},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    declared: dict[str, Any] = {"spec": resource.spec_dict(), "labels": resource.metadata.labels, "token": token_hash}
+    if held:
+        declared["held"] = True
+    canonical = json.dumps(declared, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -94,9 +94,13 @@ def apply_set(
 
 
 def apply_one(
-    session: Session, resource: Resource, source: str, *, secrets: SecretResolver | None = None
+    session: Session, resource: Resource, source: str, *, secrets: SecretResolver | None = None, held: bool = False
 ) -> ApplyReport:
-    """Upsert one resource (the operator's create/update handler)."""
+    """Upsert one resource (the operator's create/update handler).
+
+    `held` stores a Monitor as paused whatever its spec says: the operator holds monitors that are over
+    their organization's plan, or whose organization is suspended, without losing their history.
+    """
     report = ApplyReport()
     kind, namespace, name = key_of(resource)
     row = session.scalars(
@@ -104,7 +108,7 @@ def apply_one(
             ResourceRow.kind == kind, ResourceRow.namespace == namespace, ResourceRow.name == name
         )
     ).one_or_none()
-    _apply(session, resource, source, row, report, secrets=secrets or NoSecrets())
+    _apply(session, resource, source, row, report, secrets=secrets or NoSecrets(), held=held)
     session.flush()
     return report
 
@@ -127,8 +131,9 @@ def _apply(
     report: ApplyReport,
     *,
     secrets: SecretResolver,
+    held: bool = False,
 ) -> None:
-    digest = spec_hash(resource, _push_token(resource, secrets))
+    digest = spec_hash(resource, _push_token(resource, secrets), held=held)
     declared_generation = resource.metadata.generation
     if row is None:
         row = ResourceRow(
@@ -144,7 +149,7 @@ def _apply(
         )
         session.add(row)
         session.flush()  # the id is needed for the monitor row
-        _sync_monitor(session, row, resource, secrets)
+        _sync_monitor(session, row, resource, secrets, held=held)
         report.created.append(resource.ref)
         return
     same_generation = declared_generation is None or declared_generation == row.generation
@@ -156,7 +161,7 @@ def _apply(
         row.labels = dict(resource.metadata.labels)
         row.spec_hash = digest
         row.generation = declared_generation or row.generation + 1
-        _sync_monitor(session, row, resource, secrets)
+        _sync_monitor(session, row, resource, secrets, held=held)
     elif declared_generation is not None:
         row.generation = declared_generation
     row.uid = resource.metadata.uid
@@ -174,7 +179,7 @@ def _push_token(resource: Resource, secrets: SecretResolver) -> str | None:
     return push_token_hash(token) if token else None
 
 
-def monitor_columns(resource: Monitor, secrets: SecretResolver | None = None) -> dict[str, Any]:
+def monitor_columns(resource: Monitor, secrets: SecretResolver | None = None, *, held: bool = False) -> dict[str, Any]:
     """The hot-path columns of a Monitor (what probes and the alerter read every cycle)."""
     spec = resource.spec
     policy = spec.escalation_policy_ref
@@ -185,7 +190,7 @@ def monitor_columns(resource: Monitor, secrets: SecretResolver | None = None) ->
         "target": spec.target[:2048],
         "interval_ms": int(spec.interval.total_seconds() * 1000),
         "timeout_ms": int(spec.effective_timeout.total_seconds() * 1000),
-        "paused": spec.paused,
+        "paused": spec.paused or held,
         "quorum": spec.effective_quorum,
         "failure_threshold": spec.failure_threshold,
         "success_threshold": spec.success_threshold,
@@ -196,10 +201,12 @@ def monitor_columns(resource: Monitor, secrets: SecretResolver | None = None) ->
     }
 
 
-def _sync_monitor(session: Session, row: ResourceRow, resource: Resource, secrets: SecretResolver) -> None:
+def _sync_monitor(
+    session: Session, row: ResourceRow, resource: Resource, secrets: SecretResolver, *, held: bool = False
+) -> None:
     if not isinstance(resource, Monitor):
         return
-    columns = monitor_columns(resource, secrets)
+    columns = monitor_columns(resource, secrets, held=held)
     monitor = session.get(MonitorRow, row.id)
     if monitor is None:
         monitor = MonitorRow(resource_id=row.id, **columns)

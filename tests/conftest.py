@@ -6,9 +6,13 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from kube_harness import ClusterEmulator, KubeTools
 
 REPO = Path(__file__).resolve().parent.parent
 MARIADB_SERVER_URL = os.environ.get("SPECTRA_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
@@ -64,3 +68,21 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """Runs a test once on SQLite and once on MariaDB."""
     fixture = "sqlite_url" if request.param == "sqlite" else "mariadb_url"
     return str(request.getfixturevalue(fixture))
+
+
+# Kubernetes: the real kubectl/helm and an in-memory API server (tests/kube_harness.py). Imported
+# lazily so that runs without these fixtures do not load kmock.
+@pytest.fixture(scope="session")
+def kube_tools() -> KubeTools:
+    from kube_harness import ensure_kube_tools
+
+    return ensure_kube_tools()
+
+
+@pytest.fixture
+def cluster(kube_tools: KubeTools, tmp_path: Path) -> Iterator[ClusterEmulator]:
+    """A started Kubernetes API emulator with the CRDs, a `default` namespace and a kubeconfig."""
+    from kube_harness import ClusterEmulator
+
+    with ClusterEmulator(kube_tools, tmp_path / "cluster") as emulator:
+        yield emulator

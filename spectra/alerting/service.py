@@ -1,11 +1,12 @@
 """`spectra alerter`: the cluster alerter process.
 
 Runs the Alerter (a lease in the database makes one replica active; extra replicas stand by and take
-over when it dies), the Sender that delivers the outbox, and a web server on 0.0.0.0:8082 with /healthz,
-/readyz, /metrics, the ack links and the Twilio webhooks. Settings: SPECTRA_DATABASE_URL,
-SPECTRA_PUBLIC_URL (base of links and of the Twilio signature check), SPECTRA_SECRET_KEY (signs ack
-links; must be the same on every replica), SENDGRID_API_KEY, SPECTRA_EMAIL_FROM, TWILIO_ACCOUNT_SID,
-TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER, SPECTRA_SENDGRID_URL, SPECTRA_TWILIO_URL.
+over when it dies), the Sender that delivers the outbox, the status pages' event loop (automatic page
+incidents and subscriber mails, on the active replica only; `spectra web` serves the pages), and a web
+server on 0.0.0.0:8082 with /healthz, /readyz, /metrics, the ack links and the Twilio webhooks.
+Settings: SPECTRA_DATABASE_URL, SPECTRA_PUBLIC_URL (base of links and of the Twilio signature check),
+SPECTRA_SECRET_KEY (signs ack links; must be the same on every replica), SENDGRID_API_KEY,
+SPECTRA_EMAIL_FROM, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER, SPECTRA_SENDGRID_URL, SPECTRA_TWILIO_URL.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.api.secrets import NoSecrets, SecretResolver
+from spectra.housekeeping import Housekeeping
 from spectra.store import make_engine, redacted, session_factory
 from spectra.tokens import Tokens
 from spectra.web.ack import AlertingWeb
@@ -51,6 +53,7 @@ async def run_alerter(options: AlerterOptions, *, secrets: SecretResolver | None
 async def _serve(options: AlerterOptions, sessions: sessionmaker[Session], secrets: SecretResolver | None) -> int:
     from spectra.alerting import Alerter
     from spectra.notify.outbox import Sender, channels_from_env
+    from spectra.statuspage.service import StatusPages
 
     if not os.environ.get("SPECTRA_SECRET_KEY"):
         log.warning("SPECTRA_SECRET_KEY is not set: ack links die with this process and other replicas refuse them")
@@ -68,10 +71,17 @@ async def _serve(options: AlerterOptions, sessions: sessionmaker[Session], secre
         twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN") or None,
         after_change=sender.wake,
     )
+    pages = StatusPages(
+        sessions, tokens=tokens, public_url=public_url, wake=sender.wake, leading=lambda: alerter.leading
+    )
     readiness = Readiness()
     runtime = Runtime(sessions, ProbeMetrics(), readiness, loopback_only=False, alerting=alerting)
 
+    housekeeping = Housekeeping(sessions)  # rollups and retention, beside the alerter
+
     async def stop() -> None:
+        await pages.stop()
+        await housekeeping.stop()
         await alerter.stop()  # gives up the lease so a standby takes over at once
         await sender.stop()
 
@@ -83,7 +93,12 @@ async def _serve(options: AlerterOptions, sessions: sessionmaker[Session], secre
         options.port,
     )
     return await serve(
-        {"alerter": alerter.run(), "sender": sender.run()},
+        {
+            "alerter": alerter.run(),
+            "statuspages": pages.run(),
+            "sender": sender.run(),
+            "housekeeping": housekeeping.run(),
+        },
         web_server(create_app(runtime), options.host, options.port),
         readiness=readiness,
         stop=stop,

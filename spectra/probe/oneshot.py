@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from spectra.probe.checks import run_check
@@ -25,11 +25,23 @@ class Outcome:
         return self.result is not None and self.result.status == "down"
 
 
-async def check_once(requests: Sequence[CheckRequest], ctx: CheckContext, *, concurrency: int = 16) -> list[Outcome]:
-    """Check each monitor once, at most `concurrency` at a time; results keep the input order."""
+async def check_once(
+    requests: Sequence[CheckRequest],
+    ctx: CheckContext,
+    *,
+    concurrency: int = 16,
+    skip: Mapping[str, str] | None = None,
+) -> list[Outcome]:
+    """Check each monitor once, at most `concurrency` at a time; results keep the input order.
+
+    `skip` maps a monitor's ref to why it is not checked (e.g. its Secret is not in the manifests).
+    """
     gate = asyncio.Semaphore(concurrency)
+    skip = skip or {}
 
     async def one(request: CheckRequest) -> Outcome:
+        if request.ref in skip:
+            return Outcome(request, None, skip[request.ref])
         if request.spec.paused:
             return Outcome(request, None, "not checked: paused")
         if str(request.spec.type) in _NOT_CHECKABLE:

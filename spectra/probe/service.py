@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from spectra.api.secrets import NoSecrets, SecretResolver
 from spectra.probe.context import CheckContext
 from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.leases import LeaseAssignment
@@ -30,6 +31,7 @@ class ProbeOptions:
     port: int = 8081
     concurrency: int = 1000
     allow_private: bool = False
+    secrets: SecretResolver | None = None  # header values from secretKeyRefs (the cluster's Secrets)
 
 
 async def run_probe(options: ProbeOptions) -> int:
@@ -43,7 +45,7 @@ async def run_probe(options: ProbeOptions) -> int:
         worker = Worker(
             options.location,
             sessions,
-            CheckContext(egress=EgressGuard(policy)),
+            CheckContext(egress=EgressGuard(policy), secrets=options.secrets or NoSecrets()),
             assignment=LeaseAssignment(options.location, sessions),
             concurrency=options.concurrency,
             metrics=metrics,

@@ -1,0 +1,92 @@
+"""kopf handlers: thin. Body -> `Reconciler` (the loader standalone mode uses) -> Ready condition.
+
+Every kind gets the same three: reconcile on resume, create and update; forget on delete (kopf keeps
+a finalizer on each object until that handler has run, also across operator restarts).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from spectra.api import GROUP, KINDS, VERSION
+from spectra.operator.reconciler import Outcome, Reconciler, ready_condition, status_patch
+from spectra.store.types import utcnow
+
+FINALIZER = "spectra.dev/finalizer"
+PEERING_LIFETIME_S = 20
+
+
+def plain(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain-dict copy of a kopf body (its views are read-only and not JSON types)."""
+    return {key: _plain(value) for key, value in body.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def changed(outcome: Outcome, body: Mapping[str, Any]) -> bool:
+    """Whether the Ready condition would say something new (then an Event is worth posting)."""
+    previous = ready_condition(body)
+    status = "True" if outcome.ready else "False"
+    return previous is None or (previous.get("status"), previous.get("reason"), previous.get("message")) != (
+        status,
+        outcome.reason,
+        outcome.message[:1024],
+    )
+
+
+def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
+    def reconcile(
+        *, body: kopf.Body, patch: kopf.Patch, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
+    ) -> None:
+        raw = plain(body)
+        outcome = reconciler.apply(raw)
+        for key, value in status_patch(outcome, raw, utcnow()).items():
+            patch.status[key] = value
+        if not outcome.ready and changed(outcome, raw):
+            kopf.warn(body, reason=outcome.reason, message=outcome.message[:1024])
+            logger.warning("%s: %s", outcome.reason, outcome.message)
+
+    def forget(*, body: kopf.Body, **_: Any) -> None:
+        meta = body.get("metadata", {})
+        reconciler.delete(str(body.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name")))
+
+    # kopf authenticates through the official client: in-cluster credentials, else the kubeconfig.
+    kopf.on.login(registry=registry)(kopf.login_via_client)
+    for model in KINDS.values():
+        plural = model.info.plural
+        kopf.on.resume(GROUP, VERSION, plural, registry=registry, id="reconcile-resume")(reconcile)
+        kopf.on.create(GROUP, VERSION, plural, registry=registry, id="reconcile-create")(reconcile)
+        kopf.on.update(GROUP, VERSION, plural, registry=registry, id="reconcile-update")(reconcile)
+        kopf.on.delete(GROUP, VERSION, plural, registry=registry, id="forget")(forget)
+
+
+def settings(peering_name: str = "spectra") -> kopf.OperatorSettings:
+    """kopf's settings: our finalizer and annotation prefix, quiet Events, and cluster-wide peering."""
+    chosen = kopf.OperatorSettings()
+    chosen.persistence.finalizer = FINALIZER
+    # Progress and the last handled spec live in annotations: the CRDs' status schema is ours.
+    chosen.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="spectra.dev")
+    chosen.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="spectra.dev", key="last-handled-configuration"
+    )
+    chosen.posting.level = logging.WARNING  # our own Events only, not one per handler run
+    chosen.posting.reporting_component = "spectra-operator"
+    chosen.peering.name = peering_name
+    chosen.peering.clusterwide = True
+    chosen.peering.mandatory = False
+    # A crashed replica's peering record blocks the others until it expires: keep that short.
+    chosen.peering.lifetime = PEERING_LIFETIME_S
+    chosen.execution.max_workers = 8
+    chosen.watching.server_timeout = 300
+    chosen.watching.client_timeout = 330
+    return chosen

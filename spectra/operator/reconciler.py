@@ -1,0 +1,188 @@
+"""One custom-resource body -> validated model -> the same loader standalone mode uses -> the store.
+
+The operator's kopf handlers, its retry loop and its Secret refresher all call `Reconciler.apply`; the
+answer (`Outcome`) becomes the object's `Ready` condition. An object that does not validate, or whose
+Secret is missing, leaves the store as it was: the last good version keeps running, and `Ready=False`
+names the field. Missing referenced objects are applied anyway (they may arrive in the next second) and
+reported until they exist.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from spectra.api import InvalidObject, Organization, Resource, StatusPage, parse_object
+from spectra.api.references import references, secret_refs
+from spectra.operator.organizations import admit
+from spectra.operator.secrets import KubernetesSecrets
+from spectra.reconcile import CLUSTER_SOURCE, apply_one, delete_one
+from spectra.store import Resource as ResourceRow
+from spectra.store.types import utcnow
+
+log = logging.getLogger("spectra.operator")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of an object: `ready` with a CamelCase reason and a message naming the field."""
+
+    ready: bool
+    reason: str
+    message: str
+    applied: bool = False  # the store now holds this version (possibly held)
+
+    def condition(self, generation: int | None, previous: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
+        """The Ready condition; its transition time moves only when its status does."""
+        status = "True" if self.ready else "False"
+        since = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if previous is not None and previous.get("status") == status and previous.get("lastTransitionTime"):
+            since = str(previous["lastTransitionTime"])
+        return {
+            "type": "Ready",
+            "status": status,
+            "reason": self.reason,
+            "message": self.message[:1024],
+            "lastTransitionTime": since,
+            "observedGeneration": generation,
+        }
+
+
+def ready_condition(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for condition in (body.get("status") or {}).get("conditions") or []:
+        if isinstance(condition, Mapping) and condition.get("type") == "Ready":
+            return condition
+    return None
+
+
+def status_patch(outcome: Outcome, body: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The `.status` merge patch for an outcome: the Ready condition and observedGeneration."""
+    generation = (body.get("metadata") or {}).get("generation")
+    condition = outcome.condition(generation, ready_condition(body), now)
+    patch: dict[str, Any] = {"conditions": [condition]}
+    if outcome.applied or outcome.ready:
+        patch["observedGeneration"] = generation
+    return patch
+
+
+def secret_names(body: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """(namespace, Secret name) of every secretKeyRef in a body; empty when it does not validate."""
+    try:
+        resource = parse_object(body)
+    except InvalidObject:
+        return set()
+    return {(resource.namespace, source.secret_key_ref.name) for _, source in secret_refs(resource)}
+
+
+class Reconciler:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        secrets: KubernetesSecrets,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.sessions = sessions
+        self.secrets = secrets
+        self.clock = clock
+
+    def apply(self, body: Mapping[str, Any]) -> Outcome:
+        try:
+            resource = parse_object(body)
+        except InvalidObject as exc:
+            return Outcome(False, "Invalid", "; ".join(str(problem) for problem in exc.problems))
+        missing_secrets = self._missing_secrets(resource)
+        if missing_secrets:
+            return Outcome(False, "SecretMissing", "; ".join(missing_secrets))
+        with self.sessions() as session:
+            conflict = _conflict(session, resource)
+            if conflict:
+                return Outcome(False, "Conflict", conflict)
+            admission = admit(session, resource, self.clock())
+            if not admission.admitted and isinstance(resource, StatusPage):
+                delete_one(session, resource.kind_name, resource.namespace, resource.name)
+                session.commit()
+                return Outcome(False, admission.reason, admission.message)
+            report = apply_one(session, resource, CLUSTER_SOURCE, secrets=self.secrets, held=not admission.admitted)
+            missing = _missing_references(session, resource)
+            session.commit()
+        if report.changed:
+            log.info("applied %s (%s)", resource.ref, "created" if report.created else "updated")
+        if not admission.admitted:
+            return Outcome(False, admission.reason, admission.message, applied=True)
+        if missing:
+            return Outcome(False, "MissingReference", "; ".join(missing), applied=True)
+        return Outcome(True, "Applied", "in the store and scheduled", applied=True)
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        with self.sessions() as session:
+            removed = delete_one(session, kind, namespace, name)
+            session.commit()
+        if removed:
+            log.info("removed %s/%s from the store", kind, f"{namespace}/{name}" if namespace else name)
+        return removed
+
+    def _missing_secrets(self, resource: Resource) -> list[str]:
+        problems: list[str] = []
+        for field, source in secret_refs(resource):
+            ref = source.secret_key_ref
+            keys = self.secrets.keys(resource.namespace, ref.name)
+            if keys is None:
+                problems.append(f"{field}: Secret {ref.name!r} does not exist in namespace {resource.namespace}")
+            elif ref.key not in keys:
+                problems.append(f"{field}: Secret {ref.name!r} has no key {ref.key!r}")
+        return problems
+
+
+def _missing_references(session: Session, resource: Resource) -> list[str]:
+    wanted = list(references(resource))
+    if not wanted:
+        return []
+    stored = set(
+        session.execute(
+            select(ResourceRow.kind, ResourceRow.name).where(
+                ResourceRow.namespace == resource.namespace,
+                ResourceRow.kind.in_({ref.kind for ref in wanted}),
+                ResourceRow.name.in_({ref.name for ref in wanted}),
+            )
+        ).all()
+    )
+    return [
+        f"{ref.field}: {ref.kind} {ref.name!r} does not exist in namespace {resource.namespace}"
+        for ref in wanted
+        if (ref.kind, ref.name) not in stored
+    ]
+
+
+def _conflict(session: Session, resource: Resource) -> str | None:
+    """What another object already claims (page slug or host name, an organization's namespace)."""
+    if isinstance(resource, StatusPage):
+        rows = session.scalars(select(ResourceRow).where(ResourceRow.kind == "StatusPage")).all()
+        for row in rows:
+            if (row.namespace, row.name) == (resource.namespace, resource.name):
+                continue
+            if row.spec.get("slug") == resource.spec.slug:
+                return (
+                    f"spec.slug: slug {resource.spec.slug!r} is already used by StatusPage/{row.namespace}/{row.name}"
+                )
+            taken = set(row.spec.get("hostnames") or []) & set(resource.spec.hostnames)
+            if taken:
+                return (
+                    f"spec.hostnames: host name {sorted(taken)[0]!r} is already used by "
+                    f"StatusPage/{row.namespace}/{row.name}"
+                )
+    if isinstance(resource, Organization):
+        rows = session.scalars(select(ResourceRow).where(ResourceRow.kind == "Organization")).all()
+        for row in rows:
+            if row.name == resource.name:
+                continue
+            taken = set(row.spec.get("namespaces") or []) & set(resource.spec.namespaces)
+            if taken:
+                return f"spec.namespaces: namespace {sorted(taken)[0]!r} already belongs to Organization/{row.name}"
+    return None

@@ -1,0 +1,162 @@
+"""`spectra operator`: kopf handlers plus the loops that keep status, children and retries current.
+
+kopf peering (object `spectra`) lets one operator replica handle objects; the loops run only on the
+replica holding the database lease `operator`, so two replicas never patch the same status twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from spectra.alerting.leader import Leadership
+from spectra.operator import handlers
+from spectra.operator.kube import Kube, load_config
+from spectra.operator.owned import OwnedObjects
+from spectra.operator.publisher import StatusPublisher
+from spectra.operator.reconciler import Reconciler
+from spectra.operator.retrier import Retrier
+from spectra.operator.secrets import KubernetesSecrets
+from spectra.operator.settings import OperatorSettings
+from spectra.store import make_engine, redacted, session_factory
+from spectra.store.types import utcnow
+from spectra.web.process import Readiness, schema_is_current, serve, web_server
+
+log = logging.getLogger("spectra.operator")
+
+
+@dataclass
+class OperatorOptions:
+    database_url: str
+    settings: OperatorSettings
+    host: str = "0.0.0.0"  # noqa: S104 - health for the kubelet
+    port: int = 8083
+    kubeconfig: str | None = None
+
+
+async def _every(seconds: float, stop: asyncio.Event, leader: Leadership, work: Any, name: str) -> None:
+    """Run `work` (sync, in a thread) every `seconds` while this replica holds the operator lease."""
+    while not stop.is_set():
+        try:
+            if await asyncio.to_thread(leader.is_leader, utcnow()):
+                await asyncio.to_thread(work)
+        except Exception:  # one failed pass must not stop the loop; the next pass repairs
+            log.exception("%s pass failed; retrying", name)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def run_operator(options: OperatorOptions) -> int:
+    engine = make_engine(options.database_url)
+    try:
+        if not await schema_is_current(engine, options.database_url):
+            return 1
+        return await _serve(options, session_factory(engine))
+    finally:
+        engine.dispose()
+
+
+async def _serve(options: OperatorOptions, sessions: sessionmaker[Session]) -> int:
+    settings = options.settings
+    kube = Kube(load_config(options.kubeconfig))
+    secrets = KubernetesSecrets(kube.read_secret, ttl=min(30.0, settings.secret_refresh_seconds))
+    reconciler = Reconciler(sessions, secrets)
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, reconciler)
+    publisher = StatusPublisher(sessions, kube, settings.status, public_url=settings.web.public_url)
+    owned = OwnedObjects(sessions, kube, settings)
+    retrier = Retrier(reconciler, kube, secrets)
+    holder = f"{socket.gethostname()}-{os.getpid()}"
+    leader = Leadership(sessions, holder, name="operator")
+    stop = asyncio.Event()
+    kopf_stop: asyncio.Event = asyncio.Event()
+    readiness = Readiness()
+
+    async def status_loop() -> None:
+        seeded = False
+        while not stop.is_set():
+            try:
+                if await asyncio.to_thread(leader.is_leader, utcnow()):
+                    if not seeded:
+                        publisher.seed(await asyncio.to_thread(retrier.objects))
+                        seeded = True
+                    await publisher.cycle()
+                else:
+                    seeded = False  # another replica published meanwhile: start from the cluster again
+            except Exception:
+                log.exception("status pass failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=settings.status.interval_seconds)
+
+    async def stop_all() -> None:
+        stop.set()
+        kopf_stop.set()
+        await asyncio.to_thread(leader.release)
+
+    peering = await asyncio.to_thread(kube.peering_exists, settings.peering_name)
+    if not peering:
+        log.warning(
+            "ClusterKopfPeering %r not found: running without peering, so run only one operator replica "
+            "(the chart creates it; see docs/operator.md)",
+            settings.peering_name,
+        )
+    log.info(
+        "operator: database %s, children in namespace %s, probe image %s",
+        redacted(options.database_url),
+        settings.namespace,
+        settings.probe.image,
+    )
+    components = {
+        "kopf": kopf.operator(
+            registry=registry,
+            settings=handlers.settings(settings.peering_name),
+            clusterwide=True,
+            peering_name=settings.peering_name,
+            standalone=not peering,
+            # Distinct priorities: with equal ones kopf lets every replica act and only warns.
+            priority=random.randint(1, 1_000_000),  # noqa: S311 - not a secret
+            stop_flag=kopf_stop,
+        ),
+        "status": status_loop(),
+        "children": _every(settings.status.interval_seconds, stop, leader, owned.sync, "children"),
+        "retry": _every(settings.secret_refresh_seconds, stop, leader, retrier.run_once, "retry"),
+    }
+    app = _health_app(readiness, publisher)
+    return await serve(components, web_server(app, options.host, options.port), readiness=readiness, stop=stop_all)
+
+
+def _health_app(readiness: Readiness, publisher: StatusPublisher) -> Starlette:
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(request: Request) -> Response:
+        problem = readiness()
+        return PlainTextResponse(f"{problem}\n" if problem else "ok\n", status_code=503 if problem else 200)
+
+    async def metrics(request: Request) -> Response:
+        text = (
+            "# HELP spectra_operator_status_patches_total Status patches sent.\n"
+            "# TYPE spectra_operator_status_patches_total counter\n"
+            f"spectra_operator_status_patches_total {publisher.patches}\n"
+            "# HELP spectra_operator_events_total Monitor state Events posted.\n"
+            "# TYPE spectra_operator_events_total counter\n"
+            f"spectra_operator_events_total {publisher.events}\n"
+        )
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    return Starlette(
+        routes=[Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)],
+    )

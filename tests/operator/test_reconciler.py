@@ -1,0 +1,262 @@
+"""The operator's path from a custom-resource body to the store: outcomes, Secrets, references,
+conflicts and organizations' plans (on SQLite and MariaDB)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from spectra.operator.reconciler import Outcome, Reconciler, secret_names, status_patch
+from spectra.operator.secrets import KubernetesSecrets
+from spectra.store import Monitor as MonitorRow
+from spectra.store import Resource as ResourceRow
+from spectra.store import make_engine, push_token_hash, session_factory, upgrade
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+class FakeSecretStore:
+    """Secrets as the API returns them (base64 data), keyed by (namespace, name)."""
+
+    def __init__(self) -> None:
+        self.secrets: dict[tuple[str, str], dict[str, str]] = {}
+        self.reads = 0
+
+    def put(self, namespace: str, name: str, **values: str) -> None:
+        self.secrets[(namespace, name)] = {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
+
+    def read(self, namespace: str, name: str) -> dict[str, str] | None:
+        self.reads += 1
+        return self.secrets.get((namespace, name))
+
+
+@pytest.fixture
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def store() -> FakeSecretStore:
+    return FakeSecretStore()
+
+
+@pytest.fixture
+def reconciler(sessions: sessionmaker[Session], store: FakeSecretStore) -> Reconciler:
+    return Reconciler(sessions, KubernetesSecrets(store.read, ttl=0), clock=lambda: NOW)
+
+
+def monitor(name: str, namespace: str = "default", **spec: Any) -> dict[str, Any]:
+    body_spec = {"type": "http", "interval": "30s", "http": {"url": "https://example.com/"}, **spec}
+    return {
+        "apiVersion": "spectra.dev/v1alpha1",
+        "kind": "Monitor",
+        "metadata": {"name": name, "namespace": namespace, "generation": 3, "uid": f"uid-{name}"},
+        "spec": body_spec,
+    }
+
+
+def org(name: str, namespaces: list[str], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "spectra.dev/v1alpha1",
+        "kind": "Organization",
+        "metadata": {"name": name, "generation": 1},
+        "spec": {"displayName": name.title(), "namespaces": namespaces, **spec},
+    }
+
+
+def paused(sessions: sessionmaker[Session], name: str) -> bool:
+    with sessions() as session:
+        return bool(session.scalar(select(MonitorRow.paused).where(MonitorRow.name == name)))
+
+
+def test_valid_object_is_applied_and_ready(reconciler: Reconciler, sessions: sessionmaker[Session]) -> None:
+    outcome = reconciler.apply(monitor("web"))
+    assert outcome == Outcome(True, "Applied", "in the store and scheduled", applied=True)
+    with sessions() as session:
+        row = session.scalars(select(ResourceRow).where(ResourceRow.name == "web")).one()
+        assert (row.source, row.generation, row.uid) == ("cluster", 3, "uid-web")
+    patch = status_patch(outcome, monitor("web"), NOW)
+    assert patch["observedGeneration"] == 3
+    assert patch["conditions"][0] | {"lastTransitionTime": None} == {
+        "type": "Ready",
+        "status": "True",
+        "reason": "Applied",
+        "message": "in the store and scheduled",
+        "lastTransitionTime": None,
+        "observedGeneration": 3,
+    }
+
+
+def test_invalid_edit_keeps_the_last_good_version(reconciler: Reconciler, sessions: sessionmaker[Session]) -> None:
+    reconciler.apply(monitor("web"))
+    outcome = reconciler.apply(monitor("web", timeout="1m"))
+    assert not outcome.ready
+    assert not outcome.applied
+    assert outcome.reason == "Invalid"
+    assert outcome.message.startswith("spec.timeout:")
+    with sessions() as session:
+        assert session.scalar(select(MonitorRow.timeout_ms).where(MonitorRow.name == "web")) == 10_000
+
+
+def test_transition_time_moves_only_with_the_status() -> None:
+    body = monitor("web")
+    body["status"] = {
+        "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+    }
+    same = status_patch(Outcome(False, "Invalid", "x"), body, NOW)["conditions"][0]
+    flipped = status_patch(Outcome(True, "Applied", "ok", applied=True), body, NOW)["conditions"][0]
+    assert same["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    assert flipped["lastTransitionTime"] == "2026-11-24T12:00:00Z"
+    assert "observedGeneration" not in status_patch(Outcome(False, "Invalid", "x"), body, NOW)
+
+
+def heartbeat(name: str) -> dict[str, Any]:
+    body = monitor(name)
+    body["spec"] = {
+        "type": "heartbeat",
+        "interval": "5m",
+        "heartbeat": {"grace": "1m", "tokenFrom": {"secretKeyRef": {"name": "beat", "key": "token"}}},
+    }
+    return body
+
+
+def test_missing_secret_then_created_then_rotated(
+    reconciler: Reconciler, sessions: sessionmaker[Session], store: FakeSecretStore
+) -> None:
+    body = heartbeat("nightly")
+    assert secret_names(body) == {("default", "beat")}
+    outcome = reconciler.apply(body)
+    assert (outcome.ready, outcome.reason) == (False, "SecretMissing")
+    assert outcome.message == "spec.heartbeat.tokenFrom.secretKeyRef: Secret 'beat' does not exist in namespace default"
+    store.put("default", "beat", other="x")
+    assert "has no key 'token'" in reconciler.apply(body).message
+    store.put("default", "beat", token="first-token")
+    assert reconciler.apply(body).ready
+    store.put("default", "beat", token="second-token")
+    assert reconciler.apply(body).ready
+    with sessions() as session:
+        stored = session.scalar(select(MonitorRow.push_token_hash).where(MonitorRow.name == "nightly"))
+    assert stored == push_token_hash("second-token")
+    # Secret values never reach what is shown: outcomes name the Secret and key only.
+    store.put("default", "beat", other="second-token")
+    assert "second-token" not in str(reconciler.apply(body))
+
+
+def test_secrets_are_read_from_the_objects_namespace_only(reconciler: Reconciler, store: FakeSecretStore) -> None:
+    store.put("other-team", "beat", token="theirs")
+    outcome = reconciler.apply(heartbeat("nightly"))
+    assert outcome.reason == "SecretMissing"
+
+
+def test_missing_reference_is_applied_but_not_ready(reconciler: Reconciler) -> None:
+    outcome = reconciler.apply(monitor("web", escalationPolicyRef={"name": "primary"}))
+    assert outcome.applied
+    assert not outcome.ready
+    assert outcome.reason == "MissingReference"
+    assert "spec.escalationPolicyRef.name: EscalationPolicy 'primary' does not exist" in outcome.message
+
+
+def page(name: str, namespace: str, slug: str, hostnames: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "spectra.dev/v1alpha1",
+        "kind": "StatusPage",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "slug": slug,
+            "title": "Status",
+            "hostnames": hostnames,
+            "groups": [{"name": "All", "components": [{"name": "Site", "monitors": ["x"]}]}],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("second", "field"),
+    [
+        (page("b", "team-b", "acme", []), "spec.slug"),
+        (page("b", "team-b", "other", ["status.acme.test"]), "spec.hostnames"),
+    ],
+)
+def test_a_slug_or_host_name_claimed_twice_is_a_conflict(
+    reconciler: Reconciler, second: dict[str, Any], field: str
+) -> None:
+    reconciler.apply(monitor("x", "team-a"))
+    assert reconciler.apply(page("a", "team-a", "acme", ["status.acme.test"])).ready
+    outcome = reconciler.apply(second)
+    assert (outcome.ready, outcome.reason, outcome.applied) == (False, "Conflict", False)
+    assert outcome.message.startswith(field)
+    assert "StatusPage/team-a/a" in outcome.message
+
+
+def test_organization_plan_limits(reconciler: Reconciler, sessions: sessionmaker[Session]) -> None:
+    assert reconciler.apply(org("acme", ["acme-prod"], plan={"maxMonitors": 2, "minInterval": "30s"})).ready
+    assert reconciler.apply(monitor("one", "acme-prod")).ready
+    assert reconciler.apply(monitor("two", "acme-prod")).ready
+    third = reconciler.apply(monitor("three", "acme-prod"))
+    assert (third.ready, third.reason, third.applied) == (False, "OverPlanLimit", True)
+    assert third.message == "Organization acme allows 2 monitors (spec.plan.maxMonitors); this is number 3"
+    assert paused(sessions, "three")
+    assert not paused(sessions, "one")
+    fast = reconciler.apply(monitor("fast", "acme-prod", interval="10s"))
+    assert fast.reason == "IntervalBelowPlan"
+    assert fast.message.startswith("spec.interval: 10s is shorter than the minimum 30s")
+    # Other namespaces are not the tenant's.
+    assert reconciler.apply(monitor("free", "elsewhere")).ready
+    # When one goes, the next in line runs.
+    reconciler.delete("Monitor", "acme-prod", "one")
+    assert reconciler.apply(monitor("three", "acme-prod")).ready
+    assert not paused(sessions, "three")
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ({"suspended": True}, "OrganizationSuspended"),
+        ({"trialEnds": (NOW - timedelta(days=1)).isoformat()}, "TrialEnded"),
+    ],
+)
+def test_suspended_or_expired_organizations_hold_their_monitors(
+    reconciler: Reconciler, sessions: sessionmaker[Session], spec: dict[str, Any], reason: str
+) -> None:
+    assert reconciler.apply(monitor("one", "acme-prod")).ready
+    reconciler.apply(org("acme", ["acme-prod"]))
+    assert reconciler.apply(monitor("one", "acme-prod")).ready
+    reconciler.apply(org("acme", ["acme-prod"], **spec))
+    outcome = reconciler.apply(monitor("one", "acme-prod"))
+    assert (outcome.ready, outcome.reason) == (False, reason)
+    assert paused(sessions, "one")  # held, history kept
+    reconciler.apply(org("acme", ["acme-prod"]))
+    assert reconciler.apply(monitor("one", "acme-prod")).ready
+    assert not paused(sessions, "one")
+
+
+def test_status_pages_over_the_plan_are_not_served(reconciler: Reconciler, sessions: sessionmaker[Session]) -> None:
+    reconciler.apply(org("acme", ["acme-prod"], plan={"maxStatusPages": 1}))
+    reconciler.apply(monitor("x", "acme-prod"))
+    assert reconciler.apply(page("a", "acme-prod", "acme-a", [])).ready
+    outcome = reconciler.apply(page("b", "acme-prod", "acme-b", []))
+    assert (outcome.reason, outcome.applied) == ("OverPlanLimit", False)
+    with sessions() as session:
+        assert session.scalar(select(ResourceRow.id).where(ResourceRow.name == "b")) is None
+
+
+def test_a_namespace_belongs_to_one_organization(reconciler: Reconciler) -> None:
+    assert reconciler.apply(org("acme", ["shared"])).ready
+    outcome = reconciler.apply(org("globex", ["shared", "globex"]))
+    assert outcome.reason == "Conflict"
+    assert outcome.message == "spec.namespaces: namespace 'shared' already belongs to Organization/acme"
+
+
+def test_delete_is_idempotent(reconciler: Reconciler) -> None:
+    reconciler.apply(monitor("web"))
+    assert reconciler.delete("Monitor", "default", "web") is True
+    assert reconciler.delete("Monitor", "default", "web") is False

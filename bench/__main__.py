@@ -26,7 +26,7 @@ from typing import Any
 
 import uvloop
 
-from bench import alerting, probe
+from bench import alerting, operator, probe, statuspage
 from bench.targets import BenchCA, Ports, Targets, cpu_seconds, dnsmasq, pin
 from spectra.probe.context import CheckRequest
 
@@ -40,6 +40,8 @@ KEYS = {
     "rss": "rss_mb_per_10k_monitors",
     "latency": "latency_accuracy",
     "alerting": "alert_latency_ms",
+    "statuspage": "statuspage_requests_per_s_one_core",
+    "operator": "operator_status_patches_per_minute",
 }
 NEEDS_TARGETS = {"http", "https", "tcp", "latency", "scheduling"}
 
@@ -189,6 +191,10 @@ class Harness:
         await self.measure("icmp", self.icmp, self.throughput_budget)
         await self.measure("rss", lambda: asyncio.to_thread(probe.rss_per_10k, config), 180)
         await self.measure("alerting", lambda: alerting.alert_latency(config.mode), 600)
+        await self.measure(
+            "statuspage", lambda: statuspage.page_throughput(config.mode, self.probe_cpu, self.target_cpu), 180
+        )
+        await self.measure("operator", lambda: operator.status_patching(config.mode), 600)
         summary = {key: self.report[key].get("met") for key in KEYS.values()}
         return {"environment": environment_, **self.report, "summary": summary}
 

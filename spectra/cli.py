@@ -221,6 +221,7 @@ def probe(location: str, database: str | None, listen: str, concurrency: int, al
         port=port,
         concurrency=concurrency,
         allow_private=allow_private_targets,
+        secrets=_cluster_secrets(),
     )
     sys.exit(_run_async(run_probe(options)))
 
@@ -245,7 +246,77 @@ def alerter(database: str | None, listen: str) -> None:
 
     host, port = _server_setup(listen)
     options = AlerterOptions(database_url=database_url(database), host=host, port=port)
-    sys.exit(_run_async(run_alerter(options)))
+    sys.exit(_run_async(run_alerter(options, secrets=_cluster_secrets())))
+
+
+@cli.command()
+@database_option
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="SPECTRA_OPERATOR_CONFIG",
+    help="Operator settings (YAML; the chart mounts /etc/spectra/operator.yaml). Default: built-in defaults.",
+)
+@click.option("--listen", default="0.0.0.0:8083", show_default=True, metavar="HOST:PORT", help="Health and metrics.")
+@click.option("--kubeconfig", envvar="KUBECONFIG", metavar="PATH", help="Outside a cluster: which kubeconfig to use.")
+def operator(database: str | None, config_path: Path | None, listen: str, kubeconfig: str | None) -> None:
+    """Run the Kubernetes operator: reconcile SpectraMonitor resources into the shared database.
+
+    Keeps .status and Events current, makes a probe Deployment per location in use and an Ingress per
+    StatusPage host name. Two replicas are safe: kopf peering and a database lease keep one active.
+    """
+    from spectra.operator.service import OperatorOptions, run_operator
+    from spectra.operator.settings import SettingsError, load_settings
+    from spectra.store import database_url
+
+    host, port = _server_setup(listen)
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = kubeconfig  # kopf's login reads it from the environment
+    try:
+        settings = load_settings(config_path)
+    except SettingsError as exc:
+        click.echo(f"spectra: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    options = OperatorOptions(
+        database_url=database_url(database), settings=settings, host=host, port=port, kubeconfig=kubeconfig
+    )
+    sys.exit(_run_async(run_operator(options)))
+
+
+def _cluster_secrets() -> Any:
+    """Secret values from the Kubernetes API when SPECTRA_SECRETS=kubernetes (the chart sets it), else none."""
+    choice = os.environ.get("SPECTRA_SECRETS", "").strip().lower()
+    if choice in ("", "none"):
+        return None
+    if choice != "kubernetes":
+        raise click.BadParameter(f"SPECTRA_SECRETS={choice!r}: expected kubernetes or none")
+    from spectra.operator.kube import Kube, load_config
+    from spectra.operator.secrets import KubernetesSecrets
+
+    return KubernetesSecrets(Kube(load_config(os.environ.get("KUBECONFIG"))).read_secret)
+
+
+@cli.command()
+@database_option
+@click.option(
+    "--listen",
+    default="0.0.0.0:8080",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Status pages, subscription and ack links, Twilio webhooks, health and metrics.",
+)
+def web(database: str | None, listen: str) -> None:
+    """Serve status pages, subscription links, ack links and Twilio webhooks (cluster mode; any number of replicas).
+
+    Page incidents and subscriber mails come from `spectra alerter`. Set SPECTRA_PUBLIC_URL to this
+    server's public address and the same SPECTRA_SECRET_KEY as the alerters.
+    """
+    from spectra.store import database_url
+    from spectra.web.service import WebOptions, run_web
+
+    host, port = _server_setup(listen)
+    sys.exit(_run_async(run_web(WebOptions(database_url=database_url(database), host=host, port=port))))
 
 
 def _server_setup(listen: str) -> tuple[str, int]:
@@ -285,32 +356,42 @@ def _run_async(coroutine: Any) -> int:
     show_default=True,
     help="Where browser screenshots go.",
 )
-def check(paths: tuple[Path, ...], strict_egress: bool, concurrency: int, artifacts: Path) -> None:
+@click.option(
+    "--skip-secrets",
+    is_flag=True,
+    help="Secrets live outside these files: monitors that need a Secret value not declared here are skipped.",
+)
+def check(paths: tuple[Path, ...], strict_egress: bool, concurrency: int, artifacts: Path, skip_secrets: bool) -> None:
     """Run each monitor in PATHS once and print a table; exit 1 when any is down.
 
     The pull-request dry run: invalid manifests are reported as by `validate` and nothing is checked.
     """
     import asyncio
 
+    from spectra.api.references import secret_refs
     from spectra.manifests import load_paths
     from spectra.probe.context import CheckContext, CheckRequest
     from spectra.probe.egress import EgressGuard, EgressPolicy
     from spectra.probe.oneshot import check_once, render_table
 
-    result = load_paths(paths)
+    result = load_paths(paths, check_secrets=not skip_secrets)
     for error in result.errors:
         click.echo(str(error))
     if result.errors:
         click.echo(f"{len(result.errors)} error(s): nothing checked", err=True)
         sys.exit(EXIT_INVALID)
-    requests = [
-        CheckRequest(item.resource.namespace, item.resource.name, item.resource.spec)
-        for item in result.resources
-        if isinstance(item.resource, Monitor)
-    ]
+    monitors = [item.resource for item in result.resources if isinstance(item.resource, Monitor)]
+    requests = [CheckRequest(monitor.namespace, monitor.name, monitor.spec) for monitor in monitors]
+    skip: dict[str, str] = {}
+    for monitor, request in zip(monitors, requests, strict=True):
+        for field, source in secret_refs(monitor):
+            ref = source.secret_key_ref
+            if result.get(monitor.namespace, ref.name, ref.key) is None:
+                skip[request.ref] = f"not checked: {field} names Secret {ref.name!r}, which is not in these files"
+                break
     policy = EgressPolicy() if strict_egress else EgressPolicy.standalone()
     ctx = CheckContext(egress=EgressGuard(policy), secrets=result, artifacts_dir=artifacts)
-    outcomes = asyncio.run(check_once(requests, ctx, concurrency=concurrency))
+    outcomes = asyncio.run(check_once(requests, ctx, concurrency=concurrency, skip=skip))
     click.echo(render_table(outcomes))
     failed = sum(outcome.failed for outcome in outcomes)
     click.echo(f"{len(outcomes)} monitor(s), {failed} down", err=True)

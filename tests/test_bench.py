@@ -27,6 +27,8 @@ MEASURES = {
     "rss": "rss_mb_per_10k_monitors",
     "latency": "latency_accuracy",
     "alerting": "alert_latency_ms",
+    "statuspage": "statuspage_requests_per_s_one_core",
+    "operator": "operator_status_patches_per_minute",
 }
 THROUGHPUT = ["http", "https", "tcp", "dns", "icmp"]
 THROUGHPUT_KEYS = {"value", "unit", "target", "met", "checks", "statuses", "duration_s", "concurrency", "latency_ms"}
@@ -130,3 +132,30 @@ def test_bad_arguments_are_refused(args: list[str]) -> None:
     done = bench(*args)
     assert done.returncode == 2
     assert done.stdout == ""
+
+
+def test_statuspage_served_the_page(quick_report: dict[str, Any]) -> None:
+    result = quick_report[MEASURES["statuspage"]]
+    if "skipped" in result:  # wrk not installed: the JSON says so
+        assert "wrk" in result["skipped"]
+        return
+    assert result["target"] == {"requests_per_s": ">= 1000", "p99_ms": "<= 25"}
+    assert result["page"]["components"] == 50
+    assert result["page"]["history_days"] == 90
+    assert result["page"]["etag"] is True
+    for run in ("full_page", "not_modified"):
+        assert result[run]["requests"] > 0
+        assert result[run]["non_2xx_3xx"] == 0
+        assert set(result[run]["latency_ms"]) == {"p50", "p75", "p90", "p99"}
+    assert result["not_modified"]["status_of_revalidation"] == 304
+    assert result["value"] == result["full_page"]["requests_per_s"]
+
+
+def test_operator_patched_every_monitor_once_then_paced(quick_report: dict[str, Any]) -> None:
+    result = quick_report[MEASURES["operator"]]
+    assert result["initial_full_publish"]["patches"] == result["monitors"] == 100
+    # What the publisher says it sent is what the API server received.
+    steady = round(result["value"] * result["simulated_minutes"])
+    assert result["patches_seen_by_api_server"] == result["monitors"] + steady
+    assert result["naive_patches_per_minute"] > result["value"]
+    assert result["events_per_minute"] > 0

@@ -151,3 +151,40 @@ def test_unreachable_database_is_a_clean_error(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert "database error" in done.stderr
     assert "pw" not in done.stderr.replace("pymysql", "")
+
+
+def test_readme_walkthrough_manifests_validate(tmp_path: Path) -> None:
+    """The "From zero to paging" manifests in the README are what users paste: they must be valid."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    walkthrough = text[text.index("### From zero to paging") : text.index("## Validate manifests in pull requests")]
+    blocks = [block.split("```", 1)[0] for block in walkthrough.split("```yaml\n")[1:]]
+    assert blocks, "the walkthrough has its manifests in ```yaml blocks"
+    manifest = tmp_path / "oncall.yaml"
+    manifest.write_text("\n---\n".join(blocks))
+    done = subprocess.run([SPECTRA, "validate", str(manifest)], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("probe:\n  monitorsPerReplica: 0\n", "probe.monitorsPerReplica: Input should be greater than or equal to 1"),
+        ("probe:\n  imagee: x\n", "probe.imagee: Extra inputs are not permitted"),
+        ("- not a mapping\n", "expected a mapping at the top level"),
+        ("probe: [\n", "while parsing"),
+    ],
+)
+def test_operator_refuses_bad_settings_naming_file_and_field(tmp_path: Path, config: str, message: str) -> None:
+    path = tmp_path / "operator.yaml"
+    path.write_text(config)
+    done = subprocess.run(
+        [SPECTRA, "operator", "--config", str(path), "--database", "sqlite:///x.db"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"spectra: {path}: ")
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr

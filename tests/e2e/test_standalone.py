@@ -228,3 +228,34 @@ def test_check_strict_egress_refuses_loopback(tmp_path: Path, target: Target) ->
     )
     assert done.returncode == 1
     assert "egress policy" in done.stdout
+
+
+AUTHENTICATED = """
+---
+apiVersion: spectra.dev/v1alpha1
+kind: Monitor
+metadata: {{name: private-api}}
+spec:
+  type: http
+  http:
+    url: "http://127.0.0.1:{port}/"
+    headers:
+      - name: Authorization
+        valueFrom: {{secretKeyRef: {{name: api-credentials, key: authorization}}}}
+"""
+
+
+def test_check_skip_secrets_skips_monitors_whose_secret_lives_elsewhere(tmp_path: Path, target: Target) -> None:
+    (tmp_path / "m.yaml").write_text(example_01(target.port) + AUTHENTICATED.format(port=target.port))
+    refused = subprocess.run([SPECTRA, "check", str(tmp_path)], capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 1
+    assert "Secret 'api-credentials' does not exist" in refused.stdout
+    done = subprocess.run(
+        [SPECTRA, "check", "--skip-secrets", str(tmp_path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("default/local-web") and " up " in line for line in lines)
+    skipped = next(line for line in lines if line.startswith("default/private-api"))
+    assert "skipped" in skipped
+    assert "spec.http.headers[0].valueFrom.secretKeyRef names Secret 'api-credentials'" in skipped

@@ -18,6 +18,8 @@ from spectra.store.types import utcnow
 
 FINALIZER = "spectra.dev/finalizer"
 PEERING_LIFETIME_S = 20
+# A failed handler (the database briefly away) is retried this soon, not after kopf's default 60 s.
+HANDLER_BACKOFF_S = 10
 
 
 def plain(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,11 +65,11 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
     # kopf authenticates through the official client: in-cluster credentials, else the kubeconfig.
     kopf.on.login(registry=registry)(kopf.login_via_client)
     for model in KINDS.values():
-        plural = model.info.plural
-        kopf.on.resume(GROUP, VERSION, plural, registry=registry, id="reconcile-resume")(reconcile)
-        kopf.on.create(GROUP, VERSION, plural, registry=registry, id="reconcile-create")(reconcile)
-        kopf.on.update(GROUP, VERSION, plural, registry=registry, id="reconcile-update")(reconcile)
-        kopf.on.delete(GROUP, VERSION, plural, registry=registry, id="forget")(forget)
+        resource = (GROUP, VERSION, model.info.plural)
+        kopf.on.resume(*resource, registry=registry, id="reconcile-resume", backoff=HANDLER_BACKOFF_S)(reconcile)
+        kopf.on.create(*resource, registry=registry, id="reconcile-create", backoff=HANDLER_BACKOFF_S)(reconcile)
+        kopf.on.update(*resource, registry=registry, id="reconcile-update", backoff=HANDLER_BACKOFF_S)(reconcile)
+        kopf.on.delete(*resource, registry=registry, id="forget", backoff=HANDLER_BACKOFF_S)(forget)
 
 
 def settings(peering_name: str = "spectra") -> kopf.OperatorSettings:

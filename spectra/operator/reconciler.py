@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.api import InvalidObject, Organization, Resource, StatusPage, parse_object
@@ -27,6 +28,8 @@ from spectra.store import Resource as ResourceRow
 from spectra.store.types import utcnow
 
 log = logging.getLogger("spectra.operator")
+
+STORE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,19 @@ class Reconciler:
         missing_secrets = self._missing_secrets(resource)
         if missing_secrets:
             return Outcome(False, "SecretMissing", "; ".join(missing_secrets))
+        # The kopf handler and the retry pass (maybe on another replica) can store the same new object
+        # at once: the loser's insert hits the unique key. Applying is idempotent, so apply again: the
+        # row now exists and becomes an update. (Raising instead would make kopf wait its 60 s backoff.)
+        for _ in range(STORE_ATTEMPTS - 1):
+            try:
+                return self._store(resource)
+            except (IntegrityError, OperationalError) as exc:
+                if not _retryable(exc):
+                    raise
+                log.info("%s was written concurrently; applying again", resource.ref)
+        return self._store(resource)
+
+    def _store(self, resource: Resource) -> Outcome:
         with self.sessions() as session:
             conflict = _conflict(session, resource)
             if conflict:
@@ -138,6 +154,14 @@ class Reconciler:
             elif ref.key not in keys:
                 problems.append(f"{field}: Secret {ref.name!r} has no key {ref.key!r}")
         return problems
+
+
+def _retryable(exc: IntegrityError | OperationalError) -> bool:
+    """A unique-key race (the other writer's row now exists) or a deadlock/lock timeout (MySQL 1213/1205)."""
+    if isinstance(exc, IntegrityError):
+        return True
+    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+    return code in (1205, 1213) or "database is locked" in str(exc.orig)
 
 
 def _missing_references(session: Session, resource: Resource) -> list[str]:

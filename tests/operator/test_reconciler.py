@@ -6,10 +6,10 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.operator.reconciler import Outcome, Reconciler, secret_names, status_patch
@@ -260,3 +260,33 @@ def test_delete_is_idempotent(reconciler: Reconciler) -> None:
     reconciler.apply(monitor("web"))
     assert reconciler.delete("Monitor", "default", "web") is True
     assert reconciler.delete("Monitor", "default", "web") is False
+
+
+def test_an_object_stored_concurrently_by_another_writer_is_applied_again(
+    sessions: sessionmaker[Session], store: FakeSecretStore
+) -> None:
+    """The kopf handler and the retry pass (maybe on another replica) may store the same new object at
+    once; the one whose insert hits the unique key applies again instead of failing the handler."""
+    other = Reconciler(sessions, KubernetesSecrets(store.read, ttl=0), clock=lambda: NOW)
+    raced: list[Outcome] = []
+
+    def competing_sessions() -> Session:
+        session = sessions()
+        if not raced:
+
+            @event.listens_for(session, "before_flush")
+            def _other_writer_first(*_: Any) -> None:
+                if not raced:
+                    raced.append(other.apply(monitor("web")))
+
+        return session
+
+    reconciler = Reconciler(
+        cast("sessionmaker[Session]", competing_sessions), KubernetesSecrets(store.read, ttl=0), clock=lambda: NOW
+    )
+    outcome = reconciler.apply(monitor("web"))
+    assert raced == [Outcome(True, "Applied", "in the store and scheduled", applied=True)]
+    assert outcome == raced[0]
+    with sessions() as session:
+        assert session.scalars(select(ResourceRow.name).where(ResourceRow.kind == "Monitor")).all() == ["web"]
+        assert session.scalars(select(MonitorRow.name)).all() == ["web"]

@@ -501,8 +501,10 @@ def test_organization_plan_is_enforced_and_suspension_honoured(
     assert paused == {"first": 0, "second": 1}
     # The publisher may have written the usage before the second monitor arrived: wait for the count.
     wait_for(
-        lambda: (cluster.get(organizations, None, "acme") or {}).get("status", {}).get("usage")
-        == {"monitors": 2, "statusPages": 0},
+        lambda: (
+            (cluster.get(organizations, None, "acme") or {}).get("status", {}).get("usage")
+            == {"monitors": 2, "statusPages": 0}
+        ),
         "org usage to count both monitors",
     )
 

@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from spectra.store import make_engine, session_factory, upgrade
 
 if TYPE_CHECKING:
     from kube_harness import ClusterEmulator, KubeTools
@@ -68,6 +71,28 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """Runs a test once on SQLite and once on MariaDB."""
     fixture = "sqlite_url" if request.param == "sqlite" else "mariadb_url"
     return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    """An engine on a fresh database migrated to head through Alembic (the real path), on both backends."""
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: sa.Engine) -> sessionmaker[Session]:
+    return session_factory(engine)
+
+
+@pytest.fixture
+def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    with sessions() as session:
+        yield session
 
 
 # Kubernetes: the real kubectl/helm and an in-memory API server (tests/kube_harness.py). Imported

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.api import parse_object
@@ -18,18 +17,15 @@ from spectra.store import (
     HourlyRollup,
     Monitor,
     insert_results,
-    make_engine,
     session_factory,
-    upgrade,
 )
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    """The shared migrated database, seeded."""
     factory = session_factory(engine)
     with factory.begin() as session:
         apply_set(
@@ -46,8 +42,7 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
             ],
             MANIFEST_SOURCE,
         )
-    yield factory
-    engine.dispose()
+    return factory
 
 
 def results(monitor_id: int, at: datetime, statuses: list[str]) -> list[dict[str, object]]:

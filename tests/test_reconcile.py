@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from spectra.api import Monitor, parse_object
 from spectra.manifests import load_paths
 from spectra.reconcile import CLUSTER_SOURCE, MANIFEST_SOURCE, apply_one, apply_set, delete_one
-from spectra.store import CheckResult, MonitorLocation, insert_results, make_engine, session_factory, upgrade
+from spectra.store import CheckResult, MonitorLocation, insert_results
 from spectra.store import Monitor as MonitorRow
 from spectra.store import Resource as ResourceRow
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def session(database_url: str) -> Iterator[Session]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    with session_factory(engine)() as session:
-        yield session
-    engine.dispose()
 
 
 def load(*paths: Path) -> list[Monitor]:

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy.orm import Session
 
-from spectra.store import acquire_lease, lease_holder, make_engine, release_lease, session_factory, upgrade
+from spectra.store import acquire_lease, lease_holder, release_lease
 
 from .conftest import START
-
-
-@pytest.fixture
-def session(database_url: str) -> Iterator[Session]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    with session_factory(engine)() as session:
-        yield session
-    engine.dispose()
 
 
 def test_one_holder_renewal_expiry_and_release(session: Session) -> None:

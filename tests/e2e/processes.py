@@ -65,8 +65,9 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> 
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def get(url: str, method: str = "GET") -> tuple[int, str]:
-    request = urllib.request.Request(url, method=method)
+def get(url: str, method: str = "GET", host: str | None = None) -> tuple[int, str]:
+    """Status and body; 0 when nothing answers. `host` sets the Host header (name-based pages)."""
+    request = urllib.request.Request(url, method=method, headers={"Host": host} if host else {})
     try:
         with urllib.request.urlopen(request, timeout=2) as response:
             return response.status, response.read().decode()

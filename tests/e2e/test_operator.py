@@ -287,14 +287,6 @@ def test_target_down_shows_in_status_and_events(
         probe.wait()
 
 
-@pytest.fixture
-def target(tmp_path: Path) -> Iterator[Target]:
-    server = Target(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.mark.parametrize(
     ("spec", "field"),
     [

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from .processes import SPECTRA, Target, free_port, get, wait_for
@@ -28,14 +26,6 @@ def start_probe(url: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen([*command, "--allow-private-targets"], stdout=out, stderr=subprocess.STDOUT)
     return process, port
-
-
-@pytest.fixture
-def target(tmp_path: Path) -> Iterator[Target]:
-    server = Target(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_two_workers_share_a_location_and_survive_one_killed(mariadb_url: str, tmp_path: Path, target: Target) -> None:

@@ -53,14 +53,6 @@ stringData: {{backup: {token}}}
 """
 
 
-@pytest.fixture
-def target(tmp_path: Path) -> Iterator[Target]:
-    server = Target(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
 class Run:
     def __init__(self, tmp: Path, manifests: Path) -> None:
         self.port = free_port()

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from .processes import REPO, SPECTRA, Target, free_port, get, wait_for
-from .test_alerting import Providers, text_of
+from .providers import Providers, text_of
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -108,21 +108,6 @@ def browser() -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
-
-
-@pytest.fixture
-def providers() -> Iterator[Providers]:
-    fakes = Providers()
-    yield fakes
-    fakes.close()
-
-
-@pytest.fixture
-def target(tmp_path: Path) -> Iterator[Target]:
-    server = Target(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 class Spectra:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from .processes import SPECTRA, free_port, wait_for
+from .processes import SPECTRA, free_port, get, wait_for
 
 MANIFESTS = """\
 apiVersion: spectra.dev/v1alpha1
@@ -30,17 +28,6 @@ spec:
       components:
         - {name: API, monitors: [api]}
 """
-
-
-def fetch(url: str, host: str | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(url, headers={"Host": host} if host else {})
-    try:
-        with urllib.request.urlopen(request, timeout=2) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-    except OSError:
-        return 0, ""
 
 
 def _env() -> dict[str, str]:
@@ -70,7 +57,7 @@ def test_web_serves_pages_from_the_shared_database(tmp_path: Path) -> None:
             env=_env() | {"SPECTRA_PUBLIC_URL": "https://status.acme.example"},
         )
         try:
-            wait_for(lambda: fetch(f"{base}/readyz")[0] == 200, "spectra web to be ready")
+            wait_for(lambda: get(f"{base}/readyz")[0] == 200, "spectra web to be ready")
             cases = [
                 ("/s/acme", None, 200, "Acme status"),
                 ("/", "status.acme.example", 200, "Acme status"),
@@ -80,7 +67,7 @@ def test_web_serves_pages_from_the_shared_database(tmp_path: Path) -> None:
                 ("/s/nope", None, 404, ""),
             ]
             for path, host, status, text in cases:
-                got_status, body = fetch(base + path, host)
+                got_status, body = get(base + path, host=host)
                 assert (path, host, got_status) == (path, host, status), body[:300]
                 assert text in body
             process.send_signal(signal.SIGTERM)

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
-from spectra.store import make_engine, session_factory, upgrade
 
 from .fakes import FakeReceiver, FakeSendGrid, FakeTwilio, receiver_fake, sendgrid_fake, twilio_fake
 
@@ -29,18 +25,3 @@ async def twilio() -> AsyncIterator[FakeTwilio]:
 async def receiver() -> AsyncIterator[FakeReceiver]:
     async with receiver_fake(b"spectra-signing-key") as fake:
         yield fake
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return session_factory(engine)

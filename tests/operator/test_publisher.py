@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.api import parse_object
@@ -14,7 +14,7 @@ from spectra.operator.publisher import StatusPublisher
 from spectra.operator.settings import StatusSettings
 from spectra.reconcile import CLUSTER_SOURCE, apply_one
 from spectra.store import Monitor as MonitorRow
-from spectra.store import make_engine, save_states, session_factory, upgrade
+from spectra.store import save_states, session_factory
 
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -47,9 +47,8 @@ class Clock:
 
 
 @pytest.fixture
-def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    """The shared migrated database, seeded."""
     factory = session_factory(engine)
     with factory() as session:
         for name in ("a", "b"):
@@ -61,8 +60,7 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
             }
             apply_one(session, parse_object(body), CLUSTER_SOURCE)
         session.commit()
-    yield factory
-    engine.dispose()
+    return factory
 
 
 def check(sessions: sessionmaker[Session], name: str, state: str, at: datetime, latency: float = 10.0) -> None:

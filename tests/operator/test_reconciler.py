@@ -4,7 +4,6 @@ conflicts and organizations' plans (on SQLite and MariaDB)."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -16,7 +15,7 @@ from spectra.operator.reconciler import Outcome, Reconciler, secret_names, statu
 from spectra.operator.secrets import KubernetesSecrets
 from spectra.store import Monitor as MonitorRow
 from spectra.store import Resource as ResourceRow
-from spectra.store import make_engine, push_token_hash, session_factory, upgrade
+from spectra.store import push_token_hash
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -34,14 +33,6 @@ class FakeSecretStore:
     def read(self, namespace: str, name: str) -> dict[str, str] | None:
         self.reads += 1
         return self.secrets.get((namespace, name))
-
-
-@pytest.fixture
-def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +23,7 @@ from spectra.api.statuspage import StatusPageStatus
 from spectra.operator.statuses import Facts, Key, collect, rfc3339, uptime_text
 from spectra.reconcile import CLUSTER_SOURCE, MANIFEST_SOURCE, apply_set
 from spectra.statuspage.uptime import Counts
-from spectra.store import Incident, insert_results, make_engine, rollup, save_states, session_factory, upgrade
+from spectra.store import Incident, insert_results, rollup, save_states
 from spectra.store import Monitor as MonitorRow
 
 NOW = datetime(2026, 3, 2, 10, 30, 12, 345678, tzinfo=UTC)  # a Monday
@@ -39,22 +39,6 @@ _codes = itertools.count(1)
 
 
 # --- seeding ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    with session_factory(engine)() as session:
-        yield session
 
 
 def body(kind: str, name: str, spec: Mapping[str, Any], *, namespace: str | None = "default", **labels: str) -> Any:

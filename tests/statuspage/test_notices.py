@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 
@@ -25,7 +24,7 @@ from spectra.statuspage.notices import (
     text_of_html,
 )
 from spectra.statuspage.subscriptions import subscription_routes
-from spectra.store import Notification, Subscriber, make_engine, session_factory, upgrade
+from spectra.store import Notification, Subscriber, session_factory
 from spectra.tokens import Purpose, Tokens
 
 from .test_subscriptions import PUBLIC_URL, SECRET_KEY, FakeCache, make_page
@@ -48,9 +47,8 @@ SUBSCRIBERS = [
 
 
 @pytest.fixture
-def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    """The shared migrated database, seeded."""
     factory = session_factory(engine)
     with factory.begin() as session:
         for email, component, confirmed, unsubscribed, page in SUBSCRIBERS:
@@ -64,8 +62,7 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
                     unsubscribed_at=NOW if unsubscribed else None,
                 )
             )
-    yield factory
-    engine.dispose()
+    return factory
 
 
 def notice(

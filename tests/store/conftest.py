@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from spectra.store import Monitor, MonitorLocation, Resource, make_engine, session_factory, upgrade
+from spectra.store import Monitor, MonitorLocation, Resource
 
 _names = itertools.count(1)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    """An engine on a fresh database migrated to head through Alembic (the real path)."""
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    with session_factory(engine)() as session:
-        yield session
 
 
 MonitorFactory = Callable[..., Monitor]

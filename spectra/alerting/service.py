@@ -19,12 +19,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.api.secrets import NoSecrets, SecretResolver
 from spectra.housekeeping import Housekeeping
-from spectra.store import make_engine, redacted, session_factory
+from spectra.store import redacted
 from spectra.tokens import Tokens
 from spectra.web.ack import AlertingWeb
 from spectra.web.app import Runtime, create_app
 from spectra.web.metrics import ProbeMetrics
-from spectra.web.process import Readiness, schema_is_current, serve, web_server
+from spectra.web.process import Readiness, serve, web_server, with_current_schema
 
 log = logging.getLogger("spectra.alerter")
 
@@ -40,14 +40,7 @@ class AlerterOptions:
 
 
 async def run_alerter(options: AlerterOptions, *, secrets: SecretResolver | None = None) -> int:
-
-    engine = make_engine(options.database_url)
-    try:
-        if not await schema_is_current(engine, options.database_url):
-            return 1
-        return await _serve(options, session_factory(engine), secrets)
-    finally:
-        engine.dispose()
+    return await with_current_schema(options.database_url, lambda sessions: _serve(options, sessions, secrets))
 
 
 async def _serve(options: AlerterOptions, sessions: sessionmaker[Session], secrets: SecretResolver | None) -> int:

@@ -31,9 +31,9 @@ from spectra.operator.reconciler import Reconciler
 from spectra.operator.retrier import Retrier
 from spectra.operator.secrets import KubernetesSecrets
 from spectra.operator.settings import OperatorSettings
-from spectra.store import make_engine, redacted, session_factory
+from spectra.store import redacted
 from spectra.store.types import utcnow
-from spectra.web.process import Readiness, schema_is_current, serve, web_server
+from spectra.web.process import Readiness, serve, web_server, with_current_schema
 
 log = logging.getLogger("spectra.operator")
 
@@ -60,13 +60,7 @@ async def _every(seconds: float, stop: asyncio.Event, leader: Leadership, work: 
 
 
 async def run_operator(options: OperatorOptions) -> int:
-    engine = make_engine(options.database_url)
-    try:
-        if not await schema_is_current(engine, options.database_url):
-            return 1
-        return await _serve(options, session_factory(engine))
-    finally:
-        engine.dispose()
+    return await with_current_schema(options.database_url, lambda sessions: _serve(options, sessions))
 
 
 async def _serve(options: OperatorOptions, sessions: sessionmaker[Session]) -> int:

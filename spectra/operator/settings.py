@@ -94,7 +94,7 @@ class OperatorSettings(_Settings):
 
 
 class SettingsError(ValueError):
-    pass
+    """The operator settings file is unreadable or invalid; the message names the file and field."""
 
 
 def load_settings(path: Path | None) -> OperatorSettings:

@@ -10,15 +10,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from spectra.api.secrets import NoSecrets, SecretResolver
 from spectra.probe.context import CheckContext
 from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.leases import LeaseAssignment
 from spectra.probe.worker import Worker
-from spectra.store import make_engine, redacted, session_factory
+from spectra.store import redacted
 from spectra.web.app import Runtime, create_app
 from spectra.web.metrics import ProbeMetrics
-from spectra.web.process import Readiness, schema_is_current, serve, web_server
+from spectra.web.process import Readiness, serve, web_server, with_current_schema
 
 log = logging.getLogger("spectra.probe")
 
@@ -35,36 +37,33 @@ class ProbeOptions:
 
 
 async def run_probe(options: ProbeOptions) -> int:
-    engine = make_engine(options.database_url)
-    try:
-        if not await schema_is_current(engine, options.database_url):
-            return 1
-        sessions = session_factory(engine)
-        policy = EgressPolicy(allow_loopback=options.allow_private, allow_private=options.allow_private)
-        metrics = ProbeMetrics()
-        worker = Worker(
-            options.location,
-            sessions,
-            CheckContext(egress=EgressGuard(policy), secrets=options.secrets or NoSecrets()),
-            assignment=LeaseAssignment(options.location, sessions),
-            concurrency=options.concurrency,
-            metrics=metrics,
-        )
-        readiness = Readiness()
-        runtime = Runtime(sessions, metrics, readiness, loopback_only=False)
-        log.info(
-            "probe worker for location %s: database %s, listening on %s:%d",
-            options.location,
-            redacted(options.database_url),
-            options.host,
-            options.port,
-        )
-        # worker.stop() flushes results and releases leases, so other workers take over at once.
-        return await serve(
-            {"worker": worker.run()},
-            web_server(create_app(runtime), options.host, options.port),
-            readiness=readiness,
-            stop=worker.stop,
-        )
-    finally:
-        engine.dispose()
+    return await with_current_schema(options.database_url, lambda sessions: _serve(options, sessions))
+
+
+async def _serve(options: ProbeOptions, sessions: sessionmaker[Session]) -> int:
+    policy = EgressPolicy(allow_loopback=options.allow_private, allow_private=options.allow_private)
+    metrics = ProbeMetrics()
+    worker = Worker(
+        options.location,
+        sessions,
+        CheckContext(egress=EgressGuard(policy), secrets=options.secrets or NoSecrets()),
+        assignment=LeaseAssignment(options.location, sessions),
+        concurrency=options.concurrency,
+        metrics=metrics,
+    )
+    readiness = Readiness()
+    runtime = Runtime(sessions, metrics, readiness, loopback_only=False)
+    log.info(
+        "probe worker for location %s: database %s, listening on %s:%d",
+        options.location,
+        redacted(options.database_url),
+        options.host,
+        options.port,
+    )
+    # worker.stop() flushes results and releases leases, so other workers take over at once.
+    return await serve(
+        {"worker": worker.run()},
+        web_server(create_app(runtime), options.host, options.port),
+        readiness=readiness,
+        stop=worker.stop,
+    )

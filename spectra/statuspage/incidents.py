@@ -21,16 +21,13 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from spectra.alerting.maintenance import load_windows
 from spectra.statuspage.state import (
     MAINTENANCE,
     MAJOR_OUTAGE,
     OPERATIONAL,
-    component_monitors,
     component_state,
-    load_monitors,
     load_pages,
-    monitor_states,
+    pages_monitors,
 )
 from spectra.store import (
     Incident,
@@ -158,16 +155,8 @@ def sync_auto_incidents(session: Session, now: datetime) -> list[PageEvent]:
     pages = [page for page in load_pages(session) if page.spec.auto_incidents]
     if not pages:
         return []
-    monitors = load_monitors(session)
-    windows = load_windows(session)
-    page_monitors = {
-        (page.namespace, page.name, component.name): component_monitors(page.namespace, component, monitors)
-        for page in pages
-        for group in page.spec.groups
-        for component in group.components
-    }
-    all_monitors = {m.id: m for refs in page_monitors.values() for m in refs}
-    states = monitor_states(session, all_monitors.values(), windows, now)
+    found = pages_monitors(session, pages, now)
+    states = found.states
     alerting: dict[int | None, int] = {
         row.monitor_id: row.id
         for row in session.execute(
@@ -184,7 +173,7 @@ def sync_auto_incidents(session: Session, now: datetime) -> list[PageEvent]:
         open_here = [i for i in unresolved if (i.page_namespace, i.page_name) == (page.namespace, page.name)]
         for group in page.spec.groups:
             for component in group.components:
-                refs = page_monitors[(page.namespace, page.name, component.name)]
+                refs = found.of(page, component)
                 live = [m for m in refs if states.get(m.id) != MAINTENANCE]
                 failing = [m for m in live if m.id in alerting or states.get(m.id) == "down"]
                 state = component_state(states.get(m.id) for m in refs)

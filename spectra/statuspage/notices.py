@@ -30,8 +30,8 @@ from spectra.store import PageIncidentUpdate
 from spectra.store.subscribers import WHOLE_PAGE, Subscriber
 from spectra.tokens import Tokens
 
+from .render import TEMPLATES
 from .subscriptions import (
-    TEMPLATES,
     PageLike,
     accepts_subscriptions,
     page_url,

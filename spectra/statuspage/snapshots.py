@@ -26,7 +26,7 @@ from typing import Final
 from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from spectra.alerting.maintenance import WindowDef, load_windows
+from spectra.alerting.maintenance import WindowDef
 from spectra.statuspage.markdown import render_markdown
 from spectra.statuspage.model import (
     ComponentView,
@@ -39,12 +39,10 @@ from spectra.statuspage.model import (
 from spectra.statuspage.state import (
     MonitorRef,
     PageDef,
-    component_monitors,
     component_state,
-    load_monitors,
     load_pages,
-    monitor_states,
     overall_state,
+    pages_monitors,
 )
 from spectra.statuspage.uptime import (
     component_days,
@@ -95,16 +93,8 @@ def _build(session: Session, pages: Sequence[PageDef], now: datetime) -> list[Pa
     if not pages:
         return []
     now = now.astimezone(UTC)
-    monitors = load_monitors(session)
-    windows = load_windows(session)
-    resolved = {
-        (page.namespace, page.name, component.name): component_monitors(page.namespace, component, monitors)
-        for page in pages
-        for group in page.spec.groups
-        for component in group.components
-    }
-    used = {m.id: m for refs in resolved.values() for m in refs}
-    states = monitor_states(session, used.values(), windows, now)
+    found = pages_monitors(session, pages, now)
+    used, states, windows = found.used, found.states, found.windows
     longest = max(page.spec.history_days for page in pages)
     all_days = history_days(now, longest)
     counts = load_daily_counts(session, used, all_days[0], all_days[-1])
@@ -117,7 +107,7 @@ def _build(session: Session, pages: Sequence[PageDef], now: datetime) -> list[Pa
         for group in page.spec.groups:
             views: list[ComponentView] = []
             for component in group.components:
-                refs = resolved[(page.namespace, page.name, component.name)]
+                refs = found.of(page, component)
                 ids = [m.id for m in refs]
                 bars, uptime = component_days(ids, days, counts, maintenance, now)
                 views.append(
@@ -132,9 +122,7 @@ def _build(session: Session, pages: Sequence[PageDef], now: datetime) -> list[Pa
                 )
             groups.append(GroupView(group.name, tuple(views)))
         refs_by_component = [
-            (component.name, resolved[(page.namespace, page.name, component.name)])
-            for group in page.spec.groups
-            for component in group.components
+            (component.name, found.of(page, component)) for group in page.spec.groups for component in group.components
         ]
         page_incidents = incidents.get((page.namespace, page.name), [])
         snapshots.append(

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from spectra.alerting.maintenance import WindowDef
+from spectra.alerting.maintenance import WindowDef, load_windows
 from spectra.api.statuspage import Component, StatusPageSpec
 from spectra.store import Monitor, Resource, monitor_overview
 
@@ -152,3 +152,29 @@ def monitor_states(
         elif (state := combined.get((monitor.namespace, monitor.name))) is not None:
             out[monitor.id] = state
     return out
+
+
+@dataclass(frozen=True)
+class PagesMonitors:
+    """The monitors of every component of some pages, and their states now (one read for all pages)."""
+
+    by_component: dict[tuple[str, str, str], tuple[MonitorRef, ...]]  # (namespace, page, component)
+    used: dict[int, MonitorRef]  # every monitor of any component, by id
+    states: dict[int, str]  # see `monitor_states`
+    windows: list[WindowDef]
+
+    def of(self, page: PageDef, component: Component) -> tuple[MonitorRef, ...]:
+        return self.by_component[(page.namespace, page.name, component.name)]
+
+
+def pages_monitors(session: Session, pages: Sequence[PageDef], now: datetime) -> PagesMonitors:
+    monitors = load_monitors(session)
+    windows = load_windows(session)
+    by_component = {
+        (page.namespace, page.name, component.name): component_monitors(page.namespace, component, monitors)
+        for page in pages
+        for group in page.spec.groups
+        for component in group.components
+    }
+    used = {m.id: m for refs in by_component.values() for m in refs}
+    return PagesMonitors(by_component, used, monitor_states(session, used.values(), windows, now), windows)

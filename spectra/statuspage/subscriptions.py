@@ -21,11 +21,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final, Protocol
 
 from email_validator import EmailNotValidError, validate_email
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,6 +40,7 @@ from spectra.tokens import InvalidToken, Purpose, Tokens
 from spectra.web.ack import read_body, read_form
 
 from .ratelimit import SlidingWindowLimiter
+from .render import TEMPLATES
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +48,6 @@ CONFIRM_MAX_AGE_S: Final = 7 * 24 * 3600
 # Unsubscribe links sit in every notification; they must keep working long after the mail was sent.
 UNSUBSCRIBE_MAX_AGE_S: Final = 365 * 24 * 3600
 IDEMPOTENCY_KEY_LEN: Final = 255
-
-TEMPLATES = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    auto_reload=False,
-)
 
 PAGE_HEADERS: Final = {
     "Cache-Control": "no-store",

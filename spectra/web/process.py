@@ -15,9 +15,10 @@ from typing import Any
 
 import uvicorn
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 
-from spectra.store import current_revision, head_revision, redacted
+from spectra.store import current_revision, head_revision, make_engine, redacted, session_factory
 
 log = logging.getLogger("spectra")
 
@@ -47,6 +48,17 @@ async def schema_is_current(engine: Engine, url: str) -> bool:
         "database %s is at revision %s, expected %s: run `spectra db upgrade`", redacted(url), revision, head_revision()
     )
     return False
+
+
+async def with_current_schema(url: str, run: Callable[[sessionmaker[Session]], Awaitable[int]]) -> int:
+    """Open the database, refuse an old schema (exit 1), run `run` with a session factory, then close."""
+    engine = make_engine(url)
+    try:
+        if not await schema_is_current(engine, url):
+            return 1
+        return await run(session_factory(engine))
+    finally:
+        engine.dispose()
 
 
 async def serve(

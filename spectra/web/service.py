@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.statuspage.service import StatusPages
-from spectra.store import make_engine, redacted, session_factory
+from spectra.store import redacted
 from spectra.tokens import Tokens
 from spectra.web.ack import AlertingWeb
 from spectra.web.app import Runtime, create_app
 from spectra.web.metrics import ProbeMetrics
-from spectra.web.process import Readiness, schema_is_current, serve, web_server
+from spectra.web.process import Readiness, serve, web_server, with_current_schema
 
 log = logging.getLogger("spectra.web")
 
@@ -38,13 +38,7 @@ class WebOptions:
 
 
 async def run_web(options: WebOptions) -> int:
-    engine = make_engine(options.database_url)
-    try:
-        if not await schema_is_current(engine, options.database_url):
-            return 1
-        return await _serve(options, session_factory(engine))
-    finally:
-        engine.dispose()
+    return await with_current_schema(options.database_url, lambda sessions: _serve(options, sessions))
 
 
 async def _serve(options: WebOptions, sessions: sessionmaker[Session]) -> int:

@@ -28,6 +28,8 @@ from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.leases import SoloAssignment
 from spectra.probe.worker import Worker
 from spectra.reconcile import MANIFEST_SOURCE, apply_set
+from spectra.runtime.lifecycle import serve, web_server
+from spectra.runtime.readiness import Readiness
 from spectra.statuspage.service import StatusPages
 from spectra.store import Monitor as MonitorRow
 from spectra.store import make_engine, redacted, session_factory, upgrade
@@ -35,7 +37,6 @@ from spectra.tokens import Tokens
 from spectra.web.ack import AlertingWeb
 from spectra.web.app import Runtime, create_app
 from spectra.web.metrics import ProbeMetrics
-from spectra.web.process import Readiness, serve, web_server
 
 log = logging.getLogger("spectra.run")
 

@@ -34,10 +34,10 @@ from starlette.routing import Route
 
 from spectra.notify.message import ChannelName, Message
 from spectra.notify.outbox import enqueue
+from spectra.runtime.forms import read_body, read_form
 from spectra.store.engine import retry_locked
 from spectra.store.subscribers import COMPONENT_LEN, SUBSCRIBER_EMAIL_LEN, WHOLE_PAGE, Subscriber
 from spectra.tokens import InvalidToken, Purpose, Tokens
-from spectra.web.ack import read_body, read_form
 
 from .ratelimit import SlidingWindowLimiter
 from .render import TEMPLATES

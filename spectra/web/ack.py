@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
-from urllib.parse import parse_qsl
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from spectra.runtime.forms import read_body, read_form
 from spectra.store import Incident
 from spectra.store.engine import retry_locked
 from spectra.tokens import InvalidToken, Purpose, Tokens
@@ -29,7 +29,6 @@ from spectra.tokens import InvalidToken, Purpose, Tokens
 log = logging.getLogger(__name__)
 
 ACK_TOKEN_MAX_AGE_S: Final = 7 * 24 * 3600
-MAX_FORM_BYTES: Final = 64 * 1024
 
 TEMPLATES = Environment(
     loader=PackageLoader("spectra.web", "templates"),
@@ -66,26 +65,6 @@ def incident_id_of(payload: Mapping[str, Any]) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     return None
-
-
-def read_form(body: bytes) -> dict[str, list[str]]:
-    """An application/x-www-form-urlencoded body, every value kept (starlette's form() needs python-multipart)."""
-    form: dict[str, list[str]] = {}
-    for name, value in parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True):
-        form.setdefault(name, []).append(value)
-    return form
-
-
-async def read_body(request: Request) -> bytes | None:
-    """The request body, or None when it is larger than MAX_FORM_BYTES."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_FORM_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @dataclass(frozen=True)

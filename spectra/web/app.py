@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from spectra.runtime.readiness import ReadinessCheck
 from spectra.store import monitor_overview, record_push
 from spectra.store.engine import retry_locked
 from spectra.web.ack import AlertingWeb, ack_routes
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
     from spectra.statuspage.service import StatusPages
 
 log = logging.getLogger(__name__)
-
-ReadinessCheck = Callable[[], str | None]
-"""Returns None when ready, else why not."""
 
 
 @dataclass

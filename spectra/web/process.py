@@ -1,42 +1,17 @@
-"""The lifecycle of a SpectraMonitor server process: components beside a web server until SIGTERM.
-
-`spectra run`, `spectra probe` and `spectra alerter` all start some long-running components (worker,
-alerter, sender, ...) and a uvicorn server, report readiness, and on SIGTERM or SIGINT stop the
-components in their own order before the web server goes away.
-"""
+"""Opening the shared database in a cluster process: refuse an old schema."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-import uvicorn
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.applications import Starlette
 
 from spectra.store import current_revision, head_revision, make_engine, redacted, session_factory
 
 log = logging.getLogger("spectra")
-
-STOP_GRACE_S = 10.0  # components that have not ended this long after stop() are cancelled
-
-
-class Readiness:
-    """What /readyz answers: None when ready, else why not."""
-
-    def __init__(self) -> None:
-        self.problem: str | None = "starting"
-
-    def __call__(self) -> str | None:
-        return self.problem
-
-
-def web_server(app: Starlette, host: str, port: int) -> uvicorn.Server:
-    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
 
 
 async def schema_is_current(engine: Engine, url: str) -> bool:
@@ -59,52 +34,3 @@ async def with_current_schema(url: str, run: Callable[[sessionmaker[Session]], A
         return await run(session_factory(engine))
     finally:
         engine.dispose()
-
-
-async def serve(
-    components: Mapping[str, Coroutine[Any, Any, Any]],
-    server: uvicorn.Server,
-    *,
-    readiness: Readiness,
-    stop: Callable[[], Awaitable[None]],
-    background: Mapping[str, Coroutine[Any, Any, Any]] | None = None,
-) -> int:
-    """Run `components`, `background` and `server` until a signal or a component ends; then wind down:
-    `background` loops (e.g. a file watcher) are cancelled, `stop()` stops the components in their order,
-    and the web server goes last.
-
-    Returns 0 after a clean stop, 1 when a component failed.
-    """
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    tasks = [asyncio.create_task(coroutine, name=name) for name, coroutine in components.items()]
-    loops = [asyncio.create_task(coroutine, name=name) for name, coroutine in (background or {}).items()]
-    tasks.extend(loops)
-    tasks.append(asyncio.create_task(server.serve(), name="web"))
-    readiness.problem = None
-    signalled = asyncio.create_task(stopping.wait())
-    done, _ = await asyncio.wait([signalled, *tasks], return_when=asyncio.FIRST_COMPLETED)
-    failed = [task for task in done if task is not signalled and task.exception() is not None]
-    for task in failed:
-        log.error("%s stopped: %s", task.get_name(), task.exception())
-
-    log.info("stopping")
-    readiness.problem = "stopping"
-    for task in loops:
-        task.cancel()
-    await stop()
-    server.should_exit = True
-    pending = [task for task in tasks if not task.done()]
-    if pending:
-        _, still_running = await asyncio.wait(pending, timeout=STOP_GRACE_S)
-        for task in still_running:
-            log.warning("%s did not stop within %gs: cancelled", task.get_name(), STOP_GRACE_S)
-            task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    signalled.cancel()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(sig)
-    log.info("stopped")
-    return 1 if failed else 0

@@ -16,13 +16,15 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from spectra.runtime.lifecycle import serve, web_server
+from spectra.runtime.readiness import Readiness
 from spectra.statuspage.service import StatusPages
 from spectra.store import redacted
 from spectra.tokens import Tokens
 from spectra.web.ack import AlertingWeb
 from spectra.web.app import Runtime, create_app
 from spectra.web.metrics import ProbeMetrics
-from spectra.web.process import Readiness, serve, web_server, with_current_schema
+from spectra.web.process import with_current_schema
 
 log = logging.getLogger("spectra.web")
 

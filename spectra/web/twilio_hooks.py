@@ -22,8 +22,9 @@ from twilio.request_validator import RequestValidator  # type: ignore[import-unt
 from twilio.twiml.messaging_response import MessagingResponse  # type: ignore[import-untyped]
 from twilio.twiml.voice_response import VoiceResponse  # type: ignore[import-untyped]
 
+from spectra.runtime.forms import read_body, read_form
 from spectra.store.engine import retry_locked
-from spectra.web.ack import AlertingWeb, read_body, read_form
+from spectra.web.ack import AlertingWeb
 
 log = logging.getLogger(__name__)
 

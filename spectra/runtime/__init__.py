@@ -1,0 +1,8 @@
+"""What every SpectraMonitor process shares, below every domain package.
+
+The lifecycle of a server process (:mod:`.lifecycle`), readiness (:mod:`.readiness`), the metrics
+registry (:mod:`.metrics`), the "run until stopped" loop (:mod:`.loop`), request bodies and forms
+(:mod:`.forms`), security headers (:mod:`.headers`), Jinja environments (:mod:`.templates`) and time
+formatting (:mod:`.timefmt`). Nothing here knows about monitors, incidents or pages, and nothing here
+imports another package of ours.
+"""

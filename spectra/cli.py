@@ -179,7 +179,7 @@ def run(paths: tuple[Path, ...], database: str | None, listen: str, concurrency:
     Twilio webhooks are served here too (links use SPECTRA_PUBLIC_URL, default http://HOST:PORT).
     Manifests are reloaded when they change; SIGTERM stops cleanly.
     """
-    from spectra.standalone import Options, Standalone
+    from spectra.processes.run import Options, Standalone
     from spectra.store import database_url
 
     host, port = _server_setup(listen)
@@ -210,7 +210,7 @@ def probe(location: str, database: str | None, listen: str, concurrency: int, al
 
     Workers of the same location share its monitors through leases; start as many as you need.
     """
-    from spectra.probe.service import ProbeOptions, run_probe
+    from spectra.processes.probe import ProbeOptions, run_probe
     from spectra.store import database_url
 
     host, port = _server_setup(listen)
@@ -241,7 +241,7 @@ def alerter(database: str | None, listen: str) -> None:
     Start two or more replicas: one holds the lease in the database and alerts, the others stand by.
     Set SPECTRA_PUBLIC_URL (links, Twilio signatures) and the same SPECTRA_SECRET_KEY on every replica.
     """
-    from spectra.alerting.service import AlerterOptions, run_alerter
+    from spectra.processes.alerter import AlerterOptions, run_alerter
     from spectra.store import database_url
 
     host, port = _server_setup(listen)
@@ -266,8 +266,8 @@ def operator(database: str | None, config_path: Path | None, listen: str, kubeco
     Keeps .status and Events current, makes a probe Deployment per location in use and an Ingress per
     StatusPage host name. Two replicas are safe: kopf peering and a database lease keep one active.
     """
-    from spectra.operator.service import OperatorOptions, run_operator
     from spectra.operator.settings import SettingsError, load_settings
+    from spectra.processes.operator import OperatorOptions, run_operator
     from spectra.store import database_url
 
     host, port = _server_setup(listen)
@@ -312,8 +312,8 @@ def web(database: str | None, listen: str) -> None:
     Page incidents and subscriber mails come from `spectra alerter`. Set SPECTRA_PUBLIC_URL to this
     server's public address and the same SPECTRA_SECRET_KEY as the alerters.
     """
+    from spectra.processes.web import WebOptions, run_web
     from spectra.store import database_url
-    from spectra.web.service import WebOptions, run_web
 
     host, port = _server_setup(listen)
     sys.exit(_run_async(run_web(WebOptions(database_url=database_url(database), host=host, port=port))))

@@ -17,12 +17,12 @@ from spectra.probe.context import CheckContext
 from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.leases import LeaseAssignment
 from spectra.probe.worker import Worker
+from spectra.processes.bootstrap import with_current_schema
 from spectra.runtime.lifecycle import serve, web_server
 from spectra.runtime.readiness import Readiness
 from spectra.store import redacted
 from spectra.web.app import Runtime, create_app
 from spectra.web.metrics import ProbeMetrics
-from spectra.web.process import with_current_schema
 
 log = logging.getLogger("spectra.probe")
 

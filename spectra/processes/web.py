@@ -11,11 +11,11 @@ SPECTRA_SECRET_KEY with the alerters (links are signed with it).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from spectra.processes.bootstrap import public_url, secret_key_is_set, twilio_auth_token, with_current_schema
 from spectra.runtime.lifecycle import serve, web_server
 from spectra.runtime.readiness import Readiness
 from spectra.statuspage.service import StatusPages
@@ -24,7 +24,6 @@ from spectra.tokens import Tokens
 from spectra.web.ack import AlertingWeb
 from spectra.web.app import Runtime, create_app
 from spectra.web.metrics import ProbeMetrics
-from spectra.web.process import with_current_schema
 
 log = logging.getLogger("spectra.web")
 
@@ -44,23 +43,19 @@ async def run_web(options: WebOptions) -> int:
 
 
 async def _serve(options: WebOptions, sessions: sessionmaker[Session]) -> int:
-    if not os.environ.get("SPECTRA_SECRET_KEY"):
-        log.warning("SPECTRA_SECRET_KEY is not set: links signed by the alerter are refused here")
-    public_url = (options.public_url or os.environ.get("SPECTRA_PUBLIC_URL") or "").rstrip("/")
-    if not public_url:
-        public_url = f"http://{options.host}:{options.port}"
-        log.warning("SPECTRA_PUBLIC_URL is not set: links in subscription mails point at %s", public_url)
-    tokens = Tokens()
-    pages = StatusPages(sessions, tokens=tokens, public_url=public_url, events=False)
-    alerting = AlertingWeb(
-        tokens=tokens, public_url=public_url, twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN") or None
+    secret_key_is_set("links signed by the alerter are refused here")
+    links_base = public_url(
+        options.public_url, options.host, options.port, unset_warning="links in subscription mails point at"
     )
+    tokens = Tokens()
+    pages = StatusPages(sessions, tokens=tokens, public_url=links_base, events=False)
+    alerting = AlertingWeb(tokens=tokens, public_url=links_base, twilio_auth_token=twilio_auth_token())
     readiness = Readiness()
     runtime = Runtime(sessions, ProbeMetrics(), readiness, loopback_only=False, alerting=alerting, statuspages=pages)
     log.info(
         "web: database %s, public URL %s, listening on %s:%d",
         redacted(options.database_url),
-        public_url,
+        links_base,
         options.host,
         options.port,
     )

@@ -12,21 +12,23 @@ SPECTRA_EMAIL_FROM, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER, S
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from spectra.alerting import Alerter
 from spectra.api.secrets import NoSecrets, SecretResolver
 from spectra.housekeeping import Housekeeping
+from spectra.notify.outbox import Sender, channels_from_env
+from spectra.processes.bootstrap import public_url, secret_key_is_set, twilio_auth_token, with_current_schema
 from spectra.runtime.lifecycle import serve, web_server
 from spectra.runtime.readiness import Readiness
+from spectra.statuspage.service import StatusPages
 from spectra.store import redacted
 from spectra.tokens import Tokens
 from spectra.web.ack import AlertingWeb
 from spectra.web.app import Runtime, create_app
 from spectra.web.metrics import ProbeMetrics
-from spectra.web.process import with_current_schema
 
 log = logging.getLogger("spectra.alerter")
 
@@ -46,28 +48,19 @@ async def run_alerter(options: AlerterOptions, *, secrets: SecretResolver | None
 
 
 async def _serve(options: AlerterOptions, sessions: sessionmaker[Session], secrets: SecretResolver | None) -> int:
-    from spectra.alerting import Alerter
-    from spectra.notify.outbox import Sender, channels_from_env
-    from spectra.statuspage.service import StatusPages
-
-    if not os.environ.get("SPECTRA_SECRET_KEY"):
-        log.warning("SPECTRA_SECRET_KEY is not set: ack links die with this process and other replicas refuse them")
-    public_url = (options.public_url or os.environ.get("SPECTRA_PUBLIC_URL") or "").rstrip("/")
-    if not public_url:
-        public_url = f"http://{options.host}:{options.port}"
-        log.warning("SPECTRA_PUBLIC_URL is not set: links in notifications point at %s", public_url)
+    secret_key_is_set("ack links die with this process and other replicas refuse them")
+    links_base = public_url(
+        options.public_url, options.host, options.port, unset_warning="links in notifications point at"
+    )
     resolver: SecretResolver = secrets if secrets is not None else NoSecrets()
     tokens = Tokens()
     sender = Sender(sessions, channels_from_env(), secrets=resolver)
-    alerter = Alerter(sessions, secrets=resolver, tokens=tokens, public_url=public_url, sender=sender)
+    alerter = Alerter(sessions, secrets=resolver, tokens=tokens, public_url=links_base, sender=sender)
     alerting = AlertingWeb(
-        tokens=tokens,
-        public_url=public_url,
-        twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN") or None,
-        after_change=sender.wake,
+        tokens=tokens, public_url=links_base, twilio_auth_token=twilio_auth_token(), after_change=sender.wake
     )
     pages = StatusPages(
-        sessions, tokens=tokens, public_url=public_url, wake=sender.wake, leading=lambda: alerter.leading
+        sessions, tokens=tokens, public_url=links_base, wake=sender.wake, leading=lambda: alerter.leading
     )
     readiness = Readiness()
     runtime = Runtime(sessions, ProbeMetrics(), readiness, loopback_only=False, alerting=alerting)
@@ -83,7 +76,7 @@ async def _serve(options: AlerterOptions, sessions: sessionmaker[Session], secre
     log.info(
         "alerter: database %s, public URL %s, listening on %s:%d",
         redacted(options.database_url),
-        public_url,
+        links_base,
         options.host,
         options.port,
     )

@@ -31,11 +31,11 @@ from spectra.operator.reconciler import Reconciler
 from spectra.operator.retrier import Retrier
 from spectra.operator.secrets import KubernetesSecrets
 from spectra.operator.settings import OperatorSettings
+from spectra.processes.bootstrap import with_current_schema
 from spectra.runtime.lifecycle import serve, web_server
 from spectra.runtime.readiness import Readiness
 from spectra.store import redacted
 from spectra.store.types import utcnow
-from spectra.web.process import with_current_schema
 
 log = logging.getLogger("spectra.operator")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from spectra.probe.context import CheckContext
 from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.leases import SoloAssignment
 from spectra.probe.worker import Worker
+from spectra.processes.bootstrap import is_loopback, public_url, twilio_auth_token
 from spectra.reconcile import MANIFEST_SOURCE, apply_set
 from spectra.runtime.lifecycle import serve, web_server
 from spectra.runtime.readiness import Readiness
@@ -55,14 +55,6 @@ class Options:
     # Base of the links in notifications and of the Twilio signature check; default http://HOST:PORT.
     public_url: str | None = None
 
-    @property
-    def effective_public_url(self) -> str:
-        public = self.public_url or os.environ.get("SPECTRA_PUBLIC_URL")
-        if public:
-            return public.rstrip("/")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
 
 class CurrentSecrets:
     """The Secrets of the last good manifest set; reloads swap the set underneath running checks."""
@@ -85,10 +77,6 @@ def fingerprint(paths: Sequence[Path]) -> frozenset[tuple[str, int, int]]:
             continue
         stamps.add((str(path), stat.st_mtime_ns, stat.st_size))
     return frozenset(stamps)
-
-
-def is_loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
 
 
 class Standalone:
@@ -139,22 +127,22 @@ class Standalone:
             metrics=self.metrics,
         )
         tokens = Tokens()
-        public_url = options.effective_public_url
+        links_base = public_url(options.public_url, options.host, options.port)
         self.sender = Sender(self.sessions, channels_from_env(), secrets=self.secrets)
         self.alerter = Alerter(
-            self.sessions, secrets=self.secrets, tokens=tokens, public_url=public_url, sender=self.sender
+            self.sessions, secrets=self.secrets, tokens=tokens, public_url=links_base, sender=self.sender
         )
         alerting = AlertingWeb(
             tokens=tokens,
-            public_url=public_url,
-            twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN") or None,
+            public_url=links_base,
+            twilio_auth_token=twilio_auth_token(),
             after_change=self.sender.wake,
         )
         alerter_ = self.alerter
         self.statuspages = StatusPages(
             self.sessions,
             tokens=tokens,
-            public_url=public_url,
+            public_url=links_base,
             wake=self.sender.wake,
             leading=lambda: alerter_.leading,
         )

@@ -1,0 +1,73 @@
+"""What every long-running command does before it starts its components, written once.
+
+- :func:`with_current_schema`: open the shared database and refuse an old schema (cluster processes
+  never migrate on their own; `spectra db upgrade` and the chart's hook do).
+- :func:`public_url`: the base of every link we send (ack, confirm, unsubscribe, Twilio callbacks).
+- :func:`secret_key_is_set`: links are signed with SPECTRA_SECRET_KEY; without it they die with the
+  process and other replicas refuse them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from spectra.store import current_revision, head_revision, make_engine, redacted, session_factory
+
+log = logging.getLogger("spectra")
+
+
+async def schema_is_current(engine: Engine, url: str) -> bool:
+    """Cluster processes never migrate on their own: they refuse an old schema and say what to run."""
+    revision = await asyncio.to_thread(current_revision, engine)
+    if revision == head_revision():
+        return True
+    log.error(
+        "database %s is at revision %s, expected %s: run `spectra db upgrade`", redacted(url), revision, head_revision()
+    )
+    return False
+
+
+async def with_current_schema(url: str, run: Callable[[sessionmaker[Session]], Awaitable[int]]) -> int:
+    """Open the database, refuse an old schema (exit 1), run `run` with a session factory, then close."""
+    engine = make_engine(url)
+    try:
+        if not await schema_is_current(engine, url):
+            return 1
+        return await run(session_factory(engine))
+    finally:
+        engine.dispose()
+
+
+def public_url(explicit: str | None, host: str, port: int, *, unset_warning: str | None = None) -> str:
+    """`explicit`, else SPECTRA_PUBLIC_URL, else ``http://HOST:PORT`` (logging `unset_warning` with the URL)."""
+    public = (explicit or os.environ.get("SPECTRA_PUBLIC_URL") or "").rstrip("/")
+    if public:
+        return public
+    bracketed = f"[{host}]" if ":" in host else host
+    fallback = f"http://{bracketed}:{port}"
+    if unset_warning is not None:
+        log.warning("SPECTRA_PUBLIC_URL is not set: %s %s", unset_warning, fallback)
+    return fallback
+
+
+def secret_key_is_set(consequence: str) -> bool:
+    """Whether SPECTRA_SECRET_KEY is set; warns with `consequence` when it is not."""
+    if os.environ.get("SPECTRA_SECRET_KEY"):
+        return True
+    log.warning("SPECTRA_SECRET_KEY is not set: %s", consequence)
+    return False
+
+
+def twilio_auth_token() -> str | None:
+    """The token Twilio signs its webhooks with; without it the hooks refuse every request."""
+    return os.environ.get("TWILIO_AUTH_TOKEN") or None
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")

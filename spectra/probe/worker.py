@@ -68,7 +68,7 @@ class _Labelled(Protocol):
 
 
 class WorkerMetrics(Protocol):
-    """What the worker reports to (spectra.web.metrics.ProbeMetrics has these)."""
+    """What the worker reports to (spectra.probe.metrics.ProbeMetrics has these)."""
 
     @property
     def lag(self) -> _Observe: ...

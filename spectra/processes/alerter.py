@@ -22,13 +22,13 @@ from spectra.housekeeping import Housekeeping
 from spectra.notify.outbox import Sender, channels_from_env
 from spectra.processes.bootstrap import public_url, secret_key_is_set, twilio_auth_token, with_current_schema
 from spectra.runtime.lifecycle import serve, web_server
+from spectra.runtime.metrics import Metrics
 from spectra.runtime.readiness import Readiness
 from spectra.statuspage.service import StatusPages
 from spectra.store import redacted
 from spectra.tokens import Tokens
 from spectra.web.ack import AlertingWeb
-from spectra.web.app import Runtime, create_app
-from spectra.web.metrics import ProbeMetrics
+from spectra.web.app import AppParts, create_app
 
 log = logging.getLogger("spectra.alerter")
 
@@ -63,7 +63,7 @@ async def _serve(options: AlerterOptions, sessions: sessionmaker[Session], secre
         sessions, tokens=tokens, public_url=links_base, wake=sender.wake, leading=lambda: alerter.leading
     )
     readiness = Readiness()
-    runtime = Runtime(sessions, ProbeMetrics(), readiness, loopback_only=False, alerting=alerting)
+    parts = AppParts(sessions, Metrics(), readiness, loopback_only=False, alerting=alerting)
 
     housekeeping = Housekeeping(sessions)  # rollups and retention, beside the alerter
 
@@ -87,7 +87,7 @@ async def _serve(options: AlerterOptions, sessions: sessionmaker[Session], secre
             "sender": sender.run(),
             "housekeeping": housekeeping.run(),
         },
-        web_server(create_app(runtime), options.host, options.port),
+        web_server(create_app(parts), options.host, options.port),
         readiness=readiness,
         stop=stop,
     )

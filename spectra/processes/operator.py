@@ -12,15 +12,14 @@ import logging
 import os
 import random
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
+from prometheus_client.core import CounterMetricFamily
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
 
 from spectra.alerting.leader import Leadership
 from spectra.operator import handlers
@@ -32,7 +31,9 @@ from spectra.operator.retrier import Retrier
 from spectra.operator.secrets import KubernetesSecrets
 from spectra.operator.settings import OperatorSettings
 from spectra.processes.bootstrap import with_current_schema
+from spectra.runtime.health import health_routes
 from spectra.runtime.lifecycle import serve, web_server
+from spectra.runtime.metrics import Metrics
 from spectra.runtime.readiness import Readiness
 from spectra.store import redacted
 from spectra.store.types import utcnow
@@ -130,29 +131,22 @@ async def _serve(options: OperatorOptions, sessions: sessionmaker[Session]) -> i
         "children": _every(settings.status.interval_seconds, stop, leader, owned.sync, "children"),
         "retry": _every(settings.secret_refresh_seconds, stop, leader, retrier.run_once, "retry"),
     }
-    app = _health_app(readiness, publisher)
+    app = Starlette(routes=health_routes(readiness, OperatorMetrics(publisher)))
     return await serve(components, web_server(app, options.host, options.port), readiness=readiness, stop=stop_all)
 
 
-def _health_app(readiness: Readiness, publisher: StatusPublisher) -> Starlette:
-    async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok\n")
+class OperatorMetrics(Metrics):
+    """What the operator has sent to the API server, read from the publisher at scrape time."""
 
-    async def readyz(request: Request) -> Response:
-        problem = readiness()
-        return PlainTextResponse(f"{problem}\n" if problem else "ok\n", status_code=503 if problem else 200)
+    def __init__(self, publisher: StatusPublisher) -> None:
+        super().__init__()
+        self._publisher = publisher
+        self.registry.register(self)
 
-    async def metrics(request: Request) -> Response:
-        text = (
-            "# HELP spectra_operator_status_patches_total Status patches sent.\n"
-            "# TYPE spectra_operator_status_patches_total counter\n"
-            f"spectra_operator_status_patches_total {publisher.patches}\n"
-            "# HELP spectra_operator_events_total Monitor state Events posted.\n"
-            "# TYPE spectra_operator_events_total counter\n"
-            f"spectra_operator_events_total {publisher.events}\n"
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(
+            "spectra_operator_status_patches", "Status patches sent.", value=self._publisher.patches
         )
-        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
-
-    return Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)],
-    )
+        yield CounterMetricFamily(
+            "spectra_operator_events", "Monitor state Events posted.", value=self._publisher.events
+        )

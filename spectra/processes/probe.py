@@ -16,13 +16,13 @@ from spectra.api.secrets import NoSecrets, SecretResolver
 from spectra.probe.context import CheckContext
 from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.leases import LeaseAssignment
+from spectra.probe.metrics import ProbeMetrics
 from spectra.probe.worker import Worker
 from spectra.processes.bootstrap import with_current_schema
 from spectra.runtime.lifecycle import serve, web_server
 from spectra.runtime.readiness import Readiness
 from spectra.store import redacted
-from spectra.web.app import Runtime, create_app
-from spectra.web.metrics import ProbeMetrics
+from spectra.web.app import AppParts, create_app
 
 log = logging.getLogger("spectra.probe")
 
@@ -54,7 +54,7 @@ async def _serve(options: ProbeOptions, sessions: sessionmaker[Session]) -> int:
         metrics=metrics,
     )
     readiness = Readiness()
-    runtime = Runtime(sessions, metrics, readiness, loopback_only=False)
+    parts = AppParts(sessions, metrics, readiness, loopback_only=False)
     log.info(
         "probe worker for location %s: database %s, listening on %s:%d",
         options.location,
@@ -65,7 +65,7 @@ async def _serve(options: ProbeOptions, sessions: sessionmaker[Session]) -> int:
     # worker.stop() flushes results and releases leases, so other workers take over at once.
     return await serve(
         {"worker": worker.run()},
-        web_server(create_app(runtime), options.host, options.port),
+        web_server(create_app(parts), options.host, options.port),
         readiness=readiness,
         stop=worker.stop,
     )

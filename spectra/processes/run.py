@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prometheus_client import Counter
 from sqlalchemy import Engine, func, select
 
 from spectra.alerting import Alerter
@@ -25,6 +26,7 @@ from spectra.notify.outbox import Sender, channels_from_env
 from spectra.probe.context import CheckContext
 from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.leases import SoloAssignment
+from spectra.probe.metrics import ProbeMetrics
 from spectra.probe.worker import Worker
 from spectra.processes.bootstrap import is_loopback, public_url, twilio_auth_token
 from spectra.reconcile import MANIFEST_SOURCE, apply_set
@@ -35,8 +37,7 @@ from spectra.store import Monitor as MonitorRow
 from spectra.store import make_engine, redacted, session_factory, upgrade
 from spectra.tokens import Tokens
 from spectra.web.ack import AlertingWeb
-from spectra.web.app import Runtime, create_app
-from spectra.web.metrics import ProbeMetrics
+from spectra.web.app import AppParts, create_app
 
 log = logging.getLogger("spectra.run")
 
@@ -54,6 +55,16 @@ class Options:
     artifacts_dir: Path = field(default_factory=lambda: Path("artifacts"))
     # Base of the links in notifications and of the Twilio signature check; default http://HOST:PORT.
     public_url: str | None = None
+
+
+class RunMetrics(ProbeMetrics):
+    """The worker's metrics and the manifest reloads of `spectra run`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config_reloads = Counter(
+            "spectra_config_reloads_total", "Manifest reloads, by outcome.", ["outcome"], registry=self.registry
+        )
 
 
 class CurrentSecrets:
@@ -84,7 +95,7 @@ class Standalone:
         self.options = options
         self.engine: Engine = make_engine(options.database_url)
         self.sessions = session_factory(self.engine)
-        self.metrics = ProbeMetrics()
+        self.metrics = RunMetrics()
         self.readiness = Readiness()
         self.secrets: CurrentSecrets | None = None
         self.worker: Worker | None = None
@@ -146,7 +157,7 @@ class Standalone:
             wake=self.sender.wake,
             leading=lambda: alerter_.leading,
         )
-        runtime = Runtime(
+        parts = AppParts(
             self.sessions,
             self.metrics,
             self.readiness,
@@ -154,7 +165,7 @@ class Standalone:
             alerting=alerting,
             statuspages=self.statuspages,
         )
-        server = web_server(create_app(runtime), options.host, options.port)
+        server = web_server(create_app(parts), options.host, options.port)
         log.info(
             "spectra run: %d monitor(s), database %s, listening on http://%s:%d",
             await asyncio.to_thread(self._monitor_count),

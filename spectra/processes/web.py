@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.processes.bootstrap import public_url, secret_key_is_set, twilio_auth_token, with_current_schema
 from spectra.runtime.lifecycle import serve, web_server
+from spectra.runtime.metrics import Metrics
 from spectra.runtime.readiness import Readiness
 from spectra.statuspage.service import StatusPages
 from spectra.store import redacted
 from spectra.tokens import Tokens
 from spectra.web.ack import AlertingWeb
-from spectra.web.app import Runtime, create_app
-from spectra.web.metrics import ProbeMetrics
+from spectra.web.app import AppParts, create_app
 
 log = logging.getLogger("spectra.web")
 
@@ -51,7 +51,7 @@ async def _serve(options: WebOptions, sessions: sessionmaker[Session]) -> int:
     pages = StatusPages(sessions, tokens=tokens, public_url=links_base, events=False)
     alerting = AlertingWeb(tokens=tokens, public_url=links_base, twilio_auth_token=twilio_auth_token())
     readiness = Readiness()
-    runtime = Runtime(sessions, ProbeMetrics(), readiness, loopback_only=False, alerting=alerting, statuspages=pages)
+    parts = AppParts(sessions, Metrics(), readiness, loopback_only=False, alerting=alerting, statuspages=pages)
     log.info(
         "web: database %s, public URL %s, listening on %s:%d",
         redacted(options.database_url),
@@ -61,7 +61,7 @@ async def _serve(options: WebOptions, sessions: sessionmaker[Session]) -> int:
     )
     return await serve(
         {"statuspages": pages.run()},
-        web_server(create_app(runtime), options.host, options.port),
+        web_server(create_app(parts), options.host, options.port),
         readiness=readiness,
         stop=pages.stop,
     )

@@ -206,6 +206,9 @@ def test_alerter_command_serves_hooks_and_stops_on_sigterm(tmp_path: Path, provi
             assert status == 400
             assert "This link is not valid" in page
             assert post_form(f"{base}/hooks/twilio/sms", {"From": ALICE_PHONE, "Body": "ack ABCD"})[0] == 403
+            status, metrics = get(f"{base}/metrics")
+            assert status == 200
+            assert "spectra_scheduler_lag_seconds" not in metrics  # no probe worker in the alerter
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=15) == 0
         finally:

@@ -282,6 +282,17 @@ def test_target_down_shows_in_status_and_events(
             "a MonitorDown Event",
         )
         assert events[0]["type"] == "Warning"
+        # The operator's own metrics count what it sent; a probe worker's figures are not among them.
+        status_code, metrics = get(f"http://127.0.0.1:{operator.port}/metrics")
+        assert status_code == 200
+        counters = {
+            name: float(value)
+            for name, _, value in (line.partition(" ") for line in metrics.splitlines())
+            if name.startswith("spectra_operator_")
+        }
+        assert counters["spectra_operator_status_patches_total"] >= 2  # up, then down
+        assert counters["spectra_operator_events_total"] >= 1  # the MonitorDown Event
+        assert "spectra_checks_total" not in metrics
     finally:
         probe.kill()
         probe.wait()

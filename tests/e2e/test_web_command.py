@@ -70,6 +70,11 @@ def test_web_serves_pages_from_the_shared_database(tmp_path: Path) -> None:
                 got_status, body = get(base + path, host=host)
                 assert (path, host, got_status) == (path, host, status), body[:300]
                 assert text in body
+            # Each process exports its own metrics: no probe worker runs here, so no scheduler figures.
+            status, metrics = get(f"{base}/metrics")
+            assert status == 200
+            assert "spectra_checks_total" not in metrics
+            assert "spectra_scheduler_lag_seconds" not in metrics
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=15) == 0, log.read_text()
         finally:

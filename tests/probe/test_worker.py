@@ -13,12 +13,12 @@ import sqlalchemy as sa
 
 from spectra.probe.context import CheckContext
 from spectra.probe.egress import EgressGuard, EgressPolicy
+from spectra.probe.metrics import ProbeMetrics
 from spectra.probe.scheduler import default_phase
 from spectra.probe.worker import Worker
 from spectra.probe.writer import ResultWriter
 from spectra.store import CheckResult as ResultRow
 from spectra.store import MonitorState
-from spectra.web.metrics import ProbeMetrics
 
 from .store_helpers import Store, eventually, migrated, tcp_spec, tcp_target
 

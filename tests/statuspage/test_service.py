@@ -10,11 +10,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from spectra.runtime.metrics import Metrics
 from spectra.statuspage.service import StatusPages
 from spectra.store import Notification, PageIncident, Subscriber
 from spectra.tokens import Tokens
-from spectra.web.app import Runtime, create_app
-from spectra.web.metrics import ProbeMetrics
+from spectra.web.app import AppParts, create_app
 
 from .pagedb import MONITORS, NOW, PAGE, PageDb, page_db
 
@@ -134,8 +134,8 @@ async def test_run_loop_stops(db: PageDb) -> None:
 @pytest.fixture
 async def client(db: PageDb) -> AsyncIterator[httpx.AsyncClient]:
     db.set_states(ALL_UP, now=NOW)
-    runtime = Runtime(db.sessions, ProbeMetrics(), lambda: None, statuspages=pages(db, Wakes()))
-    transport = httpx.ASGITransport(app=create_app(runtime))
+    parts = AppParts(db.sessions, Metrics(), lambda: None, statuspages=pages(db, Wakes()))
+    transport = httpx.ASGITransport(app=create_app(parts))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
 
@@ -168,8 +168,8 @@ async def test_subscription_routes_are_mounted(client: httpx.AsyncClient, db: Pa
 
 
 async def test_without_statuspages_nothing_is_mounted(db: PageDb) -> None:
-    runtime = Runtime(db.sessions, ProbeMetrics(), lambda: None)
-    transport = httpx.ASGITransport(app=create_app(runtime))
+    parts = AppParts(db.sessions, Metrics(), lambda: None)
+    transport = httpx.ASGITransport(app=create_app(parts))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         assert (await http.get("/s/main")).status_code == 404
         assert (await http.get("/healthz")).status_code == 200

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 
+from spectra.runtime.metrics import Metrics
 from spectra.store import (
     EscalationState,
     Incident,
@@ -24,8 +25,7 @@ from spectra.store import (
 )
 from spectra.tokens import Tokens
 from spectra.web.ack import AlertingWeb
-from spectra.web.app import Runtime, create_app
-from spectra.web.metrics import ProbeMetrics
+from spectra.web.app import AppParts, create_app
 
 SECRET_KEY = "test-secret-key-for-web-tests-0123456789"
 TWILIO_AUTH_TOKEN = "twilio-auth-token-for-tests-abcdef012345"
@@ -127,7 +127,7 @@ async def _site(url: str) -> AsyncIterator[Site]:
         twilio_auth_token=TWILIO_AUTH_TOKEN,
         after_change=lambda: wakes.append(1),
     )
-    app = create_app(Runtime(sessions, ProbeMetrics(), lambda: None, alerting=alerting))
+    app = create_app(AppParts(sessions, Metrics(), lambda: None, alerting=alerting))
     async with client_for(app) as client:
         yield Site(client, sessions, tokens, incident_id, wakes)
     engine.dispose()

@@ -8,9 +8,9 @@ from urllib.parse import urlencode
 import pytest
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
+from spectra.runtime.metrics import Metrics
 from spectra.web.ack import AlertingWeb
-from spectra.web.app import Runtime, create_app
-from spectra.web.metrics import ProbeMetrics
+from spectra.web.app import AppParts, create_app
 from spectra.web.twilio_hooks import NOT_ACCEPTED
 
 from .conftest import CODE, OTHER_PHONE, PAGED_PHONE, PUBLIC_URL, TWILIO_AUTH_TOKEN, Site, client_for
@@ -92,9 +92,7 @@ async def test_bad_signatures_get_403_and_change_nothing(
 
 
 async def test_no_auth_token_configured_refuses_everything(site: Site) -> None:
-    app = create_app(
-        Runtime(site.sessions, ProbeMetrics(), lambda: None, alerting=AlertingWeb(site.tokens, PUBLIC_URL))
-    )
+    app = create_app(AppParts(site.sessions, Metrics(), lambda: None, alerting=AlertingWeb(site.tokens, PUBLIC_URL)))
     form = sms_form(f"ack {CODE}")
     async with client_for(app) as client:
         response = await client.post(

@@ -1,21 +1,22 @@
-"""Prometheus metrics of the probe side: checks, durations, states, scheduler lag, result buffering."""
+"""Prometheus metrics of a probe worker: checks, durations, states, scheduler lag, result buffering.
+
+Only processes that run a worker (`spectra run`, `spectra probe`) create these, so no other process
+exports scheduler figures that are always zero.
+"""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from starlette.requests import Request
-from starlette.responses import Response
+
+from spectra.runtime.metrics import Metrics
 
 _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
-class ProbeMetrics:
-    """One registry per process (not the global one, so tests can build several apps)."""
-
+class ProbeMetrics(Metrics):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+        super().__init__(registry)
         r = self.registry
         self.checks = Counter("spectra_checks_total", "Checks run, by type and result.", ["type", "status"], registry=r)
         self.duration = Histogram(
@@ -34,9 +35,6 @@ class ProbeMetrics:
         )
         self.buffered = Gauge("spectra_results_buffered", "Results waiting for the database.", registry=r)
         self.dropped = Counter("spectra_results_dropped_total", "Results dropped: the buffer was full.", registry=r)
-        self.config_reloads = Counter(
-            "spectra_config_reloads_total", "Manifest reloads, by outcome.", ["outcome"], registry=r
-        )
 
     def observe_check(self, monitor_type: str, status: str, seconds: float | None) -> None:
         self.checks.labels(monitor_type, status).inc()
@@ -46,6 +44,3 @@ class ProbeMetrics:
     def set_states(self, counts: dict[str, int]) -> None:
         for state in ("up", "down", "degraded", "pending", "paused", "maintenance"):
             self.states.labels(state).set(counts.get(state, 0))
-
-    async def endpoint(self, request: Request) -> Response:
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

@@ -96,7 +96,8 @@ async def alert_latency(mode: str, samples: int | None = None) -> dict[str, Any]
 
     from spectra.alerting import Alerter
     from spectra.manifests import load_paths
-    from spectra.notify.outbox import Sender, channels_from_env
+    from spectra.notify.outbox import Sender
+    from spectra.notify.registry import channels_from_env
     from spectra.reconcile import MANIFEST_SOURCE, apply_set
     from spectra.store import Monitor, make_engine, save_states, session_factory, upgrade
     from spectra.tokens import Tokens

@@ -36,7 +36,7 @@ from spectra.api.contact import ContactSpec
 from spectra.api.escalation import EscalationPolicySpec, Step, Target
 from spectra.api.schedule import ScheduleSpec
 from spectra.api.secrets import SecretResolver
-from spectra.notify.message import ChannelName, Message
+from spectra.notify.channel import ChannelName, Message
 from spectra.notify.outbox import enqueue
 from spectra.oncall import on_call
 from spectra.store import (

@@ -16,7 +16,7 @@ from typing import Any, Final
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from spectra.notify.message import ChannelName, Message
+from spectra.notify.channel import ChannelName, Message
 from spectra.notify.outbox import enqueue
 from spectra.store import (
     EscalationState,

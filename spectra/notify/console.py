@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from spectra.notify.message import ChannelName, Delivery, Message
+from spectra.notify.channel import ChannelName, Delivery, Message
 
 log = logging.getLogger("spectra.notify.console")
 

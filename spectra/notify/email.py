@@ -1,10 +1,16 @@
-"""Email through SendGrid's v3 API with the real `sendgrid` library (HTML and text parts)."""
+"""Email through SendGrid's v3 API with the real `sendgrid` library (HTML and text parts).
+
+Settings: SENDGRID_API_KEY, SPECTRA_EMAIL_FROM, SPECTRA_SENDGRID_URL (another base URL); without a key,
+email goes to the console channel.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import urllib.error
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import jinja2
@@ -12,10 +18,33 @@ from python_http_client.exceptions import HTTPError  # type: ignore[import-untyp
 from sendgrid import SendGridAPIClient  # type: ignore[import-untyped]
 from sendgrid.helpers.mail import CustomArg, Header, Mail  # type: ignore[import-untyped]
 
-from spectra.notify.message import ChannelName, Delivery, Message, PermanentFailure, TemporaryFailure
+from spectra.notify.channel import ChannelName, Delivery, Message, PermanentFailure, TemporaryFailure
 from spectra.notify.retry import failure_for_status, header, is_success
 
 DEFAULT_SENDGRID_URL: Final = "https://api.sendgrid.com"
+DEFAULT_EMAIL_FROM: Final = "spectra@localhost"
+
+
+@dataclass(frozen=True, repr=False)
+class SendGridSettings:
+    api_key: str
+    from_email: str
+    host: str | None
+
+    def __repr__(self) -> str:
+        return f"SendGridSettings(from_email={self.from_email!r}, host={self.host!r})"
+
+
+def sendgrid_settings(env: Mapping[str, str]) -> SendGridSettings | None:
+    key = env.get("SENDGRID_API_KEY", "").strip()
+    if not key:
+        return None
+    return SendGridSettings(
+        api_key=key,
+        from_email=env.get("SPECTRA_EMAIL_FROM", "").strip() or DEFAULT_EMAIL_FROM,
+        host=env.get("SPECTRA_SENDGRID_URL", "").strip() or None,
+    )
+
 
 _TEXT = """\
 {% if facts.code %}[{{ facts.severity | default('alert', true) | upper }}] Incident {{ facts.code }}

@@ -24,8 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from spectra.api.secrets import SecretResolver
-from spectra.notify.console import ConsoleChannel
-from spectra.notify.message import (
+from spectra.notify.channel import (
     Channel,
     ChannelName,
     Delivery,
@@ -33,7 +32,8 @@ from spectra.notify.message import (
     PermanentFailure,
     TemporaryFailure,
 )
-from spectra.notify.settings import channels_from_env
+from spectra.notify.console import ConsoleChannel
+from spectra.notify.registry import channels_from_env
 from spectra.store.notifications import Notification, NotificationAttempt, NotificationStatus
 
 log = logging.getLogger("spectra.notify.outbox")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Final
 
-from spectra.notify.message import PermanentFailure, TemporaryFailure
+from spectra.notify.channel import PermanentFailure, TemporaryFailure
 
 # A provider asking for more than this is treated as asking for this (a page must not wait a day).
 MAX_RETRY_AFTER_S: Final = 3_600.0

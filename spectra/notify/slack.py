@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from spectra.notify.message import ChannelName, Delivery, Message
+from spectra.notify.channel import ChannelName, Delivery, Message
 from spectra.notify.webhook import HttpPoster
 
 

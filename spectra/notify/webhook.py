@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import aiohttp
 
-from spectra.notify.message import ChannelName, Delivery, Message, TemporaryFailure
+from spectra.notify.channel import ChannelName, Delivery, Message, TemporaryFailure
 from spectra.notify.retry import failure_for_status, header, is_success
 
 SIGNATURE_HEADER: Final = "X-Spectra-Signature"

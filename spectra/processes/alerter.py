@@ -19,8 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from spectra.alerting import Alerter
 from spectra.api.secrets import NoSecrets, SecretResolver
 from spectra.housekeeping import Housekeeping
-from spectra.notify.outbox import Sender, channels_from_env
-from spectra.processes.bootstrap import public_url, secret_key_is_set, twilio_auth_token, with_current_schema
+from spectra.notify.outbox import Sender
+from spectra.notify.registry import channels_from_env
+from spectra.notify.twilio.settings import webhook_auth_token
+from spectra.processes.bootstrap import public_url, secret_key_is_set, with_current_schema
 from spectra.runtime.lifecycle import serve, web_server
 from spectra.runtime.metrics import Metrics
 from spectra.runtime.readiness import Readiness
@@ -57,7 +59,7 @@ async def _serve(options: AlerterOptions, sessions: sessionmaker[Session], secre
     sender = Sender(sessions, channels_from_env(), secrets=resolver)
     alerter = Alerter(sessions, secrets=resolver, tokens=tokens, public_url=links_base, sender=sender)
     alerting = AlertingWeb(
-        tokens=tokens, public_url=links_base, twilio_auth_token=twilio_auth_token(), after_change=sender.wake
+        tokens=tokens, public_url=links_base, twilio_auth_token=webhook_auth_token(), after_change=sender.wake
     )
     pages = StatusPages(
         sessions, tokens=tokens, public_url=links_base, wake=sender.wake, leading=lambda: alerter.leading

@@ -64,10 +64,5 @@ def secret_key_is_set(consequence: str) -> bool:
     return False
 
 
-def twilio_auth_token() -> str | None:
-    """The token Twilio signs its webhooks with; without it the hooks refuse every request."""
-    return os.environ.get("TWILIO_AUTH_TOKEN") or None
-
-
 def is_loopback(host: str) -> bool:
     return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")

@@ -22,13 +22,15 @@ from sqlalchemy import Engine, func, select
 from spectra.alerting import Alerter
 from spectra.housekeeping import Housekeeping
 from spectra.manifests import ManifestSet, discover, load_paths
-from spectra.notify.outbox import Sender, channels_from_env
+from spectra.notify.outbox import Sender
+from spectra.notify.registry import channels_from_env
+from spectra.notify.twilio.settings import webhook_auth_token
 from spectra.probe.context import CheckContext
 from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.leases import SoloAssignment
 from spectra.probe.metrics import ProbeMetrics
 from spectra.probe.worker import Worker
-from spectra.processes.bootstrap import is_loopback, public_url, twilio_auth_token
+from spectra.processes.bootstrap import is_loopback, public_url
 from spectra.reconcile import MANIFEST_SOURCE, apply_set
 from spectra.runtime.lifecycle import serve, web_server
 from spectra.runtime.readiness import Readiness
@@ -146,7 +148,7 @@ class Standalone:
         alerting = AlertingWeb(
             tokens=tokens,
             public_url=links_base,
-            twilio_auth_token=twilio_auth_token(),
+            twilio_auth_token=webhook_auth_token(),
             after_change=self.sender.wake,
         )
         alerter_ = self.alerter

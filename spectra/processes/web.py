@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from spectra.processes.bootstrap import public_url, secret_key_is_set, twilio_auth_token, with_current_schema
+from spectra.notify.twilio.settings import webhook_auth_token
+from spectra.processes.bootstrap import public_url, secret_key_is_set, with_current_schema
 from spectra.runtime.lifecycle import serve, web_server
 from spectra.runtime.metrics import Metrics
 from spectra.runtime.readiness import Readiness
@@ -49,7 +50,7 @@ async def _serve(options: WebOptions, sessions: sessionmaker[Session]) -> int:
     )
     tokens = Tokens()
     pages = StatusPages(sessions, tokens=tokens, public_url=links_base, events=False)
-    alerting = AlertingWeb(tokens=tokens, public_url=links_base, twilio_auth_token=twilio_auth_token())
+    alerting = AlertingWeb(tokens=tokens, public_url=links_base, twilio_auth_token=webhook_auth_token())
     readiness = Readiness()
     parts = AppParts(sessions, Metrics(), readiness, loopback_only=False, alerting=alerting, statuspages=pages)
     log.info(

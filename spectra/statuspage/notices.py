@@ -22,7 +22,7 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from spectra.notify.message import ChannelName, Message
+from spectra.notify.channel import ChannelName, Message
 from spectra.notify.outbox import enqueue
 from spectra.statuspage.incidents import PageEvent
 from spectra.statuspage.model import PageSnapshot

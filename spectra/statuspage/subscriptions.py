@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from spectra.notify.message import ChannelName, Message
+from spectra.notify.channel import ChannelName, Message
 from spectra.notify.outbox import enqueue
 from spectra.runtime.forms import read_body, read_form
 from spectra.store.engine import retry_locked

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spectra.notify.message import ChannelName, Delivery, Message
+from spectra.notify.channel import ChannelName, Delivery, Message
 from spectra.notify.outbox import Sender
 
 from .conftest import World

@@ -10,14 +10,15 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from spectra.notify.channel import ChannelName, Message, PermanentFailure, TemporaryFailure
 from spectra.notify.console import ConsoleChannel
 from spectra.notify.email import SendGridChannel, render_email
-from spectra.notify.message import ChannelName, Message, PermanentFailure, TemporaryFailure
+from spectra.notify.registry import channels_from_env
 from spectra.notify.retry import parse_retry_after
-from spectra.notify.settings import channels_from_env
 from spectra.notify.slack import SlackChannel
-from spectra.notify.sms import SMS_MAX_CHARS, TwilioAccount, TwilioSmsChannel, sms_text
-from spectra.notify.voice import TwilioVoiceChannel, voice_twiml
+from spectra.notify.twilio.client import TwilioAccount
+from spectra.notify.twilio.sms import SMS_MAX_CHARS, TwilioSmsChannel, sms_text
+from spectra.notify.twilio.voice import TwilioVoiceChannel, voice_twiml
 from spectra.notify.webhook import WebhookChannel, verify
 
 from .fakes import FakeReceiver, FakeSendGrid, FakeTwilio, receiver_fake

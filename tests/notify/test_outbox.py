@@ -10,11 +10,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from spectra.notify.channel import Channel, ChannelName, Message
 from spectra.notify.console import ConsoleChannel
 from spectra.notify.email import SendGridChannel
-from spectra.notify.message import Channel, ChannelName, Message
 from spectra.notify.outbox import Sender, enqueue, secret_ref
-from spectra.notify.sms import TwilioAccount, TwilioSmsChannel
+from spectra.notify.twilio.client import TwilioAccount
+from spectra.notify.twilio.sms import TwilioSmsChannel
 from spectra.notify.webhook import WebhookChannel
 from spectra.store import Notification, NotificationAttempt
 

@@ -7,8 +7,8 @@ from typing import Any
 from twilio.rest import Client  # type: ignore[import-untyped]
 from twilio.twiml.voice_response import VoiceResponse  # type: ignore[import-untyped]
 
-from spectra.notify.message import ChannelName, Delivery, Message
-from spectra.notify.sms import TwilioAccount
+from spectra.notify.channel import ChannelName, Delivery, Message
+from spectra.notify.twilio.client import TwilioAccount
 
 _SPOKEN_STATES = {"opened": "down", "escalated": "down", "resolved": "resolved", "acknowledged": "acknowledged"}
 

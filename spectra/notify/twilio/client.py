@@ -1,4 +1,4 @@
-"""SMS through Twilio's Messages API with the real `twilio` library; also the Twilio plumbing voice uses.
+"""Twilio's REST client, pointed at our base URL, with our idempotency headers; shared by SMS and voice.
 
 Twilio's Messages and Calls create endpoints document no idempotency key (the library offers one only
 for Payments and user-defined messages; `I-Twilio-Idempotency-Token` is documented as a header Twilio
@@ -19,12 +19,11 @@ from twilio.http.http_client import TwilioHttpClient  # type: ignore[import-unty
 from twilio.http.response import Response  # type: ignore[import-untyped]
 from twilio.rest import Client  # type: ignore[import-untyped]
 
-from spectra.notify.message import ChannelName, Delivery, Message, TemporaryFailure
+from spectra.notify.channel import Message, TemporaryFailure
 from spectra.notify.retry import failure_for_status
 
 DEFAULT_TWILIO_URL: Final = "https://api.twilio.com"
 IDEMPOTENCY_HEADERS: Final = ("I-Twilio-Idempotency-Token", "Idempotency-Key")
-SMS_MAX_CHARS: Final = 320
 
 T = TypeVar("T")
 
@@ -87,51 +86,3 @@ class TwilioAccount:
             raise TemporaryFailure(f"Twilio {what} did not answer in time") from None
         except (requests.RequestException, OSError) as exc:
             raise TemporaryFailure(f"Twilio {what} unreachable: {type(exc).__name__}") from None
-
-
-_STATES: Final = {
-    "opened": "DOWN",
-    "escalated": "DOWN",
-    "resolved": "RESOLVED",
-    "acknowledged": "ACKNOWLEDGED",
-}
-
-
-def sms_text(message: Message) -> str:
-    """'[SEV] CODE monitor is DOWN: reason. Reply CODE to acknowledge.' within 320 characters."""
-    facts = message.facts
-    code = str(facts.get("code") or "")
-    monitor = str(facts.get("monitor") or "")
-    if not code or not monitor:
-        return _clip(" ".join(message.text.split()) or message.subject, SMS_MAX_CHARS)
-    severity = str(facts.get("severity") or "alert").upper()
-    state_fact = str(facts.get("state") or "opened")
-    state = _STATES.get(state_fact, state_fact.upper())
-    reason = " ".join(str(facts.get("reason") or "").split())
-    head = f"[{severity}] {code} {monitor} is {state}"
-    tail = f". Reply {code} to acknowledge." if state == "DOWN" else "."
-    if reason:
-        room = SMS_MAX_CHARS - len(head) - len(tail) - 2
-        if room >= 10:
-            return f"{head}: {_clip(reason, room)}{tail}"
-    return _clip(head + tail, SMS_MAX_CHARS)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-class TwilioSmsChannel:
-    name = ChannelName.SMS
-
-    def __init__(self, account: TwilioAccount) -> None:
-        self.account = account
-
-    async def send(self, message: Message) -> Delivery:
-        body = sms_text(message)
-
-        def create(client: Client) -> Any:
-            return client.messages.create(to=message.recipient, from_=self.account.from_number, body=body)
-
-        created = await self.account.call("Messages", message, create)
-        return Delivery(provider_message_id=created.sid, status_code=201)

@@ -29,8 +29,7 @@ from spectra.runtime.readiness import Readiness
 from spectra.statuspage.service import StatusPages
 from spectra.store import redacted
 from spectra.tokens import Tokens
-from spectra.web.ack import AlertingWeb
-from spectra.web.app import AppParts, create_app
+from spectra.web.app import AlertingWeb, AppParts, create_app
 
 log = logging.getLogger("spectra.alerter")
 

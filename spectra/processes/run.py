@@ -38,8 +38,7 @@ from spectra.statuspage.service import StatusPages
 from spectra.store import Monitor as MonitorRow
 from spectra.store import make_engine, redacted, session_factory, upgrade
 from spectra.tokens import Tokens
-from spectra.web.ack import AlertingWeb
-from spectra.web.app import AppParts, create_app
+from spectra.web.app import AlertingWeb, AppParts, create_app
 
 log = logging.getLogger("spectra.run")
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,16 +20,30 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from spectra.alerting.ack_links import ack_routes
+from spectra.alerting.phone_acks import PhoneAcks
+from spectra.notify.twilio.webhooks import twilio_routes
 from spectra.runtime.health import health_routes
 from spectra.runtime.metrics import Metrics
 from spectra.runtime.readiness import ReadinessCheck
 from spectra.statuspage.service import StatusPages
 from spectra.store import monitor_overview, record_push
 from spectra.store.engine import retry_locked
-from spectra.web.ack import AlertingWeb, ack_routes
-from spectra.web.twilio_hooks import twilio_routes
+from spectra.tokens import Tokens
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class AlertingWeb:
+    """What the ack links and the Twilio webhooks need from the process that serves them."""
+
+    tokens: Tokens
+    public_url: str
+    # Twilio signs its webhooks with the account's auth token; without one the hooks refuse everything.
+    twilio_auth_token: str | None = None
+    # Called after an incident changed (e.g. Sender.wake, so "resolved" notifications go out at once).
+    after_change: Callable[[], None] = field(default=lambda: None)
 
 
 @dataclass
@@ -69,8 +84,14 @@ def create_app(parts: AppParts) -> Starlette:
         Route("/api/v1/heartbeat/{token}", heartbeat, methods=["GET", "POST"]),
     ]
     if parts.alerting is not None:
-        routes += ack_routes(parts.alerting, parts.session_factory)
-        routes += twilio_routes(parts.alerting, parts.session_factory)
+        alerting = parts.alerting
+        routes += ack_routes(alerting.tokens, parts.session_factory, alerting.after_change)
+        routes += twilio_routes(
+            PhoneAcks(parts.session_factory),
+            auth_token=alerting.twilio_auth_token,
+            public_url=alerting.public_url,
+            after_change=alerting.after_change,
+        )
     if parts.statuspages is not None:
         # After the fixed paths: `/` on a page's own hostname must never shadow /healthz and the APIs.
         routes += parts.statuspages.routes()

@@ -24,8 +24,7 @@ from spectra.store import (
     upgrade,
 )
 from spectra.tokens import Tokens
-from spectra.web.ack import AlertingWeb
-from spectra.web.app import AppParts, create_app
+from spectra.web.app import AlertingWeb, AppParts, create_app
 
 SECRET_KEY = "test-secret-key-for-web-tests-0123456789"
 TWILIO_AUTH_TOKEN = "twilio-auth-token-for-tests-abcdef012345"

@@ -10,10 +10,10 @@ import pytest
 from itsdangerous.timed import TimestampSigner
 from sqlalchemy.exc import OperationalError
 
+from spectra.alerting.ack_links import ACK_TOKEN_MAX_AGE_S
 from spectra.alerting.escalation import Links
 from spectra.store.engine import retry_locked
 from spectra.tokens import Purpose, Tokens
-from spectra.web.ack import ACK_TOKEN_MAX_AGE_S
 
 from .conftest import CODE, PUBLIC_URL, SECRET_KEY, Site
 

@@ -8,10 +8,9 @@ from urllib.parse import urlencode
 import pytest
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
+from spectra.notify.twilio.webhooks import NOT_ACCEPTED
 from spectra.runtime.metrics import Metrics
-from spectra.web.ack import AlertingWeb
-from spectra.web.app import AppParts, create_app
-from spectra.web.twilio_hooks import NOT_ACCEPTED
+from spectra.web.app import AlertingWeb, AppParts, create_app
 
 from .conftest import CODE, OTHER_PHONE, PAGED_PHONE, PUBLIC_URL, TWILIO_AUTH_TOKEN, Site, client_for
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from spectra.alerting.incidents import acknowledge, resolve_incident
 from spectra.runtime.forms import read_body, read_form
 from spectra.store import Incident
 from spectra.store.engine import retry_locked
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 ACK_TOKEN_MAX_AGE_S: Final = 7 * 24 * 3600
 
 TEMPLATES = Environment(
-    loader=PackageLoader("spectra.web", "templates"),
+    loader=PackageLoader("spectra.alerting", "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
     auto_reload=False,
 )
@@ -44,18 +45,6 @@ PAGE_HEADERS: Final = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
 }
-
-
-@dataclass
-class AlertingWeb:
-    """What the ack and Twilio routes need from the process that serves them."""
-
-    tokens: Tokens
-    public_url: str
-    # Twilio signs its webhooks with the account's auth token; without one the hooks refuse everything.
-    twilio_auth_token: str | None = None
-    # Called after an incident changed (e.g. Sender.wake, so "resolved" notifications go out at once).
-    after_change: Callable[[], None] = field(default=lambda: None)
 
 
 def incident_id_of(payload: Mapping[str, Any]) -> int | None:
@@ -127,8 +116,6 @@ def _act(
     factory: sessionmaker[Session], incident_id: int, action: str, by: str, channel: str
 ) -> tuple[bool, IncidentView | None]:
     """Acknowledge or resolve in one transaction; (changed, the incident afterwards)."""
-    from spectra.alerting import acknowledge, resolve_incident
-
     with factory.begin() as session:
         if session.get(Incident, incident_id) is None:
             return False, None
@@ -146,10 +133,15 @@ def _already(view: IncidentView) -> str:
     return f"Incident {view.code} is already acknowledged{by}."
 
 
-def ack_routes(config: AlertingWeb, factory: sessionmaker[Session]) -> list[Route]:
+def ack_routes(
+    tokens: Tokens, factory: sessionmaker[Session], after_change: Callable[[], None] = lambda: None
+) -> list[Route]:
+    """GET and POST `/ack/{token}`; `after_change` runs after an incident changed (e.g. Sender.wake, so
+    "resolved" notifications go out at once)."""
+
     def incident_of(token: str) -> tuple[int, dict[str, Any]] | None:
         try:
-            payload = config.tokens.read(Purpose.ACK, token, max_age_s=ACK_TOKEN_MAX_AGE_S)
+            payload = tokens.read(Purpose.ACK, token, max_age_s=ACK_TOKEN_MAX_AGE_S)
         except InvalidToken:
             return None
         incident_id = incident_id_of(payload)
@@ -184,7 +176,7 @@ def ack_routes(config: AlertingWeb, factory: sessionmaker[Session]) -> list[Rout
             return render_invalid(404)
         if changed:
             log.info("incident %s %s through a link", view.code, "resolved" if action == "resolve" else "acknowledged")
-            config.after_change()
+            after_change()
             notice = f"Incident {view.code} is {'resolved' if action == 'resolve' else 'acknowledged'}. Thank you."
         else:
             notice = _already(view)

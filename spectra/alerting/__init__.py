@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from spectra.alerting.alerter import Alerter, Waker
+from spectra.alerting.alerter import LEASE_NAME, Alerter, Waker
 from spectra.alerting.incidents import acknowledge, find_incident_by_code, resolve_incident, was_paged
-from spectra.alerting.leader import LEASE_NAME
 
 __all__ = ["LEASE_NAME", "Alerter", "Waker", "acknowledge", "find_incident_by_code", "resolve_incident", "was_paged"]

@@ -23,7 +23,7 @@ import socket
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Final, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -41,7 +41,6 @@ from spectra.alerting.escalation import (
     snapshot_policy,
 )
 from spectra.alerting.incidents import (
-    OPEN_STATES,
     REOPENED,
     add_event,
     new_code,
@@ -49,10 +48,11 @@ from spectra.alerting.incidents import (
     recently_resolved,
     resolve,
 )
-from spectra.alerting.leader import Leadership
-from spectra.alerting.maintenance import ActiveWindow, WindowDef, active_windows, load_windows
 from spectra.api.secrets import SecretResolver
+from spectra.domain.leadership import Leadership
+from spectra.domain.maintenance import ActiveWindow, WindowDef, active_windows, load_windows
 from spectra.store import (
+    OPEN_STATES,
     EscalationState,
     EscalationStatus,
     Incident,
@@ -70,6 +70,9 @@ class Waker(Protocol):
     """What the alerter needs of a Sender: a nudge after queueing."""
 
     def wake(self) -> None: ...
+
+
+LEASE_NAME: Final = "alerter"  # the leader_leases row of the active alerter
 
 
 def default_instance_id() -> str:
@@ -96,7 +99,7 @@ class Alerter:
         self.instance_id = (instance_id or default_instance_id())[:64]
         self._poll = poll_interval_s
         self._clock = clock
-        self._leadership = Leadership(session_factory, self.instance_id)
+        self._leadership = Leadership(session_factory, self.instance_id, name=LEASE_NAME)
         self._stopping = asyncio.Event()
 
     @property

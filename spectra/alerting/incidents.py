@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from spectra.notify.channel import ChannelName, Message
 from spectra.notify.outbox import enqueue
 from spectra.store import (
+    OPEN_STATES,
     EscalationState,
     EscalationStatus,
     Incident,
@@ -35,7 +36,6 @@ CODE_LENGTH: Final = 4
 REOPENED: Final = IncidentEventType.REOPENED.value  # timeline type for a flap
 FLAP_WINDOW: Final = timedelta(minutes=10)
 KEY_LEN: Final = 255
-OPEN_STATES: Final = (IncidentState.OPEN.value, IncidentState.ACKNOWLEDGED.value)
 
 
 def new_code(session: Session) -> str:

@@ -9,7 +9,7 @@ Times are RFC 3339 in UTC with ``Z``, whole seconds, so equal facts compare equa
 Facts are split in two: ``major`` facts should be published as soon as they change (state, open
 incident, who is on call, ...); ``minor`` ones may be refreshed lazily (last check, uptime, ...).
 
-Uptime uses the status pages' weighting (:class:`spectra.statuspage.uptime.Counts`: a degraded
+Uptime uses the status pages' weighting (:class:`spectra.domain.uptime.Counts`: a degraded
 check counts as half an outage), summed over locations. ``uptime24h`` reads the hourly rollups of the
 current UTC hour and the 23 before it; ``uptime30d`` the daily rollups of today and the 29 days
 before. A bucket (hour or day) that a maintenance window covering the monitor overlaps is left out,
@@ -20,31 +20,33 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from spectra.alerting.incidents import OPEN_STATES
-from spectra.alerting.maintenance import WindowDef, load_windows
 from spectra.api.organization import OrganizationSpec
 from spectra.api.schedule import ScheduleSpec
 from spectra.api.statuspage import StatusPageSpec
+from spectra.domain.components import MAINTENANCE, component_monitors, component_state, overall_state
+from spectra.domain.maintenance import WindowDef, in_maintenance, load_windows, window_occurrences
+from spectra.domain.monitors import MonitorRef
+from spectra.domain.uptime import Counts, counts_outside_maintenance, uptime_text
 from spectra.oncall import next_handoff, on_call
-from spectra.statuspage.state import (
-    MAINTENANCE,
-    MonitorRef,
-    component_monitors,
-    component_state,
-    in_maintenance,
-    overall_state,
+from spectra.store import (
+    OPEN_STATES,
+    DailyRollup,
+    HourlyRollup,
+    Incident,
+    Monitor,
+    MonitorOverview,
+    Resource,
+    monitor_overview,
 )
-from spectra.statuspage.uptime import Counts, window_occurrences
-from spectra.store import DailyRollup, HourlyRollup, Incident, Monitor, MonitorOverview, Resource, monitor_overview
 from spectra.store import MonitorState as StateRow
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,6 @@ DAY: Final = timedelta(days=1)
 # over short spans, and a frequent rule finds its next occurrence in the first).
 _NEXT_OCCURRENCE_HORIZONS: Final = (timedelta(days=2), timedelta(days=60), timedelta(days=800))
 _SPEC_KINDS: Final = ("Schedule", "EscalationPolicy", "StatusPage", "MaintenanceWindow", "Organization")
-_IN_LIMIT: Final = 500  # above this many ids, read every row instead of naming them in IN (...)
 
 
 @dataclass(frozen=True)
@@ -77,17 +78,6 @@ def rfc3339(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def uptime_text(counts: Counts | None) -> str | None:
-    """``"99.95%"`` (two decimals; never ``100.00%`` when anything failed), None without checks."""
-    if counts is None or counts.total <= 0:
-        return None
-    share = counts.outage_share
-    text = f"{100 * (1 - share):.2f}"
-    if text == "100.00" and share > 0:
-        text = "99.99"
-    return f"{text}%"
 
 
 @dataclass(frozen=True)
@@ -283,68 +273,6 @@ def _certificates(session: Session) -> dict[int, tuple[int | None, datetime | No
     return {monitor_id: (days, expiry) for monitor_id, (_, days, expiry) in newest.items()}
 
 
-def _uptime_counts(
-    session: Session,
-    *,
-    model: type[HourlyRollup] | type[DailyRollup],
-    start: datetime,
-    step: timedelta,
-    count: int,
-    monitors: Sequence[MonitorRef],
-    windows: Sequence[WindowDef],
-) -> dict[int, Counts]:
-    """Checks per monitor over ``count`` buckets of ``step`` from ``start``, less buckets in maintenance.
-
-    One grouped query; one more only when some maintenance bucket has to be taken out.
-    """
-    end = start + count * step
-    sums = (func.sum(model.checks_total), func.sum(model.checks_degraded), func.sum(model.checks_down))
-    in_range = (model.bucket_start >= start, model.bucket_start < end)
-    totals = {
-        monitor_id: Counts(int(total or 0), int(degraded or 0), int(down or 0))
-        for monitor_id, total, degraded, down in session.execute(
-            select(model.monitor_id, *sums).where(*in_range).group_by(model.monitor_id)
-        )
-    }
-    excluded = _maintenance_buckets(windows, [m for m in monitors if m.id in totals], start, end, step)
-    if not excluded:
-        return totals
-    stmt = select(model.monitor_id, model.bucket_start, *sums).where(
-        *in_range, model.bucket_start.in_(sorted(set().union(*excluded.values())))
-    )
-    if len(excluded) <= _IN_LIMIT:
-        stmt = stmt.where(model.monitor_id.in_(sorted(excluded)))
-    for monitor_id, bucket, total, degraded, down in session.execute(
-        stmt.group_by(model.monitor_id, model.bucket_start)
-    ):
-        if bucket in excluded.get(monitor_id, ()):
-            kept = totals[monitor_id]
-            totals[monitor_id] = Counts(
-                kept.total - int(total or 0), kept.degraded - int(degraded or 0), kept.down - int(down or 0)
-            )
-    return totals
-
-
-def _maintenance_buckets(
-    windows: Sequence[WindowDef], monitors: Iterable[MonitorRef], start: datetime, end: datetime, step: timedelta
-) -> dict[int, set[datetime]]:
-    """For each monitor, the buckets of ``[start, end)`` that a maintenance window covering it overlaps."""
-    spans = [(w, occurrences) for w in windows if (occurrences := window_occurrences(w, start, end))]
-    out: dict[int, set[datetime]] = {}
-    if not spans:
-        return out
-    for monitor in monitors:
-        for window, occurrences in spans:
-            if not window.covers(monitor.namespace, monitor.name, monitor.labels):
-                continue
-            for occ_start, occ_end in occurrences:
-                bucket = start + ((max(occ_start, start) - start) // step) * step
-                while bucket < min(occ_end, end):
-                    out.setdefault(monitor.id, set()).add(bucket)
-                    bucket += step
-    return out
-
-
 # --- per kind ----------------------------------------------------------------------------------
 
 
@@ -365,10 +293,10 @@ def _monitor_facts(
     day_counts: Mapping[int, Counts] = {}
     month_counts: Mapping[int, Counts] = {}
     if uptime:
-        day_counts = _uptime_counts(
+        day_counts = counts_outside_maintenance(
             session, model=HourlyRollup, start=hour - 23 * HOUR, step=HOUR, count=24, monitors=refs, windows=windows
         )
-        month_counts = _uptime_counts(
+        month_counts = counts_outside_maintenance(
             session, model=DailyRollup, start=day - 29 * DAY, step=DAY, count=30, monitors=refs, windows=windows
         )
     certificates = _certificates(session)

@@ -21,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 
-from spectra.alerting.leader import Leadership
+from spectra.domain.leadership import Leadership
 from spectra.operator import handlers
 from spectra.operator.kube import Kube, load_config
 from spectra.operator.owned import OwnedObjects

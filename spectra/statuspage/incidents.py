@@ -21,14 +21,8 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from spectra.statuspage.state import (
-    MAINTENANCE,
-    MAJOR_OUTAGE,
-    OPERATIONAL,
-    component_state,
-    load_pages,
-    pages_monitors,
-)
+from spectra.domain.components import MAINTENANCE, MAJOR_OUTAGE, OPERATIONAL, component_state
+from spectra.statuspage.state import load_pages, pages_monitors
 from spectra.store import (
     Incident,
     IncidentState,

@@ -26,7 +26,10 @@ from typing import Final
 from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from spectra.alerting.maintenance import WindowDef
+from spectra.domain.components import component_state, overall_state
+from spectra.domain.maintenance import WindowDef, window_occurrences
+from spectra.domain.monitors import MonitorRef
+from spectra.domain.uptime import day_start
 from spectra.statuspage.markdown import render_markdown
 from spectra.statuspage.model import (
     ComponentView,
@@ -36,22 +39,8 @@ from spectra.statuspage.model import (
     PageIncidentView,
     PageSnapshot,
 )
-from spectra.statuspage.state import (
-    MonitorRef,
-    PageDef,
-    component_state,
-    load_pages,
-    overall_state,
-    pages_monitors,
-)
-from spectra.statuspage.uptime import (
-    component_days,
-    day_start,
-    history_days,
-    load_daily_counts,
-    maintenance_days,
-    window_occurrences,
-)
+from spectra.statuspage.state import PageDef, load_pages, pages_monitors
+from spectra.statuspage.uptime import component_days, history_days, load_daily_counts, maintenance_days
 from spectra.store import PageIncident, utcnow
 
 log = logging.getLogger(__name__)

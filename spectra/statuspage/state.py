@@ -1,58 +1,27 @@
-"""Which monitors make each component, and the component and page states from theirs.
+"""The StatusPages in the store and the monitors of their components, read once for all pages.
 
-A component's state comes from the combined states of its monitors (``monitor_overview``):
-
-- monitors in an active maintenance window are set aside; if every monitor is, ``maintenance``;
-- paused and pending monitors (and monitors that no longer exist) carry no data;
-- of the rest: all ``down`` => ``major_outage``; some ``down`` => ``partial_outage``;
-  any ``degraded`` => ``degraded``; all ``up`` => ``operational`` (``maintenance`` instead when
-  some monitors were set aside for maintenance);
-- nothing with data => ``unknown``: never a made-up ``operational``.
-
-The page's overall state is the worst component state, in the order of :data:`SEVERITY`. ``unknown``
-ranks above ``operational`` and ``maintenance`` (a page whose components report nothing does not
-claim to be operational); a page with no known component at all is ``unknown``.
+How a component's state follows from its monitors' lives in :mod:`spectra.domain.components` (the
+operator writes the same states into `.status`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
 
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from spectra.alerting.maintenance import WindowDef, load_windows
 from spectra.api.statuspage import Component, StatusPageSpec
-from spectra.store import Monitor, Resource, monitor_overview
+from spectra.domain.components import component_monitors, monitor_states
+from spectra.domain.maintenance import WindowDef, load_windows
+from spectra.domain.monitors import MonitorRef, load_monitors
+from spectra.store import Resource
 
 log = logging.getLogger(__name__)
-
-OPERATIONAL: Final = "operational"
-DEGRADED: Final = "degraded"
-PARTIAL_OUTAGE: Final = "partial_outage"
-MAJOR_OUTAGE: Final = "major_outage"
-MAINTENANCE: Final = "maintenance"
-UNKNOWN: Final = "unknown"
-# Worst last.
-SEVERITY: Final = (OPERATIONAL, MAINTENANCE, UNKNOWN, DEGRADED, PARTIAL_OUTAGE, MAJOR_OUTAGE)
-_RANK: Final = {state: rank for rank, state in enumerate(SEVERITY)}
-
-
-@dataclass(frozen=True)
-class MonitorRef:
-    id: int
-    namespace: str
-    name: str
-    labels: Mapping[str, str]
-
-    @property
-    def ref(self) -> str:
-        return f"{self.namespace}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -78,89 +47,13 @@ def load_pages(session: Session) -> list[PageDef]:
     return pages
 
 
-def load_monitors(session: Session) -> dict[str, list[MonitorRef]]:
-    """Every monitor, by namespace."""
-    out: dict[str, list[MonitorRef]] = {}
-    rows = session.execute(select(Monitor.resource_id, Monitor.namespace, Monitor.name, Monitor.labels))
-    for row in rows:
-        out.setdefault(row.namespace, []).append(MonitorRef(row.resource_id, row.namespace, row.name, row.labels or {}))
-    return out
-
-
-def component_monitors(
-    namespace: str, component: Component, monitors: Mapping[str, Sequence[MonitorRef]]
-) -> tuple[MonitorRef, ...]:
-    """The monitors of one component: named ones (same namespace) or those matching its selector."""
-    candidates = monitors.get(namespace, ())
-    if component.monitors is not None:
-        by_name = {monitor.name: monitor for monitor in candidates}
-        return tuple(by_name[name] for name in component.monitors if name in by_name)
-    selector = component.monitor_selector
-    if selector is None:
-        return ()
-    wanted = selector.match_labels.items()
-    return tuple(
-        sorted(
-            (m for m in candidates if all(m.labels.get(k) == v for k, v in wanted)),
-            key=lambda m: m.name,
-        )
-    )
-
-
-def component_state(monitor_states: Iterable[str | None]) -> str:
-    """One component state from its monitors' combined states.
-
-    Each item is a monitor's combined state (``up``, ``degraded``, ``down``, ``pending``, ``paused``),
-    ``"maintenance"`` for a monitor in an active maintenance window, or None for no data.
-    """
-    states = list(monitor_states)
-    maintenance = sum(1 for state in states if state == MAINTENANCE)
-    data = [state for state in states if state in ("up", "degraded", "down")]
-    if not data:
-        return MAINTENANCE if maintenance else UNKNOWN
-    down = sum(1 for state in data if state == "down")
-    if down == len(data):
-        return MAJOR_OUTAGE
-    if down:
-        return PARTIAL_OUTAGE
-    if DEGRADED in data:
-        return DEGRADED
-    return MAINTENANCE if maintenance else OPERATIONAL
-
-
-def overall_state(component_states: Iterable[str]) -> str:
-    """The worst of the component states (``unknown`` when there are none)."""
-    return max(component_states, key=lambda state: _RANK.get(state, _RANK[UNKNOWN]), default=UNKNOWN)
-
-
-def in_maintenance(windows: Sequence[WindowDef], monitor: MonitorRef, now: datetime) -> bool:
-    return any(
-        window.covers(monitor.namespace, monitor.name, monitor.labels) and window.occurrence_at(now) is not None
-        for window in windows
-    )
-
-
-def monitor_states(
-    session: Session, monitors: Iterable[MonitorRef], windows: Sequence[WindowDef], now: datetime
-) -> dict[int, str]:
-    """Each monitor's combined state, or ``"maintenance"`` when a window is in effect for it (one query)."""
-    combined = {(row.namespace, row.name): row.state for row in monitor_overview(session, now)}
-    out: dict[int, str] = {}
-    for monitor in monitors:
-        if in_maintenance(windows, monitor, now):
-            out[monitor.id] = MAINTENANCE
-        elif (state := combined.get((monitor.namespace, monitor.name))) is not None:
-            out[monitor.id] = state
-    return out
-
-
 @dataclass(frozen=True)
 class PagesMonitors:
     """The monitors of every component of some pages, and their states now (one read for all pages)."""
 
     by_component: dict[tuple[str, str, str], tuple[MonitorRef, ...]]  # (namespace, page, component)
     used: dict[int, MonitorRef]  # every monitor of any component, by id
-    states: dict[int, str]  # see `monitor_states`
+    states: dict[int, str]  # see `spectra.domain.components.monitor_states`
     windows: list[WindowDef]
 
     def of(self, page: PageDef, component: Component) -> tuple[MonitorRef, ...]:

@@ -1,13 +1,9 @@
-"""Per-component uptime by UTC day, from the daily rollups of the component's monitors.
+"""A component's day bars: uptime by UTC day over the page's history, from the daily rollups.
 
-Weighting: every check counts; a ``down`` check counts as a full outage and a ``degraded`` check as
-half of one ("partial outage"): ``uptime = 100 * (1 - (down + degraded / 2) / total)``. Checks of
-all the component's monitors and all their locations are summed, so the figure is the mean over
-monitors and locations weighted by how often each checks.
-
-Maintenance: for each monitor, a day that any maintenance window covering the monitor overlaps is
-left out of that monitor's counts (the day's bar says ``maintenance``). A day whose counts are all
-left out, or that has no checks, has ``uptime`` None; so does the whole window without any counts.
+Counting and weighting are :mod:`spectra.domain.uptime`'s: a ``down`` check is a full outage, a
+``degraded`` one half of one, and for each monitor a day that a maintenance window covering it overlaps
+is left out of its counts (the day's bar says ``maintenance``). A day whose counts are all left out, or
+that has no checks, has ``uptime`` None; so does the whole window without any counts.
 
 ``down_minutes`` estimates the outage time of a day from the same weighted share:
 ``share * minutes of the day`` (the elapsed minutes for today), rounded.
@@ -16,39 +12,15 @@ left out, or that has no checks, has ``uptime`` None; so does the whole window w
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from spectra.alerting.maintenance import WindowDef
+from spectra.domain.maintenance import WindowDef, maintenance_buckets
+from spectra.domain.monitors import MonitorRef
+from spectra.domain.uptime import DAY, Counts, bucket_counts, day_start
 from spectra.statuspage.model import DayBar
-from spectra.statuspage.state import MonitorRef
 from spectra.store import DailyRollup
-
-DAY = timedelta(days=1)
-_IN_CLAUSE_CHUNK = 500
-
-
-@dataclass(frozen=True)
-class Counts:
-    total: int = 0
-    degraded: int = 0
-    down: int = 0
-
-    def __add__(self, other: Counts) -> Counts:
-        return Counts(self.total + other.total, self.degraded + other.degraded, self.down + other.down)
-
-    @property
-    def outage_share(self) -> float:
-        """Weighted share of outage (0..1): down counts fully, degraded half."""
-        return (self.down + self.degraded / 2) / self.total if self.total else 0.0
-
-
-def day_start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def history_days(now: datetime, count: int) -> list[date]:
@@ -60,82 +32,17 @@ def history_days(now: datetime, count: int) -> list[date]:
 def load_daily_counts(
     session: Session, monitor_ids: Iterable[int], first_day: date, last_day: date
 ) -> dict[tuple[int, date], Counts]:
-    """Checks per (monitor, UTC day), summed over locations: one grouped query per 500 monitors."""
-    ids = sorted(set(monitor_ids))
-    sums: dict[tuple[int, date], list[int]] = {}
-    days: dict[datetime, date] = {}
-    d = DailyRollup
-    for offset in range(0, len(ids), _IN_CLAUSE_CHUNK):
-        chunk = ids[offset : offset + _IN_CLAUSE_CHUNK]
-        stmt = (
-            select(
-                d.monitor_id,
-                d.bucket_start,
-                func.sum(d.checks_total),
-                func.sum(d.checks_degraded),
-                func.sum(d.checks_down),
-            )
-            .where(
-                d.monitor_id.in_(chunk),
-                d.bucket_start >= day_start(first_day),
-                d.bucket_start < day_start(last_day) + DAY,
-            )
-            .group_by(d.monitor_id, d.bucket_start)
-        )
-        for monitor_id, bucket, total, degraded, down in session.execute(stmt):
-            day = days.get(bucket)
-            if day is None:
-                day = days[bucket] = bucket.astimezone(UTC).date()
-            acc = sums.setdefault((monitor_id, day), [0, 0, 0])
-            acc[0] += int(total or 0)
-            acc[1] += int(degraded or 0)
-            acc[2] += int(down or 0)
-    return {key: Counts(*values) for key, values in sums.items()}
-
-
-def window_occurrences(window: WindowDef, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """The occurrences of a maintenance window that overlap ``[start, end)``, in UTC, by start."""
-    spec = window.spec
-    if spec.start is not None and spec.end is not None:
-        if spec.start < end and spec.end > start:
-            return [(spec.start.astimezone(UTC), spec.end.astimezone(UTC))]
-        return []
-    recurrence = spec.recurrence
-    if recurrence is None or window.rule is None:
-        return []
-    zone = ZoneInfo(recurrence.time_zone)
-    found: list[tuple[datetime, datetime]] = []
-    begin = (start - recurrence.duration).astimezone(zone)
-    for occurrence in window.rule.between(begin, end.astimezone(zone), inc=True):
-        if recurrence.until is not None and occurrence > recurrence.until:
-            break
-        occ_start = occurrence.astimezone(UTC)
-        occ_end = (occurrence + recurrence.duration).astimezone(UTC)
-        if occ_start < end and occ_end > start:
-            found.append((occ_start, occ_end))
-    return found
+    """Checks per (monitor, UTC day), summed over locations."""
+    counts = bucket_counts(session, DailyRollup, day_start(first_day), day_start(last_day) + DAY, set(monitor_ids))
+    return {(monitor_id, bucket.astimezone(UTC).date()): found for (monitor_id, bucket), found in counts.items()}
 
 
 def maintenance_days(
     windows: Sequence[WindowDef], monitors: Iterable[MonitorRef], first_day: date, last_day: date
 ) -> dict[int, set[date]]:
     """For each monitor, the UTC days that a maintenance window covering it overlaps."""
-    start, end = day_start(first_day), day_start(last_day) + DAY
-    spans = {id(window): window_occurrences(window, start, end) for window in windows}
-    out: dict[int, set[date]] = {}
-    for monitor in monitors:
-        days: set[date] = set()
-        for window in windows:
-            if not spans[id(window)] or not window.covers(monitor.namespace, monitor.name, monitor.labels):
-                continue
-            for occ_start, occ_end in spans[id(window)]:
-                day = max(occ_start, start).date()
-                while day_start(day) < min(occ_end, end):
-                    days.add(day)
-                    day += DAY
-        if days:
-            out[monitor.id] = days
-    return out
+    buckets = maintenance_buckets(windows, monitors, day_start(first_day), day_start(last_day) + DAY, DAY)
+    return {monitor_id: {bucket.date() for bucket in days} for monitor_id, days in buckets.items()}
 
 
 def component_days(
@@ -151,19 +58,15 @@ def component_days(
     today = now.astimezone(UTC).date()
     empty = Counts()
     for day in days:
-        total = degraded = down = 0
+        day_counts = Counts()
         in_maintenance = False
         for monitor_id in monitor_ids:
             if day in maintenance.get(monitor_id, ()):
                 in_maintenance = True
                 continue
-            found = counts.get((monitor_id, day), empty)
-            total += found.total
-            degraded += found.degraded
-            down += found.down
-        day_counts = Counts(total, degraded, down)
+            day_counts += counts.get((monitor_id, day), empty)
         window_total += day_counts
-        if total:
+        if day_counts.total:
             share = day_counts.outage_share
             minutes = 1440 if day != today else int((now - day_start(day)).total_seconds() // 60)
             bars.append(DayBar(day, round(100 * (1 - share), 3), round(share * minutes), in_maintenance))

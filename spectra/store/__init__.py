@@ -14,6 +14,7 @@ from spectra.store.engine import (
     session_factory,
 )
 from spectra.store.incidents import (
+    OPEN_STATES,
     EscalationState,
     EscalationStatus,
     Incident,
@@ -59,6 +60,7 @@ from spectra.store.upsert import upsert, upsert_statement
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "NAMING_CONVENTION",
+    "OPEN_STATES",
     "WHOLE_PAGE",
     "AuditLog",
     "Base",

@@ -22,6 +22,10 @@ class IncidentState(enum.StrEnum):
     RESOLVED = "resolved"
 
 
+# Unresolved: an incident in one of these states is the monitor's current incident.
+OPEN_STATES: Final = (IncidentState.OPEN.value, IncidentState.ACKNOWLEDGED.value)
+
+
 class IncidentEventType(enum.StrEnum):
     OPENED = "opened"
     NOTIFIED = "notified"

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from spectra.alerting.maintenance import WindowDef, _rule, active_windows
 from spectra.api.maintenance import MaintenanceWindowSpec
+from spectra.domain.maintenance import WindowDef, _rule, active_windows
 
 from .conftest import START, World
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from spectra.domain.components import component_state, overall_state
 from spectra.statuspage.snapshots import build_snapshot
-from spectra.statuspage.state import component_state, overall_state
 
 from .pagedb import MONITORS, NOW, PAGE, PageDb, page_db
 

@@ -7,8 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from spectra.domain.uptime import Counts
 from spectra.statuspage.snapshots import build_snapshot
-from spectra.statuspage.uptime import Counts, component_days, history_days
+from spectra.statuspage.uptime import component_days, history_days
 from spectra.store import insert_results, rollup
 
 from .pagedb import MONITORS, NOW, PAGE, PageDb, page_db

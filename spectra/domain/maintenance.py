@@ -1,4 +1,4 @@
-"""Maintenance windows: which are in effect for a monitor at an instant.
+"""Maintenance windows: which are in effect for a monitor at an instant, and their occurrences over a span.
 
 A one-off window is active on ``[start, end)``. A recurring window's occurrences start at the times of
 its RRULE, with DTSTART = ``recurrence.start`` (default: when the window was applied) taken as a wall
@@ -10,9 +10,9 @@ namespace) and those whose labels contain every pair of ``monitorSelector.matchL
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule, rrulestr
@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spectra.api.maintenance import MaintenanceWindowSpec
+from spectra.domain.monitors import MonitorRef, matches
 from spectra.store import Resource
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class WindowDef:
         if monitor in self.spec.monitors:
             return True
         selector = self.spec.monitor_selector
-        return selector is not None and all(labels.get(k) == v for k, v in selector.match_labels.items())
+        return selector is not None and matches(labels, selector.match_labels)
 
     def occurrence_at(self, now: datetime) -> ActiveWindow | None:
         """The occurrence in effect at ``now``, if any."""
@@ -124,3 +125,56 @@ def active_windows(
         if occurrence is not None
     ]
     return sorted(found, key=lambda w: (w.end, w.ref), reverse=True)
+
+
+def in_maintenance(windows: Sequence[WindowDef], monitor: MonitorRef, now: datetime) -> bool:
+    return any(
+        window.covers(monitor.namespace, monitor.name, monitor.labels) and window.occurrence_at(now) is not None
+        for window in windows
+    )
+
+
+def window_occurrences(window: WindowDef, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The occurrences of a maintenance window that overlap ``[start, end)``, in UTC, by start."""
+    spec = window.spec
+    if spec.start is not None and spec.end is not None:
+        if spec.start < end and spec.end > start:
+            return [(spec.start.astimezone(UTC), spec.end.astimezone(UTC))]
+        return []
+    recurrence = spec.recurrence
+    if recurrence is None or window.rule is None:
+        return []
+    zone = ZoneInfo(recurrence.time_zone)
+    found: list[tuple[datetime, datetime]] = []
+    begin = (start - recurrence.duration).astimezone(zone)
+    for occurrence in window.rule.between(begin, end.astimezone(zone), inc=True):
+        if recurrence.until is not None and occurrence > recurrence.until:
+            break
+        occ_start = occurrence.astimezone(UTC)
+        occ_end = (occurrence + recurrence.duration).astimezone(UTC)
+        if occ_start < end and occ_end > start:
+            found.append((occ_start, occ_end))
+    return found
+
+
+def maintenance_buckets(
+    windows: Sequence[WindowDef], monitors: Iterable[MonitorRef], start: datetime, end: datetime, step: timedelta
+) -> dict[int, set[datetime]]:
+    """For each monitor, the buckets (``start + k * step``) of ``[start, end)`` that a window covering it overlaps.
+
+    Uptime leaves these buckets out: hours for the operator's ``uptime24h``, days for status-page bars.
+    """
+    spans = [(w, occurrences) for w in windows if (occurrences := window_occurrences(w, start, end))]
+    out: dict[int, set[datetime]] = {}
+    if not spans:
+        return out
+    for monitor in monitors:
+        for window, occurrences in spans:
+            if not window.covers(monitor.namespace, monitor.name, monitor.labels):
+                continue
+            for occ_start, occ_end in occurrences:
+                bucket = start + ((max(occ_start, start) - start) // step) * step
+                while bucket < min(occ_end, end):
+                    out.setdefault(monitor.id, set()).add(bucket)
+                    bucket += step
+    return out

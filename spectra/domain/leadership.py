@@ -1,12 +1,12 @@
-"""One active alerter per database, elected through the ``leader_leases`` row ``alerter``.
+"""One active instance of a role per database, elected through a ``leader_leases`` row named after the role.
 
-The leader renews its lease every RENEW (2 s) with a TTL of TTL (6 s); a standby does nothing but
-try to take the lease, which it gets once the leader released it (clean stop) or let it run out.
+The alerter (row ``alerter``) and the operator's loops (row ``operator``) use it. The leader renews its
+lease every RENEW (2 s) with a TTL of TTL (6 s); a standby does nothing but try to take the lease, which
+it gets once the leader released it (clean stop) or let it run out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.store import acquire_lease, release_lease
 
-LEASE_NAME: Final = "alerter"
 TTL: Final = timedelta(seconds=6)
 RENEW: Final = timedelta(seconds=2)
 
@@ -22,7 +21,7 @@ RENEW: Final = timedelta(seconds=2)
 class Leadership:
     """Whether this instance leads, renewing through the database when due."""
 
-    def __init__(self, session_factory: sessionmaker[Session], holder: str, *, name: str = LEASE_NAME) -> None:
+    def __init__(self, session_factory: sessionmaker[Session], holder: str, *, name: str) -> None:
         self._sessions = session_factory
         self.holder = holder[:64]
         self.name = name
@@ -50,6 +49,3 @@ class Leadership:
             release_lease(session, self.name, self.holder)
             session.commit()
         self._until = self._renewed = None
-
-
-Clock = Callable[[], datetime]

@@ -1,7 +1,7 @@
 """What every checker shares: the egress guard, secrets, one HTTP client and one TLS context.
 
 Creating an HTTP client or an SSLContext costs about 20 ms each, so a worker makes them once and
-every check reuses them (DESIGN section 7).
+every check reuses them.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import httpx
 
 from spectra.api.base import ValueSource
 from spectra.api.monitor import MonitorSpec
 from spectra.api.secrets import NoSecrets, SecretResolver
 from spectra.probe.egress import EgressGuard, EgressPolicy
-
-if TYPE_CHECKING:
-    import httpx
+from spectra.probe.http_client import make_client
 
 MAX_BODY_BYTES = 1024 * 1024  # bodies are read up to this size; assertions see no more
 REGEX_TIMEOUT_S = 0.1  # a pathological bodyRegex cannot stall the worker
@@ -75,9 +75,7 @@ class CheckContext:
         return self._resources[name]
 
     def http_client(self) -> httpx.AsyncClient:
-        from spectra.probe.checks.http import make_client
-
-        client: httpx.AsyncClient = self.shared("http", lambda: make_client(self))
+        client: httpx.AsyncClient = self.shared("http", lambda: make_client(self.egress, self.ssl_context))
         return client
 
     async def aclose(self) -> None:

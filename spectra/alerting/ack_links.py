@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from spectra.alerting.incidents import acknowledge, resolve_incident
 from spectra.runtime.forms import read_body, read_form
+from spectra.runtime.timefmt import utc_text_seconds
 from spectra.store import Incident
 from spectra.store.engine import retry_locked
 from spectra.tokens import InvalidToken, Purpose, Tokens
@@ -85,18 +86,14 @@ class IncidentView:
         )
 
 
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else ""
-
-
 def render_incident(view: IncidentView, notice: str | None = None, status_code: int = 200) -> HTMLResponse:
     html = TEMPLATES.get_template("ack.html").render(
         incident=view,
         notice=notice,
         opened_iso=view.opened_at.isoformat(),
-        opened_text=_when(view.opened_at),
-        acknowledged_text=_when(view.acknowledged_at),
-        resolved_text=_when(view.resolved_at),
+        opened_text=utc_text_seconds(view.opened_at),
+        acknowledged_text=utc_text_seconds(view.acknowledged_at),
+        resolved_text=utc_text_seconds(view.resolved_at),
     )
     return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
 

@@ -15,6 +15,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from spectra.api import GROUP, KINDS, VERSION
+from spectra.runtime.timefmt import rfc3339
 
 log = logging.getLogger("spectra.operator")
 
@@ -76,8 +77,8 @@ class Kube:
             "message": message[:1024],
             "source": {"component": "spectra-operator"},
             "reportingComponent": "spectra-operator",
-            "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "firstTimestamp": rfc3339(now),
+            "lastTimestamp": rfc3339(now),
             "count": 1,
         }
         try:

@@ -24,6 +24,7 @@ from spectra.api.references import references, secret_refs
 from spectra.operator.organizations import admit
 from spectra.operator.secrets import KubernetesSecrets
 from spectra.reconcile import CLUSTER_SOURCE, apply_one, delete_one
+from spectra.runtime.timefmt import rfc3339
 from spectra.store import Resource as ResourceRow
 from spectra.store.types import utcnow
 
@@ -44,7 +45,7 @@ class Outcome:
     def condition(self, generation: int | None, previous: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
         """The Ready condition; its transition time moves only when its status does."""
         status = "True" if self.ready else "False"
-        since = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        since = rfc3339(now)
         if previous is not None and previous.get("status") == status and previous.get("lastTransitionTime"):
             since = str(previous["lastTransitionTime"])
         return {

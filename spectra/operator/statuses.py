@@ -37,6 +37,7 @@ from spectra.domain.maintenance import WindowDef, in_maintenance, load_windows, 
 from spectra.domain.monitors import MonitorRef
 from spectra.domain.uptime import Counts, counts_outside_maintenance, uptime_text
 from spectra.oncall import next_handoff, on_call
+from spectra.runtime.timefmt import rfc3339
 from spectra.store import (
     OPEN_STATES,
     DailyRollup,
@@ -71,13 +72,6 @@ class Facts:
 
     def merged(self) -> dict[str, Any]:
         return {**self.major, **self.minor}
-
-
-def rfc3339(value: datetime | None) -> str | None:
-    """``2026-03-01T09:00:00Z``: UTC, whole seconds (None stays None)."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

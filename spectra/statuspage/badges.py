@@ -14,18 +14,22 @@ from datetime import datetime
 from typing import Final
 from xml.sax.saxutils import escape
 
+from spectra.domain.components import overall_state
+from spectra.statuspage.formatting import STATE_COLOURS, format_percent
 from spectra.statuspage.model import ComponentView, PageSnapshot
 
-# Label and colour per component state; the colours keep white text at WCAG AA (>= 4.5:1).
+# Label and colour per component state: the page's colours (white text stays at WCAG AA, >= 4.5:1).
 STATE_TEXT: Final = {
-    "operational": ("up", "#1a7f37"),
-    "degraded": ("degraded", "#8a5a00"),
-    "partial_outage": ("partial outage", "#bc4c00"),
-    "major_outage": ("down", "#cf222e"),
-    "maintenance": ("maintenance", "#0969da"),
-    "unknown": ("unknown", "#59636e"),
+    state: (label, STATE_COLOURS[state])
+    for state, label in (
+        ("operational", "up"),
+        ("degraded", "degraded"),
+        ("partial_outage", "partial outage"),
+        ("major_outage", "down"),
+        ("maintenance", "maintenance"),
+        ("unknown", "unknown"),
+    )
 }
-_RANK: Final = {"operational": 0, "maintenance": 1, "unknown": 2, "degraded": 3, "partial_outage": 4, "major_outage": 5}
 LABEL_COLOUR: Final = "#555555"
 
 
@@ -50,17 +54,8 @@ def find_monitor(snapshots: Iterable[PageSnapshot], namespace: str, monitor: str
             read_at.append(snapshot.generated_at)
     if not found:
         return None
-    worst = max(found, key=lambda c: _RANK.get(c.state, _RANK["unknown"]))
     uptimes = [c.uptime_percent for c in found if c.uptime_percent is not None]
-    return BadgeData(worst.state, min(uptimes) if uptimes else None, min(read_at))
-
-
-def format_uptime(value: float | None) -> str:
-    if value is None:
-        return "no data"
-    if value >= 100:
-        return "100%"
-    return f"{min(value, 99.99):.2f}%"
+    return BadgeData(overall_state(c.state for c in found), min(uptimes) if uptimes else None, min(read_at))
 
 
 def uptime_colour(value: float | None) -> str:
@@ -104,4 +99,4 @@ def status_badge(data: BadgeData) -> str:
 
 
 def uptime_badge(data: BadgeData) -> str:
-    return badge_svg("uptime", format_uptime(data.uptime_percent), uptime_colour(data.uptime_percent))
+    return badge_svg("uptime", format_percent(data.uptime_percent), uptime_colour(data.uptime_percent))

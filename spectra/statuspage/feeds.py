@@ -11,8 +11,9 @@ from datetime import datetime
 from email.utils import format_datetime
 from xml.etree import ElementTree as ET
 
+from spectra.runtime.timefmt import iso_utc, utc, utc_text
+from spectra.statuspage.formatting import state_label
 from spectra.statuspage.model import MaintenanceView, PageIncidentView, PageSnapshot
-from spectra.statuspage.render import format_utc, iso, state_label, utc
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 
@@ -29,7 +30,7 @@ class Entry:
 def _incident_entry(incident: PageIncidentView) -> Entry:
     parts = [
         f"<p><strong>{_text(_UPDATE_LABELS.get(u.state) or state_label(u.state))}"
-        f"</strong> ({_text(format_utc(u.at))})</p>{u.body_html}"
+        f"</strong> ({_text(utc_text(u.at))})</p>{u.body_html}"
         for u in sorted(incident.updates, key=lambda u: u.at, reverse=True)
     ]
     if incident.components:
@@ -43,12 +44,12 @@ def _incident_entry(incident: PageIncidentView) -> Entry:
 
 
 def _maintenance_entry(window: MaintenanceView) -> Entry:
-    when = f"{format_utc(window.start)} to {format_utc(window.end)}"
+    when = f"{utc_text(window.start)} to {utc_text(window.end)}"
     html = f"<p>Scheduled maintenance: {_text(when)}</p>" + (window.message_html or "")
     if window.components:
         html += f"<p>Affected: {_text(', '.join(window.components))}</p>"
     label = "In progress" if window.active else "Scheduled"
-    key = f"maintenance-{window.name}-{iso(window.start)}"
+    key = f"maintenance-{window.name}-{iso_utc(window.start)}"
     return Entry(key, f"[{label}] {window.name}", window.start, window.start, html)
 
 
@@ -94,7 +95,7 @@ def render_atom(snapshot: PageSnapshot, base_url: str) -> bytes:
     feed = ET.Element(f"{{{ATOM_NS}}}feed")
     sub(feed, "id", f"{page_url}/feed.atom")
     sub(feed, "title", f"{snapshot.title} status")
-    sub(feed, "updated", iso(max([snapshot.generated_at, *(e.updated for e in items)], key=utc)))
+    sub(feed, "updated", iso_utc(max([snapshot.generated_at, *(e.updated for e in items)], key=utc)))
     sub(feed, "link", rel="alternate", type="text/html", href=page_url)
     sub(feed, "link", rel="self", type="application/atom+xml", href=f"{page_url}/feed.atom")
     author = sub(feed, "author")
@@ -103,8 +104,8 @@ def render_atom(snapshot: PageSnapshot, base_url: str) -> bytes:
         entry = sub(feed, "entry")
         sub(entry, "id", f"{page_url}#{item.key}")
         sub(entry, "title", item.title)
-        sub(entry, "updated", iso(item.updated))
-        sub(entry, "published", iso(item.published))
+        sub(entry, "updated", iso_utc(item.updated))
+        sub(entry, "published", iso_utc(item.published))
         sub(entry, "link", rel="alternate", type="text/html", href=f"{page_url}#{item.key}")
         sub(entry, "content", item.html, type="html")
     return _serialize(feed)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from spectra.notify.channel import ChannelName, Message
 from spectra.notify.outbox import enqueue
+from spectra.runtime.timefmt import utc_text
 from spectra.statuspage.incidents import PageEvent
 from spectra.statuspage.model import PageSnapshot
 from spectra.store import PageIncidentUpdate
@@ -136,7 +137,7 @@ def notice_message(
     link = page_url(public_url, page.slug)
     unsubscribe = unsubscribe_url(tokens, public_url, page.slug, subscriber)
     subject = f"[{page.title}] {headline}: {notice.title}"
-    at = notice.at.strftime("%Y-%m-%d %H:%M UTC")
+    at = utc_text(notice.at)
     body = notice.body[:BODY_MAX]
     lines = [f"{headline}: {notice.title}", f"State: {notice.state}"]
     if notice.components:
@@ -259,7 +260,7 @@ def maintenance_notices(
                     ref=f"{window.name}:{int(window.start.timestamp())}",
                     step="started",
                     title=window.name,
-                    state=f"in progress until {window.end.strftime('%Y-%m-%d %H:%M UTC')}",
+                    state=f"in progress until {utc_text(window.end)}",
                     body=text_of_html(window.message_html or ""),
                     components=window.components,
                     at=window.start,

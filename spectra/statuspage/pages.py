@@ -24,9 +24,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from spectra.runtime.timefmt import utc
 from spectra.statuspage.badges import BadgeData, find_monitor, status_badge, uptime_badge
 from spectra.statuspage.model import PageSnapshot
-from spectra.statuspage.render import Rendered, Renderer, utc
+from spectra.statuspage.render import Rendered, Renderer
 
 STATIC_DIR: Final = resources.files("spectra.statuspage") / "static"
 

@@ -11,18 +11,28 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from spectra.statuspage.model import ComponentView, DayBar, PageIncidentView, PageSnapshot
+from spectra.runtime.timefmt import iso_utc, utc, utc_text
+from spectra.statuspage.feeds import render_atom, render_rss
+from spectra.statuspage.formatting import (
+    OVERALL_TEXT,
+    STATE_COLOURS,
+    accent_colours,
+    day_class,
+    day_text,
+    format_percent,
+    logo_origin,
+    state_label,
+)
+from spectra.statuspage.model import ComponentView, PageIncidentView, PageSnapshot
 
 TEMPLATES: Final = Environment(
     loader=PackageLoader("spectra.statuspage", "templates"),
@@ -30,118 +40,9 @@ TEMPLATES: Final = Environment(
     auto_reload=False,
 )
 
-STATE_LABELS: Final = {
-    "operational": "Operational",
-    "degraded": "Degraded performance",
-    "partial_outage": "Partial outage",
-    "major_outage": "Major outage",
-    "maintenance": "Under maintenance",
-    "unknown": "Status unknown",
-    "investigating": "Investigating",
-    "identified": "Identified",
-    "monitoring": "Monitoring",
-    "resolved": "Resolved",
-}
-OVERALL_TEXT: Final = {
-    "operational": "All systems operational",
-    "degraded": "Some systems have degraded performance",
-    "partial_outage": "Partial system outage",
-    "major_outage": "Major system outage",
-    "maintenance": "Maintenance in progress",
-    "unknown": "Current status unknown",
-}
-# Banner and state backgrounds: white text on each stays at or above 4.5:1 (WCAG AA) in light and dark.
-STATE_COLOURS: Final = {
-    "operational": "#1a7f37",
-    "degraded": "#8a5a00",
-    "partial_outage": "#bc4c00",
-    "major_outage": "#cf222e",
-    "maintenance": "#0969da",
-    "unknown": "#59636e",
-}
-DEFAULT_ACCENT: Final = "#24292f"
-_HEX: Final = re.compile(r"^#[0-9a-fA-F]{6}$")
-
-
-def relative_luminance(colour: str) -> float:
-    def channel(value: int) -> float:
-        c = value / 255
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
-    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
-
-
-def contrast(a: str, b: str) -> float:
-    la, lb = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
-    return (la + 0.05) / (lb + 0.05)
-
-
-def accent_colours(accent: str | None) -> tuple[str, str]:
-    """The accent (a valid #RRGGBB or the default) and the text colour (black or white) readable on it."""
-    colour = accent.lower() if accent and _HEX.match(accent) else DEFAULT_ACCENT
-    text = "#ffffff" if contrast(colour, "#ffffff") >= contrast(colour, "#000000") else "#000000"
-    return colour, text
-
-
-def logo_origin(logo_url: str | None) -> str | None:
-    """``https://host[:port]`` of an https logo URL, None for anything else."""
-    if not logo_url:
-        return None
-    parts = urlsplit(logo_url)
-    if parts.scheme != "https" or not parts.hostname or any(c in logo_url for c in " \"'<>;"):
-        return None
-    return f"https://{parts.netloc}"
-
-
-def utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def iso(moment: datetime) -> str:
-    return utc(moment).isoformat().replace("+00:00", "Z")
-
-
-def format_utc(moment: datetime) -> str:
-    return utc(moment).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def format_percent(value: float | None) -> str:
-    if value is None:
-        return "no data"
-    if value >= 100:
-        return "100%"
-    return f"{min(value, 99.99):.2f}%"
-
-
-def day_text(bar: DayBar) -> str:
-    """``2026-11-01: 99.95% uptime, 3 min down`` (with ``, maintenance`` when some of the day was)."""
-    if bar.uptime is None:
-        text = f"{bar.day.isoformat()}: no data"
-    else:
-        text = f"{bar.day.isoformat()}: {format_percent(bar.uptime)} uptime, {bar.down_minutes} min down"
-    return text + (", maintenance" if bar.maintenance else "")
-
-
-def day_class(bar: DayBar) -> str:
-    if bar.uptime is None:
-        return "maint" if bar.maintenance else "none"
-    if bar.uptime >= 99.9:
-        return "ok"
-    if bar.uptime >= 99.0:
-        return "minor"
-    if bar.uptime >= 95.0:
-        return "partial"
-    return "major"
-
-
-def state_label(state: str) -> str:
-    return STATE_LABELS.get(state, state.replace("_", " ").capitalize())
-
-
 TEMPLATES.filters.update(
-    utc_text=format_utc,
-    iso=iso,
+    utc_text=utc_text,
+    iso=iso_utc,
     percent=format_percent,
     day_text=day_text,
     day_class=day_class,
@@ -174,9 +75,9 @@ def _incident_dict(incident: PageIncidentView) -> dict[str, Any]:
         "state": incident.state,
         "impact": incident.impact,
         "components": list(incident.components),
-        "startedAt": iso(incident.started_at),
-        "resolvedAt": iso(incident.resolved_at) if incident.resolved_at else None,
-        "updates": [{"at": iso(u.at), "state": u.state, "bodyHtml": u.body_html} for u in incident.updates],
+        "startedAt": iso_utc(incident.started_at),
+        "resolvedAt": iso_utc(incident.resolved_at) if incident.resolved_at else None,
+        "updates": [{"at": iso_utc(u.at), "state": u.state, "bodyHtml": u.body_html} for u in incident.updates],
     }
 
 
@@ -209,8 +110,8 @@ def _public_dict(snapshot: PageSnapshot) -> dict[str, Any]:
             {
                 "name": m.name,
                 "messageHtml": m.message_html,
-                "start": iso(m.start),
-                "end": iso(m.end),
+                "start": iso_utc(m.start),
+                "end": iso_utc(m.end),
                 "active": m.active,
                 "components": list(m.components),
             }
@@ -220,7 +121,7 @@ def _public_dict(snapshot: PageSnapshot) -> dict[str, Any]:
             {"day": day.isoformat(), "incidents": [_incident_dict(i) for i in incidents]}
             for day, incidents in snapshot.past_incidents
         ],
-        "generatedAt": iso(snapshot.generated_at),
+        "generatedAt": iso_utc(snapshot.generated_at),
         "stale": snapshot.stale,
     }
 
@@ -303,8 +204,6 @@ class Renderer:
         )
 
     def feed(self, kind: str, snapshot: PageSnapshot, base_url: str) -> Rendered:
-        from spectra.statuspage.feeds import render_atom, render_rss
-
         render, media = (
             (render_atom, "application/atom+xml; charset=utf-8")
             if kind == "atom"

@@ -20,9 +20,10 @@ from spectra.api.monitor import MonitorStatus
 from spectra.api.organization import OrganizationStatus
 from spectra.api.schedule import ScheduleStatus
 from spectra.api.statuspage import StatusPageStatus
-from spectra.domain.uptime import Counts
-from spectra.operator.statuses import Facts, Key, collect, rfc3339, uptime_text
+from spectra.domain.uptime import Counts, uptime_text
+from spectra.operator.statuses import Facts, Key, collect
 from spectra.reconcile import CLUSTER_SOURCE, MANIFEST_SOURCE, apply_set
+from spectra.runtime.timefmt import rfc3339
 from spectra.store import Incident, insert_results, rollup, save_states
 from spectra.store import Monitor as MonitorRow
 

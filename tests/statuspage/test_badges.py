@@ -6,9 +6,9 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from spectra.statuspage.badges import STATE_TEXT, BadgeData, badge_svg, find_monitor, format_uptime, uptime_colour
+from spectra.statuspage.badges import STATE_TEXT, BadgeData, badge_svg, find_monitor, uptime_colour
+from spectra.statuspage.formatting import contrast, format_percent
 from spectra.statuspage.model import GroupView
-from spectra.statuspage.render import contrast
 
 from .page_factory import NOW, FakeCache, app_for, client_for, component, snapshot
 
@@ -63,7 +63,7 @@ async def test_uptime_badge(uptime: float | None, word: str, colour: str) -> Non
     words, fills = texts(response.content)
     assert words == ["uptime", word]
     assert fills[1] == colour
-    assert format_uptime(uptime) == word
+    assert format_percent(uptime) == word
     assert uptime_colour(uptime) == colour
 
 

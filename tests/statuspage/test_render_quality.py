@@ -14,16 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from spectra.statuspage.formatting import DEFAULT_ACCENT, STATE_COLOURS, accent_colours, contrast, day_text
 from spectra.statuspage.model import DayBar, GroupView, MaintenanceView
-from spectra.statuspage.render import (
-    DEFAULT_ACCENT,
-    STATE_COLOURS,
-    accent_colours,
-    contrast,
-    day_text,
-    render_html,
-    render_json,
-)
+from spectra.statuspage.render import render_html, render_json
 
 from .page_factory import NOW, TODAY, component, days, incident, maintenance, quiet_days, snapshot
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -23,6 +22,8 @@ from starlette.routing import Route
 
 from spectra.alerting.incidents import acknowledge, resolve_incident
 from spectra.runtime.forms import read_body, read_form
+from spectra.runtime.headers import LINK_PAGE_HEADERS
+from spectra.runtime.templates import environment
 from spectra.runtime.timefmt import utc_text_seconds
 from spectra.store import Incident
 from spectra.store.engine import retry_locked
@@ -32,20 +33,7 @@ log = logging.getLogger(__name__)
 
 ACK_TOKEN_MAX_AGE_S: Final = 7 * 24 * 3600
 
-TEMPLATES = Environment(
-    loader=PackageLoader("spectra.alerting", "templates"),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    auto_reload=False,
-)
-
-# Security headers of every page here: nothing embeds them, nothing caches them, no referrer leaks the token.
-PAGE_HEADERS: Final = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-}
+TEMPLATES = environment("spectra.alerting")
 
 
 def incident_id_of(payload: Mapping[str, Any]) -> int | None:
@@ -95,12 +83,12 @@ def render_incident(view: IncidentView, notice: str | None = None, status_code: 
         acknowledged_text=utc_text_seconds(view.acknowledged_at),
         resolved_text=utc_text_seconds(view.resolved_at),
     )
-    return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+    return HTMLResponse(html, status_code=status_code, headers=LINK_PAGE_HEADERS)
 
 
 def render_invalid(status_code: int = 400) -> HTMLResponse:
     html = TEMPLATES.get_template("ack_invalid.html").render()
-    return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+    return HTMLResponse(html, status_code=status_code, headers=LINK_PAGE_HEADERS)
 
 
 def _load(factory: sessionmaker[Session], incident_id: int) -> IncidentView | None:

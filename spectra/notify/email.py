@@ -20,6 +20,7 @@ from sendgrid.helpers.mail import CustomArg, Header, Mail  # type: ignore[import
 
 from spectra.notify.channel import ChannelName, Delivery, Message, PermanentFailure, TemporaryFailure
 from spectra.notify.retry import failure_for_status, header, is_success
+from spectra.runtime.templates import environment
 
 DEFAULT_SENDGRID_URL: Final = "https://api.sendgrid.com"
 DEFAULT_EMAIL_FROM: Final = "spectra@localhost"
@@ -46,44 +47,6 @@ def sendgrid_settings(env: Mapping[str, str]) -> SendGridSettings | None:
     )
 
 
-_TEXT = """\
-{% if facts.code %}[{{ facts.severity | default('alert', true) | upper }}] Incident {{ facts.code }}
-{% endif %}{% if facts.title %}{{ facts.title }}
-{% endif %}
-{%- if facts.monitor %}
-Monitor:  {{ facts.monitor }}{% endif %}
-{%- if facts.state %}
-State:    {{ facts.state }}{% endif %}
-{%- if facts.reason %}
-Reason:   {{ facts.reason }}{% endif %}
-{%- if facts.opened_at %}
-Opened:   {{ facts.opened_at }}{% endif %}
-{%- if facts.severity %}
-Severity: {{ facts.severity }}{% endif %}
-{% if text %}
-{{ text }}
-{% endif %}
-{%- if facts.ack_url %}
-Acknowledge: {{ facts.ack_url }}
-{% endif %}
-"""
-
-_HTML = """\
-<!doctype html>
-<html><head><meta charset="utf-8"><title>{{ subject }}</title></head>
-<body style="font-family: sans-serif; color: #1a1a1a">
-{% if facts.code %}<p style="color:#b00020"><strong>[{{ facts.severity | default('alert', true) | upper }}]
- Incident {{ facts.code }}</strong></p>{% endif %}
-<h2>{{ facts.title or subject }}</h2>
-<table cellpadding="4">
-{% for label, key in rows %}{% if facts[key] %}<tr><th align="left">{{ label }}</th><td>{{ facts[key] }}</td></tr>
-{% endif %}{% endfor %}</table>
-{% if text %}<p>{{ text }}</p>{% endif %}
-{% if facts.ack_url %}<p><a href="{{ facts.ack_url }}" style="display:inline-block;padding:10px 18px;\
-background:#1565c0;color:#fff;text-decoration:none;border-radius:4px">Acknowledge</a></p>{% endif %}
-</body></html>
-"""
-
 _ROWS: Final = (
     ("Monitor", "monitor"),
     ("State", "state"),
@@ -92,20 +55,15 @@ _ROWS: Final = (
     ("Severity", "severity"),
 )
 
-# Autoescape on for HTML (facts come from users' manifests and from probed servers' answers).
-_env = jinja2.Environment(
-    loader=jinja2.DictLoader({"email.html": _HTML, "email.txt": _TEXT}),
-    autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=True),
-    undefined=jinja2.ChainableUndefined,
-    keep_trailing_newline=True,
-)
+# Autoescaped HTML (facts come from users' manifests and from probed servers' answers); plain text as is.
+_TEMPLATES = environment("spectra.notify", undefined=jinja2.ChainableUndefined, keep_trailing_newline=True)
 
 
 def render_email(message: Message) -> tuple[str, str]:
     """The (text, html) parts of `message`: its facts when present, else its text; its html wins if given."""
     context: dict[str, Any] = {"facts": message.facts, "subject": message.subject, "text": message.text, "rows": _ROWS}
-    text = _env.get_template("email.txt").render(context).strip() + "\n"
-    html = message.html if message.html is not None else _env.get_template("email.html").render(context)
+    text = _TEMPLATES.get_template("email.txt").render(context).strip() + "\n"
+    html = message.html if message.html is not None else _TEMPLATES.get_template("email.html").render(context)
     return text, html
 
 

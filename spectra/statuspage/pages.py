@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from spectra.runtime.headers import DATA_CSP, SECURITY_HEADERS
 from spectra.runtime.timefmt import utc
 from spectra.statuspage.badges import BadgeData, find_monitor, status_badge, uptime_badge
 from spectra.statuspage.model import PageSnapshot
@@ -32,12 +33,6 @@ from spectra.statuspage.render import Rendered, Renderer
 STATIC_DIR: Final = resources.files("spectra.statuspage") / "static"
 
 CACHE_CONTROL: Final = "public, max-age=5"
-SECURITY_HEADERS: Final = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
-DATA_CSP: Final = "default-src 'none'; frame-ancestors 'none'"
 NOT_FOUND_HTML: Final = (
     b'<!doctype html><html lang="en"><head><meta charset="utf-8">'
     b'<meta name="viewport" content="width=device-width, initial-scale=1"><title>Not found</title></head>'

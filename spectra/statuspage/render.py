@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from spectra.runtime.templates import environment
 from spectra.runtime.timefmt import iso_utc, utc, utc_text
 from spectra.statuspage.feeds import render_atom, render_rss
 from spectra.statuspage.formatting import (
@@ -34,11 +34,7 @@ from spectra.statuspage.formatting import (
 )
 from spectra.statuspage.model import ComponentView, PageIncidentView, PageSnapshot
 
-TEMPLATES: Final = Environment(
-    loader=PackageLoader("spectra.statuspage", "templates"),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    auto_reload=False,
-)
+TEMPLATES: Final = environment("spectra.statuspage")
 
 TEMPLATES.filters.update(
     utc_text=utc_text,

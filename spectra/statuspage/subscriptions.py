@@ -35,6 +35,7 @@ from starlette.routing import Route
 from spectra.notify.channel import ChannelName, Message
 from spectra.notify.outbox import enqueue
 from spectra.runtime.forms import read_body, read_form
+from spectra.runtime.headers import LINK_PAGE_HEADERS
 from spectra.store.engine import retry_locked
 from spectra.store.subscribers import COMPONENT_LEN, SUBSCRIBER_EMAIL_LEN, WHOLE_PAGE, Subscriber
 from spectra.tokens import InvalidToken, Purpose, Tokens
@@ -49,13 +50,6 @@ CONFIRM_MAX_AGE_S: Final = 7 * 24 * 3600
 UNSUBSCRIBE_MAX_AGE_S: Final = 365 * 24 * 3600
 IDEMPOTENCY_KEY_LEN: Final = 255
 
-PAGE_HEADERS: Final = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'",
-}
 
 _HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
 
@@ -297,12 +291,12 @@ def _render(
         accent=accent if accent is not None and _HEX_COLOR.match(accent) else None,
         **context,
     )
-    return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+    return HTMLResponse(html, status_code=status_code, headers=LINK_PAGE_HEADERS)
 
 
 def _not_found() -> Response:
     return HTMLResponse(
-        "<!doctype html><title>Not found</title><h1>Not found</h1>", status_code=404, headers=PAGE_HEADERS
+        "<!doctype html><title>Not found</title><h1>Not found</h1>", status_code=404, headers=LINK_PAGE_HEADERS
     )
 
 

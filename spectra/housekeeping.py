@@ -9,13 +9,13 @@ the rollups, so without this they would have no history.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from spectra.runtime.loop import run_until_stopped
 from spectra.store import RetentionPolicy, rollup, utcnow
 
 log = logging.getLogger(__name__)
@@ -57,13 +57,15 @@ class Housekeeping:
                 )
 
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await asyncio.to_thread(self.once)
-            except Exception as error:  # the database is away: try again next time
-                log.warning("housekeeping failed: %s: %s", type(error).__name__, error)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), ROLLUP_EVERY.total_seconds())
+        # The usual failure is a database that is away: one line, and the next pass tries again.
+        await run_until_stopped(
+            self._stopping,
+            lambda: asyncio.to_thread(self.once),
+            every_s=ROLLUP_EVERY.total_seconds(),
+            what="housekeeping",
+            log=log,
+            traceback=False,
+        )
 
     async def stop(self) -> None:
         self._stopping.set()

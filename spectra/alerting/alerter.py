@@ -16,7 +16,6 @@ Database work runs in a worker thread so the event loop (the web server in ``spe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -51,6 +50,7 @@ from spectra.alerting.incidents import (
 from spectra.api.secrets import SecretResolver
 from spectra.domain.leadership import Leadership
 from spectra.domain.maintenance import ActiveWindow, WindowDef, active_windows, load_windows
+from spectra.runtime.loop import run_until_stopped
 from spectra.store import (
     OPEN_STATES,
     EscalationState,
@@ -109,13 +109,7 @@ class Alerter:
     async def run(self) -> None:
         """Poll until :meth:`stop`; errors are logged and the next pass tries again."""
         self._stopping.clear()
-        while not self._stopping.is_set():
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("alerter pass failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._poll)
+        await run_until_stopped(self._stopping, self.tick, every_s=self._poll, what="alerter pass", log=log)
         await asyncio.to_thread(self._leadership.release)
 
     async def stop(self) -> None:

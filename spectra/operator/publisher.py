@@ -11,7 +11,6 @@ A Monitor whose state changes also gets an Event (Warning MonitorDown, Normal Mo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +24,7 @@ from spectra.api import API_VERSION
 from spectra.operator.kube import Kube
 from spectra.operator.settings import StatusSettings
 from spectra.operator.statuses import UPTIME_KEYS, Facts, Key, collect
+from spectra.runtime.loop import run_until_stopped
 from spectra.store.types import utcnow
 
 log = logging.getLogger("spectra.operator")
@@ -136,15 +136,27 @@ class StatusPublisher:
                 sent += 1
         return sent
 
-    async def run(self, stop: asyncio.Event, is_leader: Callable[[], bool]) -> None:
-        while not stop.is_set():
-            try:
-                if await asyncio.to_thread(is_leader):
-                    await self.cycle()
-            except Exception:  # a bad cycle must not end status updates for good
-                log.exception("status cycle failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.settings.interval_seconds)
+    async def run(
+        self,
+        stop: asyncio.Event,
+        is_leader: Callable[[], bool],
+        cluster_objects: Callable[[], Sequence[Mapping[str, Any]]],
+    ) -> None:
+        """A cycle every interval while this replica leads, until `stop`. On taking the lead it first seeds
+        from `cluster_objects()` (what the cluster shows), so a new leader does not re-patch everything."""
+        seeded = False
+
+        async def one_cycle() -> None:
+            nonlocal seeded
+            if not await asyncio.to_thread(is_leader):
+                seeded = False  # another replica publishes meanwhile: start from the cluster again
+                return
+            if not seeded:
+                self.seed(await asyncio.to_thread(cluster_objects))
+                seeded = True
+            await self.cycle()
+
+        await run_until_stopped(stop, one_cycle, every_s=self.settings.interval_seconds, what="status pass", log=log)
 
     def _collect(self, now: datetime, uptime: bool = True) -> dict[Key, Facts]:
         with self.sessions() as session:

@@ -7,14 +7,12 @@ replica holding the database lease `operator`, so two replicas never patch the s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import kopf
 from prometheus_client.core import CounterMetricFamily
@@ -33,6 +31,7 @@ from spectra.operator.settings import OperatorSettings
 from spectra.processes.bootstrap import with_current_schema
 from spectra.runtime.health import health_routes
 from spectra.runtime.lifecycle import serve, web_server
+from spectra.runtime.loop import run_until_stopped
 from spectra.runtime.metrics import Metrics
 from spectra.runtime.readiness import Readiness
 from spectra.store import redacted
@@ -50,16 +49,16 @@ class OperatorOptions:
     kubeconfig: str | None = None
 
 
-async def _every(seconds: float, stop: asyncio.Event, leader: Leadership, work: Any, name: str) -> None:
+async def _every(
+    seconds: float, stop: asyncio.Event, leader: Leadership, work: Callable[[], object], name: str
+) -> None:
     """Run `work` (sync, in a thread) every `seconds` while this replica holds the operator lease."""
-    while not stop.is_set():
-        try:
-            if await asyncio.to_thread(leader.is_leader, utcnow()):
-                await asyncio.to_thread(work)
-        except Exception:  # one failed pass must not stop the loop; the next pass repairs
-            log.exception("%s pass failed; retrying", name)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+    async def one_pass() -> None:
+        if await asyncio.to_thread(leader.is_leader, utcnow()):
+            await asyncio.to_thread(work)
+
+    await run_until_stopped(stop, one_pass, every_s=seconds, what=f"{name} pass", log=log)
 
 
 async def run_operator(options: OperatorOptions) -> int:
@@ -81,22 +80,6 @@ async def _serve(options: OperatorOptions, sessions: sessionmaker[Session]) -> i
     stop = asyncio.Event()
     kopf_stop: asyncio.Event = asyncio.Event()
     readiness = Readiness()
-
-    async def status_loop() -> None:
-        seeded = False
-        while not stop.is_set():
-            try:
-                if await asyncio.to_thread(leader.is_leader, utcnow()):
-                    if not seeded:
-                        publisher.seed(await asyncio.to_thread(retrier.objects))
-                        seeded = True
-                    await publisher.cycle()
-                else:
-                    seeded = False  # another replica published meanwhile: start from the cluster again
-            except Exception:
-                log.exception("status pass failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=settings.status.interval_seconds)
 
     async def stop_all() -> None:
         stop.set()
@@ -127,7 +110,7 @@ async def _serve(options: OperatorOptions, sessions: sessionmaker[Session]) -> i
             priority=random.randint(1, 1_000_000),  # noqa: S311 - not a secret
             stop_flag=kopf_stop,
         ),
-        "status": status_loop(),
+        "status": publisher.run(stop, lambda: leader.is_leader(utcnow()), retrier.objects),
         "children": _every(settings.status.interval_seconds, stop, leader, owned.sync, "children"),
         "retry": _every(settings.secret_refresh_seconds, stop, leader, retrier.run_once, "retry"),
     }

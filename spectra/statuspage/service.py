@@ -16,7 +16,6 @@ subscription links). Its :meth:`run` loop, every ``interval_s``:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -24,6 +23,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import BaseRoute
 
+from spectra.runtime.loop import run_until_stopped
 from spectra.statuspage.incidents import PageEvent, sync_auto_incidents
 from spectra.statuspage.model import PageSnapshot
 from spectra.statuspage.notices import PageNotice, maintenance_notices, notify_subscribers
@@ -75,13 +75,7 @@ class StatusPages:
     async def run(self) -> None:
         """Loop until :meth:`stop`; a failed pass is logged and the next one tries again."""
         self._stopping.clear()
-        while not self._stopping.is_set():
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("status pages pass failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval_s)
+        await run_until_stopped(self._stopping, self.tick, every_s=self.interval_s, what="status pages pass", log=log)
 
     async def stop(self) -> None:
         self._stopping.set()

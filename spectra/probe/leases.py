@@ -31,7 +31,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from spectra.store.probes import (
+from spectra.store.worker_leases import (
     claim_leases,
     ensure_leases,
     forget_worker,

@@ -35,14 +35,9 @@ from spectra.probe.result import CheckResult
 from spectra.probe.scheduler import ScheduledCheck, Scheduler
 from spectra.probe.state import State
 from spectra.probe.writer import OnChange, ResultWriter
-from spectra.store.probes import (
-    LocationMonitor,
-    last_push,
-    location_fingerprint,
-    location_monitors,
-    mark_paused,
-    monitor_specs,
-)
+from spectra.store.heartbeats import last_push
+from spectra.store.location_monitors import LocationMonitor, location_fingerprint, location_monitors, monitor_specs
+from spectra.store.monitor_states import mark_paused
 
 HEARTBEAT_EVALUATION_S = 30.0  # heartbeat deadlines are evaluated at least this often
 

@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 from spectra.probe.result import CheckResult, Status
 from spectra.probe.state import PENDING, State, StateSnapshot, next_state
 from spectra.store import insert_results
-from spectra.store.probes import MonitorState, existing_monitors, load_states, save_states
+from spectra.store.location_monitors import existing_monitors
+from spectra.store.monitor_states import MonitorState, load_states, save_states
 
 log = logging.getLogger(__name__)
 

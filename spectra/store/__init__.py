@@ -13,6 +13,7 @@ from spectra.store.engine import (
     redacted,
     session_factory,
 )
+from spectra.store.heartbeats import HeartbeatPush, last_push, push_token_hash, record_push
 from spectra.store.incidents import (
     OPEN_STATES,
     EscalationState,
@@ -24,21 +25,9 @@ from spectra.store.incidents import (
 )
 from spectra.store.leader import LeaderLease, acquire_lease, lease_holder, release_lease
 from spectra.store.migrate import current_revision, downgrade, head_revision, upgrade, upgrade_sql
+from spectra.store.monitor_states import MonitorState, load_states, save_states
 from spectra.store.notifications import Notification, NotificationAttempt, NotificationStatus
-from spectra.store.probes import (
-    HeartbeatPush,
-    LocationOverview,
-    MonitorLease,
-    MonitorOverview,
-    MonitorState,
-    ProbeWorker,
-    last_push,
-    load_states,
-    monitor_overview,
-    push_token_hash,
-    record_push,
-    save_states,
-)
+from spectra.store.overview import LocationOverview, MonitorOverview, monitor_overview
 from spectra.store.results import (
     CheckResult,
     CheckStatus,
@@ -56,6 +45,7 @@ from spectra.store.statuspages import PageIncident, PageIncidentSource, PageInci
 from spectra.store.subscribers import WHOLE_PAGE, Subscriber
 from spectra.store.types import BigIntPK, JSONType, UTCDateTime, utcnow
 from spectra.store.upsert import upsert, upsert_statement
+from spectra.store.worker_leases import MonitorLease, ProbeWorker
 
 __all__ = [
     "DEFAULT_DATABASE_URL",

@@ -70,7 +70,7 @@ class Monitor(Base):
     escalation_policy: Mapped[str | None] = mapped_column(String(NAME_LEN))
     severity: Mapped[str] = mapped_column(String(32))
     labels: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
-    # Heartbeat monitors: sha256 hex of the push token (see spectra.store.probes.push_token_hash).
+    # Heartbeat monitors: sha256 hex of the push token (see spectra.store.heartbeats.push_token_hash).
     push_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
 
     resource: Mapped[Resource] = relationship(back_populates="monitor")

@@ -13,8 +13,7 @@ from sqlalchemy import String, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from spectra.store.base import MYSQL_TABLE_OPTIONS, Base
-from spectra.store.probes import NEVER
-from spectra.store.types import UTCDateTime
+from spectra.store.types import NEVER, UTCDateTime
 from spectra.store.upsert import upsert
 
 HOLDER_LEN: Final = 64

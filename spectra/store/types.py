@@ -11,6 +11,9 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 MYSQL_DIALECTS: Final = ("mysql", "mariadb")
 
+# A free lease's lease_until: long past on every clock.
+NEVER: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
 # SQLite only autoincrements an ``INTEGER PRIMARY KEY`` (the rowid alias), never a BIGINT one.
 BigIntPK: Final[TypeEngine[int]] = BigInteger().with_variant(Integer(), "sqlite")
 

@@ -30,21 +30,21 @@ from spectra.store import (
     session_factory,
     upgrade,
 )
-from spectra.store.probes import (
-    NEVER,
+from spectra.store.location_monitors import location_fingerprint, location_monitors
+from spectra.store.monitor_states import mark_paused
+from spectra.store.overview import combined_state
+from spectra.store.types import NEVER
+from spectra.store.worker_leases import (
     claim_leases,
-    combined_state,
     ensure_leases,
     free_leases,
     held_leases,
     live_workers,
-    location_fingerprint,
-    location_monitors,
-    mark_paused,
     release_leases,
     renew_leases,
     touch_worker,
 )
+from spectra.web.monitors import monitor_json
 
 from .conftest import MonitorFactory
 
@@ -169,7 +169,7 @@ def test_overview_json_has_the_api_fields(session: Session, make_monitor: Monito
     monitor = make_monitor("api", locations=("eu",))
     save_states(session, [state_row(monitor.resource_id, "eu", "up")])
     (item,) = monitor_overview(session, now=NOW)
-    assert item.as_json() == {
+    assert monitor_json(item) == {
         "namespace": "default",
         "name": "api",
         "type": "http",

@@ -1,0 +1,127 @@
+"""Every monitor with its combined state across locations: what the monitor API, status pages and the
+operator's `.status` read. Locations that have not reported for a few intervals are not counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from spectra.store.config import Monitor, MonitorLocation
+from spectra.store.monitor_states import MonitorState
+from spectra.store.types import utcnow
+
+STALE_INTERVALS: Final = 3  # a location that has not reported for this many intervals is left out
+
+
+@dataclass(frozen=True)
+class LocationOverview:
+    location: str
+    state: str
+    last_check_at: datetime | None
+    reporting: bool  # reported within STALE_INTERVALS intervals
+
+
+@dataclass(frozen=True)
+class MonitorOverview:
+    namespace: str
+    name: str
+    type: str
+    target: str
+    paused: bool
+    state: str  # combined across locations
+    last_check_at: datetime | None
+    last_latency_ms: float | None
+    reason: str
+    locations: tuple[LocationOverview, ...]
+
+
+@dataclass(frozen=True)
+class _LocationRow:
+    overview: LocationOverview
+    latency_ms: float | None
+    reason: str
+
+
+def combined_state(paused: bool, quorum: int, reporting_states: Sequence[str]) -> str:
+    """One state from the states of the locations that report.
+
+    paused if paused; down when at least ``quorum`` (capped at the number reporting) are down;
+    degraded when any is degraded or down below quorum; up when all are up; pending when none report.
+    """
+    if paused:
+        return "paused"
+    if not reporting_states:
+        return "pending"
+    down = sum(1 for state in reporting_states if state == "down")
+    if down >= max(1, min(quorum, len(reporting_states))):
+        return "down"
+    if down or any(state == "degraded" for state in reporting_states):
+        return "degraded"
+    if all(state == "up" for state in reporting_states):
+        return "up"
+    return "pending"
+
+
+def monitor_overview(session: Session, now: datetime | None = None) -> list[MonitorOverview]:
+    """Every monitor with its combined state and per-location states, by namespace and name."""
+    now = now or utcnow()
+    m, s = Monitor, MonitorState
+    stmt = (
+        select(
+            m.resource_id,
+            m.namespace,
+            m.name,
+            m.type,
+            m.target,
+            m.paused,
+            m.quorum,
+            m.interval_ms,
+            MonitorLocation.location,
+            s.state,
+            s.last_check_at,
+            s.last_latency_ms,
+            s.last_reason,
+        )
+        .join(MonitorLocation, MonitorLocation.monitor_id == m.resource_id)
+        .outerjoin(s, and_(s.monitor_id == m.resource_id, s.location == MonitorLocation.location))
+        .order_by(m.namespace, m.name, MonitorLocation.location)
+    )
+    grouped: dict[int, tuple[Any, list[_LocationRow]]] = {}
+    for row in session.execute(stmt):
+        stale_before = now - timedelta(milliseconds=row.interval_ms * STALE_INTERVALS)
+        state = row.state or "pending"
+        reporting = (
+            row.last_check_at is not None and row.last_check_at >= stale_before and state not in ("pending", "paused")
+        )
+        location = LocationOverview(row.location, state, row.last_check_at, reporting)
+        entry = grouped.setdefault(row.resource_id, (row, []))
+        entry[1].append(_LocationRow(location, row.last_latency_ms, row.last_reason or ""))
+    return [_overview(first, rows) for first, rows in grouped.values()]
+
+
+def _overview(monitor: Any, rows: list[_LocationRow]) -> MonitorOverview:
+    reporting = [row for row in rows if row.overview.reporting]
+    state = combined_state(bool(monitor.paused), monitor.quorum, [row.overview.state for row in reporting])
+    checked = [row for row in rows if row.overview.last_check_at is not None]
+    # Latency and reason of the newest check, preferring a location whose state explains the result.
+    checked.sort(key=lambda row: (row.overview.state == state, row.overview.last_check_at), reverse=True)
+    newest = max((row.overview.last_check_at for row in checked), default=None)  # type: ignore[type-var]
+    best = checked[0] if checked else None
+    return MonitorOverview(
+        namespace=monitor.namespace,
+        name=monitor.name,
+        type=monitor.type,
+        target=monitor.target,
+        paused=bool(monitor.paused),
+        state=state,
+        last_check_at=newest,
+        last_latency_ms=best.latency_ms if best else None,
+        reason=best.reason if best else "",
+        locations=tuple(row.overview for row in rows),
+    )

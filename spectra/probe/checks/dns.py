@@ -29,10 +29,10 @@ import dns.rdata
 import dns.rdatatype
 import dns.resolver
 
-from spectra.probe.checks.tcp import elapsed_ms, format_address
 from spectra.probe.context import CheckContext, CheckRequest
 from spectra.probe.egress import first_address
 from spectra.probe.result import CheckResult
+from spectra.probe.sockets import elapsed_ms, format_address
 
 _SERVER = re.compile(r"\[(?P<v6>.+)\]:(?P<v6port>\d+)|(?P<host>[^:\[\]]+):(?P<port>\d+)")
 _SHOWN_ANSWERS = 5  # in the reason; facts hold them all

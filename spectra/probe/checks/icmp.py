@@ -15,10 +15,10 @@ from icmplib import Host, async_ping  # type: ignore[import-untyped]
 from icmplib.exceptions import ICMPLibError, SocketPermissionError  # type: ignore[import-untyped]
 
 from spectra.api.monitor import IcmpExpect
-from spectra.probe.checks.tcp import elapsed_ms
 from spectra.probe.context import CheckContext, CheckRequest
 from spectra.probe.egress import first_address
 from spectra.probe.result import CheckResult
+from spectra.probe.sockets import elapsed_ms
 
 _MAX_INTERVAL_S = 0.2  # between echo requests; short so a check of 20 pings still ends in seconds
 _SHARE_OF_TIMEOUT = 0.8  # of the monitor's timeout for sending and waiting; run_check needs the rest

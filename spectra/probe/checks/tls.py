@@ -6,23 +6,20 @@ verification so its expiry is still reported. Fewer days left than `certificateM
 
 from __future__ import annotations
 
-import socket
 import ssl
-import time
 from typing import Any
 
 from spectra.probe.certificates import NAME_MISMATCH_CODES, expiry_reason, peer_certificate, verify_failure_reason
-from spectra.probe.checks.tcp import (
+from spectra.probe.context import CheckContext, CheckRequest
+from spectra.probe.result import CheckResult
+from spectra.probe.sockets import (
     close_stream,
-    connect_socket,
+    connect,
     elapsed_ms,
     fetch_certificate,
-    format_address,
     handshake_failure_reason,
     open_stream,
 )
-from spectra.probe.context import CheckContext, CheckRequest
-from spectra.probe.result import CheckResult
 
 
 async def check(request: CheckRequest, ctx: CheckContext) -> CheckResult:
@@ -30,17 +27,12 @@ async def check(request: CheckRequest, ctx: CheckContext) -> CheckResult:
     assert spec is not None
     server_name = spec.server_name or spec.host
     minimum = spec.expect.certificate_min_days
-    addresses = await ctx.egress.resolve(spec.host, spec.port, type_=socket.SOCK_STREAM)
-    started = time.perf_counter()
-    try:
-        sock, family, sockaddr = await connect_socket(addresses)
-    except ConnectionRefusedError:
-        return CheckResult.down(elapsed_ms(started), "connection refused", address=format_address(addresses[0][1]))
-    except OSError as exc:
-        reason = f"cannot connect: {exc.strerror or exc}"
-        return CheckResult.down(elapsed_ms(started), reason, address=format_address(addresses[0][1]))
-    connect_ms = elapsed_ms(started)
-    facts: dict[str, Any] = {"address": format_address(sockaddr), "server_name": server_name, "connect_ms": connect_ms}
+    connected = await connect(ctx, spec.host, spec.port)
+    if isinstance(connected, CheckResult):
+        return connected
+    sock, family, sockaddr, started = connected.sock, connected.family, connected.sockaddr, connected.started
+    connect_ms = connected.connect_ms
+    facts: dict[str, Any] = {"address": connected.address, "server_name": server_name, "connect_ms": connect_ms}
 
     try:
         _, writer = await open_stream(sock, ctx.ssl_context, server_name)

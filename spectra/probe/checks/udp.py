@@ -12,10 +12,10 @@ import socket
 import time
 from typing import Any
 
-from spectra.probe.checks.tcp import elapsed_ms, format_address, preview
 from spectra.probe.context import CheckContext, CheckRequest
 from spectra.probe.egress import first_address
 from spectra.probe.result import CheckResult
+from spectra.probe.sockets import elapsed_ms, format_address, preview
 
 
 class _FirstAnswer(asyncio.DatagramProtocol):

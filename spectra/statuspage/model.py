@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -79,3 +81,51 @@ class PageSnapshot:
     generated_at: datetime  # when the data was read
     stale: bool = False  # True when served from the last good snapshot because the database failed
     version: str = ""  # content hash: the ETag
+
+
+# --- what subscriptions and notices need of a page (PageSnapshot fits; tests pass smaller objects) ------
+
+
+class _ComponentLike(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class _GroupLike(Protocol):
+    @property
+    def components(self) -> Sequence[_ComponentLike]: ...
+
+
+class PageLike(Protocol):
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def slug(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def public(self) -> bool: ...
+    @property
+    def subscriptions_enabled(self) -> bool: ...
+    @property
+    def accent_color(self) -> str | None: ...
+    @property
+    def groups(self) -> Sequence[_GroupLike]: ...
+
+
+class PageSource(Protocol):
+    def get(self, slug: str) -> PageLike | None: ...
+
+
+def page_key(page: PageLike) -> str:
+    return f"{page.namespace}/{page.name}"
+
+
+def component_names(page: PageLike) -> list[str]:
+    return [component.name for group in page.groups for component in group.components]
+
+
+def accepts_subscriptions(page: PageLike | None) -> bool:
+    return page is not None and page.public and page.subscriptions_enabled

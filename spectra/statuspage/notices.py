@@ -26,20 +26,12 @@ from spectra.notify.channel import ChannelName, Message
 from spectra.notify.outbox import enqueue
 from spectra.runtime.timefmt import utc_text
 from spectra.statuspage.incidents import PageEvent
-from spectra.statuspage.model import PageSnapshot
+from spectra.statuspage.model import PageLike, PageSnapshot, accepts_subscriptions
+from spectra.statuspage.render import TEMPLATES
+from spectra.statuspage.subscription_mail import page_url, scope_text, short_key, unsubscribe_url
 from spectra.store import PageIncidentUpdate
 from spectra.store.subscribers import WHOLE_PAGE, Subscriber
 from spectra.tokens import Tokens
-
-from .render import TEMPLATES
-from .subscriptions import (
-    PageLike,
-    accepts_subscriptions,
-    page_url,
-    scope_text,
-    short_key,
-    unsubscribe_url,
-)
 
 log = logging.getLogger(__name__)
 

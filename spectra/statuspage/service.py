@@ -28,7 +28,7 @@ from spectra.statuspage.incidents import PageEvent, sync_auto_incidents
 from spectra.statuspage.model import PageSnapshot
 from spectra.statuspage.notices import PageNotice, maintenance_notices, notify_subscribers
 from spectra.statuspage.snapshots import SnapshotCache, build_all
-from spectra.statuspage.subscriptions import subscription_routes
+from spectra.statuspage.subscription_routes import subscription_routes
 from spectra.store.engine import retry_locked
 from spectra.store.types import utcnow
 from spectra.tokens import Tokens

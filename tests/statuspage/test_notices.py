@@ -23,7 +23,7 @@ from spectra.statuspage.notices import (
     notify_subscribers,
     text_of_html,
 )
-from spectra.statuspage.subscriptions import subscription_routes
+from spectra.statuspage.subscription_routes import subscription_routes
 from spectra.store import Notification, Subscriber, session_factory
 from spectra.tokens import Purpose, Tokens
 

@@ -16,12 +16,8 @@ from starlette.applications import Starlette
 
 from spectra.statuspage.model import ComponentView, GroupView, PageSnapshot
 from spectra.statuspage.ratelimit import SlidingWindowLimiter
-from spectra.statuspage.subscriptions import (
-    SubscribeLimits,
-    confirm_token,
-    subscription_routes,
-    unsubscribe_token,
-)
+from spectra.statuspage.subscription_mail import confirm_token, unsubscribe_token
+from spectra.statuspage.subscription_routes import SubscribeLimits, subscription_routes
 from spectra.store import Notification, Subscriber, make_engine, session_factory, upgrade
 from spectra.tokens import Purpose, Tokens
 

@@ -1,0 +1,229 @@
+"""The HTTP side of email subscriptions to a status page (or one component of it).
+
+- `POST /s/{slug}/subscribe` (form: `email`, optional `component`): rate limited per client IP and per
+  address; creates or refreshes an unconfirmed `Subscriber` row and queues a confirmation mail through
+  the outbox with a signed `Purpose.CONFIRM` link. The answer is the same page whether the address is
+  new, pending or already confirmed, so the form tells nobody who is subscribed.
+- `/s/{slug}/confirm/{token}`: GET shows a "Confirm subscription" button, POST confirms (idempotent).
+- `/s/{slug}/unsubscribe/{token}`: GET shows an "Unsubscribe" button, POST unsubscribes; RFC 8058
+  one-click (`List-Unsubscribe=One-Click` POSTed by the mail provider) is the same POST.
+
+GET never changes anything: mail scanners follow links. Tampered, expired or foreign tokens get one
+page, "This link is not valid", and no detail. Pages that are not public, or whose subscriptions are
+disabled, answer 404 on every route here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from spectra.runtime.forms import read_body, read_form
+from spectra.runtime.headers import LINK_PAGE_HEADERS
+from spectra.statuspage.model import PageLike, PageSource, accepts_subscriptions, component_names, page_key
+from spectra.statuspage.ratelimit import SlidingWindowLimiter
+from spectra.statuspage.render import TEMPLATES
+from spectra.statuspage.subscription_mail import CONFIRM_MAX_AGE_S, UNSUBSCRIBE_MAX_AGE_S, page_url, scope_text
+from spectra.statuspage.subscriptions import confirm, subscribe, unsubscribe
+from spectra.store.engine import retry_locked
+from spectra.store.subscribers import COMPONENT_LEN, SUBSCRIBER_EMAIL_LEN, WHOLE_PAGE
+from spectra.tokens import InvalidToken, Purpose, Tokens
+
+log = logging.getLogger(__name__)
+
+_HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
+
+
+def normalize_email(raw: str) -> str | None:
+    """The address lower-cased, or None when it is not a deliverable-looking address (no DNS lookup)."""
+    raw = raw.strip()
+    if not raw or len(raw) > SUBSCRIBER_EMAIL_LEN:
+        return None
+    try:
+        info = validate_email(raw, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    normalized = info.normalized.lower()
+    return normalized if len(normalized) <= SUBSCRIBER_EMAIL_LEN else None
+
+
+@dataclass
+class SubscribeLimits:
+    """Subscribe attempts: 5 an hour per client IP, 3 a day per address (per process)."""
+
+    per_ip: SlidingWindowLimiter = field(default_factory=lambda: SlidingWindowLimiter(5, 3600))
+    per_address: SlidingWindowLimiter = field(default_factory=lambda: SlidingWindowLimiter(3, 24 * 3600))
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+def _render(
+    template: str, page: PageLike | None, public_url: str, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    accent = page.accent_color if page is not None and page.accent_color else None
+    html = TEMPLATES.get_template(template).render(
+        page_title=page.title if page is not None else None,
+        page_url=page_url(public_url, page.slug) if page is not None else None,
+        accent=accent if accent is not None and _HEX_COLOR.match(accent) else None,
+        **context,
+    )
+    return HTMLResponse(html, status_code=status_code, headers=LINK_PAGE_HEADERS)
+
+
+def _not_found() -> Response:
+    return HTMLResponse(
+        "<!doctype html><title>Not found</title><h1>Not found</h1>", status_code=404, headers=LINK_PAGE_HEADERS
+    )
+
+
+@dataclass(frozen=True)
+class _Link:
+    page: PageLike
+    payload: dict[str, Any]
+
+
+def subscription_routes(
+    cache: PageSource,
+    session_factory: sessionmaker[Session],
+    tokens: Tokens,
+    public_url: str,
+    wake: Callable[[], None] | None = None,
+    *,
+    limits: SubscribeLimits | None = None,
+    client_ip_of: Callable[[Request], str] = client_ip,
+) -> list[Route]:
+    """The subscribe, confirm and unsubscribe routes; mount them in any Starlette app."""
+    handlers = _Handlers(
+        cache, session_factory, tokens, public_url, wake or (lambda: None), limits or SubscribeLimits()
+    )
+    handlers.client_ip_of = client_ip_of
+    return [
+        Route("/s/{slug}/subscribe", handlers.subscribe, methods=["POST"]),
+        Route("/s/{slug}/confirm/{token}", handlers.confirm_get, methods=["GET"]),
+        Route("/s/{slug}/confirm/{token}", handlers.confirm_post, methods=["POST"]),
+        Route("/s/{slug}/unsubscribe/{token}", handlers.unsubscribe_get, methods=["GET"]),
+        Route("/s/{slug}/unsubscribe/{token}", handlers.unsubscribe_post, methods=["POST"]),
+    ]
+
+
+@dataclass
+class _Handlers:
+    cache: PageSource
+    factory: sessionmaker[Session]
+    tokens: Tokens
+    public_url: str
+    after_enqueue: Callable[[], None]
+    limits: SubscribeLimits
+    client_ip_of: Callable[[Request], str] = client_ip
+
+    def page_of(self, request: Request) -> PageLike | None:
+        page = self.cache.get(request.path_params["slug"])
+        return page if page is not None and accepts_subscriptions(page) else None
+
+    def invalid(self, page: PageLike) -> Response:
+        return _render("subscribe_invalid.html", page, self.public_url, 400)
+
+    def rejected(self, page: PageLike, heading: str, message: str, status_code: int) -> Response:
+        return _render("subscribe_rejected.html", page, self.public_url, status_code, heading=heading, message=message)
+
+    def too_many(self, page: PageLike, retry_after_s: int) -> Response:
+        response = self.rejected(page, "Too many requests", "Too many subscription requests. Please try later.", 429)
+        response.headers["Retry-After"] = str(max(1, retry_after_s))
+        return response
+
+    def link(self, request: Request, purpose: Purpose, max_age_s: int) -> _Link | Response:
+        """The page and the token's payload, or the 404 / "not valid" answer."""
+        page = self.page_of(request)
+        if page is None:
+            return _not_found()
+        try:
+            payload = self.tokens.read(purpose, request.path_params["token"], max_age_s=max_age_s)
+        except InvalidToken:
+            return self.invalid(page)
+        email, component = payload.get("email"), payload.get("component", WHOLE_PAGE)
+        if payload.get("page") != page_key(page) or not isinstance(email, str) or not isinstance(component, str):
+            return self.invalid(page)
+        subscriber_id = payload.get("id")
+        if purpose is Purpose.UNSUBSCRIBE and (not isinstance(subscriber_id, int) or isinstance(subscriber_id, bool)):
+            return self.invalid(page)
+        return _Link(page, payload)
+
+    async def subscribe(self, request: Request) -> Response:
+        page = self.page_of(request)
+        if page is None:
+            return _not_found()
+        body = await read_body(request)
+        if body is None:
+            return self.rejected(page, "Request too large", "The form was too large.", 413)
+        form = read_form(body)
+        email = normalize_email((form.get("email") or [""])[-1])
+        component = (form.get("component") or [WHOLE_PAGE])[-1].strip()
+        ip_key = f"ip:{self.client_ip_of(request)}"
+        if not self.limits.per_ip.hit(ip_key):
+            log.info("subscribe rate limited for a client on %s", page_key(page))
+            return self.too_many(page, self.limits.per_ip.retry_after_s(ip_key))
+        if email is None:
+            return self.rejected(page, "Check the address", "That does not look like an email address.", 400)
+        if component != WHOLE_PAGE and (len(component) > COMPONENT_LEN or component not in component_names(page)):
+            return self.rejected(page, "Unknown component", "This page has no component of that name.", 400)
+        if not self.limits.per_address.hit(f"address:{email}"):
+            return self.too_many(page, self.limits.per_address.retry_after_s(f"address:{email}"))
+        queued = await run_in_threadpool(
+            retry_locked,
+            lambda: subscribe(self.factory, self.tokens, self.public_url, page, email=email, component=component),
+        )
+        if queued:
+            self.after_enqueue()
+        # The same page whatever the address's state: nobody learns who is subscribed.
+        return _render("subscribe_sent.html", page, self.public_url)
+
+    async def confirm_get(self, request: Request) -> Response:
+        found = self.link(request, Purpose.CONFIRM, CONFIRM_MAX_AGE_S)
+        if not isinstance(found, _Link):
+            return found
+        scope = scope_text(str(found.payload.get("component", WHOLE_PAGE)))
+        return _render("subscribe_confirm.html", found.page, self.public_url, done=False, scope=scope)
+
+    async def confirm_post(self, request: Request) -> Response:
+        found = self.link(request, Purpose.CONFIRM, CONFIRM_MAX_AGE_S)
+        if not isinstance(found, _Link):
+            return found
+        page, email = found.page, str(found.payload["email"])
+        component = str(found.payload.get("component", WHOLE_PAGE))
+        if component != WHOLE_PAGE and component not in component_names(page):
+            return self.invalid(page)  # the component is gone from the page
+        await run_in_threadpool(retry_locked, lambda: confirm(self.factory, page, email, component))
+        return _render("subscribe_confirm.html", page, self.public_url, done=True, scope=scope_text(component))
+
+    async def unsubscribe_get(self, request: Request) -> Response:
+        found = self.link(request, Purpose.UNSUBSCRIBE, UNSUBSCRIBE_MAX_AGE_S)
+        if not isinstance(found, _Link):
+            return found
+        scope = scope_text(str(found.payload.get("component", WHOLE_PAGE)))
+        return _render("subscribe_unsubscribe.html", found.page, self.public_url, done=False, scope=scope)
+
+    async def unsubscribe_post(self, request: Request) -> Response:
+        # One handler for our page's button and for RFC 8058 one-click (`List-Unsubscribe=One-Click`, POSTed
+        # by mail providers): the signed token is the authority, the body is not needed.
+        found = self.link(request, Purpose.UNSUBSCRIBE, UNSUBSCRIBE_MAX_AGE_S)
+        if not isinstance(found, _Link):
+            return found
+        await read_body(request)
+        page, payload = found.page, found.payload
+        await run_in_threadpool(
+            retry_locked, lambda: unsubscribe(self.factory, page, int(payload["id"]), str(payload["email"]))
+        )
+        scope = scope_text(str(payload.get("component", WHOLE_PAGE)))
+        return _render("subscribe_unsubscribe.html", page, self.public_url, done=True, scope=scope)

@@ -31,7 +31,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from spectra.alerting.confirm import MonitorView, monitor_views
 from spectra.alerting.escalation import (
     Due,
-    Links,
     defer,
     due_escalations,
     fire_step,
@@ -47,6 +46,7 @@ from spectra.alerting.incidents import (
     recently_resolved,
     resolve,
 )
+from spectra.alerting.page_messages import Links
 from spectra.api.secrets import SecretResolver
 from spectra.domain.leadership import Leadership
 from spectra.domain.maintenance import ActiveWindow, WindowDef, active_windows, load_windows

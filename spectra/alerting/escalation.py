@@ -1,4 +1,5 @@
-"""Escalation: the policy snapshot, step timers, recipients and the messages of each step.
+"""Escalation: the policy snapshot, step timers, and firing a step (its recipients: `recipients.py`;
+its messages: `page_messages.py`).
 
 Timing. Step 0 fires at opening + ``steps[0].delay``; step k at the time step k-1 was due +
 ``steps[k].delay`` (due times, not the times the alerter got round to them, so nothing drifts and a
@@ -11,18 +12,12 @@ Guard. Firing a step starts with ``UPDATE escalations SET step_index=..., versio
 incident_id=? AND version=? AND status='active'`` (the version read when the step was found due);
 an acknowledgement moves the version and the status, so a step never fires after an ack committed,
 and two alerters cannot both fire one step. Pages are queued in the same transaction.
-
-Recipients. Schedules resolve through ``spectra.oncall.on_call`` at the step's due time (nobody on
-call: the target is skipped and the timeline says so); contacts page through the step's channels or
-their own ``channels``; email/phone may come from Secrets (missing: a timeline note, skipped);
-webhook and Slack recipients are ``secretref:{namespace}/{secret}/{key}`` (the URL stays in the
-Secret, resolved by the sender). Idempotency key: ``incident:{id}:step:{k}:repeat:{r}:{channel}:{recipient}``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -30,38 +25,26 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from spectra.alerting.incidents import add_event, idempotency_key, incident_facts, opening_reason
-from spectra.api.base import ValueSource
-from spectra.api.contact import ContactSpec
-from spectra.api.escalation import EscalationPolicySpec, Step, Target
-from spectra.api.schedule import ScheduleSpec
+from spectra.alerting.incidents import add_event, opening_reason
+from spectra.alerting.page_messages import Links, page_message
+from spectra.alerting.recipients import StepPlan, plan_step
+from spectra.api.escalation import EscalationPolicySpec
 from spectra.api.secrets import SecretResolver
-from spectra.notify.channel import ChannelName, Message
+from spectra.notify.channel import Message
 from spectra.notify.outbox import enqueue
-from spectra.oncall import on_call
 from spectra.store import (
     EscalationState,
     EscalationStatus,
     Incident,
     IncidentEventType,
     IncidentState,
-    Resource,
+    load_spec,
 )
-from spectra.tokens import Purpose, Tokens
 
 DEFAULT_REPEAT_SPACING: Final = timedelta(minutes=5)
 
 
 # --- the snapshot ------------------------------------------------------------------------------
-
-
-def load_spec(session: Session, kind: str, namespace: str, name: str) -> tuple[dict[str, Any], int] | None:
-    row = session.execute(
-        select(Resource.spec, Resource.generation).where(
-            Resource.kind == kind, Resource.namespace == namespace, Resource.name == name
-        )
-    ).first()
-    return None if row is None else (dict(row.spec), int(row.generation))
 
 
 def policy_snapshot(session: Session, namespace: str, policy_name: str | None) -> dict[str, Any] | None:
@@ -198,165 +181,6 @@ def rearm(session: Session, incident_id: int, at: datetime) -> bool:
 
 
 # --- recipients --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Page:
-    channel: ChannelName
-    recipient: str
-    who: str  # contact name, or "webhook"/"slack"
-
-
-@dataclass
-class StepPlan:
-    pages: list[Page] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
-    on_call: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _secret_ref(namespace: str, source: ValueSource) -> str:
-    ref = source.secret_key_ref
-    return f"secretref:{namespace}/{ref.name}/{ref.key}"
-
-
-def _address(
-    secrets: SecretResolver, namespace: str, inline: str | None, source: ValueSource | None
-) -> tuple[str | None, str | None]:
-    """(value, problem): an inline value, or a Secret's."""
-    if inline is not None:
-        return inline, None
-    if source is None:
-        return None, "none is set"
-    ref = source.secret_key_ref
-    value = secrets.get(namespace, ref.name, ref.key)
-    if not value:
-        return None, f"Secret {ref.name!r} key {ref.key!r} is missing"
-    return value.strip(), None
-
-
-def plan_step(
-    session: Session, secrets: SecretResolver, namespace: str, step: Step, *, step_label: str, at: datetime
-) -> StepPlan:
-    """Who is paged, through which channel, for one step due at ``at``; notes for what was skipped."""
-    plan = StepPlan()
-    contacts: list[str] = []
-    for target in step.targets:
-        contacts.extend(_target(session, secrets, namespace, target, step_label=step_label, at=at, plan=plan))
-    seen: set[tuple[str, str]] = set()
-    for name in contacts:
-        found = load_spec(session, "Contact", namespace, name)
-        if found is None:
-            plan.notes.append(f"{step_label}: contact {name!r} does not exist; skipped")
-            continue
-        try:
-            contact = ContactSpec.model_validate(found[0])
-        except ValidationError:
-            plan.notes.append(f"{step_label}: contact {name!r} is not valid; skipped")
-            continue
-        plan.contacts[name] = found[0]
-        for channel in step.channels or contact.channels:
-            channel_name = ChannelName(str(channel))
-            if channel_name == ChannelName.EMAIL:
-                value, problem = _address(secrets, namespace, contact.email, contact.email_from)
-                what = "email"
-            else:
-                value, problem = _address(secrets, namespace, contact.phone, contact.phone_from)
-                what = "phone"
-            if value is None:
-                plan.notes.append(f"{step_label}: contact {name!r} has no {what} ({problem}); {channel_name} skipped")
-                continue
-            if (channel_name, value) in seen:
-                continue
-            seen.add((channel_name, value))
-            plan.pages.append(Page(channel_name, value, name))
-    return plan
-
-
-def _target(
-    session: Session,
-    secrets: SecretResolver,
-    namespace: str,
-    target: Target,
-    *,
-    step_label: str,
-    at: datetime,
-    plan: StepPlan,
-) -> list[str]:
-    if target.contact is not None:
-        return [target.contact]
-    if target.schedule is not None:
-        found = load_spec(session, "Schedule", namespace, target.schedule)
-        if found is None:
-            plan.notes.append(f"{step_label}: schedule {target.schedule!r} does not exist; target skipped")
-            return []
-        schedule = ScheduleSpec.model_validate(found[0])
-        plan.schedules[target.schedule] = found[0]
-        names = on_call(schedule, at)
-        plan.on_call.append({"schedule": target.schedule, "at": at.isoformat(), "contacts": list(names)})
-        if not names:
-            plan.notes.append(
-                f"{step_label}: nobody is on call in schedule {target.schedule!r} at {at.isoformat()}; target skipped"
-            )
-        return list(names)
-    for channel, source in (
-        (ChannelName.WEBHOOK, target.webhook.url_from if target.webhook else None),
-        (ChannelName.SLACK, target.slack.webhook_from if target.slack else None),
-    ):
-        if source is None:
-            continue
-        ref = source.secret_key_ref
-        if not secrets.get(namespace, ref.name, ref.key):
-            plan.notes.append(f"{step_label}: {channel} Secret {ref.name!r} key {ref.key!r} is missing; target skipped")
-            return []
-        plan.pages.append(Page(channel, _secret_ref(namespace, source), str(channel)))
-    return []
-
-
-# --- messages ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Links:
-    tokens: Tokens
-    public_url: str
-
-    def ack_url(self, incident_id: int) -> str:
-        return f"{self.public_url}/ack/{self.tokens.make(Purpose.ACK, {'i': incident_id})}"
-
-    def voice_url(self, incident_id: int) -> str:
-        return f"{self.public_url}/hooks/twilio/voice?incident={incident_id}"
-
-
-def page_message(incident: Incident, page: Page, *, step: int, repeat: int, reason: str, links: Links) -> Message:
-    state = "opened" if step == 0 and repeat == 0 else "escalated"
-    ack_url = links.ack_url(incident.id)
-    facts = incident_facts(incident, state=state, reason=reason, ack_url=ack_url, step=step)
-    facts["repeat"] = repeat
-    if page.channel == ChannelName.VOICE:
-        facts["voice_action_url"] = links.voice_url(incident.id)
-    detail = f": {reason}" if reason else ""
-    if page.channel in (ChannelName.SMS, ChannelName.VOICE):
-        text = (
-            f"{incident.code} {incident.severity} {incident.title}{detail}. Reply ACK {incident.code} to acknowledge."
-        )
-    else:
-        text = (
-            f"{incident.title}{detail}\nSeverity: {incident.severity}\nIncident: {incident.code}\n"
-            f"Opened: {incident.opened_at.isoformat()}\nAcknowledge: {ack_url}"
-        )
-    return Message(
-        channel=page.channel,
-        recipient=page.recipient,
-        subject=f"[{incident.code}] {incident.title}",
-        text=text,
-        idempotency_key=idempotency_key(
-            "incident", incident.id, "step", step, "repeat", repeat, str(page.channel), page.recipient
-        ),
-        incident_id=incident.id,
-        facts=facts,
-    )
 
 
 def fire_step(session: Session, due: Due, secrets: SecretResolver, links: Links) -> list[Message] | None:

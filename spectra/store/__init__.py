@@ -5,7 +5,7 @@ The only package that talks SQL. It imports nothing else of SpectraMonitor.
 
 from spectra.store.accounts import AuditLog, User, UserSession
 from spectra.store.base import NAMING_CONVENTION, Base
-from spectra.store.config import Monitor, MonitorLocation, Resource
+from spectra.store.config import Monitor, MonitorLocation, Resource, load_spec
 from spectra.store.engine import (
     DEFAULT_DATABASE_URL,
     database_url,
@@ -98,6 +98,7 @@ __all__ = [
     "insert_results",
     "last_push",
     "lease_holder",
+    "load_spec",
     "load_states",
     "make_engine",
     "monitor_overview",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from spectra.store.base import MYSQL_TABLE_OPTIONS, Base
 from spectra.store.types import BigIntPK, JSONType, utcnow
@@ -91,3 +91,13 @@ class MonitorLocation(Base):
     location: Mapped[str] = mapped_column(String(LOCATION_LEN), primary_key=True)
 
     monitor: Mapped[Monitor] = relationship(back_populates="locations")
+
+
+def load_spec(session: Session, kind: str, namespace: str, name: str) -> tuple[dict[str, Any], int] | None:
+    """The stored spec and generation of one object, or None."""
+    row = session.execute(
+        select(Resource.spec, Resource.generation).where(
+            Resource.kind == kind, Resource.namespace == namespace, Resource.name == name
+        )
+    ).first()
+    return None if row is None else (dict(row.spec), int(row.generation))

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from spectra.alerting import acknowledge
-from spectra.alerting.escalation import DEFAULT_REPEAT_SPACING, Links, due_escalations, fire_step, repeat_spacing
+from spectra.alerting.escalation import DEFAULT_REPEAT_SPACING, due_escalations, fire_step, repeat_spacing
+from spectra.alerting.page_messages import Links
 from spectra.api.escalation import EscalationPolicySpec
 from spectra.store import EscalationState, IncidentEvent, lease_holder
 

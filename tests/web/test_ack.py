@@ -11,7 +11,7 @@ from itsdangerous.timed import TimestampSigner
 from sqlalchemy.exc import OperationalError
 
 from spectra.alerting.ack_links import ACK_TOKEN_MAX_AGE_S
-from spectra.alerting.escalation import Links
+from spectra.alerting.page_messages import Links
 from spectra.store.engine import retry_locked
 from spectra.tokens import Purpose, Tokens
 

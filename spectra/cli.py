@@ -368,7 +368,7 @@ def check(paths: tuple[Path, ...], strict_egress: bool, concurrency: int, artifa
     """
     import asyncio
 
-    from spectra.api.references import secret_refs
+    from spectra.api.cross_checks import secret_refs
     from spectra.manifests import load_paths
     from spectra.probe.context import CheckContext, CheckRequest
     from spectra.probe.egress import EgressGuard, EgressPolicy

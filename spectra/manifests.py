@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from spectra.api import GROUP, InvalidObject, Resource, parse_object
-from spectra.api.references import check_set
+from spectra.api.cross_checks import check_set
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 

@@ -1,4 +1,4 @@
-"""kopf handlers: thin. Body -> `Reconciler` (the loader standalone mode uses) -> Ready condition.
+"""kopf handlers: thin. Body -> `Applier` (the loader standalone mode uses) -> Ready condition.
 
 Every kind gets the same three: reconcile on resume, create and update; forget on delete (kopf keeps
 a finalizer on each object until that handler has run, also across operator restarts).
@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 
 from spectra.api import GROUP, KINDS, VERSION
-from spectra.operator.reconciler import Outcome, Reconciler, ready_condition, status_patch
+from spectra.operator.apply import Applier, Outcome, ready_condition, status_patch
 from spectra.store.types import utcnow
 
 FINALIZER = "spectra.dev/finalizer"
@@ -46,12 +46,12 @@ def changed(outcome: Outcome, body: Mapping[str, Any]) -> bool:
     )
 
 
-def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
+def register(registry: kopf.OperatorRegistry, applier: Applier) -> None:
     def reconcile(
         *, body: kopf.Body, patch: kopf.Patch, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
     ) -> None:
         raw = plain(body)
-        outcome = reconciler.apply(raw)
+        outcome = applier.apply(raw)
         for key, value in status_patch(outcome, raw, utcnow()).items():
             patch.status[key] = value
         if not outcome.ready and changed(outcome, raw):
@@ -60,7 +60,7 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
 
     def forget(*, body: kopf.Body, **_: Any) -> None:
         meta = body.get("metadata", {})
-        reconciler.delete(str(body.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name")))
+        applier.delete(str(body.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name")))
 
     # kopf authenticates through the official client: in-cluster credentials, else the kubeconfig.
     kopf.on.login(registry=registry)(kopf.login_via_client)

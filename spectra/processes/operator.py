@@ -21,11 +21,11 @@ from starlette.applications import Starlette
 
 from spectra.domain.leadership import Leadership
 from spectra.operator import handlers
+from spectra.operator.apply import Applier
+from spectra.operator.child_sync import ChildSync
 from spectra.operator.kube import Kube, load_config
-from spectra.operator.owned import OwnedObjects
 from spectra.operator.publisher import StatusPublisher
-from spectra.operator.reconciler import Reconciler
-from spectra.operator.retrier import Retrier
+from spectra.operator.resync import Resync
 from spectra.operator.secrets import KubernetesSecrets
 from spectra.operator.settings import OperatorSettings
 from spectra.processes.bootstrap import with_current_schema
@@ -69,12 +69,12 @@ async def _serve(options: OperatorOptions, sessions: sessionmaker[Session]) -> i
     settings = options.settings
     kube = Kube(load_config(options.kubeconfig))
     secrets = KubernetesSecrets(kube.read_secret, ttl=min(30.0, settings.secret_refresh_seconds))
-    reconciler = Reconciler(sessions, secrets)
+    applier = Applier(sessions, secrets)
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, reconciler)
+    handlers.register(registry, applier)
     publisher = StatusPublisher(sessions, kube, settings.status, public_url=settings.web.public_url)
-    owned = OwnedObjects(sessions, kube, settings)
-    retrier = Retrier(reconciler, kube, secrets)
+    owned = ChildSync(sessions, kube, settings)
+    resync = Resync(applier, kube, secrets)
     holder = f"{socket.gethostname()}-{os.getpid()}"
     leader = Leadership(sessions, holder, name="operator")
     stop = asyncio.Event()
@@ -110,9 +110,9 @@ async def _serve(options: OperatorOptions, sessions: sessionmaker[Session]) -> i
             priority=random.randint(1, 1_000_000),  # noqa: S311 - not a secret
             stop_flag=kopf_stop,
         ),
-        "status": publisher.run(stop, lambda: leader.is_leader(utcnow()), retrier.objects),
+        "status": publisher.run(stop, lambda: leader.is_leader(utcnow()), resync.objects),
         "children": _every(settings.status.interval_seconds, stop, leader, owned.sync, "children"),
-        "retry": _every(settings.secret_refresh_seconds, stop, leader, retrier.run_once, "retry"),
+        "retry": _every(settings.secret_refresh_seconds, stop, leader, resync.run_once, "retry"),
     }
     app = Starlette(routes=health_routes(readiness, OperatorMetrics(publisher)))
     return await serve(components, web_server(app, options.host, options.port), readiness=readiness, stop=stop_all)

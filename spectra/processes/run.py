@@ -34,7 +34,7 @@ from spectra.processes.bootstrap import is_loopback, public_url
 from spectra.reconcile import MANIFEST_SOURCE, apply_set
 from spectra.runtime.lifecycle import serve, web_server
 from spectra.runtime.readiness import Readiness
-from spectra.statuspage.service import StatusPages
+from spectra.statuspage.site import StatusPages
 from spectra.store import Monitor as MonitorRow
 from spectra.store import make_engine, redacted, session_factory, upgrade
 from spectra.tokens import Tokens

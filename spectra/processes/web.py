@@ -20,7 +20,7 @@ from spectra.processes.bootstrap import public_url, secret_key_is_set, with_curr
 from spectra.runtime.lifecycle import serve, web_server
 from spectra.runtime.metrics import Metrics
 from spectra.runtime.readiness import Readiness
-from spectra.statuspage.service import StatusPages
+from spectra.statuspage.site import StatusPages
 from spectra.store import redacted
 from spectra.tokens import Tokens
 from spectra.web.app import AlertingWeb, AppParts, create_app

@@ -21,7 +21,7 @@ from spectra.notify.twilio.webhooks import twilio_routes
 from spectra.runtime.health import health_routes
 from spectra.runtime.metrics import Metrics
 from spectra.runtime.readiness import ReadinessCheck
-from spectra.statuspage.service import StatusPages
+from spectra.statuspage.site import StatusPages
 from spectra.tokens import Tokens
 from spectra.web.heartbeats import heartbeat_routes
 from spectra.web.monitors import monitor_routes

@@ -1,6 +1,6 @@
 """One custom-resource body -> validated model -> the same loader standalone mode uses -> the store.
 
-The operator's kopf handlers, its retry loop and its Secret refresher all call `Reconciler.apply`; the
+The operator's kopf handlers, its retry loop and its Secret refresher all call `Applier.apply`; the
 answer (`Outcome`) becomes the object's `Ready` condition. An object that does not validate, or whose
 Secret is missing, leaves the store as it was: the last good version keeps running, and `Ready=False`
 names the field. Missing referenced objects are applied anyway (they may arrive in the next second) and
@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.api import InvalidObject, Organization, Resource, StatusPage, parse_object
-from spectra.api.references import references, secret_refs
+from spectra.api.cross_checks import references, secret_refs
 from spectra.operator.organizations import admit
 from spectra.operator.secrets import KubernetesSecrets
 from spectra.reconcile import CLUSTER_SOURCE, apply_one, delete_one
@@ -84,7 +84,7 @@ def secret_names(body: Mapping[str, Any]) -> set[tuple[str, str]]:
     return {(resource.namespace, source.secret_key_ref.name) for _, source in secret_refs(resource)}
 
 
-class Reconciler:
+class Applier:
     def __init__(
         self,
         sessions: sessionmaker[Session],

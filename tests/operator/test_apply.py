@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from spectra.operator.reconciler import Outcome, Reconciler, secret_names, status_patch
+from spectra.operator.apply import Applier, Outcome, secret_names, status_patch
 from spectra.operator.secrets import KubernetesSecrets
 from spectra.store import Monitor as MonitorRow
 from spectra.store import Resource as ResourceRow
@@ -41,8 +41,8 @@ def store() -> FakeSecretStore:
 
 
 @pytest.fixture
-def reconciler(sessions: sessionmaker[Session], store: FakeSecretStore) -> Reconciler:
-    return Reconciler(sessions, KubernetesSecrets(store.read, ttl=0), clock=lambda: NOW)
+def applier(sessions: sessionmaker[Session], store: FakeSecretStore) -> Applier:
+    return Applier(sessions, KubernetesSecrets(store.read, ttl=0), clock=lambda: NOW)
 
 
 def monitor(name: str, namespace: str = "default", **spec: Any) -> dict[str, Any]:
@@ -69,8 +69,8 @@ def paused(sessions: sessionmaker[Session], name: str) -> bool:
         return bool(session.scalar(select(MonitorRow.paused).where(MonitorRow.name == name)))
 
 
-def test_valid_object_is_applied_and_ready(reconciler: Reconciler, sessions: sessionmaker[Session]) -> None:
-    outcome = reconciler.apply(monitor("web"))
+def test_valid_object_is_applied_and_ready(applier: Applier, sessions: sessionmaker[Session]) -> None:
+    outcome = applier.apply(monitor("web"))
     assert outcome == Outcome(True, "Applied", "in the store and scheduled", applied=True)
     with sessions() as session:
         row = session.scalars(select(ResourceRow).where(ResourceRow.name == "web")).one()
@@ -87,9 +87,9 @@ def test_valid_object_is_applied_and_ready(reconciler: Reconciler, sessions: ses
     }
 
 
-def test_invalid_edit_keeps_the_last_good_version(reconciler: Reconciler, sessions: sessionmaker[Session]) -> None:
-    reconciler.apply(monitor("web"))
-    outcome = reconciler.apply(monitor("web", timeout="1m"))
+def test_invalid_edit_keeps_the_last_good_version(applier: Applier, sessions: sessionmaker[Session]) -> None:
+    applier.apply(monitor("web"))
+    outcome = applier.apply(monitor("web", timeout="1m"))
     assert not outcome.ready
     assert not outcome.applied
     assert outcome.reason == "Invalid"
@@ -121,35 +121,35 @@ def heartbeat(name: str) -> dict[str, Any]:
 
 
 def test_missing_secret_then_created_then_rotated(
-    reconciler: Reconciler, sessions: sessionmaker[Session], store: FakeSecretStore
+    applier: Applier, sessions: sessionmaker[Session], store: FakeSecretStore
 ) -> None:
     body = heartbeat("nightly")
     assert secret_names(body) == {("default", "beat")}
-    outcome = reconciler.apply(body)
+    outcome = applier.apply(body)
     assert (outcome.ready, outcome.reason) == (False, "SecretMissing")
     assert outcome.message == "spec.heartbeat.tokenFrom.secretKeyRef: Secret 'beat' does not exist in namespace default"
     store.put("default", "beat", other="x")
-    assert "has no key 'token'" in reconciler.apply(body).message
+    assert "has no key 'token'" in applier.apply(body).message
     store.put("default", "beat", token="first-token")
-    assert reconciler.apply(body).ready
+    assert applier.apply(body).ready
     store.put("default", "beat", token="second-token")
-    assert reconciler.apply(body).ready
+    assert applier.apply(body).ready
     with sessions() as session:
         stored = session.scalar(select(MonitorRow.push_token_hash).where(MonitorRow.name == "nightly"))
     assert stored == push_token_hash("second-token")
     # Secret values never reach what is shown: outcomes name the Secret and key only.
     store.put("default", "beat", other="second-token")
-    assert "second-token" not in str(reconciler.apply(body))
+    assert "second-token" not in str(applier.apply(body))
 
 
-def test_secrets_are_read_from_the_objects_namespace_only(reconciler: Reconciler, store: FakeSecretStore) -> None:
+def test_secrets_are_read_from_the_objects_namespace_only(applier: Applier, store: FakeSecretStore) -> None:
     store.put("other-team", "beat", token="theirs")
-    outcome = reconciler.apply(heartbeat("nightly"))
+    outcome = applier.apply(heartbeat("nightly"))
     assert outcome.reason == "SecretMissing"
 
 
-def test_missing_reference_is_applied_but_not_ready(reconciler: Reconciler) -> None:
-    outcome = reconciler.apply(monitor("web", escalationPolicyRef={"name": "primary"}))
+def test_missing_reference_is_applied_but_not_ready(applier: Applier) -> None:
+    outcome = applier.apply(monitor("web", escalationPolicyRef={"name": "primary"}))
     assert outcome.applied
     assert not outcome.ready
     assert outcome.reason == "MissingReference"
@@ -177,34 +177,32 @@ def page(name: str, namespace: str, slug: str, hostnames: list[str]) -> dict[str
         (page("b", "team-b", "other", ["status.acme.test"]), "spec.hostnames"),
     ],
 )
-def test_a_slug_or_host_name_claimed_twice_is_a_conflict(
-    reconciler: Reconciler, second: dict[str, Any], field: str
-) -> None:
-    reconciler.apply(monitor("x", "team-a"))
-    assert reconciler.apply(page("a", "team-a", "acme", ["status.acme.test"])).ready
-    outcome = reconciler.apply(second)
+def test_a_slug_or_host_name_claimed_twice_is_a_conflict(applier: Applier, second: dict[str, Any], field: str) -> None:
+    applier.apply(monitor("x", "team-a"))
+    assert applier.apply(page("a", "team-a", "acme", ["status.acme.test"])).ready
+    outcome = applier.apply(second)
     assert (outcome.ready, outcome.reason, outcome.applied) == (False, "Conflict", False)
     assert outcome.message.startswith(field)
     assert "StatusPage/team-a/a" in outcome.message
 
 
-def test_organization_plan_limits(reconciler: Reconciler, sessions: sessionmaker[Session]) -> None:
-    assert reconciler.apply(org("acme", ["acme-prod"], plan={"maxMonitors": 2, "minInterval": "30s"})).ready
-    assert reconciler.apply(monitor("one", "acme-prod")).ready
-    assert reconciler.apply(monitor("two", "acme-prod")).ready
-    third = reconciler.apply(monitor("three", "acme-prod"))
+def test_organization_plan_limits(applier: Applier, sessions: sessionmaker[Session]) -> None:
+    assert applier.apply(org("acme", ["acme-prod"], plan={"maxMonitors": 2, "minInterval": "30s"})).ready
+    assert applier.apply(monitor("one", "acme-prod")).ready
+    assert applier.apply(monitor("two", "acme-prod")).ready
+    third = applier.apply(monitor("three", "acme-prod"))
     assert (third.ready, third.reason, third.applied) == (False, "OverPlanLimit", True)
     assert third.message == "Organization acme allows 2 monitors (spec.plan.maxMonitors); this is number 3"
     assert paused(sessions, "three")
     assert not paused(sessions, "one")
-    fast = reconciler.apply(monitor("fast", "acme-prod", interval="10s"))
+    fast = applier.apply(monitor("fast", "acme-prod", interval="10s"))
     assert fast.reason == "IntervalBelowPlan"
     assert fast.message.startswith("spec.interval: 10s is shorter than the minimum 30s")
     # Other namespaces are not the tenant's.
-    assert reconciler.apply(monitor("free", "elsewhere")).ready
+    assert applier.apply(monitor("free", "elsewhere")).ready
     # When one goes, the next in line runs.
-    reconciler.delete("Monitor", "acme-prod", "one")
-    assert reconciler.apply(monitor("three", "acme-prod")).ready
+    applier.delete("Monitor", "acme-prod", "one")
+    assert applier.apply(monitor("three", "acme-prod")).ready
     assert not paused(sessions, "three")
 
 
@@ -216,41 +214,41 @@ def test_organization_plan_limits(reconciler: Reconciler, sessions: sessionmaker
     ],
 )
 def test_suspended_or_expired_organizations_hold_their_monitors(
-    reconciler: Reconciler, sessions: sessionmaker[Session], spec: dict[str, Any], reason: str
+    applier: Applier, sessions: sessionmaker[Session], spec: dict[str, Any], reason: str
 ) -> None:
-    assert reconciler.apply(monitor("one", "acme-prod")).ready
-    reconciler.apply(org("acme", ["acme-prod"]))
-    assert reconciler.apply(monitor("one", "acme-prod")).ready
-    reconciler.apply(org("acme", ["acme-prod"], **spec))
-    outcome = reconciler.apply(monitor("one", "acme-prod"))
+    assert applier.apply(monitor("one", "acme-prod")).ready
+    applier.apply(org("acme", ["acme-prod"]))
+    assert applier.apply(monitor("one", "acme-prod")).ready
+    applier.apply(org("acme", ["acme-prod"], **spec))
+    outcome = applier.apply(monitor("one", "acme-prod"))
     assert (outcome.ready, outcome.reason) == (False, reason)
     assert paused(sessions, "one")  # held, history kept
-    reconciler.apply(org("acme", ["acme-prod"]))
-    assert reconciler.apply(monitor("one", "acme-prod")).ready
+    applier.apply(org("acme", ["acme-prod"]))
+    assert applier.apply(monitor("one", "acme-prod")).ready
     assert not paused(sessions, "one")
 
 
-def test_status_pages_over_the_plan_are_not_served(reconciler: Reconciler, sessions: sessionmaker[Session]) -> None:
-    reconciler.apply(org("acme", ["acme-prod"], plan={"maxStatusPages": 1}))
-    reconciler.apply(monitor("x", "acme-prod"))
-    assert reconciler.apply(page("a", "acme-prod", "acme-a", [])).ready
-    outcome = reconciler.apply(page("b", "acme-prod", "acme-b", []))
+def test_status_pages_over_the_plan_are_not_served(applier: Applier, sessions: sessionmaker[Session]) -> None:
+    applier.apply(org("acme", ["acme-prod"], plan={"maxStatusPages": 1}))
+    applier.apply(monitor("x", "acme-prod"))
+    assert applier.apply(page("a", "acme-prod", "acme-a", [])).ready
+    outcome = applier.apply(page("b", "acme-prod", "acme-b", []))
     assert (outcome.reason, outcome.applied) == ("OverPlanLimit", False)
     with sessions() as session:
         assert session.scalar(select(ResourceRow.id).where(ResourceRow.name == "b")) is None
 
 
-def test_a_namespace_belongs_to_one_organization(reconciler: Reconciler) -> None:
-    assert reconciler.apply(org("acme", ["shared"])).ready
-    outcome = reconciler.apply(org("globex", ["shared", "globex"]))
+def test_a_namespace_belongs_to_one_organization(applier: Applier) -> None:
+    assert applier.apply(org("acme", ["shared"])).ready
+    outcome = applier.apply(org("globex", ["shared", "globex"]))
     assert outcome.reason == "Conflict"
     assert outcome.message == "spec.namespaces: namespace 'shared' already belongs to Organization/acme"
 
 
-def test_delete_is_idempotent(reconciler: Reconciler) -> None:
-    reconciler.apply(monitor("web"))
-    assert reconciler.delete("Monitor", "default", "web") is True
-    assert reconciler.delete("Monitor", "default", "web") is False
+def test_delete_is_idempotent(applier: Applier) -> None:
+    applier.apply(monitor("web"))
+    assert applier.delete("Monitor", "default", "web") is True
+    assert applier.delete("Monitor", "default", "web") is False
 
 
 def test_an_object_stored_concurrently_by_another_writer_is_applied_again(
@@ -258,7 +256,7 @@ def test_an_object_stored_concurrently_by_another_writer_is_applied_again(
 ) -> None:
     """The kopf handler and the retry pass (maybe on another replica) may store the same new object at
     once; the one whose insert hits the unique key applies again instead of failing the handler."""
-    other = Reconciler(sessions, KubernetesSecrets(store.read, ttl=0), clock=lambda: NOW)
+    other = Applier(sessions, KubernetesSecrets(store.read, ttl=0), clock=lambda: NOW)
     raced: list[Outcome] = []
 
     def competing_sessions() -> Session:
@@ -272,10 +270,10 @@ def test_an_object_stored_concurrently_by_another_writer_is_applied_again(
 
         return session
 
-    reconciler = Reconciler(
+    applier = Applier(
         cast("sessionmaker[Session]", competing_sessions), KubernetesSecrets(store.read, ttl=0), clock=lambda: NOW
     )
-    outcome = reconciler.apply(monitor("web"))
+    outcome = applier.apply(monitor("web"))
     assert raced == [Outcome(True, "Applied", "in the store and scheduled", applied=True)]
     assert outcome == raced[0]
     with sessions() as session:

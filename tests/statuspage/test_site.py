@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from spectra.runtime.metrics import Metrics
-from spectra.statuspage.service import StatusPages
+from spectra.statuspage.site import StatusPages
 from spectra.store import Notification, PageIncident, Subscriber
 from spectra.tokens import Tokens
 from spectra.web.app import AppParts, create_app

@@ -11,7 +11,7 @@ import pytest
 from pod_security import assert_restricted  # tests/ is on sys.path (rootdir conftest)
 
 from spectra.api.statuspage import StatusPage
-from spectra.operator.children import (
+from spectra.operator.child_manifests import (
     CONFIG_HASH,
     MANAGED_BY_SELECTOR,
     Component,

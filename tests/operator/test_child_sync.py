@@ -1,4 +1,4 @@
-"""OwnedObjects against the Kubernetes API emulator: probe Deployments and page Ingresses follow the
+"""ChildSync against the Kubernetes API emulator: probe Deployments and page Ingresses follow the
 store and the settings, level-triggered (create, patch, delete), owned by the operator's Deployment."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from kube_harness import ClusterEmulator
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.api import parse_object
+from spectra.operator.child_sync import ChildSync
 from spectra.operator.kube import Kube, load_config
-from spectra.operator.owned import OwnedObjects
 from spectra.operator.settings import OperatorSettings
 from spectra.reconcile import CLUSTER_SOURCE, apply_one, delete_one
 from spectra.store import make_engine, session_factory, upgrade
@@ -80,7 +80,7 @@ def probes(cluster: ClusterEmulator) -> dict[str, dict[str, Any]]:
 def test_probe_deployments_follow_the_monitors(
     cluster: ClusterEmulator, kube: Kube, sessions: sessionmaker[Session]
 ) -> None:
-    owned = OwnedObjects(sessions, kube, settings())
+    owned = ChildSync(sessions, kube, settings())
     for i in range(5):
         apply(sessions, monitor(f"m{i}", ["eu-west"] if i < 4 else ["us-east"]))
     owned.sync()
@@ -112,10 +112,10 @@ def test_settings_changes_reach_live_deployments_removed_values_included(
 ) -> None:
     apply(sessions, monitor("m", ["eu-west"]))
     extra = {"name": "EXTRA", "value": "1"}
-    OwnedObjects(sessions, kube, settings(env=[extra], image="example.test/spectra:1")).sync()
+    ChildSync(sessions, kube, settings(env=[extra], image="example.test/spectra:1")).sync()
     container = probes(cluster)["spectra-probe-eu-west"]["spec"]["template"]["spec"]["containers"][0]
     assert extra in container["env"]
-    OwnedObjects(sessions, kube, settings(image="example.test/spectra:2")).sync()
+    ChildSync(sessions, kube, settings(image="example.test/spectra:2")).sync()
     container = probes(cluster)["spectra-probe-eu-west"]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "example.test/spectra:2"
     assert extra not in container.get("env", [])
@@ -134,7 +134,7 @@ def test_page_ingresses_follow_the_pages(cluster: ClusterEmulator, kube: Kube, s
         },
     }
     apply(sessions, page)
-    owned = OwnedObjects(sessions, kube, settings())
+    owned = ChildSync(sessions, kube, settings())
     owned.sync()
     (ingress,) = cluster.list(INGRESSES, NAMESPACE)
     assert [rule["host"] for rule in ingress["spec"]["rules"]] == ["status.shop.test"]

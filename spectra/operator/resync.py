@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 from spectra.api import KINDS, Monitor, StatusPage
 from spectra.operator import handlers
+from spectra.operator.apply import Applier, ready_condition, secret_names, status_patch
 from spectra.operator.kube import Kube
 from spectra.operator.organizations import organizations
-from spectra.operator.reconciler import Reconciler, ready_condition, secret_names, status_patch
 from spectra.operator.secrets import KubernetesSecrets
 from spectra.reconcile import CLUSTER_SOURCE
 from spectra.store import Resource as ResourceRow
@@ -28,12 +28,12 @@ from spectra.store.types import utcnow
 SWEEP_MARGIN = timedelta(seconds=10)
 
 
-class Retrier:
+class Resync:
     """Re-applies objects that are not Ready (a missing Secret or reference may have appeared), objects
     whose Secrets changed, and tenants' objects (plans, suspension and trial ends change over time)."""
 
-    def __init__(self, reconciler: Reconciler, kube: Kube, secrets: KubernetesSecrets) -> None:
-        self.reconciler = reconciler
+    def __init__(self, applier: Applier, kube: Kube, secrets: KubernetesSecrets) -> None:
+        self.applier = applier
         self.kube = kube
         self.secrets = secrets
         self._fingerprints: dict[tuple[str, str, str], str] = {}
@@ -48,7 +48,7 @@ class Retrier:
         """One pass over every object; returns how many got a new Ready condition."""
         listed_at = utcnow()
         objects = self.objects()
-        with self.reconciler.sessions() as session:
+        with self.applier.sessions() as session:
             tenant_namespaces = {ns for org in organizations(session) for ns in org.spec.namespaces}
         updated = 0
         seen: set[tuple[str, str, str]] = set()
@@ -66,7 +66,7 @@ class Retrier:
             tenant = key[0] in (Monitor.__name__, StatusPage.__name__) and key[1] in tenant_namespaces
             if not (secrets_changed or tenant or condition is None or condition.get("status") != "True"):
                 continue
-            outcome = self.reconciler.apply(body)
+            outcome = self.applier.apply(body)
             if handlers.changed(outcome, body):
                 patch = status_patch(outcome, body, utcnow())
                 if self.kube.patch_status(key[0], key[1], key[2], patch):
@@ -86,7 +86,7 @@ class Retrier:
         created after the list was taken.
         """
         settled = listed_at - SWEEP_MARGIN
-        with self.reconciler.sessions() as session:
+        with self.applier.sessions() as session:
             rows = session.execute(
                 select(ResourceRow.kind, ResourceRow.namespace, ResourceRow.name).where(
                     ResourceRow.source == CLUSTER_SOURCE, ResourceRow.updated_at < settled
@@ -94,7 +94,7 @@ class Retrier:
             ).all()
         for kind, namespace, name in rows:
             if (kind, namespace, name) not in present:
-                self.reconciler.delete(kind, namespace, name)
+                self.applier.delete(kind, namespace, name)
 
 
 def _involved(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from spectra.runtime.loop import run_until_stopped
 from spectra.statuspage.incidents import PageEvent, sync_auto_incidents
 from spectra.statuspage.model import PageSnapshot
 from spectra.statuspage.notices import PageNotice, maintenance_notices, notify_subscribers
+from spectra.statuspage.pages import page_routes
 from spectra.statuspage.snapshots import SnapshotCache, build_all
 from spectra.statuspage.subscription_routes import subscription_routes
 from spectra.store.engine import retry_locked
@@ -66,8 +67,6 @@ class StatusPages:
 
     def routes(self) -> list[BaseRoute]:
         """Page routes (``/s/{slug}``, ``/`` on a page's hostnames, JSON, feeds, badges) and subscription links."""
-        from spectra.statuspage.pages import page_routes
-
         routes: list[BaseRoute] = list(page_routes(self.cache))
         routes += subscription_routes(self.cache, self._sessions, self.tokens, self.public_url, self._wake)
         return routes

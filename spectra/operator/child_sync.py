@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.api import API_VERSION, StatusPage
-from spectra.operator.children import (
+from spectra.operator.child_manifests import (
     build_page_ingress,
     build_probe_deployment,
     is_same,
@@ -64,7 +64,7 @@ def stored_pages(session: Session) -> list[StatusPage]:
     return pages
 
 
-class OwnedObjects:
+class ChildSync:
     def __init__(self, sessions: sessionmaker[Session], kube: Kube, settings: OperatorSettings) -> None:
         self.sessions = sessions
         self.kube = kube

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from spectra.api import KINDS
-from spectra.api.reference import markdown, replace_block
+from spectra.api.reference_docs import markdown, replace_block
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_readme_field_reference_is_current() -> None:
     text = README.read_text(encoding="utf-8")
-    assert replace_block(text) == text, "README field reference is stale: python -m spectra.api.reference --write"
+    assert replace_block(text) == text, "README field reference is stale: python -m spectra.api.reference_docs --write"
 
 
 def test_reference_has_every_kind_and_required_marks() -> None:

@@ -16,20 +16,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from spectra.alerting import Alerter
 from spectra.api.secrets import NoSecrets, SecretResolver
-from spectra.housekeeping import Housekeeping
-from spectra.notify.outbox import Sender
-from spectra.notify.registry import channels_from_env
-from spectra.notify.twilio.settings import webhook_auth_token
-from spectra.processes.bootstrap import public_url, secret_key_is_set, with_current_schema
-from spectra.runtime.lifecycle import serve, web_server
+from spectra.processes.bootstrap import AlertingSide, public_url, secret_key_is_set, serve_app, with_current_schema
 from spectra.runtime.metrics import Metrics
 from spectra.runtime.readiness import Readiness
-from spectra.statuspage.site import StatusPages
 from spectra.store import redacted
-from spectra.tokens import Tokens
-from spectra.web.app import AlertingWeb, AppParts, create_app
+from spectra.web.app import AppParts
 
 log = logging.getLogger("spectra.alerter")
 
@@ -53,42 +45,15 @@ async def _serve(options: AlerterOptions, sessions: sessionmaker[Session], secre
     links_base = public_url(
         options.public_url, options.host, options.port, unset_warning="links in notifications point at"
     )
-    resolver: SecretResolver = secrets if secrets is not None else NoSecrets()
-    tokens = Tokens()
-    sender = Sender(sessions, channels_from_env(), secrets=resolver)
-    alerter = Alerter(sessions, secrets=resolver, tokens=tokens, public_url=links_base, sender=sender)
-    alerting = AlertingWeb(
-        tokens=tokens, public_url=links_base, twilio_auth_token=webhook_auth_token(), after_change=sender.wake
-    )
-    pages = StatusPages(
-        sessions, tokens=tokens, public_url=links_base, wake=sender.wake, leading=lambda: alerter.leading
-    )
+    side = AlertingSide(sessions, secrets if secrets is not None else NoSecrets(), links_base)
     readiness = Readiness()
-    parts = AppParts(sessions, Metrics(), readiness, loopback_only=False, alerting=alerting)
-
-    housekeeping = Housekeeping(sessions)  # rollups and retention, beside the alerter
-
-    async def stop() -> None:
-        await pages.stop()
-        await housekeeping.stop()
-        await alerter.stop()  # gives up the lease so a standby takes over at once
-        await sender.stop()
-
-    log.info(
-        "alerter: database %s, public URL %s, listening on %s:%d",
-        redacted(options.database_url),
-        links_base,
-        options.host,
-        options.port,
-    )
-    return await serve(
-        {
-            "alerter": alerter.run(),
-            "statuspages": pages.run(),
-            "sender": sender.run(),
-            "housekeeping": housekeeping.run(),
-        },
-        web_server(create_app(parts), options.host, options.port),
-        readiness=readiness,
-        stop=stop,
+    parts = AppParts(sessions, Metrics(), readiness, loopback_only=False, alerting=side.web)
+    return await serve_app(
+        parts,
+        readiness,
+        side.components(),
+        host=options.host,
+        port=options.port,
+        stop=side.stop,
+        announce=f"alerter: database {redacted(options.database_url)}, public URL {links_base}",
     )

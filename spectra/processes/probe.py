@@ -18,11 +18,10 @@ from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.leases import LeaseAssignment
 from spectra.probe.metrics import ProbeMetrics
 from spectra.probe.worker import Worker
-from spectra.processes.bootstrap import with_current_schema
-from spectra.runtime.lifecycle import serve, web_server
+from spectra.processes.bootstrap import serve_app, with_current_schema
 from spectra.runtime.readiness import Readiness
 from spectra.store import redacted
-from spectra.web.app import AppParts, create_app
+from spectra.web.app import AppParts
 
 log = logging.getLogger("spectra.probe")
 
@@ -55,17 +54,13 @@ async def _serve(options: ProbeOptions, sessions: sessionmaker[Session]) -> int:
     )
     readiness = Readiness()
     parts = AppParts(sessions, metrics, readiness, loopback_only=False)
-    log.info(
-        "probe worker for location %s: database %s, listening on %s:%d",
-        options.location,
-        redacted(options.database_url),
-        options.host,
-        options.port,
-    )
     # worker.stop() flushes results and releases leases, so other workers take over at once.
-    return await serve(
+    return await serve_app(
+        parts,
+        readiness,
         {"worker": worker.run()},
-        web_server(create_app(parts), options.host, options.port),
-        readiness=readiness,
+        host=options.host,
+        port=options.port,
         stop=worker.stop,
+        announce=f"probe worker for location {options.location}: database {redacted(options.database_url)}",
     )

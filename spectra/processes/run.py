@@ -19,26 +19,18 @@ from pathlib import Path
 from prometheus_client import Counter
 from sqlalchemy import Engine, func, select
 
-from spectra.alerting import Alerter
-from spectra.housekeeping import Housekeeping
 from spectra.manifests import ManifestSet, discover, load_paths
-from spectra.notify.outbox import Sender
-from spectra.notify.registry import channels_from_env
-from spectra.notify.twilio.settings import webhook_auth_token
 from spectra.probe.context import CheckContext
 from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.leases import SoloAssignment
 from spectra.probe.metrics import ProbeMetrics
 from spectra.probe.worker import Worker
-from spectra.processes.bootstrap import is_loopback, public_url
+from spectra.processes.bootstrap import AlertingSide, is_loopback, public_url, serve_app
 from spectra.reconcile import MANIFEST_SOURCE, apply_set
-from spectra.runtime.lifecycle import serve, web_server
 from spectra.runtime.readiness import Readiness
-from spectra.statuspage.site import StatusPages
 from spectra.store import Monitor as MonitorRow
 from spectra.store import make_engine, redacted, session_factory, upgrade
-from spectra.tokens import Tokens
-from spectra.web.app import AlertingWeb, AppParts, create_app
+from spectra.web.app import AppParts
 
 log = logging.getLogger("spectra.run")
 
@@ -100,9 +92,6 @@ class Standalone:
         self.readiness = Readiness()
         self.secrets: CurrentSecrets | None = None
         self.worker: Worker | None = None
-        self.sender: Sender | None = None
-        self.alerter: Alerter | None = None
-        self.statuspages: StatusPages | None = None
 
     def _apply(self, manifests: ManifestSet) -> str:
         with self.sessions.begin() as session:
@@ -138,65 +127,25 @@ class Standalone:
             concurrency=options.concurrency,
             metrics=self.metrics,
         )
-        tokens = Tokens()
-        links_base = public_url(options.public_url, options.host, options.port)
-        self.sender = Sender(self.sessions, channels_from_env(), secrets=self.secrets)
-        self.alerter = Alerter(
-            self.sessions, secrets=self.secrets, tokens=tokens, public_url=links_base, sender=self.sender
-        )
-        alerting = AlertingWeb(
-            tokens=tokens,
-            public_url=links_base,
-            twilio_auth_token=webhook_auth_token(),
-            after_change=self.sender.wake,
-        )
-        alerter_ = self.alerter
-        self.statuspages = StatusPages(
-            self.sessions,
-            tokens=tokens,
-            public_url=links_base,
-            wake=self.sender.wake,
-            leading=lambda: alerter_.leading,
-        )
+        side = AlertingSide(self.sessions, self.secrets, public_url(options.public_url, options.host, options.port))
         parts = AppParts(
             self.sessions,
             self.metrics,
             self.readiness,
             loopback_only=is_loopback(options.host),
-            alerting=alerting,
-            statuspages=self.statuspages,
+            alerting=side.web,
+            statuspages=side.pages,
         )
-        server = web_server(create_app(parts), options.host, options.port)
-        log.info(
-            "spectra run: %d monitor(s), database %s, listening on http://%s:%d",
-            await asyncio.to_thread(self._monitor_count),
-            redacted(options.database_url),
-            options.host,
-            options.port,
-        )
-        worker, alerter, sender, pages = self.worker, self.alerter, self.sender, self.statuspages
-        housekeeping = Housekeeping(self.sessions)
-
-        async def stop() -> None:
-            # The page-events loop first (it enqueues subscriber mails), then the probe and the alerter.
-            await pages.stop()
-            await housekeeping.stop()
-            await worker.stop()
-            # The alerter first (it may still enqueue), then the sender (finishes what it is sending).
-            await alerter.stop()
-            await sender.stop()
-
-        code = await serve(
-            {
-                "worker": worker.run(),
-                "alerter": alerter.run(),
-                "statuspages": pages.run(),
-                "sender": sender.run(),
-                "housekeeping": housekeeping.run(),
-            },
-            server,
-            readiness=self.readiness,
-            stop=stop,
+        worker = self.worker
+        monitors = await asyncio.to_thread(self._monitor_count)
+        code = await serve_app(
+            parts,
+            self.readiness,
+            {"worker": worker.run(), **side.components()},
+            host=options.host,
+            port=options.port,
+            stop=lambda: side.stop(before_alerter=worker.stop),
+            announce=f"spectra run: {monitors} monitor(s), database {redacted(options.database_url)}",
             background={"watch": self._watch(fingerprint(options.paths))},
         )
         self.engine.dispose()

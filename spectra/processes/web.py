@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.notify.twilio.settings import webhook_auth_token
-from spectra.processes.bootstrap import public_url, secret_key_is_set, with_current_schema
-from spectra.runtime.lifecycle import serve, web_server
+from spectra.processes.bootstrap import public_url, secret_key_is_set, serve_app, with_current_schema
 from spectra.runtime.metrics import Metrics
 from spectra.runtime.readiness import Readiness
 from spectra.statuspage.site import StatusPages
 from spectra.store import redacted
 from spectra.tokens import Tokens
-from spectra.web.app import AlertingWeb, AppParts, create_app
+from spectra.web.app import AlertingWeb, AppParts
 
 log = logging.getLogger("spectra.web")
 
@@ -52,16 +51,12 @@ async def _serve(options: WebOptions, sessions: sessionmaker[Session]) -> int:
     alerting = AlertingWeb(tokens=tokens, public_url=links_base, twilio_auth_token=webhook_auth_token())
     readiness = Readiness()
     parts = AppParts(sessions, Metrics(), readiness, loopback_only=False, alerting=alerting, statuspages=pages)
-    log.info(
-        "web: database %s, public URL %s, listening on %s:%d",
-        redacted(options.database_url),
-        links_base,
-        options.host,
-        options.port,
-    )
-    return await serve(
+    return await serve_app(
+        parts,
+        readiness,
         {"statuspages": pages.run()},
-        web_server(create_app(parts), options.host, options.port),
-        readiness=readiness,
+        host=options.host,
+        port=options.port,
         stop=pages.stop,
+        announce=f"web: database {redacted(options.database_url)}, public URL {links_base}",
     )

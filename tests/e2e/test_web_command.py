@@ -83,7 +83,7 @@ def test_web_serves_pages_from_the_shared_database(tmp_path: Path) -> None:
                 process.wait()
     text = log.read_text()
     assert "Traceback" not in text
-    assert "listening on 127.0.0.1" in text
+    assert f"listening on http://127.0.0.1:{port}" in text
 
 
 def test_web_refuses_an_unmigrated_database(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@
 - :func:`public_url`: the base of every link we send (ack, confirm, unsubscribe, Twilio callbacks).
 - :func:`secret_key_is_set`: links are signed with SPECTRA_SECRET_KEY; without it they die with the
   process and other replicas refuse them.
-- :class:`AlertingSide`: what `spectra run` and `spectra alerter` both run to page people.
 - :func:`serve_app`: the web app beside the components until SIGTERM.
 """
 
@@ -20,18 +19,10 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from spectra.alerting import Alerter
-from spectra.api.secrets import SecretResolver
-from spectra.housekeeping import Housekeeping
-from spectra.notify.outbox import Sender
-from spectra.notify.registry import channels_from_env
-from spectra.notify.twilio.settings import webhook_auth_token
 from spectra.runtime.lifecycle import serve, web_server
 from spectra.runtime.readiness import Readiness
-from spectra.statuspage.site import StatusPages
 from spectra.store import current_revision, head_revision, make_engine, redacted, session_factory
-from spectra.tokens import Tokens
-from spectra.web.app import AlertingWeb, AppParts, create_app
+from spectra.web.app import AppParts, create_app
 
 log = logging.getLogger("spectra")
 
@@ -80,45 +71,6 @@ def secret_key_is_set(consequence: str) -> bool:
 
 def is_loopback(host: str) -> bool:
     return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
-
-
-class AlertingSide:
-    """The alerter (one active per database, by lease), the sender that delivers the outbox, the status
-    pages' event loop (automatic page incidents and subscriber mails, while this process leads),
-    housekeeping (rollups and retention), and the ack links and Twilio webhooks the web app serves."""
-
-    def __init__(self, sessions: sessionmaker[Session], secrets: SecretResolver, links_base: str) -> None:
-        tokens = Tokens()
-        self.sender = Sender(sessions, channels_from_env(), secrets=secrets)
-        self.alerter = alerter = Alerter(
-            sessions, secrets=secrets, tokens=tokens, public_url=links_base, sender=self.sender
-        )
-        self.web = AlertingWeb(
-            tokens=tokens, public_url=links_base, twilio_auth_token=webhook_auth_token(), after_change=self.sender.wake
-        )
-        self.pages = StatusPages(
-            sessions, tokens=tokens, public_url=links_base, wake=self.sender.wake, leading=lambda: alerter.leading
-        )
-        self.housekeeping = Housekeeping(sessions)
-
-    def components(self) -> dict[str, Coroutine[Any, Any, Any]]:
-        return {
-            "alerter": self.alerter.run(),
-            "statuspages": self.pages.run(),
-            "sender": self.sender.run(),
-            "housekeeping": self.housekeeping.run(),
-        }
-
-    async def stop(self, before_alerter: Callable[[], Awaitable[None]] | None = None) -> None:
-        """The page-events loop first (it enqueues subscriber mails), housekeeping, then `before_alerter`
-        (a probe worker), the alerter (it may still enqueue; it gives up its lease so a standby takes over
-        at once), and the sender last (it finishes what it is sending)."""
-        await self.pages.stop()
-        await self.housekeeping.stop()
-        if before_alerter is not None:
-            await before_alerter()
-        await self.alerter.stop()
-        await self.sender.stop()
 
 
 async def serve_app(

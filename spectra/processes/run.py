@@ -25,7 +25,8 @@ from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.leases import SoloAssignment
 from spectra.probe.metrics import ProbeMetrics
 from spectra.probe.worker import Worker
-from spectra.processes.bootstrap import AlertingSide, is_loopback, public_url, serve_app
+from spectra.processes.alerting_side import AlertingSide
+from spectra.processes.bootstrap import is_loopback, public_url, serve_app
 from spectra.reconcile import MANIFEST_SOURCE, apply_set
 from spectra.runtime.readiness import Readiness
 from spectra.store import Monitor as MonitorRow
@@ -133,8 +134,7 @@ class Standalone:
             self.metrics,
             self.readiness,
             loopback_only=is_loopback(options.host),
-            alerting=side.web,
-            statuspages=side.pages,
+            routes=side.routes(self.sessions),
         )
         worker = self.worker
         monitors = await asyncio.to_thread(self._monitor_count)

@@ -22,7 +22,8 @@ from spectra.runtime.readiness import Readiness
 from spectra.statuspage.site import StatusPages
 from spectra.store import redacted
 from spectra.tokens import Tokens
-from spectra.web.app import AlertingWeb, AppParts
+from spectra.web.alerting import AlertingWeb, alerting_routes
+from spectra.web.app import AppParts
 
 log = logging.getLogger("spectra.web")
 
@@ -50,7 +51,8 @@ async def _serve(options: WebOptions, sessions: sessionmaker[Session]) -> int:
     pages = StatusPages(sessions, tokens=tokens, public_url=links_base, events=False)
     alerting = AlertingWeb(tokens=tokens, public_url=links_base, twilio_auth_token=webhook_auth_token())
     readiness = Readiness()
-    parts = AppParts(sessions, Metrics(), readiness, loopback_only=False, alerting=alerting, statuspages=pages)
+    routes = [*alerting_routes(alerting, sessions), *pages.routes()]
+    parts = AppParts(sessions, Metrics(), readiness, loopback_only=False, routes=routes)
     return await serve_app(
         parts,
         readiness,

@@ -134,7 +134,7 @@ async def test_run_loop_stops(db: PageDb) -> None:
 @pytest.fixture
 async def client(db: PageDb) -> AsyncIterator[httpx.AsyncClient]:
     db.set_states(ALL_UP, now=NOW)
-    parts = AppParts(db.sessions, Metrics(), lambda: None, statuspages=pages(db, Wakes()))
+    parts = AppParts(db.sessions, Metrics(), lambda: None, routes=pages(db, Wakes()).routes())
     transport = httpx.ASGITransport(app=create_app(parts))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http

@@ -24,7 +24,8 @@ from spectra.store import (
     upgrade,
 )
 from spectra.tokens import Tokens
-from spectra.web.app import AlertingWeb, AppParts, create_app
+from spectra.web.alerting import AlertingWeb, alerting_routes
+from spectra.web.app import AppParts, create_app
 
 SECRET_KEY = "test-secret-key-for-web-tests-0123456789"
 TWILIO_AUTH_TOKEN = "twilio-auth-token-for-tests-abcdef012345"
@@ -126,7 +127,7 @@ async def _site(url: str) -> AsyncIterator[Site]:
         twilio_auth_token=TWILIO_AUTH_TOKEN,
         after_change=lambda: wakes.append(1),
     )
-    app = create_app(AppParts(sessions, Metrics(), lambda: None, alerting=alerting))
+    app = create_app(AppParts(sessions, Metrics(), lambda: None, routes=alerting_routes(alerting, sessions)))
     async with client_for(app) as client:
         yield Site(client, sessions, tokens, incident_id, wakes)
     engine.dispose()

@@ -10,7 +10,8 @@ from twilio.request_validator import RequestValidator  # type: ignore[import-unt
 
 from spectra.notify.twilio.webhooks import NOT_ACCEPTED
 from spectra.runtime.metrics import Metrics
-from spectra.web.app import AlertingWeb, AppParts, create_app
+from spectra.web.alerting import AlertingWeb, alerting_routes
+from spectra.web.app import AppParts, create_app
 
 from .conftest import CODE, OTHER_PHONE, PAGED_PHONE, PUBLIC_URL, TWILIO_AUTH_TOKEN, Site, client_for
 
@@ -91,7 +92,8 @@ async def test_bad_signatures_get_403_and_change_nothing(
 
 
 async def test_no_auth_token_configured_refuses_everything(site: Site) -> None:
-    app = create_app(AppParts(site.sessions, Metrics(), lambda: None, alerting=AlertingWeb(site.tokens, PUBLIC_URL)))
+    routes = alerting_routes(AlertingWeb(site.tokens, PUBLIC_URL), site.sessions)
+    app = create_app(AppParts(site.sessions, Metrics(), lambda: None, routes=routes))
     form = sms_form(f"ack {CODE}")
     async with client_for(app) as client:
         response = await client.post(

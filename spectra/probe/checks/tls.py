@@ -9,17 +9,10 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from spectra.probe import sockets
 from spectra.probe.certificates import NAME_MISMATCH_CODES, expiry_reason, peer_certificate, verify_failure_reason
 from spectra.probe.context import CheckContext, CheckRequest
 from spectra.probe.result import CheckResult
-from spectra.probe.sockets import (
-    close_stream,
-    connect,
-    elapsed_ms,
-    fetch_certificate,
-    handshake_failure_reason,
-    open_stream,
-)
 
 
 async def check(request: CheckRequest, ctx: CheckContext) -> CheckResult:
@@ -27,7 +20,7 @@ async def check(request: CheckRequest, ctx: CheckContext) -> CheckResult:
     assert spec is not None
     server_name = spec.server_name or spec.host
     minimum = spec.expect.certificate_min_days
-    connected = await connect(ctx, spec.host, spec.port)
+    connected = await sockets.connect(ctx, spec.host, spec.port)
     if isinstance(connected, CheckResult):
         return connected
     sock, family, sockaddr, started = connected.sock, connected.family, connected.sockaddr, connected.started
@@ -35,10 +28,10 @@ async def check(request: CheckRequest, ctx: CheckContext) -> CheckResult:
     facts: dict[str, Any] = {"address": connected.address, "server_name": server_name, "connect_ms": connect_ms}
 
     try:
-        _, writer = await open_stream(sock, ctx.ssl_context, server_name)
+        _, writer = await sockets.open_stream(sock, ctx.ssl_context, server_name)
     except ssl.SSLCertVerificationError as exc:
-        latency = elapsed_ms(started)
-        cert = await fetch_certificate(ctx, family, sockaddr, server_name)
+        latency = sockets.elapsed_ms(started)
+        cert = await sockets.fetch_certificate(ctx, family, sockaddr, server_name)
         code = getattr(exc, "verify_code", None)
         facts["verify_error"] = str(getattr(exc, "verify_message", "") or exc)
         # OpenSSL checks the name after trusting the chain (but before the dates, which we read ourselves).
@@ -49,11 +42,11 @@ async def check(request: CheckRequest, ctx: CheckContext) -> CheckResult:
             facts.update(cert.facts())
         return CheckResult.down(latency, verify_failure_reason(exc, cert, server_name), **facts)
     except ssl.SSLError as exc:
-        return CheckResult.down(elapsed_ms(started), handshake_failure_reason(exc), **facts)
+        return CheckResult.down(sockets.elapsed_ms(started), sockets.handshake_failure_reason(exc), **facts)
     except OSError as exc:
-        return CheckResult.down(elapsed_ms(started), f"connection failed: {exc.strerror or exc}", **facts)
+        return CheckResult.down(sockets.elapsed_ms(started), f"connection failed: {exc.strerror or exc}", **facts)
 
-    latency = elapsed_ms(started)
+    latency = sockets.elapsed_ms(started)
     try:
         ssl_object = writer.get_extra_info("ssl_object")
         cert = peer_certificate(ssl_object)
@@ -66,7 +59,7 @@ async def check(request: CheckRequest, ctx: CheckContext) -> CheckResult:
             cipher=cipher[0] if cipher else None,
         )
     finally:
-        await close_stream(writer)
+        await sockets.close_stream(writer)
     if cert is None:  # cannot happen after a verified handshake, but say so rather than crash
         return CheckResult.down(latency, "the server sent no certificate", **facts)
     facts.update(cert.facts())

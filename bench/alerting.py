@@ -3,7 +3,7 @@
 The real path in one process on a fresh SQLite file: manifests (a Contact with email and phone, an
 EscalationPolicy whose first step pages it by email and SMS at once, N http monitors) applied by the
 loader; the real Alerter and Sender; the real sendgrid and twilio libraries talking to the local stand-ins
-of tests/notify/fakes.py. Each sample marks one monitor down in monitor_states as the probe writer does
+of tests/support/providers.py. Each sample marks one monitor down in monitor_states as the probe writer does
 after failureThreshold (t0, after the commit) and waits until both providers have received its page
 (t1 = when the stand-in's handler ran). Samples start at random phases of the alerter's poll.
 DESIGN section 7: p95 <= 2000 ms.
@@ -101,7 +101,7 @@ async def alert_latency(mode: str, samples: int | None = None) -> dict[str, Any]
     from spectra.reconcile import MANIFEST_SOURCE, apply_set
     from spectra.store import Monitor, make_engine, save_states, session_factory, upgrade
     from spectra.tokens import Tokens
-    from tests.notify.fakes import sendgrid_fake, twilio_fake
+    from tests.support.providers import sendgrid_fake, twilio_fake
 
     count = samples or SAMPLES.get(mode, SAMPLES["default"])
     with tempfile.TemporaryDirectory(prefix="spectra-bench-alerting-") as tmp:

@@ -1,7 +1,7 @@
 """Status patching at scale: how many `.status` patches the operator sends per minute for N monitors.
 
 The real StatusPublisher reads a real store (SQLite file) and patches real objects over HTTP in the
-Kubernetes API emulator the tests use (kmock, tests/kube_harness.py). Time is simulated so half an hour
+Kubernetes API emulator the tests use (kmock, tests/support/kube.py). Time is simulated so half an hour
 take seconds: every 10 s cycle a third of the monitors get a new check (30 s interval, so lastCheck,
 latency and uptime move for every monitor twice a minute) and 1 % of the monitors change state per
 minute. The count that matters is patches per minute in the steady state (after the first full
@@ -39,8 +39,6 @@ def _monitor(name: str) -> dict[str, Any]:
 
 def _measure(mode: str) -> dict[str, Any]:  # noqa: PLR0915 - one scenario, read top to bottom
     sys.path.insert(0, str(REPO / "tests"))
-    from kube_harness import ClusterEmulator
-
     from spectra.api import parse_object
     from spectra.operator.kube import Kube, load_config
     from spectra.operator.publisher import StatusPublisher, TokenBucket
@@ -48,6 +46,7 @@ def _measure(mode: str) -> dict[str, Any]:  # noqa: PLR0915 - one scenario, read
     from spectra.reconcile import CLUSTER_SOURCE, apply_one
     from spectra.store import Monitor as MonitorRow
     from spectra.store import make_engine, save_states, session_factory, upgrade
+    from tests.support.kube import ClusterEmulator
 
     monitors, minutes = SIZES[mode]
     rng = random.Random(7)  # noqa: S311 - simulated latencies, reproducible

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # runs the benchmark harness end to end
+
 REPO = Path(__file__).resolve().parent.parent
 
 MEASURES = {

@@ -1,7 +1,7 @@
 """The Dockerfile runs the same `spectra` commands the chart does; multi-stage; non-root uid 10001.
 
 No container engine runs in CI: the build itself is documented in docs/helm.md. The chart is rendered
-with the real helm (tests/kube_harness.py) and each container command is checked against `spectra.cli`.
+with the real helm (tests/support/kube.py) and each container command is checked against `spectra.cli`.
 """
 
 from __future__ import annotations

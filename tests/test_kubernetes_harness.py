@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from kube_harness import ClusterEmulator, objects_of, wait_for
 
 from spectra.api import KINDS
+from tests.support.kube import ClusterEmulator, objects_of, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(path for path in (REPO / "examples").iterdir() if path.is_dir())

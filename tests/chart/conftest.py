@@ -1,4 +1,4 @@
-"""Render the Helm chart with the real helm binary (`kube_tools`, see tests/kube_harness.py) and share the results."""
+"""Render the Helm chart with the real helm binary (`kube_tools`, see tests/support/kube.py) and share the results."""
 
 from __future__ import annotations
 

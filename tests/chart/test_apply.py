@@ -1,6 +1,6 @@
 """The rendered chart goes into a cluster: the real kubectl applies every object to the API emulator.
 
-The emulator serves only the resources in `kube_harness.RESOURCES`, so an object of a kind the
+The emulator serves only the resources in `tests.support.kube.RESOURCES`, so an object of a kind the
 harness does not know fails the apply (and says which resource to add there).
 """
 
@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
-from kube_harness import RESOURCES, ClusterEmulator, objects_of
+
+from tests.support.kube import RESOURCES, ClusterEmulator, objects_of
 
 from .conftest import CHART, NAMESPACE, Rendered
 
@@ -54,7 +55,7 @@ def _resource(obj: dict[str, Any]) -> str:
         if (key.rpartition("/")[0], info.kind) == (obj["apiVersion"], obj["kind"])
     ]
     assert len(served) == 1, (
-        f"{obj['apiVersion']} {obj['kind']} is not served: add it to RESOURCES in tests/kube_harness.py"
+        f"{obj['apiVersion']} {obj['kind']} is not served: add it to RESOURCES in tests/support/kube.py"
     )
     return served[0]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from .processes import Target
-from .providers import Providers
+from tests.support.processes import Target
+from tests.support.providers import Providers
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """`spectra run` pages through the real sendgrid and twilio libraries, and the emailed ack link stops escalation.
 
-The SendGrid and Twilio stand-ins of tests/notify/fakes.py run in a thread of this test; the spectra
+The SendGrid and Twilio stand-ins of tests/support/providers.py run in a thread of this test; the spectra
 process reaches them through SPECTRA_SENDGRID_URL / SPECTRA_TWILIO_URL. A real target goes down and up.
 """
 
@@ -14,8 +14,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from .processes import SPECTRA, Target, free_port, get, wait_for
-from .providers import Providers, text_of
+from tests.support.processes import SPECTRA, Target, free_port, get
+from tests.support.providers import Providers, text_of
+from tests.support.waiting import wait_for
 
 ALICE_EMAIL = "alice@example.com"
 ALICE_PHONE = "+15550001111"

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import yaml
-from kube_harness import ClusterEmulator
 
 from spectra.store import upgrade
-
-from .processes import REPO, SPECTRA, Target, free_port, get, wait_for
+from tests.support.kube import ClusterEmulator
+from tests.support.processes import REPO, SPECTRA, Target, free_port, get
+from tests.support.waiting import wait_for
 
 MONITORS = "spectra.dev/v1alpha1/monitors"
 NAMESPACE = "spectra"  # where the operator runs and makes its children

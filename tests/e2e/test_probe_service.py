@@ -8,7 +8,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from .processes import SPECTRA, Target, free_port, get, wait_for
+from tests.support.processes import SPECTRA, Target, free_port, get
+from tests.support.waiting import wait_for
 
 
 def monitors(port: int) -> str:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from .processes import SPECTRA, Target, free_port, get, wait_for
+from tests.support.processes import SPECTRA, Target, free_port, get
+from tests.support.waiting import wait_for
 
 TOKEN = "e2e-heartbeat-token-0123456789abcdef"
 

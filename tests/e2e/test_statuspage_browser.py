@@ -2,7 +2,7 @@
 
 `spectra run` checks two http monitors (interval 1s) against a real local target; a StatusPage shows
 them as two components and takes subscriptions. Mail goes through the real sendgrid library to the
-SendGrid stand-in of tests/notify/fakes.py. The browser:
+SendGrid stand-in of tests/support/providers.py. The browser:
 1. sees both components operational; when the target stops, it sees the outage shortly after the
    monitor API reports both monitors down (the page-events loop refreshes the snapshots every 2 s);
 2. subscribes through the form, opens the emailed confirmation link and presses Confirm: the
@@ -24,8 +24,11 @@ from typing import Any
 
 import pytest
 
-from .processes import REPO, SPECTRA, Target, free_port, get, wait_for
-from .providers import Providers, text_of
+from tests.support.processes import REPO, SPECTRA, Target, free_port, get
+from tests.support.providers import Providers, text_of
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -7,7 +7,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from .processes import SPECTRA, free_port, get, wait_for
+from tests.support.processes import SPECTRA, free_port, get
+from tests.support.waiting import wait_for
 
 MANIFESTS = """\
 apiVersion: spectra.dev/v1alpha1

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from .fakes import FakeReceiver, FakeSendGrid, FakeTwilio, receiver_fake, sendgrid_fake, twilio_fake
+from tests.support.providers import FakeReceiver, FakeSendGrid, FakeTwilio, receiver_fake, sendgrid_fake, twilio_fake
 
 
 @pytest.fixture

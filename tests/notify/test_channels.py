@@ -20,8 +20,7 @@ from spectra.notify.twilio.client import TwilioAccount
 from spectra.notify.twilio.sms import SMS_MAX_CHARS, TwilioSmsChannel, sms_text
 from spectra.notify.twilio.voice import TwilioVoiceChannel, voice_twiml
 from spectra.notify.webhook import WebhookChannel, verify
-
-from .fakes import FakeReceiver, FakeSendGrid, FakeTwilio, receiver_fake
+from tests.support.providers import FakeReceiver, FakeSendGrid, FakeTwilio, receiver_fake
 
 FACTS = {
     "incident_id": 7,

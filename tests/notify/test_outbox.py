@@ -18,8 +18,7 @@ from spectra.notify.twilio.client import TwilioAccount
 from spectra.notify.twilio.sms import TwilioSmsChannel
 from spectra.notify.webhook import WebhookChannel
 from spectra.store import Notification, NotificationAttempt
-
-from .fakes import FakeReceiver, FakeSendGrid, FakeTwilio
+from tests.support.providers import FakeReceiver, FakeSendGrid, FakeTwilio
 
 SG_KEY = "SG.test-key"
 

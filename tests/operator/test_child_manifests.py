@@ -8,7 +8,6 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from pod_security import assert_restricted  # tests/ is on sys.path (rootdir conftest)
 
 from spectra.api.statuspage import StatusPage
 from spectra.operator.child_manifests import (
@@ -28,6 +27,7 @@ from spectra.operator.child_manifests import (
     probe_replicas,
 )
 from spectra.operator.settings import OperatorSettings, ProbeSettings
+from tests.support.pod_security import assert_restricted
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

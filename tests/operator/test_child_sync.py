@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kube_harness import ClusterEmulator
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.api import parse_object
@@ -16,6 +15,7 @@ from spectra.operator.kube import Kube, load_config
 from spectra.operator.settings import OperatorSettings
 from spectra.reconcile import CLUSTER_SOURCE, apply_one, delete_one
 from spectra.store import make_engine, session_factory, upgrade
+from tests.support.kube import ClusterEmulator
 
 NAMESPACE = "spectra"
 DEPLOYMENTS = "apps/v1/deployments"

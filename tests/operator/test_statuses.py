@@ -20,7 +20,6 @@ from spectra.api.monitor import MonitorStatus
 from spectra.api.organization import OrganizationStatus
 from spectra.api.schedule import ScheduleStatus
 from spectra.api.statuspage import StatusPageStatus
-from spectra.domain.uptime import Counts, uptime_text
 from spectra.operator.statuses import Facts, Key, collect
 from spectra.reconcile import CLUSTER_SOURCE, MANIFEST_SOURCE, apply_set
 from spectra.runtime.timefmt import rfc3339
@@ -155,31 +154,6 @@ def check_shape(facts: Mapping[Key, Facts]) -> None:
         assert set(merged) <= aliases - {"conditions", "observedGeneration"}, kind
         json.dumps(merged)
         model.model_validate(merged)
-
-
-# --- formatting -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("counts", "text"),
-    [
-        (Counts(0, 0, 0), None),
-        (None, None),
-        (Counts(20, 0, 0), "100.00%"),
-        (Counts(20, 1, 1), "92.50%"),
-        (Counts(2000, 0, 1), "99.95%"),
-        (Counts(10_000_000, 0, 1), "99.99%"),  # anything failed: never 100.00%
-        (Counts(4, 0, 4), "0.00%"),
-    ],
-)
-def test_uptime_text(counts: Counts | None, text: str | None) -> None:
-    assert uptime_text(counts) == text
-
-
-def test_rfc3339_is_utc_whole_seconds() -> None:
-    berlin = datetime.fromisoformat("2026-03-02T11:30:12.999+01:00")
-    assert rfc3339(berlin) == "2026-03-02T10:30:12Z"
-    assert rfc3339(None) is None
 
 
 def test_naive_now_is_refused(session: Session) -> None:

@@ -32,7 +32,7 @@ except ImportError:  # Playwright is the optional `browser` extra
         raise
     pytest.skip("pip install 'spectramonitor[browser]' (Playwright)", allow_module_level=True)
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 NAMESPACE = "shop"
 PASSWORD = "s3cr3t-Pa55&word"  # has characters URL encoding changes, to catch encoded leaks

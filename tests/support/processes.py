@@ -5,12 +5,11 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SPECTRA = str(Path(sys.executable).with_name("spectra"))
@@ -53,16 +52,6 @@ def _connects(port: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def get(url: str, method: str = "GET", host: str | None = None) -> tuple[int, str]:

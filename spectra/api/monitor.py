@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
 
-from spectra.api.addresses import TargetError, check_host, check_url
 from spectra.api.base import (
     AGE_COLUMN,
     DNS_LABEL,
@@ -20,17 +19,20 @@ from spectra.api.base import (
     PrinterColumn,
     Resource,
     StatusBase,
-    ValueSource,
 )
+from spectra.api.checks.browser import BrowserCheck, BrowserStep, ExpectTextStep, FillStep, PressStep
+from spectra.api.checks.dns import DnsCheck, DnsExpect
+from spectra.api.checks.heartbeat import HeartbeatCheck
+from spectra.api.checks.http import HttpCheck, HttpExpect, HttpHeader, JsonPathExpectation
+from spectra.api.checks.icmp import IcmpCheck, IcmpExpect
+from spectra.api.checks.tcp import StreamExpect, TcpCheck
+from spectra.api.checks.tls import TlsCheck, TlsExpect
+from spectra.api.checks.udp import UdpCheck
 from spectra.api.durations import Duration
 
 DEFAULT_INTERVAL = timedelta(seconds=60)
 DEFAULT_TIMEOUT = timedelta(seconds=10)
 DEFAULT_LOCATION = "default"
-
-# Header names whose values are credentials: these must come from a Secret.
-_SECRET_HEADER = re.compile(r"authorization|cookie|token|secret|password|passwd|api[-_]?key|signature", re.I)
-_HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 
 
 class MonitorType(StrEnum):
@@ -48,334 +50,6 @@ class Severity(StrEnum):
     CRITICAL = "critical"
     WARNING = "warning"
     INFO = "info"
-
-
-def _host(value: str) -> str:
-    try:
-        return check_host(value)
-    except TargetError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _url(value: str) -> str:
-    try:
-        return check_url(value)
-    except TargetError as exc:
-        raise ValueError(str(exc)) from None
-
-
-# --- http -------------------------------------------------------------------------------------
-
-
-class HttpHeader(ApiModel):
-    """A request header; credentials come from a Secret through `valueFrom`."""
-
-    name: str = Field(description="Header name.", pattern=_HEADER_NAME, max_length=256)
-    value: str | None = Field(default=None, description="Literal value, for headers that are not secret.")
-    value_from: ValueSource | None = Field(default=None, description="Value from a Secret key.")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> HttpHeader:
-        if (self.value is None) == (self.value_from is None):
-            raise FieldError("value", "give exactly one of value or valueFrom")
-        if self.value is not None and _SECRET_HEADER.search(self.name):
-            raise FieldError(
-                "value",
-                f"header {self.name} carries a credential: use valueFrom.secretKeyRef, not an inline value",
-            )
-        return self
-
-
-class JsonPathExpectation(ApiModel):
-    path: str = Field(description="JSONPath into the response body, e.g. `$.status`.", pattern=r"^\$", max_length=512)
-    equals: str | int | float | bool | None = Field(description="The value found there must equal this.")
-
-
-class HttpExpect(ApiModel):
-    status: list[int] | None = Field(
-        default=None,
-        description="Accepted status codes. Default: any 2xx.",
-        min_length=1,
-        max_length=64,
-    )
-    body_contains: str | None = Field(default=None, description="The body must contain this text.", max_length=4096)
-    body_regex: str | None = Field(
-        default=None,
-        description="The body must match this regular expression (searched, time-capped).",
-        max_length=4096,
-    )
-    json_path: list[JsonPathExpectation] = Field(
-        default_factory=list, description="Values the JSON body must hold.", max_length=32
-    )
-    headers: dict[str, str] = Field(
-        default_factory=dict,
-        description="Response headers that must contain these values (names case-insensitive).",
-    )
-    max_response_time: Duration | None = Field(default=None, description="Slower answers count as degraded.")
-    certificate_min_days: int | None = Field(
-        default=None,
-        ge=0,
-        le=3650,
-        description="On https, fewer days of certificate validity left counts as degraded "
-        "(expiry is reported either way).",
-    )
-
-    @field_validator("status")
-    @classmethod
-    def _codes(cls, value: list[int] | None) -> list[int] | None:
-        for code in value or []:
-            if not 100 <= code <= 599:
-                raise ValueError(f"{code} is not an HTTP status code (100-599)")
-        return value
-
-    @field_validator("body_regex")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
-
-
-class HttpCheck(ApiModel):
-    url: str = Field(description="http:// or https:// URL to request; no credentials inside.", max_length=2048)
-    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = Field(
-        default="GET", description="HTTP method."
-    )
-    headers: list[HttpHeader] = Field(default_factory=list, description="Request headers.", max_length=64)
-    body: str | None = Field(default=None, description="Request body.", max_length=65536)
-    follow_redirects: bool = Field(default=True, description="Follow redirects (each hop passes the egress guard).")
-    max_redirects: int = Field(default=5, ge=0, le=20, description="Most redirects followed.")
-    expect: HttpExpect = Field(default_factory=HttpExpect, description="What makes the check pass.")
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        return _url(value)
-
-
-# --- tcp / udp -----------------------------------------------------------------------------------
-
-
-class StreamExpect(ApiModel):
-    contains: str | None = Field(default=None, description="The answer must contain this text.", max_length=4096)
-
-
-class TcpCheck(ApiModel):
-    host: str = Field(description="Host name or IP address.", max_length=253)
-    port: int = Field(ge=1, le=65535, description="TCP port.")
-    tls: bool = Field(default=False, description="Speak TLS after connecting (verifies the certificate).")
-    send: str | None = Field(default=None, description="Text to send once connected.", max_length=4096)
-    expect: StreamExpect = Field(default_factory=StreamExpect, description="What the answer must hold.")
-
-    @field_validator("host")
-    @classmethod
-    def _check_host(cls, value: str) -> str:
-        return _host(value)
-
-
-class UdpCheck(ApiModel):
-    host: str = Field(description="Host name or IP address.", max_length=253)
-    port: int = Field(ge=1, le=65535, description="UDP port.")
-    send: str = Field(description="Datagram to send.", min_length=1, max_length=4096)
-    expect: StreamExpect = Field(default_factory=StreamExpect, description="What the answer must hold.")
-
-    @field_validator("host")
-    @classmethod
-    def _check_host(cls, value: str) -> str:
-        return _host(value)
-
-
-# --- dns -------------------------------------------------------------------------------------------
-
-
-class DnsExpect(ApiModel):
-    values: list[str] = Field(
-        default_factory=list, description="Every one of these must be among the answers.", max_length=64
-    )
-    rcode: Literal["NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "NOTIMP", "FORMERR"] = Field(
-        default="NOERROR", description="Expected response code."
-    )
-
-
-class DnsCheck(ApiModel):
-    name: str = Field(description="Name to resolve.", min_length=1, max_length=253)
-    record_type: Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV", "CAA"] = Field(
-        default="A", description="Record type to ask for."
-    )
-    server: str | None = Field(
-        default=None,
-        description="Resolver as host or host:port. Default: the system resolver.",
-        max_length=260,
-    )
-    expect: DnsExpect = Field(default_factory=DnsExpect, description="What the answer must hold.")
-
-    @field_validator("server")
-    @classmethod
-    def _server(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        host, port = value, "53"
-        match = re.fullmatch(r"\[(.+)\]:(\d+)|([^:\[\]]+):(\d+)", value)
-        if match:
-            host = match.group(1) or match.group(3)
-            port = match.group(2) or match.group(4)
-        if not 1 <= int(port) <= 65535:
-            raise ValueError(f"port {port} is out of range (1-65535)")
-        _host(host)
-        return value
-
-
-# --- icmp / tls ------------------------------------------------------------------------------------
-
-
-class IcmpExpect(ApiModel):
-    max_packet_loss: float = Field(default=50.0, ge=0, le=100, description="Packet loss above this percentage is down.")
-    max_rtt: Duration | None = Field(default=None, description="A slower average round trip counts as degraded.")
-
-
-class IcmpCheck(ApiModel):
-    host: str = Field(description="Host name or IP address to ping.", max_length=253)
-    count: int = Field(default=3, ge=1, le=20, description="Echo requests per check.")
-    expect: IcmpExpect = Field(default_factory=IcmpExpect, description="Loss and round-trip limits.")
-
-    @field_validator("host")
-    @classmethod
-    def _check_host(cls, value: str) -> str:
-        return _host(value)
-
-
-class TlsExpect(ApiModel):
-    certificate_min_days: int = Field(default=14, ge=0, le=3650, description="Fewer days of validity left is down.")
-
-
-class TlsCheck(ApiModel):
-    host: str = Field(description="Host name or IP address.", max_length=253)
-    port: int = Field(default=443, ge=1, le=65535, description="TCP port.")
-    server_name: str | None = Field(
-        default=None,
-        description="SNI and the name the certificate must match. Default: host.",
-        max_length=253,
-    )
-    expect: TlsExpect = Field(default_factory=TlsExpect, description="Certificate limits.")
-
-    @field_validator("host")
-    @classmethod
-    def _check_host(cls, value: str) -> str:
-        return _host(value)
-
-
-# --- heartbeat -------------------------------------------------------------------------------------
-
-
-class HeartbeatCheck(ApiModel):
-    grace: Duration = Field(
-        default=timedelta(seconds=60),
-        description="Extra time after the interval before a missing push is down.",
-    )
-    token_from: ValueSource = Field(
-        description="The secret token of the push URL `/api/v1/heartbeat/{token}`, from a Secret key."
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_inline_token(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "token" in data:
-            raise FieldError("token", "the push token is a secret: use tokenFrom.secretKeyRef, not an inline value")
-        return data
-
-
-# --- browser ---------------------------------------------------------------------------------------
-
-
-class FillStep(ApiModel):
-    selector: str = Field(description="CSS or Playwright selector of the input.", min_length=1, max_length=1024)
-    value: str | None = Field(default=None, description="Text to type (not for secrets).", max_length=4096)
-    value_from: ValueSource | None = Field(default=None, description="Text to type, from a Secret key.")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> FillStep:
-        if (self.value is None) == (self.value_from is None):
-            raise FieldError("value", "give exactly one of value or valueFrom")
-        if self.value is not None and re.search(r"pass(word)?|secret|token|otp", self.selector, re.I):
-            raise FieldError("value", "this field looks like a secret: use valueFrom.secretKeyRef")
-        return self
-
-
-class PressStep(ApiModel):
-    selector: str = Field(description="Element to focus.", min_length=1, max_length=1024)
-    key: str = Field(description="Key to press, e.g. Enter.", min_length=1, max_length=64)
-
-
-class ExpectTextStep(ApiModel):
-    selector: str = Field(description="Element whose text is read.", min_length=1, max_length=1024)
-    text: str = Field(description="Text the element must contain.", min_length=1, max_length=4096)
-
-
-_STEP_KEYS = ("goto", "click", "fill", "press", "waitFor", "expectText", "expectURL", "screenshot")
-
-
-class BrowserStep(ApiModel):
-    """One declarative step; exactly one key per step. No user code ever runs."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "[" + ", ".join(f"has(self.{k})" for k in _STEP_KEYS) + "].filter(x, x).size() == 1",
-                    "message": "each step has exactly one of " + ", ".join(_STEP_KEYS),
-                }
-            ]
-        }
-    )
-
-    goto: str | None = Field(default=None, description="Open this http(s) URL.", max_length=2048)
-    click: str | None = Field(default=None, description="Click the element matching this selector.", max_length=1024)
-    fill: FillStep | None = Field(default=None, description="Type text into an input.")
-    press: PressStep | None = Field(default=None, description="Press a key in an element.")
-    wait_for: str | None = Field(default=None, description="Wait until this selector is visible.", max_length=1024)
-    expect_text: ExpectTextStep | None = Field(default=None, description="An element must contain a text.")
-    expect_url: str | None = Field(
-        default=None,
-        alias="expectURL",
-        description="The page URL must match this glob pattern.",
-        max_length=2048,
-    )
-    screenshot: str | None = Field(
-        default=None, description="Save a screenshot under this name.", pattern=r"^[A-Za-z0-9._-]{1,64}$"
-    )
-
-    @field_validator("goto")
-    @classmethod
-    def _check_goto(cls, value: str | None) -> str | None:
-        return None if value is None else _url(value)
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> BrowserStep:
-        given = [key for key in _STEP_KEYS if getattr(self, _attr(key)) is not None]
-        if len(given) != 1:
-            found = ", ".join(given) or "none"
-            raise ValueError(f"each step has exactly one of {', '.join(_STEP_KEYS)} (found: {found})")
-        return self
-
-
-def _attr(key: str) -> str:
-    return {"waitFor": "wait_for", "expectText": "expect_text", "expectURL": "expect_url"}.get(key, key)
-
-
-class BrowserCheck(ApiModel):
-    steps: list[BrowserStep] = Field(
-        description="Steps run in order in headless Chromium.", min_length=1, max_length=50
-    )
-
-    @field_validator("steps")
-    @classmethod
-    def _starts_with_goto(cls, steps: list[BrowserStep]) -> list[BrowserStep]:
-        if steps and steps[0].goto is None:
-            raise ValueError("the first step must be goto: URL")
-        return steps
 
 
 # --- the monitor -----------------------------------------------------------------------------------
@@ -402,6 +76,9 @@ _MONITOR_RULES: list[JsonValue] = [
     },
     *_TYPE_RULES,
 ]
+
+
+CheckBlock = HttpCheck | TcpCheck | UdpCheck | DnsCheck | IcmpCheck | TlsCheck | HeartbeatCheck | BrowserCheck
 
 
 class MonitorSpec(ApiModel):
@@ -482,23 +159,16 @@ class MonitorSpec(ApiModel):
         return self.quorum if self.quorum is not None else len(self.effective_locations) // 2 + 1
 
     @property
+    def block(self) -> CheckBlock:
+        """The settings block of this monitor's type (validation guarantees it is there)."""
+        found: CheckBlock | None = getattr(self, self.type)
+        assert found is not None
+        return found
+
+    @property
     def target(self) -> str:
         """What is checked, for tables and columns (never holds secrets: URLs cannot carry credentials)."""
-        if self.http is not None:
-            return self.http.url
-        if self.tcp is not None:
-            return f"{self.tcp.host}:{self.tcp.port}"
-        if self.udp is not None:
-            return f"udp://{self.udp.host}:{self.udp.port}"
-        if self.dns is not None:
-            return f"{self.dns.name} {self.dns.record_type}"
-        if self.icmp is not None:
-            return self.icmp.host
-        if self.tls is not None:
-            return f"{self.tls.host}:{self.tls.port}"
-        if self.browser is not None:
-            return self.browser.steps[0].goto or ""
-        return "heartbeat"
+        return self.block.target
 
 
 class MonitorState(StrEnum):
@@ -542,3 +212,36 @@ class Monitor(Resource):
     kind: Literal["Monitor"] = Field(description="Monitor.")
     spec: MonitorSpec = Field(description="What to check and how.")
     status: MonitorStatus | None = Field(default=None, description="Live facts, written by the operator.")
+
+
+__all__ = [
+    "DEFAULT_INTERVAL",
+    "DEFAULT_LOCATION",
+    "DEFAULT_TIMEOUT",
+    "BrowserCheck",
+    "BrowserStep",
+    "CheckBlock",
+    "DnsCheck",
+    "DnsExpect",
+    "ExpectTextStep",
+    "FillStep",
+    "HeartbeatCheck",
+    "HttpCheck",
+    "HttpExpect",
+    "HttpHeader",
+    "IcmpCheck",
+    "IcmpExpect",
+    "JsonPathExpectation",
+    "Monitor",
+    "MonitorSpec",
+    "MonitorState",
+    "MonitorStatus",
+    "MonitorType",
+    "PressStep",
+    "Severity",
+    "StreamExpect",
+    "TcpCheck",
+    "TlsCheck",
+    "TlsExpect",
+    "UdpCheck",
+]

@@ -47,7 +47,7 @@ from playwright.async_api import (
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from spectra.api.monitor import BrowserStep
+from spectra.api.checks.browser import BrowserStep
 from spectra.probe.context import CheckContext, CheckRequest, MissingSecret
 from spectra.probe.egress import EgressRefused
 from spectra.probe.egress_proxy import EgressProxy

@@ -19,7 +19,7 @@ from typing import Any, cast
 import aiohttp
 import httpx
 
-from spectra.api.monitor import HttpCheck, HttpExpect
+from spectra.api.checks.http import HttpCheck, HttpExpect
 from spectra.probe import assertions
 from spectra.probe.certificates import CertificateInfo, expiry_reason, parse_der
 from spectra.probe.context import CheckContext, CheckRequest

@@ -14,7 +14,7 @@ from typing import Any
 from icmplib import Host, async_ping  # type: ignore[import-untyped]
 from icmplib.exceptions import ICMPLibError, SocketPermissionError  # type: ignore[import-untyped]
 
-from spectra.api.monitor import IcmpExpect
+from spectra.api.checks.icmp import IcmpExpect
 from spectra.probe.context import CheckContext, CheckRequest
 from spectra.probe.egress import first_address
 from spectra.probe.result import CheckResult

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spectra.domain.components import MAINTENANCE, MAJOR_OUTAGE, OPERATIONAL, component_state
-from spectra.statuspage.state import load_pages, pages_monitors
+from spectra.statuspage.stored_pages import load_pages, pages_monitors
 from spectra.store import (
     Incident,
     IncidentState,

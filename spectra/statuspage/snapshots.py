@@ -39,7 +39,7 @@ from spectra.statuspage.model import (
     PageIncidentView,
     PageSnapshot,
 )
-from spectra.statuspage.state import PageDef, load_pages, pages_monitors
+from spectra.statuspage.stored_pages import PageDef, load_pages, pages_monitors
 from spectra.statuspage.uptime import component_days, history_days, load_daily_counts, maintenance_days
 from spectra.store import PageIncident, utcnow
 

@@ -104,7 +104,7 @@ class Alerter:
 
     @property
     def leading(self) -> bool:
-        return self._leadership._until is not None
+        return self._leadership.holding
 
     async def run(self) -> None:
         """Poll until :meth:`stop`; errors are logged and the next pass tries again."""

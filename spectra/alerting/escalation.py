@@ -180,7 +180,7 @@ def rearm(session: Session, incident_id: int, at: datetime) -> bool:
     return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
 
-# --- recipients --------------------------------------------------------------------------------
+# --- firing a step ----------------------------------------------------------------------------
 
 
 def fire_step(session: Session, due: Due, secrets: SecretResolver, links: Links) -> list[Message] | None:

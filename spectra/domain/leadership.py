@@ -28,6 +28,11 @@ class Leadership:
         self._until: datetime | None = None
         self._renewed: datetime | None = None
 
+    @property
+    def holding(self) -> bool:
+        """Whether this instance held the lease when it last asked (no database access)."""
+        return self._until is not None
+
     def is_leader(self, now: datetime) -> bool:
         """True when this instance holds the lease at ``now`` (renewing it or trying to take it if due)."""
         fresh = self._renewed is not None and self._until is not None and now - self._renewed < RENEW

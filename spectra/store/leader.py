@@ -1,4 +1,4 @@
-"""Leader leases: one named row per role (``alerter``); whoever holds an unexpired lease leads.
+"""Leader leases: one named row per role (``alerter``, ``operator``); whoever holds an unexpired lease leads.
 
 The condition is part of the UPDATE (free, expired, or already ours), so when two instances race for
 a lease exactly one wins, on SQLite and on MySQL/MariaDB alike.

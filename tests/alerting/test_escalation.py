@@ -1,4 +1,6 @@
-"""Escalation: timers in the database, restarts, two alerters, acks racing steps, snapshots, repeats."""
+"""Escalation: timers in the database, restarts, two alerters, acks racing steps, snapshots, repeats.
+
+Who a step pages is tested in test_recipients.py, what it sends in test_page_messages.py."""
 
 from __future__ import annotations
 
@@ -13,10 +15,8 @@ from spectra.alerting.escalation import DEFAULT_REPEAT_SPACING, due_escalations,
 from spectra.alerting.page_messages import Links
 from spectra.api.escalation import EscalationPolicySpec
 from spectra.store import EscalationState, IncidentEvent, lease_holder
-
-from .conftest import START, WakeCounter, World
-
-BOB_EMAIL = "email:bob@example.com"
+from tests.factories.alerting import BOB_EMAIL, START, World
+from tests.support.databases import sqlite_only
 
 
 def step_keys(world: World, step: int, repeat: int = 0) -> list[str]:
@@ -73,6 +73,7 @@ async def test_two_alerters_on_one_database_page_once(any_world: World) -> None:
         assert lease_holder(session, "alerter", world.clock()) in {"a", "b"}
 
 
+@sqlite_only
 async def test_standby_takes_over_when_the_leader_stops_renewing(world: World) -> None:
     a, b = world.alerter("a"), world.alerter("b")
     await world.tick(a)
@@ -109,6 +110,7 @@ async def test_an_ack_racing_the_next_step_wins(any_world: World) -> None:
         assert escalation.status == "stopped"
 
 
+@sqlite_only
 async def test_an_edited_policy_does_not_change_a_running_incident(world: World) -> None:
     alerter = world.alerter()
     world.set_state("web", "down")
@@ -146,51 +148,6 @@ spec:
     assert step_keys(world, 0)[-1] == f"incident:{second.id}:step:0:repeat:0:{BOB_EMAIL}"
 
 
-SCHEDULED = """
-apiVersion: spectra.dev/v1alpha1
-kind: Schedule
-metadata: {name: weekends}
-spec:
-  timeZone: Europe/Berlin
-  layers:
-    - name: weekend
-      participants: [alice]
-      start: 2026-01-05
-      restrictions: [{days: [sat, sun], from: "00:00", to: "24:00"}]
----
-apiVersion: spectra.dev/v1alpha1
-kind: Schedule
-metadata: {name: always}
-spec:
-  layers: [{name: all, participants: [bob], start: 2026-01-05}]
----
-apiVersion: spectra.dev/v1alpha1
-kind: EscalationPolicy
-metadata: {name: primary}
-spec:
-  steps:
-    - delay: 0s
-      targets: [{schedule: weekends}, {schedule: always}]
-"""
-
-
-async def test_an_empty_schedule_is_skipped_and_the_timeline_says_so(world: World) -> None:
-    world.apply(SCHEDULED)
-    alerter = world.alerter()
-    world.set_state("web", "down")  # on a Monday: nobody in the weekend layer
-    await world.tick(alerter)
-    [incident] = world.incidents()
-    assert world.idem_keys() == [f"incident:{incident.id}:step:0:repeat:0:{BOB_EMAIL}"]
-    notes = [m for t, m in world.events(incident.id) if t == "note" and m.startswith("step")]
-    assert notes == [f"step 0: nobody is on call in schedule 'weekends' at {START.isoformat()}; target skipped"]
-    assert incident.policy_snapshot is not None
-    assert [(e["schedule"], e["contacts"]) for e in incident.policy_snapshot["onCall"]] == [
-        ("weekends", []),
-        ("always", ["bob"]),
-    ]
-    assert set(incident.policy_snapshot["schedules"]) == {"weekends", "always"}
-
-
 REPEATING = """
 apiVersion: spectra.dev/v1alpha1
 kind: EscalationPolicy
@@ -206,6 +163,7 @@ spec:
 """
 
 
+@sqlite_only
 async def test_repeat_runs_the_policy_again_spaced_by_the_first_delay(world: World) -> None:
     world.apply(REPEATING)
     alerter = world.alerter()
@@ -248,57 +206,7 @@ def test_repeat_spacing(delays: list[str], spacing: timedelta) -> None:
     assert repeat_spacing(policy) == spacing
 
 
-SECRETS = """
-apiVersion: spectra.dev/v1alpha1
-kind: Contact
-metadata: {name: carol}
-spec:
-  displayName: Carol
-  emailFrom: {secretKeyRef: {name: private, key: carol-email}}
-  phoneFrom: {secretKeyRef: {name: private, key: carol-phone}}
-  channels: [email, sms]
----
-apiVersion: spectra.dev/v1alpha1
-kind: EscalationPolicy
-metadata: {name: primary}
-spec:
-  steps:
-    - targets:
-        - contact: carol
-        - webhook: {urlFrom: {secretKeyRef: {name: private, key: hook}}}
-        - slack: {webhookFrom: {secretKeyRef: {name: private, key: slack}}}
-"""
-
-
-async def test_contact_secrets_webhooks_and_missing_secrets(world: World) -> None:
-    world.apply(SECRETS)
-    world.secrets.values = {
-        ("default", "private", "carol-email"): "carol@example.com",
-        ("default", "private", "hook"): "https://hooks.example.test/in?token=SECRET-TOKEN",
-    }
-    sender = WakeCounter()
-    alerter = world.alerter(sender=sender)
-    world.set_state("web", "down")
-    await world.tick(alerter)
-    [incident] = world.incidents()
-    assert sorted((row.channel, row.recipient) for row in world.outbox()) == [
-        ("email", "carol@example.com"),
-        ("webhook", "secretref:default/private/hook"),
-    ]
-    notes = [m for t, m in world.events(incident.id) if t == "note" and m.startswith("step")]
-    assert notes == [
-        "step 0: slack Secret 'private' key 'slack' is missing; target skipped",
-        "step 0: contact 'carol' has no phone (Secret 'private' key 'carol-phone' is missing); sms skipped",
-    ]
-    with world.sessions() as session:
-        stored = " ".join(
-            str(v) for row in session.execute(select(IncidentEvent.message, IncidentEvent.data)) for v in row
-        )
-    assert "SECRET-TOKEN" not in stored
-    assert "SECRET-TOKEN" not in str([r.payload for r in world.outbox()])
-    assert sender.wakes == 1
-
-
+@sqlite_only
 async def test_a_monitor_without_a_policy_opens_an_incident_that_pages_nobody(world: World) -> None:
     world.apply(
         """

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 import pytest
 from sqlalchemy import select
 
-from spectra.alerting import acknowledge, find_incident_by_code, resolve_incident, was_paged
+from spectra.alerting import Alerter, acknowledge, find_incident_by_code, resolve_incident, was_paged
 from spectra.alerting.incidents import CODE_ALPHABET, idempotency_key, new_code
-from spectra.store import EscalationState, Incident, IncidentState
+from spectra.store import EscalationState, Incident, IncidentState, lease_holder
+from spectra.store.types import utcnow
 from spectra.tokens import Purpose
-
-from .conftest import PUBLIC_URL, START, WakeCounter, World
+from tests.factories.alerting import PUBLIC_URL, START, WakeCounter, World
+from tests.support.databases import sqlite_only
+from tests.support.waiting import eventually
 
 
 async def test_incident_opens_when_down_and_resolves_when_up(any_world: World) -> None:
@@ -78,6 +81,7 @@ async def test_incident_opens_when_down_and_resolves_when_up(any_world: World) -
     assert sender.wakes == 2
 
 
+@sqlite_only
 async def test_flapping_reopens_the_incident_and_pages_nobody_twice(world: World) -> None:
     alerter = world.alerter()
     world.set_state("web", "down")
@@ -120,6 +124,7 @@ async def test_flapping_reopens_the_incident_and_pages_nobody_twice(world: World
     assert [i.state for i in world.incidents()] == ["resolved", "open"]
 
 
+@sqlite_only
 async def test_acknowledge_code_lookup_was_paged_and_manual_resolve(world: World) -> None:
     alerter = world.alerter()
     world.set_state("web", "down")
@@ -158,13 +163,8 @@ async def test_acknowledge_code_lookup_was_paged_and_manual_resolve(world: World
     ]
 
 
+@sqlite_only
 async def test_run_loop_pages_wakes_the_sender_and_releases_the_lease_on_stop(world: World) -> None:
-    import asyncio
-
-    from spectra.alerting.alerter import Alerter
-    from spectra.store import lease_holder
-    from spectra.store.types import utcnow
-
     sender = WakeCounter()
     alerter = Alerter(
         world.sessions,
@@ -178,14 +178,11 @@ async def test_run_loop_pages_wakes_the_sender_and_releases_the_lease_on_stop(wo
     world.clock.now = utcnow()  # the loop runs on the real clock; states must be fresh for it
     world.set_state("web", "down")
     task = asyncio.create_task(alerter.run())
-    for _ in range(500):
-        if sender.wakes:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: sender.wakes)
     with world.sessions() as session:
         assert lease_holder(session, "alerter", utcnow()) == "looper"
     await alerter.stop()
-    await asyncio.wait_for(task, timeout=5)
+    await asyncio.wait_for(task, timeout=20)
     assert sender.wakes >= 1
     assert len(world.incidents()) == 1
     assert len(world.outbox()) == 2
@@ -193,6 +190,7 @@ async def test_run_loop_pages_wakes_the_sender_and_releases_the_lease_on_stop(wo
         assert lease_holder(session, "alerter", utcnow()) is None
 
 
+@sqlite_only
 def test_codes_are_unique_and_grow_when_short_ones_keep_colliding(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

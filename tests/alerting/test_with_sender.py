@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from spectra.notify.channel import ChannelName, Delivery, Message
 from spectra.notify.outbox import Sender
-
-from .conftest import World
+from tests.factories.alerting import World
+from tests.support.databases import sqlite_only
 
 
 class Recording:
@@ -18,6 +18,7 @@ class Recording:
         return Delivery(provider_message_id=f"id-{len(self.sent)}", status_code=202)
 
 
+@sqlite_only
 async def test_pages_and_notices_are_delivered_once(world: World) -> None:
     channels = {name: Recording(name) for name in (ChannelName.SMS, ChannelName.VOICE, ChannelName.EMAIL)}
     sender = Sender(world.sessions, dict(channels), secrets=world.secrets)

@@ -1,4 +1,5 @@
-"""Fixtures: the provider fakes, and a migrated database with a session factory."""
+"""Fixtures: the provider stand-ins of tests/support/providers.py, each started per test (here and in
+tests/notify/twilio). The migrated database (`sessions`) comes from tests/conftest.py."""
 
 from __future__ import annotations
 

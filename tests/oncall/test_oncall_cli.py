@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent.parent
+from tests.support.paths import REPO
+
 SPECTRA = str(Path(sys.executable).with_name("spectra"))
 EXAMPLE = "examples/03-on-call"
 

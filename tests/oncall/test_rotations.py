@@ -13,8 +13,7 @@ from spectra.api.schedule import Layer
 from spectra.oncall import next_handoff, on_call
 from spectra.oncall.localtime import clock_minutes, require_aware, to_instant, wall_time
 from spectra.oncall.rotations import Rotation
-
-from .helpers import layer, schedule, t
+from tests.factories.oncall import layer, schedule, t
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 
 from spectra.api.schedule import ScheduleSpec
 from spectra.oncall import HANDOFF_HORIZON, next_handoff, on_call
-
-from .helpers import layer, schedule, t
+from tests.factories.oncall import layer, schedule, t
 
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri"]
 BUSINESS = [{"days": WEEKDAYS, "from": "09:00", "to": "18:00"}]

@@ -12,10 +12,11 @@ from sqlalchemy.exc import OperationalError
 
 from spectra.alerting.ack_links import ACK_TOKEN_MAX_AGE_S
 from spectra.alerting.page_messages import Links
+from spectra.store import Incident
 from spectra.store.engine import retry_locked
 from spectra.tokens import Purpose, Tokens
-
-from .conftest import CODE, PUBLIC_URL, SECRET_KEY, Site
+from tests.factories.alerting import CODE, PUBLIC_URL, SECRET_KEY, Site, add_incident
+from tests.support.databases import sqlite_only
 
 
 def ack_token(tokens: Tokens, incident_id: int) -> str:
@@ -25,6 +26,7 @@ def ack_token(tokens: Tokens, incident_id: int) -> str:
     return url.rpartition("/")[2]
 
 
+@sqlite_only
 async def test_get_shows_the_incident_and_changes_nothing(site: Site) -> None:
     token = ack_token(site.tokens, site.incident_id)
     for _ in range(3):  # mail scanners and previews follow links, maybe more than once
@@ -46,8 +48,8 @@ async def test_get_shows_the_incident_and_changes_nothing(site: Site) -> None:
     assert site.wakes == []
 
 
-async def test_post_acknowledges_with_the_channel_on_the_timeline(site_any_db: Site) -> None:
-    site = site_any_db
+async def test_post_acknowledges_with_the_channel_on_the_timeline(any_site: Site) -> None:
+    site = any_site
     token = ack_token(site.tokens, site.incident_id)
     response = await site.client.post(f"/ack/{token}", data={"action": "acknowledge"})
     assert response.status_code == 200
@@ -71,6 +73,7 @@ async def test_post_acknowledges_with_the_channel_on_the_timeline(site_any_db: S
     assert "Acknowledge</button>" not in shown.text
 
 
+@sqlite_only
 async def test_post_resolves(site: Site) -> None:
     token = ack_token(site.tokens, site.incident_id)
     response = await site.client.post(f"/ack/{token}", data={"action": "resolve"})
@@ -88,6 +91,7 @@ async def test_post_resolves(site: Site) -> None:
     assert site.incident().state == "resolved"
 
 
+@sqlite_only
 async def test_unknown_action_is_refused(site: Site) -> None:
     token = ack_token(site.tokens, site.incident_id)
     response = await site.client.post(f"/ack/{token}", data={"action": "delete"})
@@ -122,6 +126,7 @@ BAD_TOKENS: dict[str, Callable[[Tokens, int, pytest.MonkeyPatch], str]] = {
 }
 
 
+@sqlite_only
 @pytest.mark.parametrize("kind", list(BAD_TOKENS))
 @pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_bad_tokens_are_refused_without_details(
@@ -139,19 +144,17 @@ async def test_bad_tokens_are_refused_without_details(
     assert not site.acknowledged()
 
 
+@sqlite_only
 async def test_token_for_a_deleted_incident(site: Site) -> None:
     response = await site.client.get(f"/ack/{ack_token(site.tokens, site.incident_id + 1000)}")
     assert response.status_code == 404
     assert "This link is not valid" in response.text
 
 
+@sqlite_only
 async def test_page_escapes_incident_text(site: Site) -> None:
-    from .conftest import add_incident
-
     incident_id = add_incident(site.sessions, code="X9Q7")
     with site.sessions.begin() as session:
-        from spectra.store import Incident
-
         incident = session.get(Incident, incident_id)
         assert incident is not None
         incident.title = '<script>alert("x")</script>'

@@ -1,4 +1,4 @@
-"""Building schedules for the on-call tests the way users write them (camelCase manifests)."""
+"""On-call test data: schedules built the way users write them (camelCase manifests), and instants."""
 
 from __future__ import annotations
 

@@ -1,14 +1,14 @@
-"""The leader lease: one holder at a time, renewals, expiry, release."""
+"""Leader leases (spectra/store/leader.py): one holder at a time, renewals, expiry, release, one row per name."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from spectra.store import acquire_lease, lease_holder, release_lease
 
-from .conftest import START
+START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 
 def test_one_holder_renewal_expiry_and_release(session: Session) -> None:

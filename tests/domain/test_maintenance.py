@@ -1,4 +1,5 @@
-"""Maintenance windows: suppression is recorded, paging starts at the window's end; occurrences are DST-correct."""
+"""Maintenance windows: which are in effect for a monitor at an instant (one-off and recurring, DST-correct),
+which monitors a window covers, its occurrences over a span, and the uptime buckets they take out."""
 
 from __future__ import annotations
 
@@ -8,55 +9,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from spectra.api.maintenance import MaintenanceWindowSpec
-from spectra.domain.maintenance import WindowDef, _rule, active_windows
+from spectra.domain.maintenance import (
+    WindowDef,
+    _rule,
+    active_windows,
+    in_maintenance,
+    maintenance_buckets,
+    window_occurrences,
+)
+from spectra.domain.monitors import MonitorRef
 
-from .conftest import START, World
-
-ONE_OFF = """
-apiVersion: spectra.dev/v1alpha1
-kind: MaintenanceWindow
-metadata: {name: db-upgrade}
-spec:
-  start: "2026-03-02T09:50:00Z"
-  end: "2026-03-02T10:30:00Z"
-  monitorSelector: {matchLabels: {tier: web}}
-"""
-
-
-async def test_maintenance_suppresses_and_paging_starts_when_it_ends(world: World) -> None:
-    world.apply(ONE_OFF)
-    alerter = world.alerter()
-    world.set_state("web", "down")
-    await world.tick(alerter)
-    [incident] = world.incidents()
-    assert world.outbox() == []
-    assert ("suppressed", "maintenance window default/db-upgrade until 2026-03-02T10:30:00+00:00: nobody is paged") in (
-        world.events(incident.id)
-    )
-    world.clock.advance(minutes=29, seconds=59)
-    await world.tick(alerter)
-    assert world.outbox() == []
-    world.clock.advance(seconds=1)  # the window ends, the monitor is still down
-    await world.tick(alerter)
-    assert sorted(row.channel for row in world.outbox()) == ["sms", "voice"]
-    types = [t for t, _ in world.events(incident.id)]
-    assert types.count("suppressed") == 1
-    assert types[-2:] == ["notified", "notified"]
-
-
-async def test_a_monitor_recovering_inside_the_window_pages_nobody(world: World) -> None:
-    world.apply(ONE_OFF.replace("monitorSelector: {matchLabels: {tier: web}}", "monitors: [web]"))
-    alerter = world.alerter()
-    world.set_state("web", "down")
-    await world.tick(alerter)
-    world.clock.advance(minutes=10)
-    world.set_state("web", "up")
-    await world.tick(alerter)
-    world.clock.advance(minutes=60)
-    await world.tick(alerter)
-    [incident] = world.incidents()
-    assert incident.state == "resolved"
-    assert world.outbox() == []
+START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday
 
 
 def window(spec: Mapping[str, object], created: datetime = START) -> WindowDef:
@@ -120,3 +83,47 @@ def test_recurrence_defaults_to_the_time_the_window_was_applied() -> None:
     assert not active_windows([w], "default", "web", {}, applied - timedelta(minutes=1))
     assert active_windows([w], "default", "web", {}, applied + timedelta(days=3, minutes=29))
     assert not active_windows([w], "default", "web", {}, applied + timedelta(days=3, minutes=30))
+
+
+def test_occurrences_over_a_span_keep_the_wall_time_across_dst() -> None:
+    span = window_occurrences(
+        window(SUNDAY_2AM_BERLIN), datetime(2026, 3, 21, tzinfo=UTC), datetime(2026, 4, 30, tzinfo=UTC)
+    )
+    # 02:00 Berlin each Sunday: 01:00Z in winter, 00:00Z in summer; none after `until` (6 April).
+    assert [start for start, _ in span] == [
+        datetime(2026, 3, 22, 1, 0, tzinfo=UTC),
+        datetime(2026, 3, 29, 1, 0, tzinfo=UTC),  # the night of the change (02:00 does not exist)
+        datetime(2026, 4, 5, 0, 0, tzinfo=UTC),
+    ]
+    assert span[0][1] == datetime(2026, 3, 22, 3, 0, tzinfo=UTC)
+    assert span[2][1] == datetime(2026, 4, 5, 2, 0, tzinfo=UTC)
+    # An occurrence that started before the span but overlaps it counts.
+    assert window_occurrences(
+        window(SUNDAY_2AM_BERLIN), datetime(2026, 3, 22, 2, 0, tzinfo=UTC), datetime(2026, 3, 23, tzinfo=UTC)
+    ) == [(datetime(2026, 3, 22, 1, 0, tzinfo=UTC), datetime(2026, 3, 22, 3, 0, tzinfo=UTC))]
+
+
+def test_one_off_occurrence_overlaps_or_not() -> None:
+    one_off = window({"start": "2026-03-02T09:50:00Z", "end": "2026-03-02T10:30:00Z", "monitors": ["web"]})
+    occurrence = (datetime(2026, 3, 2, 9, 50, tzinfo=UTC), datetime(2026, 3, 2, 10, 30, tzinfo=UTC))
+    assert window_occurrences(one_off, START, START + timedelta(hours=1)) == [occurrence]
+    assert window_occurrences(one_off, START + timedelta(minutes=30), START + timedelta(hours=1)) == []  # end exclusive
+
+
+def test_in_maintenance_and_the_buckets_a_window_takes_out() -> None:
+    one_off = window(
+        {
+            "start": "2026-03-02T09:50:00Z",
+            "end": "2026-03-02T11:10:00Z",
+            "monitorSelector": {"matchLabels": {"tier": "web"}},
+        }
+    )
+    web = MonitorRef(1, "default", "web", {"tier": "web"})
+    db = MonitorRef(2, "default", "db", {"tier": "db"})
+    assert in_maintenance([one_off], web, START)
+    assert not in_maintenance([one_off], db, START)
+    assert not in_maintenance([one_off], web, START + timedelta(hours=2))
+    day = datetime(2026, 3, 2, tzinfo=UTC)
+    hours = maintenance_buckets([one_off], [web, db], day, day + timedelta(days=1), timedelta(hours=1))
+    assert hours == {1: {day + timedelta(hours=h) for h in (9, 10, 11)}}
+    assert maintenance_buckets([], [web], day, day + timedelta(days=1), timedelta(hours=1)) == {}

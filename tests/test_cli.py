@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.paths import CRDS, EXAMPLES, REPO
+
 SPECTRA = str(Path(sys.executable).with_name("spectra"))
 
 
@@ -24,11 +26,11 @@ def test_validate_examples_passes() -> None:
     assert done.stderr.strip().endswith(": ok")
 
 
-@pytest.mark.parametrize("example", sorted(p.name for p in (REPO / "examples").iterdir() if p.is_dir()))
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir()))
 def test_each_example_validates_on_its_own(example: str) -> None:
     done = spectra("validate", f"examples/{example}")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert (REPO / "examples" / example / "README.md").is_file()
+    assert (EXAMPLES / example / "README.md").is_file()
 
 
 BAD_SET = """\
@@ -108,12 +110,12 @@ def test_crds_prints_every_kind() -> None:
 
 def test_crds_output_dir_matches_repo(tmp_path: Path) -> None:
     assert spectra("crds", "-o", str(tmp_path)).returncode == 0
-    for path in (REPO / "crds").glob("*.yaml"):
+    for path in CRDS.glob("*.yaml"):
         assert (tmp_path / path.name).read_text() == path.read_text()
 
 
-def test_apply_then_db_current(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'spectra.db'}"
+def test_apply_then_db_current(sqlite_url: str) -> None:
+    url = sqlite_url
     done = spectra("apply", "examples/", "--database", url)
     assert done.returncode == 0, done.stderr
     assert "28 created, 0 updated, 0 unchanged, 0 deleted" in done.stderr
@@ -136,8 +138,6 @@ def test_apply_refuses_invalid_set_and_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_db_upgrade_uses_environment_url(tmp_path: Path) -> None:
-    import os
-
     database = tmp_path / "env.db"
     env = {**os.environ, "SPECTRA_DATABASE_URL": f"sqlite:///{database}"}
     done = spectra("db", "upgrade", env=env)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.api import parse_object
@@ -17,17 +17,15 @@ from spectra.store import (
     HourlyRollup,
     Monitor,
     insert_results,
-    session_factory,
 )
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    """The shared migrated database, seeded."""
-    factory = session_factory(engine)
-    with factory.begin() as session:
+def monitor_id(sessions: sessionmaker[Session]) -> int:
+    """The id of monitor "web", applied to the shared migrated database."""
+    with sessions.begin() as session:
         apply_set(
             session,
             [
@@ -42,7 +40,8 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
             ],
             MANIFEST_SOURCE,
         )
-    return factory
+    with sessions() as session:
+        return session.scalars(select(Monitor.resource_id)).one()
 
 
 def results(monitor_id: int, at: datetime, statuses: list[str]) -> list[dict[str, object]]:
@@ -59,9 +58,8 @@ def results(monitor_id: int, at: datetime, statuses: list[str]) -> list[dict[str
     ]
 
 
-def test_rollups_appear_and_old_results_are_pruned(sessions: sessionmaker[Session]) -> None:
+def test_rollups_appear_and_old_results_are_pruned(sessions: sessionmaker[Session], monitor_id: int) -> None:
     with sessions.begin() as session:
-        monitor_id = session.scalars(select(Monitor.resource_id)).one()
         insert_results(session, results(monitor_id, NOW - timedelta(minutes=30), ["up", "up", "down", "degraded"]))
         insert_results(session, results(monitor_id, NOW - timedelta(days=10), ["up"]))  # past raw retention
     Housekeeping(sessions, clock=lambda: NOW).once()
@@ -71,15 +69,16 @@ def test_rollups_appear_and_old_results_are_pruned(sessions: sessionmaker[Sessio
         assert [(row.checks_total, row.checks_up, row.checks_down, row.checks_degraded) for row in today] == [
             (4, 2, 1, 1)
         ]
-        assert session.scalar(select(func.count()).select_from(HourlyRollup)) >= 1
+        hourly = session.scalar(select(func.count()).select_from(HourlyRollup))
+        assert hourly is not None
+        assert hourly >= 1
         oldest = session.scalar(select(func.min(CheckResult.checked_at)))
         assert oldest is not None
         assert oldest >= NOW - timedelta(days=7)
 
 
-def test_a_second_pass_changes_nothing(sessions: sessionmaker[Session]) -> None:
+def test_a_second_pass_changes_nothing(sessions: sessionmaker[Session], monitor_id: int) -> None:
     with sessions.begin() as session:
-        monitor_id = session.scalars(select(Monitor.resource_id)).one()
         insert_results(session, results(monitor_id, NOW - timedelta(minutes=5), ["up", "down"]))
     keeper = Housekeeping(sessions, clock=lambda: NOW)
     keeper.once()

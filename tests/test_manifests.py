@@ -143,80 +143,17 @@ def test_bad_base64_never_echoes_the_value(tmp_path: Path) -> None:
     assert "TOPSECRET" not in str(result.errors[0])
 
 
-CROSS = [
-    (
-        "duplicate",
-        MONITOR.format(name="web", namespace="default") * 1 + "---\n" + MONITOR.format(name="web", namespace="default"),
-        "metadata.name",
-        "defined twice",
-    ),
-    (
-        "missing-policy",
-        MONITOR.format(name="web", namespace="default").replace(
-            "type: http", "type: http\n  escalationPolicyRef: {name: nope}"
-        ),
-        "spec.escalationPolicyRef.name",
-        "EscalationPolicy 'nope' does not exist",
-    ),
-    (
-        "missing-contact-and-schedule",
-        "apiVersion: spectra.dev/v1alpha1\nkind: EscalationPolicy\nmetadata: {name: p}\n"
-        "spec: {steps: [{targets: [{contact: ghost}, {schedule: nobody}]}]}\n",
-        "spec.steps[0].targets[0].contact",
-        "Contact 'ghost' does not exist",
-    ),
-    (
-        "missing-participant",
-        "apiVersion: spectra.dev/v1alpha1\nkind: Schedule\nmetadata: {name: s}\n"
-        "spec: {layers: [{name: l, participants: [ghost], start: 2026-01-05}]}\n",
-        "spec.layers[0].participants[0]",
-        "Contact 'ghost' does not exist",
-    ),
-    (
-        "missing-monitor-on-page",
-        "apiVersion: spectra.dev/v1alpha1\nkind: StatusPage\nmetadata: {name: p}\n"
-        "spec: {slug: s, title: T, groups: [{name: g, components: [{name: c, monitors: [ghost]}]}]}\n",
-        "spec.groups[0].components[0].monitors[0]",
-        "Monitor 'ghost' does not exist",
-    ),
-    (
-        "missing-page-in-window",
-        MONITOR.format(name="web", namespace="default")
-        + "---\napiVersion: spectra.dev/v1alpha1\nkind: MaintenanceWindow\nmetadata: {name: w}\n"
-        "spec: {start: '2026-01-01T00:00:00Z', end: '2026-01-01T01:00:00Z', monitors: [web], statusPages: [ghost]}\n",
-        "spec.statusPages[0]",
-        "StatusPage 'ghost' does not exist",
-    ),
-    (
-        "reference-across-namespaces",
-        MONITOR.format(name="web", namespace="team-a")
-        + "---\napiVersion: spectra.dev/v1alpha1\nkind: MaintenanceWindow\nmetadata: {name: w, namespace: team-b}\n"
-        "spec: {start: '2026-01-01T00:00:00Z', end: '2026-01-01T01:00:00Z', monitors: [web]}\n",
-        "spec.monitors[0]",
-        "does not exist in namespace team-b",
-    ),
-    (
-        "slug-taken",
-        "apiVersion: spectra.dev/v1alpha1\nkind: StatusPage\nmetadata: {name: p1}\n"
-        "spec: {slug: s, title: T, groups: [{name: g, components: [{name: c, monitorSelector: {matchLabels: {a: b}}}]}]}\n"
-        "---\napiVersion: spectra.dev/v1alpha1\nkind: StatusPage\nmetadata: {name: p2, namespace: other}\n"
-        "spec: {slug: s, title: T, groups: [{name: g, components: [{name: c, monitorSelector: {matchLabels: {a: b}}}]}]}\n",
-        "spec.slug",
-        "already used by StatusPage/default/p1",
-    ),
-    (
-        "namespace-in-two-orgs",
-        "apiVersion: spectra.dev/v1alpha1\nkind: Organization\nmetadata: {name: a}\nspec: {displayName: A, namespaces: [shared]}\n"
-        "---\napiVersion: spectra.dev/v1alpha1\nkind: Organization\nmetadata: {name: b}\nspec: {displayName: B, namespaces: [shared]}\n",
-        "spec.namespaces",
-        "already used by Organization/a",
-    ),
-]
-
-
-@pytest.mark.parametrize(("text", "field", "words"), [c[1:] for c in CROSS], ids=[c[0] for c in CROSS])
-def test_checks_across_the_set(tmp_path: Path, text: str, field: str, words: str) -> None:
-    result = load_paths([write(tmp_path / "set.yaml", text)])
-    matching = [e for e in result.errors if e.field == field]
-    assert matching, result.errors
-    assert words in matching[0].message
+def test_checks_across_the_set_name_file_object_and_field(tmp_path: Path) -> None:
+    """The set-wide checks themselves: tests/api/test_cross_checks.py."""
+    duplicate = MONITOR.format(name="web", namespace="default")
+    first = write(tmp_path / "a.yaml", duplicate)
+    second = write(
+        tmp_path / "b.yaml", duplicate.replace("type: http", "type: http\n  escalationPolicyRef: {name: nope}")
+    )
+    result = load_paths([tmp_path])
+    assert [str(e) for e in result.errors] == [
+        f"{second}: Monitor/default/web: metadata.name: Monitor/default/web is defined twice",
+        f"{second}: Monitor/default/web: spec.escalationPolicyRef.name: EscalationPolicy 'nope' does not exist"
+        " in namespace default",
+    ]
+    assert load_paths([first]).ok

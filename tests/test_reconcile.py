@@ -5,40 +5,40 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from spectra.api import Monitor, parse_object
+from spectra.api import Resource, parse_object
 from spectra.manifests import load_paths
 from spectra.reconcile import CLUSTER_SOURCE, MANIFEST_SOURCE, apply_one, apply_set, delete_one
 from spectra.store import CheckResult, MonitorLocation, insert_results
 from spectra.store import Monitor as MonitorRow
 from spectra.store import Resource as ResourceRow
+from tests.support.paths import EXAMPLES
 
-REPO = Path(__file__).resolve().parent.parent
 
-
-def load(*paths: Path) -> list[Monitor]:
+def load(*paths: Path) -> list[Resource]:
     result = load_paths(paths)
     assert result.ok, result.errors
-    return [item.resource for item in result.resources]  # type: ignore[misc]
+    return [item.resource for item in result.resources]
 
 
-def snapshot(session: Session) -> list[tuple[object, ...]]:
+def snapshot(session: Session) -> list[tuple[Any, ...]]:
     session.expire_all()
     rows = session.scalars(select(ResourceRow).order_by(ResourceRow.kind, ResourceRow.namespace, ResourceRow.name))
     return [(r.kind, r.namespace, r.name, r.generation, r.spec_hash, r.updated_at, r.spec) for r in rows]
 
 
 def test_applying_twice_changes_nothing(session: Session) -> None:
-    resources = load(REPO / "examples")
+    resources = load(EXAMPLES)
     first = apply_set(session, resources, MANIFEST_SOURCE)
     session.commit()
     assert len(first.created) == len(resources) == 28
     before = snapshot(session)
 
-    second = apply_set(session, load(REPO / "examples"), MANIFEST_SOURCE)
+    second = apply_set(session, load(EXAMPLES), MANIFEST_SOURCE)
     session.commit()
     assert not second.changed
     assert len(second.unchanged) == 28
@@ -46,7 +46,7 @@ def test_applying_twice_changes_nothing(session: Session) -> None:
 
 
 def test_monitor_hot_columns_and_locations(session: Session) -> None:
-    apply_set(session, load(REPO / "examples" / "03-on-call"), MANIFEST_SOURCE)
+    apply_set(session, load(EXAMPLES / "03-on-call"), MANIFEST_SOURCE)
     session.commit()
     row = session.scalars(select(MonitorRow).where(MonitorRow.name == "checkout")).one()
     assert (row.type, row.interval_ms, row.timeout_ms, row.quorum) == ("http", 30_000, 10_000, 2)
@@ -59,7 +59,7 @@ def test_monitor_hot_columns_and_locations(session: Session) -> None:
 
 def test_change_updates_only_that_object(session: Session, tmp_path: Path) -> None:
     folder = tmp_path / "ex"
-    shutil.copytree(REPO / "examples" / "03-on-call", folder)
+    shutil.copytree(EXAMPLES / "03-on-call", folder)
     apply_set(session, load(folder), MANIFEST_SOURCE)
     session.commit()
     before = {row[2]: row for row in snapshot(session)}
@@ -85,7 +85,7 @@ def test_change_updates_only_that_object(session: Session, tmp_path: Path) -> No
 
 def test_removing_a_manifest_removes_its_rows(session: Session, tmp_path: Path) -> None:
     folder = tmp_path / "ex"
-    shutil.copytree(REPO / "examples" / "04-status-page", folder)
+    shutil.copytree(EXAMPLES / "04-status-page", folder)
     apply_set(session, load(folder), MANIFEST_SOURCE)
     session.commit()
     website = session.scalars(select(MonitorRow).where(MonitorRow.name == "website")).one()
@@ -118,7 +118,7 @@ def test_removing_a_manifest_removes_its_rows(session: Session, tmp_path: Path) 
 
 
 def test_prune_only_touches_its_own_source(session: Session) -> None:
-    apply_set(session, load(REPO / "examples" / "01-http-monitor"), MANIFEST_SOURCE)
+    apply_set(session, load(EXAMPLES / "01-http-monitor"), MANIFEST_SOURCE)
     cluster_monitor = parse_object(
         {
             "apiVersion": "spectra.dev/v1alpha1",
@@ -137,15 +137,12 @@ def test_prune_only_touches_its_own_source(session: Session) -> None:
 
 
 def test_cluster_generation_is_taken_from_metadata(session: Session) -> None:
-    body = {
-        "apiVersion": "spectra.dev/v1alpha1",
-        "kind": "Contact",
-        "metadata": {"name": "ann", "namespace": "prod", "generation": 3},
-        "spec": {"displayName": "Ann", "email": "ann@example.com"},
-    }
+    metadata: dict[str, Any] = {"name": "ann", "namespace": "prod", "generation": 3}
+    spec: dict[str, Any] = {"displayName": "Ann", "email": "ann@example.com"}
+    body = {"apiVersion": "spectra.dev/v1alpha1", "kind": "Contact", "metadata": metadata, "spec": spec}
     assert apply_one(session, parse_object(body), CLUSTER_SOURCE).created == ["Contact/prod/ann"]
-    body["metadata"]["generation"] = 4  # e.g. a label change bumps nothing, a spec change does
-    body["spec"]["displayName"] = "Ann B."
+    metadata["generation"] = 4  # e.g. a label change bumps nothing, a spec change does
+    spec["displayName"] = "Ann B."
     assert apply_one(session, parse_object(body), CLUSTER_SOURCE).updated == ["Contact/prod/ann"]
     assert apply_one(session, parse_object(body), CLUSTER_SOURCE).unchanged == ["Contact/prod/ann"]
     session.commit()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import celpy
@@ -12,24 +11,27 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from celpy.adapter import json_to_cel
 
 from spectra.api import KINDS
 from spectra.api.crd import all_crds, file_name, render
 from spectra.manifests import discover, read_documents
+from tests.support.paths import CRDS as CRDS_DIR
+from tests.support.paths import EXAMPLES as EXAMPLES_DIR
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
-CRD_DIR = REPO / "crds"
 CRDS = {crd["spec"]["names"]["kind"]: crd for crd in all_crds()}
 
 
 def schema_of(kind: str) -> dict[str, Any]:
-    return CRDS[kind]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema: dict[str, Any] = CRDS[kind]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
 
 
 def test_crd_files_are_current() -> None:
     """Fails when crds/ is stale: regenerate with `spectra crds -o crds`."""
     expected = {file_name(crd): render(crd) for crd in all_crds()}
-    actual = {path.name: path.read_text(encoding="utf-8") for path in CRD_DIR.glob("*.yaml")}
+    actual = {path.name: path.read_text(encoding="utf-8") for path in CRDS_DIR.glob("*.yaml")}
     assert sorted(actual) == sorted(expected), "crds/ has missing or extra files: run `spectra crds -o crds`"
     stale = [name for name in expected if actual[name] != expected[name]]
     assert not stale, f"stale CRDs {stale}: run `spectra crds -o crds`"
@@ -94,7 +96,7 @@ def test_monitor_printer_columns() -> None:
 
 
 def example_objects() -> list[tuple[str, dict[str, Any]]]:
-    files, errors = discover([REPO / "examples"])
+    files, errors = discover([EXAMPLES_DIR])
     assert not errors
     objects = []
     for path in files:
@@ -149,7 +151,7 @@ def failed_rules(kind: str, spec: dict[str, Any]) -> list[str]:
     failed = []
     for rule, value in rule_applications(spec_schema, spec):
         program = _ENV.program(_ENV.compile(rule))
-        if not bool(program.evaluate({"self": celpy.json_to_cel(value)})):
+        if not bool(program.evaluate({"self": json_to_cel(value)})):
             failed.append(rule)
     return failed
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from spectra.api import KINDS
 from spectra.api.reference_docs import markdown, replace_block
+from tests.support.paths import REPO
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = REPO / "README.md"
 
 
 def test_readme_field_reference_is_current() -> None:

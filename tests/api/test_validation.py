@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from spectra.api import InvalidObject, parse_object
+from spectra.api import InvalidObject, Monitor, parse_object
 
 HTTP = {"type": "http", "http": {"url": "https://status.example.com/"}}
 
@@ -363,19 +363,25 @@ def test_good_manifest_parses(manifest: dict[str, Any]) -> None:
     assert resource.kind_name == manifest["kind"]
 
 
+def parse_monitor(manifest: dict[str, Any]) -> Monitor:
+    resource = parse_object(manifest)
+    assert isinstance(resource, Monitor)
+    return resource
+
+
 def test_status_from_cluster_is_ignored() -> None:
     manifest = monitor() | {"status": {"state": "nonsense-that-would-fail"}}
-    assert parse_object(manifest).status is None
+    assert parse_monitor(manifest).status is None
 
 
 def test_defaults_live_in_the_model() -> None:
-    spec = parse_object(monitor()).spec
+    spec = parse_monitor(monitor()).spec
     assert spec.interval.total_seconds() == 60
     assert spec.effective_timeout.total_seconds() == 10
     assert spec.effective_locations == ["default"]
     assert spec.effective_quorum == 1
-    assert parse_object(monitor(interval="8s")).spec.effective_timeout.total_seconds() == 4
-    assert parse_object(monitor(locations=["a", "b", "c"])).spec.effective_quorum == 2
+    assert parse_monitor(monitor(interval="8s")).spec.effective_timeout.total_seconds() == 4
+    assert parse_monitor(monitor(locations=["a", "b", "c"])).spec.effective_quorum == 2
 
 
 def test_spec_dict_keeps_only_what_was_written() -> None:

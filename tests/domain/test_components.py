@@ -1,10 +1,12 @@
-"""Component and page states from the monitors' combined states."""
+"""Which monitors make a component, and component and page states from the monitors' combined states."""
 
 from __future__ import annotations
 
 import pytest
 
-from spectra.domain.components import component_state, overall_state
+from spectra.api.statuspage import Component
+from spectra.domain.components import component_monitors, component_state, overall_state
+from spectra.domain.monitors import MonitorRef
 
 
 @pytest.mark.parametrize(
@@ -46,3 +48,29 @@ def test_component_state(states: list[str | None], expected: str) -> None:
 )
 def test_overall_is_the_worst(states: list[str], expected: str) -> None:
     assert overall_state(states) == expected
+
+
+MONITORS = {
+    "shop": [
+        MonitorRef(1, "shop", "web-2", {"tier": "web"}),
+        MonitorRef(2, "shop", "web-1", {"tier": "web", "zone": "a"}),
+        MonitorRef(3, "shop", "db", {"tier": "data"}),
+    ],
+    "other": [MonitorRef(4, "other", "web-3", {"tier": "web"})],
+}
+
+
+@pytest.mark.parametrize(
+    ("component", "names"),
+    [
+        ({"monitors": ["db", "web-1"]}, ["db", "web-1"]),  # named: in the order given
+        ({"monitors": ["db", "gone"]}, ["db"]),  # a name without a monitor is left out
+        ({"monitors": ["web-3"]}, []),  # names are looked up in the page's namespace only
+        ({"monitorSelector": {"matchLabels": {"tier": "web"}}}, ["web-1", "web-2"]),  # selected: by name
+        ({"monitorSelector": {"matchLabels": {"tier": "web", "zone": "a"}}}, ["web-1"]),
+    ],
+)
+def test_component_monitors(component: dict[str, object], names: list[str]) -> None:
+    model = Component.model_validate({"name": "C", **component})
+    assert [m.name for m in component_monitors("shop", model, MONITORS)] == names
+    assert component_monitors("empty", model, MONITORS) == ()

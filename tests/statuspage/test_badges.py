@@ -9,8 +9,7 @@ import pytest
 from spectra.statuspage.badges import STATE_TEXT, BadgeData, badge_svg, find_monitor, uptime_colour
 from spectra.statuspage.formatting import contrast, format_percent
 from spectra.statuspage.model import GroupView
-
-from .page_factory import NOW, FakeCache, app_for, client_for, component, snapshot
+from tests.factories.pages import NOW, FakeCache, app_for, client_for, component, snapshot
 
 S = "{http://www.w3.org/2000/svg}"
 

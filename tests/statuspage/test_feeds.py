@@ -9,8 +9,7 @@ import pytest
 
 from spectra.statuspage.feeds import render_atom, render_rss
 from spectra.statuspage.model import IncidentUpdateView, PageSnapshot
-
-from .page_factory import NOW, FakeCache, app_for, client_for, incident, maintenance, quiet_days, snapshot
+from tests.factories.pages import NOW, FakeCache, app_for, client_for, incident, maintenance, quiet_days, snapshot
 
 A = "{http://www.w3.org/2005/Atom}"
 XSS = '<script>alert(1)</script> & "friends"'

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.statuspage.incidents import PageIncidentError, add_update, open_incident, sync_auto_incidents
 from spectra.store import Incident, PageIncident, PageIncidentUpdate
-
-from .pagedb import MONITORS, NOW, PAGE, PageDb, page_db
+from tests.factories.pages import DB_NOW as NOW
+from tests.factories.pages import MONITORS, PAGE, PageDb, page_db
 
 QUIET_PAGE = (
     PAGE.replace("name: main}", "name: quiet}")
@@ -22,8 +22,8 @@ QUIET_PAGE = (
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[PageDb]:
-    yield from page_db(database_url, MONITORS, PAGE, QUIET_PAGE)
+def db(sessions: sessionmaker[Session]) -> PageDb:
+    return page_db(sessions, MONITORS, PAGE, QUIET_PAGE)
 
 
 def sync(db: PageDb, minutes: int = 0) -> list[tuple[str, str, str]]:

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 
 from spectra.notify.email import render_email
 from spectra.notify.outbox import message_of
 from spectra.statuspage.incidents import add_update, open_incident
-from spectra.statuspage.model import MaintenanceView
+from spectra.statuspage.model import MaintenanceView, PageLike
 from spectra.statuspage.notices import (
     NoticeKind,
     PageNotice,
@@ -24,13 +25,12 @@ from spectra.statuspage.notices import (
     text_of_html,
 )
 from spectra.statuspage.subscription_routes import subscription_routes
-from spectra.store import Notification, Subscriber, session_factory
+from spectra.store import Notification, Subscriber
 from spectra.tokens import Purpose, Tokens
-
-from .test_subscriptions import PUBLIC_URL, SECRET_KEY, FakeCache, make_page
+from tests.factories.pages import PUBLIC_URL, SECRET_KEY, FakeCache, subscription_page
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-PAGES = {"acme": make_page(), "quiet": make_page("quiet", name="quiet", subscriptions=False)}
+PAGES = {"acme": subscription_page(), "quiet": subscription_page("quiet", name="quiet", subscriptions=False)}
 
 # (email, component, confirmed, unsubscribed, page)
 SUBSCRIBERS = [
@@ -47,10 +47,9 @@ SUBSCRIBERS = [
 
 
 @pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    """The shared migrated database, seeded."""
-    factory = session_factory(engine)
-    with factory.begin() as session:
+def subscribers(sessions: sessionmaker[Session]) -> None:
+    """SUBSCRIBERS in the shared migrated database."""
+    with sessions.begin() as session:
         for email, component, confirmed, unsubscribed, page in SUBSCRIBERS:
             session.add(
                 Subscriber(
@@ -62,28 +61,32 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
                     unsubscribed_at=NOW if unsubscribed else None,
                 )
             )
-    return factory
 
 
 def notice(
-    kind: NoticeKind = NoticeKind.INCIDENT_OPENED, *, components: tuple[str, ...] = ("API",), **changes: object
+    kind: NoticeKind = NoticeKind.INCIDENT_OPENED,
+    *,
+    components: tuple[str, ...] = ("API",),
+    name: str = "acme",
+    ref: int | str = 42,
+    step: str = "investigating",
+    state: str = "investigating",
 ) -> PageNotice:
-    base = PageNotice(
+    return PageNotice(
         namespace="default",
-        name="acme",
+        name=name,
         kind=kind,
-        ref=42,
-        step="investigating",
+        ref=ref,
+        step=step,
         title="Elevated API errors",
-        state="investigating",
+        state=state,
         body="We are looking into <errors> on the API.",
         components=components,
         at=NOW,
     )
-    return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def run(sessions: sessionmaker[Session], *events: PageNotice, pages: dict | None = None) -> int:  # type: ignore[type-arg]
+def run(sessions: sessionmaker[Session], *events: PageNotice, pages: Mapping[str, PageLike] | None = None) -> int:
     with sessions.begin() as session:
         return notify_subscribers(session, events, pages or PAGES, Tokens(SECRET_KEY), PUBLIC_URL)
 
@@ -95,6 +98,7 @@ def mails(sessions: sessionmaker[Session]) -> list[Notification]:
         return rows
 
 
+@pytest.mark.usefixtures("subscribers")
 @pytest.mark.parametrize(
     ("event", "recipients"),
     [
@@ -122,6 +126,7 @@ def test_only_confirmed_active_subscribers_covering_the_event_are_mailed(
     assert all(mail.idempotency_key.startswith(prefix) for mail in sent)
 
 
+@pytest.mark.usefixtures("subscribers")
 def test_mails_carry_list_unsubscribe_headers_and_link(sessions: sessionmaker[Session]) -> None:
     run(sessions, notice())
     tokens = Tokens(SECRET_KEY)
@@ -148,6 +153,7 @@ def test_mails_carry_list_unsubscribe_headers_and_link(sessions: sessionmaker[Se
         assert "<errors>" not in html
 
 
+@pytest.mark.usefixtures("subscribers")
 def test_notifying_again_sends_nothing_twice_but_a_new_update_is_sent(sessions: sessionmaker[Session]) -> None:
     first = run(sessions, notice())
     assert first == 3
@@ -157,28 +163,34 @@ def test_notifying_again_sends_nothing_twice_but_a_new_update_is_sent(sessions: 
     assert len(mails(sessions)) == 9
 
 
+@pytest.mark.usefixtures("subscribers")
 @pytest.mark.parametrize(
     "pages",
     [
-        {"quiet": make_page("quiet", name="quiet", subscriptions=False)},
-        {"acme": make_page(public=False)},
-        {"acme": make_page(subscriptions=False)},
+        {"quiet": subscription_page("quiet", name="quiet", subscriptions=False)},
+        {"acme": subscription_page(public=False)},
+        {"acme": subscription_page(subscriptions=False)},
         {},
     ],
     ids=["subscriptions-disabled", "not-public", "acme-subscriptions-disabled", "unknown-page"],
 )
-def test_pages_without_subscriptions_mail_nobody(sessions: sessionmaker[Session], pages: dict) -> None:  # type: ignore[type-arg]
+def test_pages_without_subscriptions_mail_nobody(
+    sessions: sessionmaker[Session], pages: Mapping[str, PageLike]
+) -> None:
     events = [notice(), notice(name="quiet")]
     with sessions.begin() as session:
         assert notify_subscribers(session, events, pages, Tokens(SECRET_KEY), PUBLIC_URL) == 0
     assert mails(sessions) == []
 
 
+@pytest.mark.usefixtures("subscribers")
 async def test_one_click_unsubscribe_from_the_header_stops_further_mail(sessions: sessionmaker[Session]) -> None:
     run(sessions, notice())
     whole = next(message_of(row) for row in mails(sessions) if row.recipient == "whole@example.com")
     url = whole.headers["List-Unsubscribe"][1:-1]
-    app = Starlette(routes=subscription_routes(FakeCache(dict(PAGES)), sessions, Tokens(SECRET_KEY), PUBLIC_URL, None))
+    app = Starlette(
+        routes=subscription_routes(FakeCache(*PAGES.values()), sessions, Tokens(SECRET_KEY), PUBLIC_URL, None)
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL) as client:
         response = await client.post(
             url, content=b"List-Unsubscribe=One-Click", headers={"Content-Type": "application/x-www-form-urlencoded"}
@@ -202,6 +214,7 @@ def test_text_of_html(html: str, text: str) -> None:
     assert text_of_html(html) == text
 
 
+@pytest.mark.usefixtures("subscribers")
 def test_page_incident_events_are_mailed_with_their_update(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         opened = open_incident(
@@ -249,7 +262,7 @@ def maintenance(start: datetime, *, active: bool = True, components: tuple[str, 
     ids=["just-started", "long-running", "upcoming", "inactive"],
 )
 def test_maintenance_notices(window: MaintenanceView, expected: int) -> None:
-    pages = {"acme": replace(make_page(), maintenance=(window,))}
+    pages = {"acme": replace(subscription_page(), maintenance=(window,))}
     notices = maintenance_notices(pages, NOW)
     assert len(notices) == expected
     if notices:
@@ -259,8 +272,13 @@ def test_maintenance_notices(window: MaintenanceView, expected: int) -> None:
         assert found.page == "default/acme"
 
 
+@pytest.mark.usefixtures("subscribers")
 def test_maintenance_start_is_mailed_once_per_occurrence(sessions: sessionmaker[Session]) -> None:
-    pages = {"acme": replace(make_page(), maintenance=(maintenance(NOW - timedelta(minutes=1), components=("Web",)),))}
+    pages = {
+        "acme": replace(
+            subscription_page(), maintenance=(maintenance(NOW - timedelta(minutes=1), components=("Web",)),)
+        )
+    }
     assert run(sessions, *maintenance_notices(pages, NOW), pages=pages) == 3  # both, web, whole
     assert run(sessions, *maintenance_notices(pages, NOW + timedelta(minutes=1)), pages=pages) == 0
     [mail] = [row for row in mails(sessions) if row.recipient == "web@example.com"]

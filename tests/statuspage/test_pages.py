@@ -10,8 +10,7 @@ import pytest
 
 from spectra.statuspage.model import GroupView
 from spectra.statuspage.render import Renderer
-
-from .page_factory import NOW, FakeCache, app_for, client_for, component, replace, snapshot
+from tests.factories.pages import NOW, FakeCache, app_for, client_for, component, replace, snapshot
 
 PRIVATE = snapshot(
     slug="internal",
@@ -19,17 +18,7 @@ PRIVATE = snapshot(
     namespace="secret-ns",
     public=False,
     hostnames=("internal.acme.test",),
-    groups=(
-        GroupView(
-            "Hidden",
-            (
-                component(
-                    "Hidden DB",
-                    monitors=("secret-ns/hidden-db"),
-                )
-            ),
-        )
-    ),
+    groups=(GroupView("Hidden", (component("Hidden DB", monitors=("secret-ns/hidden-db",)),)),),
     version="p1",
 )
 

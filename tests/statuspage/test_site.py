@@ -3,29 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.runtime.metrics import Metrics
 from spectra.statuspage.site import StatusPages
 from spectra.store import Notification, PageIncident, Subscriber
 from spectra.tokens import Tokens
 from spectra.web.app import AppParts, create_app
-
-from .pagedb import MONITORS, NOW, PAGE, PageDb, page_db
+from tests.factories.pages import DB_NOW as NOW
+from tests.factories.pages import MONITORS, PAGE, PUBLIC_URL, PageDb, page_db
+from tests.support.databases import sqlite_only
+from tests.support.waiting import eventually
 
 SUBSCRIBED_PAGE = PAGE.replace("autoIncidents: true", "autoIncidents: true\n  subscriptions: {enabled: true}")
 ALL_UP = {"api": "up", "web-1": "up", "web-2": "up", "db": "up"}
-PUBLIC_URL = "https://status.example.test"
+
+
+# Logic above the store: SQLite only (the store's own tests run on both backends).
+pytestmark = sqlite_only
 
 
 @pytest.fixture
-def db(sqlite_url: str) -> Iterator[PageDb]:
-    yield from page_db(sqlite_url, MONITORS, SUBSCRIBED_PAGE)
+def db(sessions: sessionmaker[Session]) -> PageDb:
+    return page_db(sessions, MONITORS, SUBSCRIBED_PAGE)
 
 
 class Wakes:
@@ -121,13 +127,22 @@ async def test_no_incidents_without_events_or_leadership(db: PageDb, events: boo
     assert snapshot.overall == "major_outage"
 
 
-async def test_run_loop_stops(db: PageDb) -> None:
+async def test_run_loop_stops(db: PageDb, monkeypatch: pytest.MonkeyPatch) -> None:
     service = pages(db, Wakes())
     service.interval_s = 0.05
+    passes: list[int] = []
+    tick = service.tick
+
+    async def counted() -> int:
+        passes.append(await tick())
+        return passes[-1]
+
+    monkeypatch.setattr(service, "tick", counted)
     task = asyncio.create_task(service.run())
-    await asyncio.sleep(0.2)
+    await eventually(lambda: len(passes) >= 2)  # it loops ...
     await service.stop()
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(task, 5)  # ... and ends when stopped
+    assert task.done()
     assert service.cache.get("main") is not None
 
 

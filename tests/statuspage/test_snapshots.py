@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.statuspage.incidents import add_update, open_incident
 from spectra.statuspage.snapshots import SnapshotCache, build_all, build_snapshot
 from spectra.store import DailyRollup
-
-from .pagedb import MONITORS, NOW, PAGE, PageDb, page_db
+from tests.factories.pages import DB_NOW as NOW
+from tests.factories.pages import MONITORS, PAGE, PageDb, page_db
+from tests.support.databases import sqlite_only
 
 TODAY = NOW.date()
 
@@ -49,8 +50,8 @@ spec:
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[PageDb]:
-    yield from page_db(database_url, MONITORS, PAGE, WINDOWS)
+def db(sessions: sessionmaker[Session]) -> PageDb:
+    return page_db(sessions, MONITORS, PAGE, WINDOWS)
 
 
 def at(days_ago: int, hour: int = 9) -> datetime:
@@ -195,42 +196,43 @@ class Statements:
         self.seen.append(str(args[2]))
 
 
-def test_big_page_uses_a_few_queries(sqlite_url: str) -> None:
+@sqlite_only
+def test_big_page_uses_a_few_queries(engine: sa.Engine, sessions: sessionmaker[Session]) -> None:
     """50 components x 90 days: a constant number of statements, not one per component or day."""
-    for db in page_db(sqlite_url, big_page(50)):
-        ids = db.ids()
-        rows = [
-            {
-                "monitor_id": ids[f"m{i}"],
-                "location": "default",
-                "bucket_start": datetime.combine(TODAY - timedelta(days=d), datetime.min.time(), tzinfo=UTC),
-                "checks_total": 1440,
-                "checks_up": 1440 - (d % 3),
-                "checks_degraded": 0,
-                "checks_down": d % 3,
-                "latency_count": 0,
-                "latency_sum_ms": 0.0,
-                "latency_max_ms": None,
-            }
-            for i in range(50)
-            for d in range(90)
-        ]
+    db = page_db(sessions, big_page(50))
+    ids = db.ids()
+    rows = [
+        {
+            "monitor_id": ids[f"m{i}"],
+            "location": "default",
+            "bucket_start": datetime.combine(TODAY - timedelta(days=d), datetime.min.time(), tzinfo=UTC),
+            "checks_total": 1440,
+            "checks_up": 1440 - (d % 3),
+            "checks_degraded": 0,
+            "checks_down": d % 3,
+            "latency_count": 0,
+            "latency_sum_ms": 0.0,
+            "latency_max_ms": None,
+        }
+        for i in range(50)
+        for d in range(90)
+    ]
+    with db.sessions() as session:
+        session.execute(sa.insert(DailyRollup), rows)
+        session.commit()
+    statements = Statements()
+    event.listen(engine, "before_cursor_execute", statements)
+    try:
         with db.sessions() as session:
-            session.execute(sa.insert(DailyRollup), rows)
-            session.commit()
-        statements = Statements()
-        event.listen(db.engine, "before_cursor_execute", statements)
-        try:
-            with db.sessions() as session:
-                snapshot = build_snapshot(session, "default", "big", NOW)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", statements)
-        assert len(statements.seen) <= 8, statements.seen
-        components = snapshot.groups[0].components
-        assert len(components) == 50
-        assert all(len(c.days) == 90 for c in components)
-        assert components[7].days[-2].down_minutes == 1  # one day ago: 1 of 1440 checks down
-        assert all(c.uptime_percent is not None and 99.8 < c.uptime_percent < 100 for c in components)
+            snapshot = build_snapshot(session, "default", "big", NOW)
+    finally:
+        event.remove(engine, "before_cursor_execute", statements)
+    assert len(statements.seen) <= 8, statements.seen
+    components = snapshot.groups[0].components
+    assert len(components) == 50
+    assert all(len(c.days) == 90 for c in components)
+    assert components[7].days[-2].down_minutes == 1  # one day ago: 1 of 1440 checks down
+    assert all(c.uptime_percent is not None and 99.8 < c.uptime_percent < 100 for c in components)
 
 
 class Ticker:
@@ -241,32 +243,33 @@ class Ticker:
         return self.now
 
 
-def test_cache_refreshes_after_ttl_and_finds_hosts(sqlite_url: str) -> None:
-    for db in page_db(sqlite_url):
-        db.set_states({"api": "up", "web-1": "up", "web-2": "up", "db": "up"})
-        ticker = Ticker()
-        cache = SnapshotCache(db.sessions, ttl_s=5, clock=lambda: NOW, monotonic=ticker)
-        first = cache.get("main")
-        assert first is not None
-        assert first.overall == "operational"
-        assert cache.by_host("Status.Example.Test:8443") is first
-        assert cache.by_host("status.example.test.") is first
-        assert cache.by_host("other.example.test") is None
-        assert cache.get("nope") is None
-        db.set_states({"api": "down"})
-        ticker.now = 4.9
-        assert cache.get("main") is first  # within the TTL: not read again
-        ticker.now = 5.0
-        second = cache.get("main")
-        assert second is not None
-        assert second.overall == "major_outage"
-        assert not second.stale
+@sqlite_only
+def test_cache_refreshes_after_ttl_and_finds_hosts(sessions: sessionmaker[Session]) -> None:
+    db = page_db(sessions)
+    db.set_states({"api": "up", "web-1": "up", "web-2": "up", "db": "up"})
+    ticker = Ticker()
+    cache = SnapshotCache(db.sessions, ttl_s=5, clock=lambda: NOW, monotonic=ticker)
+    first = cache.get("main")
+    assert first is not None
+    assert first.overall == "operational"
+    assert cache.by_host("Status.Example.Test:8443") is first
+    assert cache.by_host("status.example.test.") is first
+    assert cache.by_host("other.example.test") is None
+    assert cache.get("nope") is None
+    db.set_states({"api": "down"})
+    ticker.now = 4.9
+    assert cache.get("main") is first  # within the TTL: not read again
+    ticker.now = 5.0
+    second = cache.get("main")
+    assert second is not None
+    assert second.overall == "major_outage"
+    assert not second.stale
 
 
-def break_database(db: PageDb) -> None:
+def break_database(engine: sa.Engine) -> None:
     """Make every further query fail: the SQLite file or the MariaDB database is gone."""
-    db.engine.dispose()
-    url = sa.make_url(db.url)
+    engine.dispose()
+    url = engine.url
     if url.get_backend_name() == "sqlite":
         assert url.database is not None
         os.remove(url.database)
@@ -279,28 +282,32 @@ def break_database(db: PageDb) -> None:
         admin.dispose()
 
 
-def test_cache_serves_stale_snapshot_when_the_database_fails(database_url: str) -> None:
-    for db in page_db(database_url):
-        db.set_states({"api": "up", "web-1": "up", "web-2": "up", "db": "up"}, now=NOW)
-        ticker = Ticker()
-        cache = SnapshotCache(db.sessions, ttl_s=5, clock=lambda: NOW, monotonic=ticker)
-        good = cache.get("main")
-        assert good is not None
-        assert not good.stale
-        break_database(db)
-        ticker.now = 10
-        stale = cache.get("main")
-        assert stale is not None
-        assert stale.stale
-        assert (stale.overall, stale.version, stale.generated_at) == (good.overall, good.version, good.generated_at)
-        assert stale.groups == good.groups
-        assert cache.by_host("status.example.test") == stale
+def test_cache_serves_stale_snapshot_when_the_database_fails(
+    engine: sa.Engine, sessions: sessionmaker[Session]
+) -> None:
+    db = page_db(sessions)
+    db.set_states({"api": "up", "web-1": "up", "web-2": "up", "db": "up"}, now=NOW)
+    ticker = Ticker()
+    cache = SnapshotCache(db.sessions, ttl_s=5, clock=lambda: NOW, monotonic=ticker)
+    good = cache.get("main")
+    assert good is not None
+    assert not good.stale
+    break_database(engine)
+    ticker.now = 10
+    stale = cache.get("main")
+    assert stale is not None
+    assert stale.stale
+    assert (stale.overall, stale.version, stale.generated_at) == (good.overall, good.version, good.generated_at)
+    assert stale.groups == good.groups
+    assert cache.by_host("status.example.test") == stale
 
 
-def test_cache_without_any_good_snapshot_has_nothing_to_serve(database_url: str) -> None:
+def test_cache_without_any_good_snapshot_has_nothing_to_serve(
+    engine: sa.Engine, sessions: sessionmaker[Session]
+) -> None:
     """Never a made-up page: before the first successful read there is no snapshot at all."""
-    for db in page_db(database_url):
-        break_database(db)
-        cache = SnapshotCache(db.sessions, ttl_s=5, clock=lambda: NOW, monotonic=Ticker())
-        assert cache.get("main") is None
-        assert cache.refresh() is False
+    db = page_db(sessions)
+    break_database(engine)
+    cache = SnapshotCache(db.sessions, ttl_s=5, clock=lambda: NOW, monotonic=Ticker())
+    assert cache.get("main") is None
+    assert cache.refresh() is False

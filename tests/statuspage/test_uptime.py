@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.domain.uptime import Counts
 from spectra.statuspage.snapshots import build_snapshot
 from spectra.statuspage.uptime import component_days, history_days
 from spectra.store import insert_results, rollup
-
-from .pagedb import MONITORS, NOW, PAGE, PageDb, page_db
+from tests.factories.pages import DB_NOW as NOW
+from tests.factories.pages import MONITORS, PAGE, PageDb, page_db
 
 TODAY = NOW.date()
 
@@ -73,8 +73,8 @@ spec:
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[PageDb]:
-    yield from page_db(database_url, MONITORS, PAGE, MAINTENANCE_WEEKLY)
+def db(sessions: sessionmaker[Session]) -> PageDb:
+    return page_db(sessions, MONITORS, PAGE, MAINTENANCE_WEEKLY)
 
 
 def test_uptime_from_the_store(db: PageDb) -> None:

@@ -21,6 +21,7 @@ from spectra.tokens import Tokens
 
 
 def _find(session: Session, namespace: str, name: str, email: str, component: str) -> Subscriber | None:
+    email = email.strip().lower()  # as the model stores it: case variants are one subscription
     return session.scalar(
         select(Subscriber).where(
             Subscriber.page_namespace == namespace,

@@ -15,6 +15,7 @@ from spectra.statuspage.subscriptions import confirm, subscribe, unsubscribe
 from spectra.store import Notification, Subscriber
 from spectra.tokens import Tokens
 from tests.factories.pages import NOW, PUBLIC_URL, SECRET_KEY, subscription_page
+from tests.support.databases import sqlite_only
 
 PAGE = subscription_page()
 OTHER_PAGE = subscription_page("other", name="other")
@@ -180,3 +181,11 @@ def test_whole_page_component_and_other_page_subscriptions_are_separate(sessions
         f"subscribe:default/acme:{ANN}:API:2026-11-24",
         f"subscribe:default/other:{ANN}::2026-11-24",
     ]
+
+
+@sqlite_only
+def test_case_variants_of_an_address_are_one_subscription(sessions: sessionmaker[Session]) -> None:
+    assert sub(sessions, "Ann@Example.COM")
+    confirm(sessions, PAGE, " ANN@example.com ", "")
+    assert not sub(sessions, ANN)  # already confirmed: nothing is sent
+    assert states(sessions) == [("acme", ANN, "", "confirmed")]

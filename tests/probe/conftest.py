@@ -1,18 +1,25 @@
-"""Shared probe-test fixtures: a test CA and local aiohttp.web app servers on 127.0.0.1.
+"""Shared probe-test fixtures: a test CA, local aiohttp.web app servers on 127.0.0.1, a check context,
+and the shared migrated database (SQLite and MariaDB) with Monitors applied through the loader.
 
-Plain helpers (request builders, TLS contexts, raw TCP/UDP servers, dnsmasq) live in servers.py.
+Plain helpers (request builders, TLS contexts, raw TCP/UDP servers, dnsmasq) live in servers.py;
+monitor specs in tests/factories/monitors.py.
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
+import sqlalchemy as sa
 import trustme
 from aiohttp import web
+from sqlalchemy.orm import Session, sessionmaker
 
-ServeApp = Callable[..., Awaitable[str]]
+from spectra.probe.context import CheckContext
+from tests.factories.store import Store
+
+from .servers import ServeApp, check_context
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +50,19 @@ async def serve_app() -> AsyncIterator[ServeApp]:
     yield serve
     for runner in reversed(runners):
         await runner.cleanup()
+
+
+@pytest.fixture
+async def ctx() -> AsyncIterator[CheckContext]:
+    """A check context with the standalone egress policy (loopback targets allowed), closed afterwards.
+
+    Modules that need another context (a CA, secrets, a browser) define their own `ctx`.
+    """
+    async with check_context() as context:
+        yield context
+
+
+@pytest.fixture
+def store(engine: sa.Engine, sessions: sessionmaker[Session]) -> Store:
+    """The shared migrated database (tests/conftest.py: SQLite and MariaDB); `store.apply` adds Monitors."""
+    return Store(engine, sessions)

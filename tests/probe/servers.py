@@ -13,7 +13,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,13 +22,16 @@ from typing import Any, NoReturn, cast
 import pytest
 import trustme
 
-from spectra.api.monitor import MonitorSpec
+from spectra.api.monitor import MonitorSpec, MonitorType
 from spectra.probe.context import CheckContext, CheckRequest
 from spectra.probe.egress import EgressGuard, EgressPolicy
 
 LOCALHOST = "127.0.0.1"
 METADATA = "169.254.169.254"
 DNSMASQ = "/usr/sbin/dnsmasq"
+
+ServeApp = Callable[..., Awaitable[str]]
+"""The `serve_app` fixture (conftest.py): `await serve_app(app, ssl_context=None, host=LOCALHOST)` -> base URL."""
 
 
 def missing_tool(message: str) -> NoReturn:
@@ -41,7 +44,12 @@ def missing_tool(message: str) -> NoReturn:
 # --- requests and contexts ---------------------------------------------------------------------
 
 
-def request(type_: str, block: dict[str, Any], *, timeout: str = "2s") -> CheckRequest:
+LOCAL_TIMEOUT = "10s"
+"""Checks of targets on 127.0.0.1 that answer: generous, so a busy machine never fails them. A test
+about a timeout firing passes its own short one."""
+
+
+def request(type_: str, block: dict[str, Any], *, timeout: str = LOCAL_TIMEOUT) -> CheckRequest:
     """A validated monitor of `type_` with `block` as its settings (camelCase, as in manifests)."""
     spec = MonitorSpec.model_validate({"type": type_, "interval": "30s", "timeout": timeout, type_: block})
     return CheckRequest("default", f"{type_}-test", spec)
@@ -52,7 +60,7 @@ def unvalidated_request(type_: str, block: Any) -> CheckRequest:
 
     The static checks refuse metadata addresses already; this shows the connect-time guard does too.
     """
-    spec = MonitorSpec.model_construct(type=type_, timeout=timedelta(seconds=2), **{type_: block})
+    spec = MonitorSpec.model_construct(type=MonitorType(type_), timeout=timedelta(seconds=10), **{type_: block})
     return CheckRequest("default", f"{type_}-unvalidated", spec)
 
 
@@ -125,6 +133,11 @@ async def tcp_server(handler: Handler, ssl_context: ssl.SSLContext | None = None
     finally:
         server.close()
         await server.wait_closed()
+
+
+def tcp_target() -> contextlib.AbstractAsyncContextManager[int]:
+    """A loopback TCP server that accepts and hangs up (a port that is up); yields its port."""
+    return tcp_server(banner_handler(close=True))
 
 
 # --- UDP ---------------------------------------------------------------------------------------

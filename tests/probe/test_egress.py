@@ -23,8 +23,7 @@ from spectra.probe.context import CheckContext
 from spectra.probe.egress import EgressGuard, EgressPolicy, EgressRefused
 from spectra.probe.result import Status
 
-from .conftest import ServeApp
-from .servers import request
+from .servers import ServeApp, request
 
 # --- a stub resolver -------------------------------------------------------------------------------
 

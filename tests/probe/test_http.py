@@ -14,11 +14,10 @@ from aiohttp import web
 
 from spectra.probe.checks import run_check
 from spectra.probe.checks.http import check
-from spectra.probe.context import CheckContext
+from spectra.probe.context import CheckContext, CheckRequest
 from spectra.probe.result import Status
 
-from .conftest import ServeApp
-from .servers import check_context, client_context, free_port, leaf, request, server_context
+from .servers import LOCAL_TIMEOUT, ServeApp, check_context, client_context, free_port, leaf, request, server_context
 
 SECRET = "s3cr3t-T0ken-value"
 JSON_DOC = {"status": "ok", "version": 3, "healthy": True, "checks": {"db": "up"}}
@@ -107,7 +106,7 @@ async def ctx(tls_ca: trustme.CA) -> AsyncIterator[CheckContext]:
         yield context
 
 
-def http(url: str, *, timeout: str = "2s", **settings: Any) -> Any:
+def http(url: str, *, timeout: str = LOCAL_TIMEOUT, **settings: Any) -> CheckRequest:
     return request("http", {"url": url, **settings}, timeout=timeout)
 
 

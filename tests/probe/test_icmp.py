@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from icmplib import Host
+from icmplib import Host  # type: ignore[import-untyped]  # no stubs, as in spectra/probe/checks/icmp.py
 
 from spectra.api.monitor import IcmpCheck, IcmpExpect
 from spectra.probe.checks import run_check

@@ -5,35 +5,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import sqlalchemy as sa
 
 from spectra.probe.context import CheckContext
-from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.leases import LeaseAssignment, SoloAssignment, Timing, lease_ttl
 from spectra.probe.worker import Worker
 from spectra.probe.writer import ResultWriter
 from spectra.store import CheckResult as ResultRow
 from spectra.store import MonitorLease, ProbeWorker
+from tests.factories.monitors import tcp_spec
+from tests.factories.store import Store
+from tests.support.waiting import eventually
 
-from .store_helpers import Store, eventually, migrated, tcp_spec, tcp_target
+from .servers import tcp_target
 
-INTERVAL = 1.0
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    with migrated(database_url) as store:
-        yield store
-
-
-@pytest.fixture
-async def ctx() -> AsyncIterator[CheckContext]:
-    ctx = CheckContext(egress=EgressGuard(EgressPolicy.standalone()))
-    yield ctx
-    await ctx.aclose()
+# The monitors the two workers share: every 4 s, with tcp_spec's 2 s timeout.
+INTERVAL = "4s"
+INTERVAL_S = 4.0
+# A fixed TTL: renewed every second, a lease lasts >= 3 s past now, so a slot's 2 s check always fits,
+# and a dead worker's monitors move within TTL + TTL/4 = 5 s, well inside the promised two intervals.
+LEASE_TTL_S = 4.0
 
 
 @pytest.mark.parametrize(
@@ -83,7 +76,7 @@ async def test_a_slot_runs_only_while_the_lease_outlasts_it(store: Store) -> Non
 
 
 def make_worker(store: Store, ctx: CheckContext, worker_id: str) -> Worker:
-    assignment = LeaseAssignment("default", store.sessions, worker_id=worker_id, ttl_s=1.0)
+    assignment = LeaseAssignment("default", store.sessions, worker_id=worker_id, ttl_s=LEASE_TTL_S)
     writer = ResultWriter(store.sessions, flush_interval_s=0.05)
     return Worker("default", store.sessions, ctx, assignment=assignment, writer=writer, refresh_interval_s=0.2)
 
@@ -92,9 +85,16 @@ def owned(worker: Worker) -> frozenset[int]:
     return worker.assignment.owned
 
 
+def checked_since(store: Store, since: float) -> set[int]:
+    """The monitors with a result for a slot after `since` (epoch seconds)."""
+    with store.sessions() as session:
+        stmt = sa.select(ResultRow.monitor_id, ResultRow.scheduled_at)
+        return {m for m, slot in session.execute(stmt) if slot is not None and slot.timestamp() > since}
+
+
 async def test_workers_share_a_location_and_take_over_from_a_dead_one(store: Store, ctx: CheckContext) -> None:
     async with tcp_target() as port:
-        ids = store.apply({f"m{i}": tcp_spec(port) for i in range(6)})  # 1 s interval, 200 ms timeout
+        ids = store.apply({f"m{i}": tcp_spec(port, interval=INTERVAL) for i in range(6)})
         everything = frozenset(ids.values())
         a, b = make_worker(store, ctx, "worker-a"), make_worker(store, ctx, "worker-b")
         a_task = asyncio.create_task(a.run())
@@ -107,19 +107,20 @@ async def test_workers_share_a_location_and_take_over_from_a_dead_one(store: Sto
         assert a.scheduler.scheduled_keys() == owned(a)
         assert b.scheduler.scheduled_keys() == owned(b)
         a_share = owned(a)
-        await asyncio.sleep(1.2)  # both check their shares
+        shared = time.time()
+        await eventually(lambda: checked_since(store, shared) == everything)  # both check their shares
 
         a_task.cancel()  # a dies: it neither renews nor releases
         with contextlib.suppress(asyncio.CancelledError):
             await a_task
         died = time.time()
-        await eventually(lambda: owned(b) == everything, timeout=4 * INTERVAL)
+        await eventually(lambda: owned(b) == everything, timeout=4 * INTERVAL_S)
         took_over = time.time() - died
-        await asyncio.sleep(1.5)  # b checks a's monitors too
+        await eventually(lambda: checked_since(store, died) >= a_share)  # b checks a's monitors too
         await b.stop()
-        await asyncio.wait_for(b_task, 5)
+        await asyncio.wait_for(b_task, 20)
 
-    assert took_over <= 2 * INTERVAL, f"a dead worker's monitors moved after {took_over:.2f}s"
+    assert took_over <= 2 * INTERVAL_S, f"a dead worker's monitors moved after {took_over:.2f}s"
     with store.sessions() as session:
         rows = session.execute(
             sa.select(ResultRow.monitor_id, ResultRow.location, ResultRow.scheduled_at, ResultRow.status)
@@ -130,7 +131,7 @@ async def test_workers_share_a_location_and_take_over_from_a_dead_one(store: Sto
     assert len(slots) == len(set(slots)), "a slot was checked twice"
     assert {status for *_, status in rows} == {"up"}
     for monitor in a_share:  # checked by b after a died
-        assert any(m == monitor and s.timestamp() > died for m, _, s in slots)
+        assert any(m == monitor and s is not None and s.timestamp() > died for m, _, s in slots)
     assert {m for m, _, _ in slots} == everything
     assert set(leases) == {None}  # b released its leases on stop
     assert workers == ["worker-a"]  # the dead one's row stays until it is pruned

@@ -1,7 +1,10 @@
-"""The fixed-rate scheduler, on the real event loop and clock with short intervals.
+"""The fixed-rate scheduler, on the real event loop and clock.
 
 Assertions are about slots and counts (exact), never about speed: lags only get lower bounds where
 waiting is the point (bounded concurrency), or a bound of one interval to show there is no drift.
+Where a test waits for runs it waits until they happened (tests.support.waiting), not a fixed time, and
+where a wall-time bound remains (drift, a late wake-up) the interval is long enough (>= 1 s) that a busy
+machine stays inside it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 import pytest
 
 from spectra.probe.scheduler import ScheduledCheck, Scheduler, default_phase
+from tests.support.waiting import eventually
 
 Run = Callable[[ScheduledCheck], Awaitable[None]]
 
@@ -40,17 +44,17 @@ def soon_phase(interval: float, ahead: float = 0.05) -> float:
 
 
 async def test_slots_are_exact_multiples_plus_phase_even_when_checks_take_time() -> None:
-    interval, phase = 0.1, 0.037
+    interval, phase = 1.0, 0.37
     seen: list[tuple[ScheduledCheck, float]] = []
 
     async def run(check: ScheduledCheck) -> None:
         seen.append((check, time.time()))
-        await asyncio.sleep(0.06)  # most of the interval: "last run + interval" would drift by this much
+        await asyncio.sleep(0.6)  # most of the interval: "last run + interval" would drift by this much
 
     scheduler = Scheduler(run)
     scheduler.upsert("m", interval, "payload", phase_s=phase)
     async with running(scheduler):
-        await asyncio.sleep(1.05)
+        await eventually(lambda: len(seen) >= 5)
 
     assert len(seen) >= 5
     for check, _ in seen:
@@ -60,7 +64,7 @@ async def test_slots_are_exact_multiples_plus_phase_even_when_checks_take_time()
     slots = [check.slot for check, _ in seen]
     assert slots == sorted(set(slots))
     assert slots[-1] - slots[0] + 1 == len(slots) + scheduler.stats.missed  # every slot run or counted
-    # No drift: the tenth run starts as close to its own slot as the first one did.
+    # No drift: the fifth run starts as close to its own slot as the first one did.
     assert all(started - check.due < interval for check, started in seen)
     assert scheduler.stats.runs == len(seen)
 
@@ -108,7 +112,7 @@ async def test_concurrency_is_bounded_and_waiting_counts_as_lag() -> None:
     for key in range(9):
         scheduler.upsert(key, interval, None, phase_s=phase)  # all due at the same instant
     async with running(scheduler):
-        await asyncio.sleep(0.5)
+        await eventually(lambda: scheduler.stats.runs == 9 and scheduler.stats.in_flight == 0)
 
     assert peak == 3
     assert scheduler.stats.runs == 9
@@ -125,54 +129,56 @@ async def test_a_slot_whose_previous_run_is_still_going_is_skipped_and_counted()
     running_now: set[Hashable] = set()
     overlaps = 0
     slots: dict[Hashable, list[int]] = defaultdict(list)
+    missed_at_start: list[int] = []  # scheduler.stats.missed as each run starts
 
     async def run(check: ScheduledCheck) -> None:
         nonlocal overlaps
         overlaps += check.key in running_now
         running_now.add(check.key)
         slots[check.key].append(check.slot)
+        missed_at_start.append(scheduler.stats.missed)
         await asyncio.sleep(0.12)  # longer than two intervals
         running_now.discard(check.key)
 
     scheduler = Scheduler(run)
     scheduler.upsert("slow", interval, None)
     async with running(scheduler):
-        await asyncio.sleep(0.7)
-        ran = list(slots["slow"])
-        missed = scheduler.stats.missed
+        await eventually(lambda: len(slots["slow"]) >= 4)
+    ran = slots["slow"]
+    missed = missed_at_start[len(ran) - 1]  # as the last run started: only the gaps can be in it
 
     assert overlaps == 0
     assert len(ran) >= 3
     gaps = sum(b - a - 1 for a, b in itertools.pairwise(ran))
     assert gaps >= 2 * (len(ran) - 1)  # each run of 0.12 s covers at least two more slots
-    # Every skipped slot between runs is counted; a few more after the last run may be too.
+    # Every skipped slot between runs is counted; one that came due while the last run was starting may be too.
     assert gaps <= missed <= gaps + 3
 
 
 async def test_waking_too_late_skips_to_the_newest_slot_and_counts_the_rest() -> None:
-    interval = 0.1
+    interval = 2.0  # the wake-up after the jump may come up to half of it late and still find slot 6 newest
     offset = 0.0
-    seen: list[ScheduledCheck] = []
+    seen: list[tuple[ScheduledCheck, int]] = []  # each run, with scheduler.stats.missed as it started
 
     def clock() -> float:
         return time.time() + offset
 
     async def run(check: ScheduledCheck) -> None:
-        seen.append(check)
+        seen.append((check, scheduler.stats.missed))
 
     scheduler = Scheduler(run, clock=clock)
     scheduler.upsert("m", interval, None)
     async with running(scheduler):
-        await asyncio.sleep(0.25)
+        await eventually(lambda: len(seen) >= 1)
         before = len(seen)
-        assert before >= 1
-        offset = 0.55  # the process was frozen: five and a half intervals passed at once
-        await asyncio.sleep(0.25)
+        offset = 5.5 * interval  # the process was frozen: five and a half intervals passed at once
+        await eventually(lambda: len(seen) > before)
 
-    jump = next(b.slot - a.slot for a, b in itertools.pairwise(seen) if b.slot - a.slot > 1)
+    (last, missed_before), (first_after, missed_after) = seen[before - 1], seen[before]
+    jump = first_after.slot - last.slot
     assert jump in (5, 6)
-    assert scheduler.stats.missed == jump - 1
-    assert len(seen) == len({check.slot for check in seen})
+    assert missed_after - missed_before == jump - 1
+    assert len(seen) == len({check.slot for check, _ in seen})
 
 
 def test_upsert_keeps_phase_and_next_slot_when_the_interval_is_unchanged() -> None:
@@ -211,10 +217,17 @@ async def test_reloads_while_running_neither_drop_nor_shift_slots() -> None:
 
     scheduler = Scheduler(run)
     scheduler.upsert("m", interval, 0)
+    version = 0
+
+    async def reloaded() -> bool:  # a reload every 0.03 s, at least 11 of them, until five slots ran
+        nonlocal version
+        await asyncio.sleep(0.03)
+        version += 1
+        scheduler.upsert("m", interval, version)
+        return version >= 11 and len(seen) >= 5
+
     async with running(scheduler):
-        for version in range(1, 12):
-            await asyncio.sleep(0.03)
-            scheduler.upsert("m", interval, version)
+        await eventually(reloaded)
 
     slots = [check.slot for check in seen]
     assert len(slots) >= 5
@@ -236,24 +249,35 @@ async def test_removed_keys_stop_and_runs_that_fail_do_not_stop_the_scheduler() 
     scheduler.upsert("broken", interval, None)
     scheduler.upsert("gone", interval, None)
     async with running(scheduler):
-        await asyncio.sleep(0.2)
+        await eventually(lambda: seen["gone"] >= 2 and seen["broken"] >= 2)
         scheduler.remove("gone")
+        broken_then = seen["broken"]
+        # A run of "gone" already queued when it was removed still runs: count after two more slots.
+        await eventually(lambda: seen["broken"] >= broken_then + 2)
         removed_at = seen["gone"]
-        await asyncio.sleep(0.2)
+        await eventually(lambda: seen["broken"] >= max(6, broken_then + 6))  # a few intervals after the removal
 
     assert seen["broken"] >= 6  # kept running after every failure
     assert removed_at >= 2
     assert seen["gone"] == removed_at
 
 
-@pytest.mark.parametrize(("grace", "finished"), [(1.0, True), (0.02, False)])
-async def test_stop_lets_running_checks_finish_within_the_grace(grace: float, finished: bool) -> None:
-    interval = 30.0
+@pytest.mark.parametrize(
+    ("grace", "takes", "finished"),
+    [
+        (10.0, 0.15, True),  # a grace of seconds for a check of 0.15 s
+        (0.02, 30.0, False),  # a check far longer than a grace that must run out
+    ],
+)
+async def test_stop_lets_running_checks_finish_within_the_grace(grace: float, takes: float, finished: bool) -> None:
+    interval = 60.0
+    started = asyncio.Event()
     outcome: list[str] = []
 
     async def run(check: ScheduledCheck) -> None:
+        started.set()
         try:
-            await asyncio.sleep(0.15)
+            await asyncio.sleep(takes)
             outcome.append("finished")
         except asyncio.CancelledError:
             outcome.append("cancelled")
@@ -262,10 +286,10 @@ async def test_stop_lets_running_checks_finish_within_the_grace(grace: float, fi
     scheduler = Scheduler(run)
     scheduler.upsert("m", interval, None, phase_s=soon_phase(interval, 0.02))
     task = asyncio.create_task(scheduler.run())
-    while scheduler.stats.in_flight == 0:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(started.wait(), 20)
+    assert scheduler.stats.in_flight == 1
     await scheduler.stop(grace)
-    await asyncio.wait_for(task, 1.0)  # run() returns after stop()
+    await asyncio.wait_for(task, 20)  # run() returns after stop()
 
     assert outcome == (["finished"] if finished else ["cancelled"])
     assert scheduler.stats.in_flight == 0

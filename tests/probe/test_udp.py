@@ -12,7 +12,16 @@ from spectra.api.monitor import UdpCheck
 from spectra.probe.checks import run_check
 from spectra.probe.result import Status
 
-from .servers import LOCALHOST, METADATA, check_context, free_port, request, udp_server, unvalidated_request
+from .servers import (
+    LOCAL_TIMEOUT,
+    LOCALHOST,
+    METADATA,
+    check_context,
+    free_port,
+    request,
+    udp_server,
+    unvalidated_request,
+)
 
 
 def echo(data: bytes) -> bytes:
@@ -28,17 +37,23 @@ def silent(data: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    ("reply", "settings", "status", "reason"),
+    ("reply", "settings", "status", "reason", "timeout"),
     [
-        pytest.param(echo, {"send": "hello"}, Status.UP, "answered", id="any-answer"),
+        pytest.param(echo, {"send": "hello"}, Status.UP, "answered", LOCAL_TIMEOUT, id="any-answer"),
         pytest.param(
-            echo, {"send": "hello", "expect": {"contains": "hello"}}, Status.UP, "answer contains 'hello'", id="echo"
+            echo,
+            {"send": "hello", "expect": {"contains": "hello"}},
+            Status.UP,
+            "answer contains 'hello'",
+            LOCAL_TIMEOUT,
+            id="echo",
         ),
         pytest.param(
             pong,
             {"send": "PING 1", "expect": {"contains": "PONG"}},
             Status.UP,
             "answer contains 'PONG'",
+            LOCAL_TIMEOUT,
             id="expected-answer",
         ),
         pytest.param(
@@ -46,16 +61,17 @@ def silent(data: bytes) -> None:
             {"send": "STATUS", "expect": {"contains": "PONG"}},
             Status.DOWN,
             "expected 'PONG' in the answer, got 'ERR unknown command'",
+            LOCAL_TIMEOUT,
             id="wrong-answer",
         ),
-        pytest.param(silent, {"send": "hello"}, Status.DOWN, "timed out after 0.5s", id="no-answer"),
+        pytest.param(silent, {"send": "hello"}, Status.DOWN, "timed out after 0.5s", "500ms", id="no-answer"),
     ],
 )
 async def test_udp_exchange(
-    reply: Callable[[bytes], bytes | None], settings: dict[str, Any], status: Status, reason: str
+    reply: Callable[[bytes], bytes | None], settings: dict[str, Any], status: Status, reason: str, timeout: str
 ) -> None:
     async with udp_server(reply) as port, check_context() as ctx:
-        result = await run_check(request("udp", {"host": LOCALHOST, "port": port, **settings}, timeout="500ms"), ctx)
+        result = await run_check(request("udp", {"host": LOCALHOST, "port": port, **settings}, timeout=timeout), ctx)
     assert result.status is status, result
     assert result.reason == reason
     if status is Status.UP:

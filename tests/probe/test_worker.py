@@ -4,47 +4,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
 
 from spectra.probe.context import CheckContext
-from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.metrics import ProbeMetrics
 from spectra.probe.scheduler import default_phase
 from spectra.probe.worker import Worker
 from spectra.probe.writer import ResultWriter
 from spectra.store import CheckResult as ResultRow
 from spectra.store import MonitorState
+from tests.factories.monitors import LOCAL_INTERVAL_S, tcp_spec
+from tests.factories.store import Store
+from tests.support.waiting import eventually
 
-from .store_helpers import Store, eventually, migrated, tcp_spec, tcp_target
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    with migrated(database_url) as store:
-        yield store
+from .servers import free_port, tcp_target
 
 
-@pytest.fixture
-async def ctx() -> AsyncIterator[CheckContext]:
-    ctx = CheckContext(egress=EgressGuard(EgressPolicy.standalone()))
-    yield ctx
-    await ctx.aclose()
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def make_worker(store: Store, ctx: CheckContext, **kwargs: object) -> Worker:
+def make_worker(
+    store: Store, ctx: CheckContext, *, metrics: ProbeMetrics | None = None, grace_s: float = 5.0
+) -> Worker:
     writer = ResultWriter(store.sessions, flush_interval_s=0.05)
-    return Worker("default", store.sessions, ctx, writer=writer, concurrency=10, refresh_interval_s=0.1, **kwargs)  # type: ignore[arg-type]
+    return Worker(
+        "default",
+        store.sessions,
+        ctx,
+        writer=writer,
+        concurrency=10,
+        refresh_interval_s=0.1,
+        grace_s=grace_s,
+        metrics=metrics,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -54,7 +47,7 @@ async def running(worker: Worker) -> AsyncIterator[asyncio.Task[None]]:
         yield task
     finally:
         await worker.stop()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 20)
 
 
 def results(store: Store) -> list[ResultRow]:
@@ -78,7 +71,7 @@ async def test_worker_checks_its_monitors_and_writes_results_with_slot_times(sto
         ids = store.apply(
             {
                 "up": tcp_spec(port),
-                "down": tcp_spec(closed_port(), failureThreshold=1),
+                "down": tcp_spec(free_port(), failureThreshold=1),
                 "paused": tcp_spec(port, paused=True),
                 "elsewhere": tcp_spec(port, locations=["us-east"]),
             }
@@ -98,19 +91,22 @@ async def test_worker_checks_its_monitors_and_writes_results_with_slot_times(sto
     assert all("refused" in row.reason for row in down)
     for row in rows:
         assert row.scheduled_at is not None
-        due, phase = row.scheduled_at.timestamp(), default_phase(row.monitor_id, 1.0)
-        assert due == pytest.approx(round(due - phase) + phase, abs=1e-5)  # slot * 1 s + phase
+        due, phase = row.scheduled_at.timestamp(), default_phase(row.monitor_id, LOCAL_INTERVAL_S)
+        slot = round((due - phase) / LOCAL_INTERVAL_S)
+        assert due == pytest.approx(slot * LOCAL_INTERVAL_S + phase, abs=1e-5)  # slot * interval + phase
         assert row.checked_at >= row.scheduled_at
         assert row.location == "default"
     keys = [(row.monitor_id, row.scheduled_at) for row in rows]
     assert len(keys) == len(set(keys))
     assert states(store) == {ids["up"]: "up", ids["down"]: "down", ids["paused"]: "paused"}
-    assert metrics.registry.get_sample_value("spectra_checks_total", {"type": "tcp", "status": "up"}) >= 2
+    checks_up = metrics.registry.get_sample_value("spectra_checks_total", {"type": "tcp", "status": "up"})
+    assert checks_up is not None
+    assert checks_up >= 2
     assert metrics.registry.get_sample_value("spectra_state_changes_total", {"to": "down"}) == 1
 
 
 async def test_reload_keeps_the_schedule_of_unchanged_monitors(store: Store, ctx: CheckContext) -> None:
-    port = closed_port()  # nothing runs within this test: intervals are a minute
+    port = free_port()  # nothing runs within this test: intervals are a minute
     base = {
         name: tcp_spec(port, interval="60s", timeout="5s")
         for name in ("same", "edited", "deleted", "pausing", "retimed")
@@ -146,11 +142,11 @@ async def test_reload_keeps_the_schedule_of_unchanged_monitors(store: Store, ctx
 
 
 async def test_a_running_worker_notices_changes_by_itself(store: Store, ctx: CheckContext) -> None:
-    ids = store.apply({"first": tcp_spec(closed_port(), interval="60s", timeout="5s")})
+    ids = store.apply({"first": tcp_spec(free_port(), interval="60s", timeout="5s")})
     worker = make_worker(store, ctx)
     async with running(worker):
         await eventually(lambda: worker.scheduler.scheduled_keys() == {ids["first"]})
-        ids = store.apply({"second": tcp_spec(closed_port(), interval="60s", timeout="5s")})
+        ids = store.apply({"second": tcp_spec(free_port(), interval="60s", timeout="5s")})
         await eventually(lambda: worker.scheduler.scheduled_keys() == {ids["second"]})
 
 
@@ -168,14 +164,14 @@ async def test_stop_flushes_results_of_checks_in_flight(store: Store, ctx: Check
     server = await asyncio.start_server(slow_server, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        spec = tcp_spec(port, interval="1s", timeout="800ms")
+        spec = tcp_spec(port)  # a timeout of seconds: the check is up, however busy the machine
         spec["tcp"]["expect"] = {"contains": "hello"}
         ids = store.apply({"slow": spec})
-        worker = make_worker(store, ctx, grace_s=2.0)
+        worker = make_worker(store, ctx, grace_s=10.0)
         task = asyncio.create_task(worker.run())
-        await asyncio.wait_for(started.wait(), 5)
+        await asyncio.wait_for(started.wait(), 20)
         await worker.stop()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 20)
     finally:
         server.close()
         await server.wait_closed()

@@ -5,29 +5,25 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
 
 from spectra.probe.result import CheckResult, Status
 from spectra.probe.state import State
 from spectra.probe.writer import ResultWriter
 from spectra.store import CheckResult as ResultRow
 from spectra.store import MonitorState
-
-from .store_helpers import Store, eventually, migrated, tcp_spec
+from tests.factories.monitors import tcp_spec
+from tests.factories.store import Store
+from tests.support.waiting import eventually
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-SPEC = tcp_spec(9, interval="10s", timeout="1s")
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    with migrated(database_url) as store:
-        yield store
+SPEC = tcp_spec(9, interval="10s", timeout="1s")  # never checked here: the writer gets results by hand
 
 
 def slot(n: int) -> datetime:
@@ -41,7 +37,7 @@ def result(status: Status, n: int, reason: str = "ok", **facts: Any) -> CheckRes
 Changes = list[tuple[int, str, State, State, str]]
 
 
-def recorder() -> tuple[Changes, Any]:
+def recorder() -> tuple[Changes, Callable[[int, str, State, State, CheckResult], None]]:
     changes: Changes = []
 
     def on_change(monitor_id: int, location: str, old: State, new: State, res: CheckResult) -> None:
@@ -145,14 +141,16 @@ async def test_a_new_writer_continues_from_the_stored_state(store: Store) -> Non
 @contextlib.contextmanager
 def refusing_writes(store: Store) -> Iterator[None]:
     """Another client holds the write lock, as a busy or stuck database would."""
-    if store.engine.dialect.name == "sqlite":
-        holder = sqlite3.connect(store.url.removeprefix("sqlite:///"), isolation_level=None)
-        holder.execute("BEGIN EXCLUSIVE")
+    if store.dialect == "sqlite":
+        path = store.engine.url.database
+        assert path is not None
+        lite = sqlite3.connect(path, isolation_level=None)
+        lite.execute("BEGIN EXCLUSIVE")
         try:
             yield
         finally:
-            holder.execute("ROLLBACK")
-            holder.close()
+            lite.execute("ROLLBACK")
+            lite.close()
         return
     with store.engine.connect() as holder:
         holder.exec_driver_sql("LOCK TABLES check_results WRITE")
@@ -168,7 +166,7 @@ def short_lock_waits(store: Store) -> None:
     @sa.event.listens_for(store.engine, "connect")
     def _short(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        if store.engine.dialect.name == "sqlite":
+        if store.dialect == "sqlite":
             cursor.execute("PRAGMA busy_timeout=50")
         else:
             cursor.execute("SET SESSION lock_wait_timeout=1")
@@ -198,11 +196,11 @@ async def test_results_wait_while_the_database_refuses_writes_and_go_out_in_orde
             for n in range(5, 85):
                 writer.add(ids["web"], "eu", slot(n), result(Status.UP, n))
             assert (writer.buffered, writer.dropped) == (50, 30)  # the oldest went first
-            await eventually(lambda: writer.failures >= 2, timeout=10)
+            await eventually(lambda: writer.failures >= 2)
             assert writer.buffered == 50
             assert writer.written == 5
 
-        await eventually(lambda: writer.buffered == 0, timeout=10)
+        await eventually(lambda: writer.buffered == 0)
     finally:
         await writer.stop()
 
@@ -250,4 +248,4 @@ async def test_stop_writes_what_is_left(store: Store) -> None:
 
 def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="batch_size"):
-        ResultWriter(lambda: None, batch_size=10, max_buffer=5)  # type: ignore[arg-type, return-value]
+        ResultWriter(sessionmaker(), batch_size=10, max_buffer=5)

@@ -11,18 +11,23 @@ from sqlalchemy.orm import Session
 from spectra.store import (
     CheckResult,
     DailyRollup,
+    HeartbeatPush,
     HourlyRollup,
     Incident,
     Monitor,
+    MonitorLease,
     MonitorLocation,
+    MonitorState,
     Resource,
     insert_results,
-    make_engine,
+    push_token_hash,
+    record_push,
     rollup,
-    upgrade,
+    save_states,
 )
-
-from .conftest import MonitorFactory
+from spectra.store.worker_leases import ensure_leases
+from tests.factories.store import NOW, MonitorFactory, state_row
+from tests.support.databases import sqlite_only
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -76,6 +81,19 @@ def test_deleting_through_the_orm_cascades_too(session: Session, monitor_with_hi
     assert session.scalars(sa.select(Incident.monitor_id)).one() is None
 
 
+def test_deleting_a_monitor_removes_its_probe_rows(session: Session, make_monitor: MonitorFactory) -> None:
+    monitor = make_monitor(locations=("eu",))
+    monitor.push_token_hash = push_token_hash("t")
+    session.flush()
+    save_states(session, [state_row(monitor.resource_id, "eu", "up")])
+    ensure_leases(session, [monitor.resource_id], "eu")
+    record_push(session, "t", NOW)
+    session.delete(monitor.resource)
+    session.flush()
+    for model in (MonitorState, MonitorLease, HeartbeatPush):
+        assert session.scalars(sa.select(sa.func.count()).select_from(model)).one() == 0
+
+
 def test_results_need_an_existing_monitor(session: Session) -> None:
     with pytest.raises(sa.exc.IntegrityError):
         insert_results(session, [{"monitor_id": 999, "location": "eu", "checked_at": T0, "status": "up"}])
@@ -121,17 +139,13 @@ def test_due_monitors_of_a_location(session: Session, make_monitor: MonitorFacto
     assert due == ["a"]
 
 
-def test_location_lookup_uses_the_index(sqlite_url: str) -> None:
+@sqlite_only
+def test_location_lookup_uses_the_index(engine: sa.Engine) -> None:
     """Checked on SQLite only: its plan is stable, while InnoDB may scan tiny tables whatever the indexes."""
-    upgrade(sqlite_url)
-    engine = make_engine(sqlite_url)
-    try:
-        with engine.connect() as conn:
-            plan = conn.exec_driver_sql(
-                "EXPLAIN QUERY PLAN SELECT monitor_id FROM monitor_locations WHERE location = 'eu-west'"
-            ).all()
-    finally:
-        engine.dispose()
+    with engine.connect() as conn:
+        plan = conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT monitor_id FROM monitor_locations WHERE location = 'eu-west'"
+        ).all()
     assert any("ix_monitor_locations_location" in str(row) for row in plan)
 
 

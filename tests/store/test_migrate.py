@@ -10,9 +10,20 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.orm import Session, sessionmaker
 
-from spectra.store import Base, current_revision, downgrade, head_revision, make_engine, upgrade
+from spectra.store import (
+    Base,
+    CheckResult,
+    current_revision,
+    downgrade,
+    head_revision,
+    insert_results,
+    make_engine,
+    upgrade,
+)
 from spectra.store.migrate import alembic_config, upgrade_sql
+from tests.factories.store import NOW
 
 MODEL_TABLES = set(Base.metadata.tables)
 
@@ -103,6 +114,38 @@ def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
     upgrade(database_url)
     assert current_revision(database_url) == head_revision()
     assert schema_diff(database_url) == []
+
+
+def test_downgrade_keeps_monitors_and_results(engine: sa.Engine, sessions: sessionmaker[Session]) -> None:
+    """0002's downgrade rebuilds tables on SQLite: the rows of 0001's tables must survive it."""
+    with sessions.begin() as session:
+        session.execute(
+            sa.text(
+                "INSERT INTO resources (id, kind, namespace, name, generation, spec, labels, spec_hash, source,"
+                " created_at, updated_at) VALUES (7, 'Monitor', 'default', 'm', 1, '{}', '{}', 'h', 's',"
+                " '2024-05-01 12:00:00', '2024-05-01 12:00:00')"
+            )
+        )
+        session.execute(
+            sa.text(
+                "INSERT INTO monitors (resource_id, namespace, name, type, target, interval_ms, timeout_ms, paused,"
+                " quorum, failure_threshold, success_threshold, severity, labels, push_token_hash)"
+                " VALUES (7, 'default', 'm', 'tcp', 'h:1', 1000, 500, 0, 1, 1, 1, 'critical', '{}', 'abc')"
+            )
+        )
+        insert_results(
+            session, [{"monitor_id": 7, "location": "eu", "checked_at": NOW, "status": "up", "scheduled_at": NOW}]
+        )
+    downgrade(engine, "0001")
+    assert current_revision(engine) == "0001"
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT name FROM monitors")).scalars().all() == ["m"]
+        assert conn.execute(sa.text("SELECT count(*) FROM check_results")).scalar() == 1
+        assert "scheduled_at" not in {c["name"] for c in sa.inspect(conn).get_columns("check_results")}
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    with sessions() as session:
+        assert session.scalars(sa.select(CheckResult.scheduled_at)).all() == [None]
 
 
 def test_mariadb_driverless_url_and_table_options(mariadb_url: str) -> None:

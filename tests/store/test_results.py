@@ -23,8 +23,7 @@ from spectra.store import (
     prune_results,
     rollup,
 )
-
-from .conftest import MonitorFactory
+from tests.factories.store import MonitorFactory
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 DAY1, DAY2 = datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 2, tzinfo=UTC)

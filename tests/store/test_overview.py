@@ -1,0 +1,82 @@
+"""The monitor overview: one state per monitor from its locations' states; SQLite and MariaDB."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.orm import Session
+
+from spectra.store import monitor_overview, save_states
+from spectra.store.overview import combined_state
+from tests.factories.store import NOW, MonitorFactory, state_row
+
+
+@pytest.mark.parametrize(
+    ("paused", "quorum", "states", "expected"),
+    [
+        (True, 1, ["down"], "paused"),
+        (False, 1, [], "pending"),
+        (False, 1, ["up", "up"], "up"),
+        (False, 2, ["down", "down", "up"], "down"),
+        (False, 2, ["down", "up", "up"], "degraded"),  # down below quorum
+        (False, 1, ["degraded", "up"], "degraded"),
+        (False, 3, ["down", "down"], "down"),  # quorum capped at the locations reporting
+        (False, 2, ["down"], "down"),
+        (False, 1, ["down", "degraded"], "down"),
+    ],
+)
+def test_combined_state(paused: bool, quorum: int, states: list[str], expected: str) -> None:
+    assert combined_state(paused, quorum, states) == expected
+
+
+def test_overview_combines_locations(session: Session, make_monitor: MonitorFactory) -> None:
+    quorum2 = make_monitor("checkout", locations=("eu", "us", "ap"))
+    quorum2.quorum = 2
+    partial = make_monitor("search", locations=("eu", "us", "ap"))
+    partial.quorum = 2
+    stale = make_monitor("stale", locations=("eu", "us"))
+    paused = make_monitor("paused", locations=("eu",))
+    paused.paused = True
+    make_monitor("fresh", locations=("eu",))
+    session.flush()
+    old = NOW - timedelta(seconds=91)  # interval 30 s: more than 3 intervals ago
+    save_states(
+        session,
+        [
+            state_row(quorum2.resource_id, "eu", "down"),
+            state_row(quorum2.resource_id, "us", "down", at=NOW - timedelta(seconds=5)),
+            state_row(quorum2.resource_id, "ap", "up"),
+            state_row(partial.resource_id, "eu", "down"),
+            state_row(partial.resource_id, "us", "up"),
+            state_row(partial.resource_id, "ap", "up"),
+            state_row(stale.resource_id, "eu", "up"),
+            state_row(stale.resource_id, "us", "down", at=old),  # not reporting: left out, not failing
+            state_row(paused.resource_id, "eu", "paused"),
+        ],
+    )
+
+    overview = {item.name: item for item in monitor_overview(session, now=NOW)}
+
+    assert [item.name for item in monitor_overview(session, now=NOW)] == sorted(overview)
+    assert {name: item.state for name, item in overview.items()} == {
+        "checkout": "down",
+        "search": "degraded",
+        "stale": "up",
+        "paused": "paused",
+        "fresh": "pending",
+    }
+    checkout = overview["checkout"]
+    assert (checkout.type, checkout.target, checkout.last_check_at) == ("http", "https://checkout.example", NOW)
+    assert checkout.reason == "down in eu"
+    assert checkout.last_latency_ms == 12.5
+    assert [(loc.location, loc.state, loc.reporting) for loc in overview["stale"].locations] == [
+        ("eu", "up", True),
+        ("us", "down", False),
+    ]
+    assert [(loc.location, loc.state) for loc in overview["fresh"].locations] == [("eu", "pending")]
+    assert overview["fresh"].last_check_at is None
+    assert overview["fresh"].reason == ""
+    # quorum 1 (the factory's default) with one location reporting down: down
+    save_states(session, [state_row(stale.resource_id, "eu", "down")])
+    assert {i.name: i.state for i in monitor_overview(session, now=NOW)}["stale"] == "down"

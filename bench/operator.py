@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import random
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -25,20 +24,8 @@ CYCLE_S = 10.0
 CHECK_INTERVAL_S = 30.0
 FLIPS_PER_MINUTE = 0.01  # share of monitors that change state each minute
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _monitor(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "spectra.dev/v1alpha1",
-        "kind": "Monitor",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"type": "http", "interval": "30s", "http": {"url": f"https://example.com/{name}"}},
-    }
-
 
 def _measure(mode: str) -> dict[str, Any]:  # noqa: PLR0915 - one scenario, read top to bottom
-    sys.path.insert(0, str(REPO / "tests"))
     from spectra.api import parse_object
     from spectra.operator.kube import Kube, load_config
     from spectra.operator.publisher import StatusPublisher, TokenBucket
@@ -46,7 +33,8 @@ def _measure(mode: str) -> dict[str, Any]:  # noqa: PLR0915 - one scenario, read
     from spectra.reconcile import CLUSTER_SOURCE, apply_one
     from spectra.store import Monitor as MonitorRow
     from spectra.store import make_engine, save_states, session_factory, upgrade
-    from tests.support.kube import ClusterEmulator
+    from tests.factories.manifests import monitor
+    from tests.support.kube import MONITORS, ClusterEmulator
 
     monitors, minutes = SIZES[mode]
     rng = random.Random(7)  # noqa: S311 - simulated latencies, reproducible
@@ -58,8 +46,8 @@ def _measure(mode: str) -> dict[str, Any]:  # noqa: PLR0915 - one scenario, read
         names = [f"m{i:05d}" for i in range(monitors)]
         with sessions() as session:
             for name in names:
-                body = _monitor(name)
-                cluster.create("spectra.dev/v1alpha1/monitors", body)
+                body = monitor(name, url=f"https://example.com/{name}")
+                cluster.create(MONITORS, body)
                 apply_one(session, parse_object(body), CLUSTER_SOURCE)
             session.commit()
             ids = dict(session.query(MonitorRow.name, MonitorRow.resource_id).all())
@@ -158,7 +146,7 @@ def _measure(mode: str) -> dict[str, Any]:  # noqa: PLR0915 - one scenario, read
                 "seconds_unpaced": round(initial_s, 2),
                 "seconds_at_max_patches_per_second": round(initial / settings.max_patches_per_second, 1),
             },
-            "patches_seen_by_api_server": cluster.status_patches("spectra.dev/v1alpha1/monitors"),
+            "patches_seen_by_api_server": cluster.status_patches(MONITORS),
             "store_read_ms": collect_ms,
             "cycle_ms": {
                 "p50": round(statistics.median(cycle_ms), 1),

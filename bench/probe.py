@@ -1,7 +1,7 @@
 """The probe benchmarks: checks per second on one core, scheduling lag, memory per monitor, latency accuracy.
 
-Every measure returns a JSON-ready dict with its `value`, the DESIGN section 7 `target` next to it and
-`met`. Checks go through the real path: `MonitorSpec.model_validate` -> `CheckRequest` -> `run_check`
+Every measure returns a JSON-ready dict with its `value`, its `target` (the targets in bench/README.md)
+next to it and `met`. Checks go through the real path: `MonitorSpec.model_validate` -> `CheckRequest` -> `run_check`
 with a standalone `CheckContext` that trusts the bench CA.
 """
 
@@ -51,7 +51,7 @@ DEFAULT = Config("default", 15.0, 1.5, _CONCURRENCY, 2_000, 6.0, 3, 10_000, (50,
 FULL = Config("full", 15.0, 2.0, _CONCURRENCY, 20_000, 60.0, 1, 10_000, (50, 200), 500, 50.0)
 MODES = {config.mode: config for config in (QUICK, DEFAULT, FULL)}
 
-# Each target, as in DESIGN section 7; None: no target there, the number is for reference.
+# Each target, as in the table of bench/README.md; None: no target there, the number is for reference.
 TARGETS: dict[str, tuple[str, Callable[[float], bool]] | None] = {
     "http": (">= 1500", lambda v: v >= 1500),
     "https": (">= 500", lambda v: v >= 500),
@@ -265,7 +265,7 @@ async def latency_accuracy(
         "met": None,
         "note": "error = reported latency_ms - injected server delay. It includes a loopback TCP connect, "
         "sending the request and reading the response on a fresh connection, and the server's timer. "
-        "No DESIGN target.",
+        "No target (bench/README.md lists none).",
     }
 
 

@@ -6,7 +6,7 @@ inserted directly (a few bad days, so the bars are not all green). The server is
 `spectra web` command in a child process pinned to the target core (uvicorn, one worker); the load
 generator is `wrk` (keep-alive, a fixed number of connections) pinned to the harness's core. Two runs:
 plain GETs of `/s/{slug}` (full HTML, 200), then the same with `If-None-Match: <ETag>` (304).
-DESIGN section 7: >= 1,000 requests/s and p99 <= 25 ms on one core.
+Target (the table in bench/README.md): >= 1,000 requests/s and p99 <= 25 ms on one core.
 """
 
 from __future__ import annotations

@@ -8,16 +8,18 @@ succeeded against them.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.paths import REPO
+
 pytestmark = pytest.mark.e2e  # runs the benchmark harness end to end
 
-REPO = Path(__file__).resolve().parent.parent
+README = REPO / "bench" / "README.md"
 
 MEASURES = {
     "http": "http_checks_per_s_one_core",
@@ -78,7 +80,7 @@ def test_throughput_measures_ran_real_checks(quick_report: dict[str, Any], measu
     assert result["value"] == pytest.approx(result["statuses"]["up"] / result["duration_s"], abs=0.1)
 
 
-def test_targets_from_design_are_next_to_the_numbers(quick_report: dict[str, Any]) -> None:
+def test_targets_from_the_readme_are_next_to_the_numbers(quick_report: dict[str, Any]) -> None:
     assert quick_report[MEASURES["http"]]["target"] == ">= 1500"
     assert quick_report[MEASURES["https"]]["target"] == ">= 500"
     assert quick_report[MEASURES["rss"]]["target"] == "<= 60"
@@ -161,3 +163,37 @@ def test_operator_patched_every_monitor_once_then_paced(quick_report: dict[str, 
     assert result["patches_seen_by_api_server"] == result["monitors"] + steady
     assert result["naive_patches_per_minute"] > result["value"]
     assert result["events_per_minute"] > 0
+
+
+def _readme_targets() -> dict[str, str]:
+    """The Targets table of bench/README.md: the key a measure reports -> its target, as written there."""
+    section = README.read_text(encoding="utf-8").split("\n## Targets\n", 1)[1].split("\n## ", 1)[0]
+    targets = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and (key := re.fullmatch(r"`(\w+)`", cells[2])):
+            targets[key.group(1)] = cells[1]
+    return targets
+
+
+def test_the_readme_holds_the_targets_the_bench_reports() -> None:
+    """bench/README.md is where the targets live: what the code compares with must be what it says."""
+    from bench import alerting, probe, statuspage
+
+    readme = _readme_targets()
+    assert set(readme) == {
+        MEASURES[name] for name in ("http", "https", "scheduling", "alerting", "statuspage", "rss", "operator")
+    }
+
+    def written(key: str) -> str:
+        return re.sub(r"(\d),(\d{3})", r"\1\2", readme[key])  # 1,500 -> 1500
+
+    for name in ("http", "https", "rss"):
+        target = probe.TARGETS[name]
+        assert target is not None
+        assert written(MEASURES[name]).startswith(target[0]), (name, readme[MEASURES[name]])
+    assert written(MEASURES["scheduling"]) == f"<= {probe.LAG_P99_TARGET_MS:g} ms, zero missed runs"
+    assert written(MEASURES["alerting"]) == f"p95 <= {alerting.TARGET_P95_MS / 1000:g} s"
+    assert (
+        written(MEASURES["statuspage"]) == f">= {statuspage.TARGET_RPS} req/s, p99 <= {statuspage.TARGET_P99_MS:g} ms"
+    )

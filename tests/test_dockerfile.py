@@ -11,21 +11,25 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 import pytest
-import yaml
 
 from spectra.cli import cli
+from tests.chart.rendering import CI_VALUES, render_chart
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
+if TYPE_CHECKING:
+    from tests.support.kube import KubeTools
+
 DOCKERFILE = REPO / "Dockerfile"
+ChartCommand = tuple[str, list[str], list[str]]  # where, command, args
 
 
 def _instructions() -> list[tuple[str, str]]:
     text = DOCKERFILE.read_text().replace("\\\n", " ")
-    out = []
+    out: list[tuple[str, str]] = []
     for raw in text.splitlines():
         line = raw.strip()
         if line and not line.startswith("#"):
@@ -77,22 +81,12 @@ def test_dockerignore_keeps_the_context_small() -> None:
     assert {"!pyproject.toml", "!spectra/"} <= set(lines)
 
 
-def _chart_commands(helm: Path) -> list[tuple[str, list[str], list[str]]]:
-    from chart.conftest import CHART, CI_VALUES
-
-    found = []
+def _chart_commands(helm: Path) -> list[ChartCommand]:
+    """The spectra image's containers in the chart rendered with its defaults and every ci/*-values.yaml."""
+    found: list[ChartCommand] = []
     for values in [None, *CI_VALUES]:
         extra = ["-f", str(values)] if values else []
-        result = subprocess.run(
-            [str(helm), "template", "spectra", str(CHART), *extra],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        )
-        for obj in yaml.safe_load_all(result.stdout):
-            if not obj:
-                continue
+        for obj in render_chart(helm, *extra).objects:
             spec = obj["spec"] if obj["kind"] == "Pod" else obj.get("spec", {}).get("template", {}).get("spec")
             if obj["kind"] == "ConfigMap" and "operator.yaml" in obj.get("data", {}):
                 continue
@@ -105,17 +99,17 @@ def _chart_commands(helm: Path) -> list[tuple[str, list[str], list[str]]]:
 
 
 @pytest.fixture(scope="module")
-def chart_commands(kube_tools: Any) -> list[tuple[str, list[str], list[str]]]:
-    return _chart_commands(Path(kube_tools.helm))
+def chart_commands(kube_tools: KubeTools) -> list[ChartCommand]:
+    return _chart_commands(kube_tools.helm)
 
 
-def test_chart_runs_every_server_command(chart_commands: list[tuple[str, list[str], list[str]]]) -> None:
+def test_chart_runs_every_server_command(chart_commands: list[ChartCommand]) -> None:
     subcommands = {tuple(args[:1]) for _, command, args in chart_commands if command == ["spectra"]}
     assert {("operator",), ("web",), ("alerter",), ("db",)} <= subcommands
 
 
-def test_chart_commands_are_spectra_commands(chart_commands: list[tuple[str, list[str], list[str]]]) -> None:
-    checked = set()
+def test_chart_commands_are_spectra_commands(chart_commands: list[ChartCommand]) -> None:
+    checked: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
     for where, command, args in chart_commands:
         if (tuple(command), tuple(args)) not in checked:
             checked.add((tuple(command), tuple(args)))
@@ -128,7 +122,7 @@ def _check_command(where: str, command: list[str], args: list[str]) -> None:
         return
     group: click.Command = cli
     words = list(args)
-    path = []
+    path: list[str] = []
     while isinstance(group, click.Group) and words and not words[0].startswith("-"):
         name = words.pop(0)
         assert name in group.commands, f"{where}: `spectra {' '.join([*path, name])}` does not exist"

@@ -8,40 +8,39 @@ import re
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from spectra.api import KINDS
-from tests.support.kube import ClusterEmulator, objects_of, wait_for
+from tests.factories.manifests import monitor, to_yaml
+from tests.support.kube import MONITORS, ClusterEmulator, objects_of, spectra_resource
+from tests.support.paths import EXAMPLES
+from tests.support.waiting import wait_for
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted(path for path in (REPO / "examples").iterdir() if path.is_dir())
-MONITORS = "spectra.dev/v1alpha1/monitors"
+EXAMPLE_DIRS = sorted(path for path in EXAMPLES.iterdir() if path.is_dir())
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-MONITOR = """
-apiVersion: spectra.dev/v1alpha1
-kind: Monitor
-metadata:
-  name: web
-spec:
-  type: http
-  http:
-    url: http://127.0.0.1:9/
-"""
+MONITOR = to_yaml(monitor("web", url="http://127.0.0.1:9/"))
 
 
-def _json(cluster: ClusterEmulator, *args: str) -> dict:
-    return json.loads(cluster.kubectl(*args, "-o", "json").stdout)
+def _json(cluster: ClusterEmulator, *args: str) -> dict[str, Any]:
+    listed: dict[str, Any] = json.loads(cluster.kubectl(*args, "-o", "json").stdout)
+    return listed
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=[path.name for path in EXAMPLES])
+def _kubectl(cluster: ClusterEmulator) -> str:
+    assert cluster.tools is not None, "the cluster fixture comes with kubectl"
+    return str(cluster.tools.kubectl)
+
+
+@pytest.mark.parametrize("example", EXAMPLE_DIRS, ids=[path.name for path in EXAMPLE_DIRS])
 def test_kubectl_applies_each_example(cluster: ClusterEmulator, example: Path) -> None:
     applied = cluster.kubectl("apply", "-f", str(example))
     documents = [doc for path in sorted(example.glob("*.yaml")) for doc in objects_of(path.read_text())]
     assert applied.stdout.count(" created") == len(documents)
     for doc in documents:
         kind, name = doc["kind"], doc["metadata"]["name"]
-        resource = f"spectra.dev/v1alpha1/{KINDS[kind].info.plural}" if kind in KINDS else "v1/secrets"
+        resource = spectra_resource(kind) if kind in KINDS else "v1/secrets"
         namespaced = kind not in KINDS or KINDS[kind].info.namespaced
         namespace = doc["metadata"].get("namespace", "default") if namespaced else None
         stored = cluster.get(resource, namespace, name)
@@ -58,7 +57,7 @@ def test_kubectl_applies_each_example(cluster: ClusterEmulator, example: Path) -
 
 
 def test_listed_monitors_carry_server_metadata(cluster: ClusterEmulator) -> None:
-    cluster.kubectl("apply", "-f", str(REPO / "examples" / "02-check-types"))
+    cluster.kubectl("apply", "-f", str(EXAMPLES / "02-check-types"))
     raw = json.loads(cluster.kubectl("get", "--raw", "/apis/spectra.dev/v1alpha1/monitors").stdout)
     assert raw["kind"] == "MonitorList"  # kubectl -o json rewraps lists as kind: List
     assert raw["apiVersion"] == "spectra.dev/v1alpha1"
@@ -94,9 +93,9 @@ def test_spec_edits_bump_generation_but_status_patches_do_not(cluster: ClusterEm
     assert cluster.status_patches(MONITORS) == 1
 
     cluster.kubectl("annotate", "monitor", "web", "team=web")  # metadata only
-    assert cluster.get(MONITORS, "default", "web")["metadata"]["generation"] == 1  # type: ignore[index]
+    assert cluster.existing(MONITORS, "default", "web")["metadata"]["generation"] == 1
 
-    cluster.kubectl("apply", "-f", "-", input=MONITOR.replace("127.0.0.1:9/", "127.0.0.1:10/"))
+    cluster.kubectl("apply", "-f", "-", input=to_yaml(monitor("web", url="http://127.0.0.1:10/")))
     edited = cluster.get(MONITORS, "default", "web")
     assert edited is not None
     assert edited["spec"]["http"]["url"] == "http://127.0.0.1:10/"
@@ -106,7 +105,7 @@ def test_spec_edits_bump_generation_but_status_patches_do_not(cluster: ClusterEm
 
     # Merge-patch semantics: null removes a key.
     cluster.kubectl("patch", "monitor", "web", "--type=merge", "-p", '{"metadata": {"annotations": {"team": null}}}')
-    assert "team" not in (cluster.get(MONITORS, "default", "web")["metadata"].get("annotations") or {})  # type: ignore[index]
+    assert "team" not in (cluster.existing(MONITORS, "default", "web")["metadata"].get("annotations") or {})
 
 
 def test_delete_removes_and_finalizers_hold_deletion(cluster: ClusterEmulator) -> None:
@@ -115,7 +114,7 @@ def test_delete_removes_and_finalizers_hold_deletion(cluster: ClusterEmulator) -
     assert cluster.get(MONITORS, "default", "web") is None
     assert cluster.kubectl("get", "monitor", "web", check=False).returncode != 0
 
-    held = MONITOR.replace("  name: web\n", "  name: web\n  finalizers: [spectra.dev/cleanup]\n")
+    held = to_yaml(monitor("web", url="http://127.0.0.1:9/", metadata={"finalizers": ["spectra.dev/cleanup"]}))
     cluster.kubectl("apply", "-f", "-", input=held)
     cluster.kubectl("delete", "monitor", "web", "--wait=false")
     pending = cluster.get(MONITORS, "default", "web")
@@ -123,7 +122,7 @@ def test_delete_removes_and_finalizers_hold_deletion(cluster: ClusterEmulator) -
     assert RFC3339.fullmatch(pending["metadata"]["deletionTimestamp"])
 
     cluster.kubectl("patch", "monitor", "web", "--type=merge", "-p", '{"metadata": {"finalizers": null}}')
-    wait_for(lambda: cluster.get(MONITORS, "default", "web") is None, timeout=5, what="the monitor to go")
+    wait_for(lambda: cluster.get(MONITORS, "default", "web") is None, "the monitor to go", timeout=5)
 
 
 def test_kubectl_lists_the_spectra_crds(cluster: ClusterEmulator) -> None:
@@ -137,14 +136,14 @@ def test_kubectl_lists_the_spectra_crds(cluster: ClusterEmulator) -> None:
 
 def test_watch_streams_changes(cluster: ClusterEmulator) -> None:
     watch = subprocess.Popen(
-        [str(cluster.tools.kubectl), "get", "monitors", "--watch", "-o", "name"],  # type: ignore[union-attr]
+        [_kubectl(cluster), "get", "monitors", "--watch", "-o", "name"],
         env=cluster.env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     try:
-        cluster.wait_for(lambda: cluster.requests("GET", MONITORS), what="kubectl to watch")
+        wait_for(lambda: cluster.requests("GET", MONITORS), "kubectl to watch")
         cluster.kubectl("apply", "-f", "-", input=MONITOR)
         assert watch.stdout is not None
         assert watch.stdout.readline().strip() == "monitor.spectra.dev/web"
@@ -157,13 +156,13 @@ def test_stop_ends_open_watches(cluster: ClusterEmulator, tmp_path: Path) -> Non
     with ClusterEmulator(cluster.tools, tmp_path / "second") as second:
         assert second.url != cluster.url
         watch = subprocess.Popen(
-            [str(second.tools.kubectl), "get", "monitors", "--watch"],  # type: ignore[union-attr]
+            [_kubectl(second), "get", "monitors", "--watch"],
             env=second.env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
-            second.wait_for(lambda: second.requests("GET", MONITORS)[1:], what="kubectl to watch")
+            wait_for(lambda: second.requests("GET", MONITORS)[1:], "kubectl to watch")
             started = time.monotonic()
             second.stop()
             assert time.monotonic() - started < 5
@@ -175,11 +174,11 @@ def test_stop_ends_open_watches(cluster: ClusterEmulator, tmp_path: Path) -> Non
 def test_python_client_lists_and_patches_status(cluster: ClusterEmulator) -> None:
     from kubernetes import client, config
 
-    cluster.kubectl("apply", "-f", str(REPO / "examples" / "01-http-monitor"))
-    api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    cluster.kubectl("apply", "-f", str(EXAMPLES / "01-http-monitor"))
+    api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
     with api_client:
         api = client.CustomObjectsApi(api_client)
-        listed = api.list_namespaced_custom_object("spectra.dev", "v1alpha1", "default", "monitors")
+        listed: Any = api.list_namespaced_custom_object("spectra.dev", "v1alpha1", "default", "monitors")
         assert [item["metadata"]["name"] for item in listed["items"]] == ["local-web"]
 
         body = {"status": {"phase": "Up"}}
@@ -205,9 +204,9 @@ def test_python_client_lists_and_patches_status(cluster: ClusterEmulator) -> Non
 def test_load_kube_config_uses_the_kubeconfig(cluster: ClusterEmulator) -> None:
     from kubernetes import client, config
 
-    config.load_kube_config(config_file=str(cluster.kubeconfig))
+    config.load_kube_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
     try:
-        names = [ns.metadata.name for ns in client.CoreV1Api().list_namespace().items]
+        names = [ns.metadata.name if ns.metadata else None for ns in client.CoreV1Api().list_namespace().items]
     finally:
         client.Configuration.set_default(None)
     assert names == ["default"]

@@ -1,84 +1,29 @@
-"""Render the Helm chart with the real helm binary (`kube_tools`, see tests/support/kube.py) and share the results."""
+"""Fixtures of the chart tests: the helm binary and rendered charts shared per session
+(rendering helpers: tests/chart/rendering.py)."""
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "spectra"
-CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
-RELEASE = "spectra"
-NAMESPACE = "monitoring"
-KUBE_VERSION = "1.34.0"
+from .rendering import CI_VALUES, Rendered, render_chart
+
+if TYPE_CHECKING:
+    from tests.support.kube import KubeTools
 
 
 @pytest.fixture(scope="session")
-def helm(kube_tools: Any) -> Path:
-    return Path(kube_tools.helm)
-
-
-@pytest.fixture(scope="session")
-def kubectl(kube_tools: Any) -> Path:
-    return Path(kube_tools.kubectl)
-
-
-def run_helm(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(helm), *args], capture_output=True, text=True, timeout=120, check=False)
-
-
-@dataclass
-class Rendered:
-    """The objects of one `helm template` run."""
-
-    name: str
-    objects: list[dict[str, Any]]
-
-    def of_kind(self, kind: str) -> list[dict[str, Any]]:
-        return [obj for obj in self.objects if obj["kind"] == kind]
-
-    def get(self, kind: str, name: str) -> dict[str, Any]:
-        matches = [obj for obj in self.of_kind(kind) if obj["metadata"]["name"] == name]
-        assert len(matches) == 1, f"{kind}/{name}: {len(matches)} rendered"
-        return matches[0]
-
-    def pod_specs(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(Kind/name, PodSpec) of every workload and Pod."""
-        for obj in self.objects:
-            where = f"{obj['kind']}/{obj['metadata']['name']}"
-            if obj["kind"] == "Pod":
-                yield where, obj["spec"]
-            elif obj["kind"] in {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}:
-                yield where, obj["spec"]["template"]["spec"]
-            elif obj["kind"] == "CronJob":
-                yield where, obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-
-
-def render_chart(helm: Path, *args: str, name: str = "default") -> Rendered:
-    result = run_helm(
-        helm,
-        "template",
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        NAMESPACE,
-        "--kube-version",
-        KUBE_VERSION,
-        *args,
-    )
-    assert result.returncode == 0, f"helm template {' '.join(args)} failed:\n{result.stderr}"
-    objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-    return Rendered(name, objects)
+def helm(kube_tools: KubeTools) -> Path:
+    return kube_tools.helm
 
 
 @pytest.fixture(scope="session")
 def render(helm: Path) -> Callable[..., Rendered]:
+    """`render(*helm_args, name=...)`: the chart rendered with extra `helm template` arguments."""
+
     def _render(*args: str, name: str = "custom") -> Rendered:
         return render_chart(helm, *args, name=name)
 

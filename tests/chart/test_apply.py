@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.chart.rendering import NAMESPACE, Rendered
 from tests.support.kube import RESOURCES, ClusterEmulator, objects_of
+from tests.support.paths import CHART
 
-from .conftest import CHART, NAMESPACE, Rendered
-
-CRDS = CHART / "crds"
+CHART_CRDS = CHART / "crds"
 CRD_RESOURCE = "apiextensions.k8s.io/v1/customresourcedefinitions"
 EVAL_VALUES = CHART / "ci" / "eval-mysql-values.yaml"
 
@@ -108,19 +108,19 @@ def _assert_stored(cluster: ClusterEmulator, obj: dict[str, Any]) -> dict[str, A
 
 
 def test_chart_crds_apply(cluster: ClusterEmulator) -> None:
-    crds = [doc for path in sorted(CRDS.glob("*.yaml")) for doc in objects_of(path.read_text())]
+    crds = [doc for path in sorted(CHART_CRDS.glob("*.yaml")) for doc in objects_of(path.read_text())]
     assert {crd["kind"] for crd in crds} == {"CustomResourceDefinition"}
     # The cluster fixture already holds spectra's own CRDs (as `spectra crds` makes them); kopf's is new.
     existing = {crd["metadata"]["name"] for crd in cluster.list(CRD_RESOURCE)}
     assert "clusterkopfpeerings.kopf.dev" not in existing
 
-    applied = cluster.kubectl("apply", "-f", str(CRDS))
+    applied = cluster.kubectl("apply", "-f", str(CHART_CRDS))
     expected = {_line(crd, "configured" if crd["metadata"]["name"] in existing else "created") for crd in crds}
     assert sorted(applied.stdout.splitlines()) == sorted(expected)
     for crd in crds:
         _assert_stored(cluster, crd)
 
-    reapplied = cluster.kubectl("apply", "-f", str(CRDS))
+    reapplied = cluster.kubectl("apply", "-f", str(CHART_CRDS))
     assert sorted(reapplied.stdout.splitlines()) == sorted(_line(crd, "unchanged") for crd in crds)
 
 
@@ -135,7 +135,7 @@ def test_rendered_chart_applies(cluster: ClusterEmulator, render: Callable[..., 
     for obj in objects:  # namespaced objects carry the release namespace (`--namespace monitoring`)
         assert obj["metadata"].get("namespace") == _namespace(obj), f"{obj['kind']}/{obj['metadata']['name']}"
 
-    cluster.kubectl("apply", "-f", str(CRDS))
+    cluster.kubectl("apply", "-f", str(CHART_CRDS))
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
     created = cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(namespace))
     assert created.stdout.splitlines() == [f"namespace/{NAMESPACE} created"]

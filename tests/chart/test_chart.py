@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from spectra.operator.settings import OperatorSettings
-
-from .conftest import CHART, CI_VALUES, NAMESPACE, RELEASE, Rendered, run_helm
-from .restricted import assert_restricted
+from tests.chart.rendering import CI_VALUES, NAMESPACE, RELEASE, Rendered, render_chart, run_helm
+from tests.support.paths import CHART
+from tests.support.pod_security import assert_restricted
 
 # Kinds from CRDs that kubernetes-validate has no schema for.
 FOREIGN_KINDS = {
@@ -82,7 +82,7 @@ def test_every_pod_is_restricted(variants: list[Rendered]) -> None:
         specs = list(rendered.pod_specs())
         assert specs
         for where, pod in specs:
-            assert_restricted(f"{rendered.name}: {where}", pod)
+            assert_restricted(pod, where=f"{rendered.name}: {where}")
 
 
 def test_every_container_has_requests_and_probes(variants: list[Rendered]) -> None:
@@ -337,8 +337,6 @@ def test_evaluation_mariadb(render: Callable[..., Rendered], default_chart: Rend
 
 
 def test_web_ingress_with_tls(helm: Path) -> None:
-    from .conftest import render_chart
-
     chart = render_chart(helm, "-f", str(CHART / "ci" / "ingress-tls-values.yaml"))
     ingress = chart.get("Ingress", f"{FULL}-web")
     assert ingress["spec"]["tls"] == [{"hosts": ["status.example.com"], "secretName": f"{FULL}-web-tls"}]
@@ -361,14 +359,12 @@ def test_service_monitor(render: Callable[..., Rendered], default_chart: Rendere
 
 
 def test_helm_test_hook_checks_web_healthz(helm: Path) -> None:
-    from .conftest import render_chart
-
     chart = render_chart(helm)  # `helm template` includes test hooks
     pod = chart.get("Pod", f"{FULL}-test-web")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     script = "\n".join(pod["spec"]["containers"][0]["command"])
     assert f"http://{FULL}-web:8080/healthz" in script
-    assert_restricted("helm test pod", pod["spec"])
+    assert_restricted(pod["spec"], where="helm test pod")
 
 
 def test_labels_and_names(default_chart: Rendered) -> None:

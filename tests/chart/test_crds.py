@@ -8,15 +8,14 @@ import kubernetes_validate
 import yaml
 
 from spectra.api.crd import all_crds, file_name, render
-
-from .conftest import CHART, REPO
+from tests.support.paths import CHART, CRDS
 
 KOPF_PEERING = "clusterkopfpeerings.kopf.dev.yaml"
 
 
 def test_chart_crds_equal_repo_crds() -> None:
     """Fails when the chart's CRDs are stale: `cp crds/*.yaml charts/spectra/crds/`."""
-    repo = {p.name: p.read_text(encoding="utf-8") for p in (REPO / "crds").glob("*.yaml")}
+    repo = {p.name: p.read_text(encoding="utf-8") for p in CRDS.glob("*.yaml")}
     chart = {p.name: p.read_text(encoding="utf-8") for p in (CHART / "crds").glob("*.yaml")}
     assert repo
     assert sorted(chart) == sorted([*repo, KOPF_PEERING]), "run `cp crds/*.yaml charts/spectra/crds/`"

@@ -12,8 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from spectra.cli import cli
-
-from .conftest import CHART, REPO
+from tests.support.paths import CHART, REPO
 
 DEPLOY = REPO / "deploy"
 
@@ -60,8 +59,10 @@ def test_flux_kustomization() -> None:
     assert kustomization["spec"]["path"]
 
 
-def _workflow() -> dict[str, Any]:
-    return yaml.safe_load((DEPLOY / "github-actions" / "spectra-pr.yaml").read_text())
+def _workflow() -> dict[Any, Any]:
+    """The workflow document (its keys are not all strings: YAML 1.1 reads `on` as True)."""
+    workflow: dict[Any, Any] = yaml.safe_load((DEPLOY / "github-actions" / "spectra-pr.yaml").read_text())
+    return workflow
 
 
 def _spectra_commands() -> list[list[str]]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from spectra.operator.rbac import OPERATOR_CLUSTER_RULES, OPERATOR_NAMESPACE_RULES, SECRET_READER_RULES
-
-from .conftest import NAMESPACE, RELEASE, Rendered
+from tests.chart.rendering import NAMESPACE, RELEASE, Rendered
 
 FULL = RELEASE
 

@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.factories.manifests import local_monitor, resource, to_yaml
 from tests.support.processes import SPECTRA, Target, free_port, get
 from tests.support.providers import Providers, text_of
 from tests.support.waiting import wait_for
@@ -23,41 +24,23 @@ ALICE_PHONE = "+15550001111"
 BOB_EMAIL = "bob@example.com"
 SECOND_STEP_DELAY_S = 6
 
-MANIFESTS = """\
-apiVersion: spectra.dev/v1alpha1
-kind: Contact
-metadata: {{name: alice}}
-spec: {{displayName: Alice, email: {alice_email}, phone: "{alice_phone}", channels: [email, sms]}}
----
-apiVersion: spectra.dev/v1alpha1
-kind: Contact
-metadata: {{name: bob}}
-spec: {{displayName: Bob, email: {bob_email}, channels: [email]}}
----
-apiVersion: spectra.dev/v1alpha1
-kind: EscalationPolicy
-metadata: {{name: primary}}
-spec:
-  steps:
-    - delay: 0s
-      targets: [{{contact: alice}}]
-      channels: [email, sms]
-    - delay: {delay}s
-      targets: [{{contact: bob}}]
-      channels: [email]
----
-apiVersion: spectra.dev/v1alpha1
-kind: Monitor
-metadata: {{name: local-web}}
-spec:
-  type: http
-  interval: 1s
-  timeout: 500ms
-  failureThreshold: 2
-  successThreshold: 1
-  escalationPolicyRef: {{name: primary}}
-  http: {{url: "http://127.0.0.1:{port}/"}}
-"""
+
+def manifests(port: int) -> str:
+    """Alice is paged by email and SMS at once; Bob by email SECOND_STEP_DELAY_S later, unless acknowledged."""
+    alice = {"displayName": "Alice", "email": ALICE_EMAIL, "phone": ALICE_PHONE, "channels": ["email", "sms"]}
+    bob = {"displayName": "Bob", "email": BOB_EMAIL, "channels": ["email"]}
+    steps = [
+        {"delay": "0s", "targets": [{"contact": "alice"}], "channels": ["email", "sms"]},
+        {"delay": f"{SECOND_STEP_DELAY_S}s", "targets": [{"contact": "bob"}], "channels": ["email"]},
+    ]
+    return to_yaml(
+        resource("Contact", "alice", alice),
+        resource("Contact", "bob", bob),
+        resource("EscalationPolicy", "primary", {"steps": steps}),
+        local_monitor(
+            "local-web", port, failureThreshold=2, successThreshold=1, escalationPolicyRef={"name": "primary"}
+        ),
+    )
 
 
 def post_form(url: str, form: dict[str, str]) -> tuple[int, str]:
@@ -75,15 +58,7 @@ def post_form(url: str, form: dict[str, str]) -> tuple[int, str]:
 def test_down_pages_ack_link_stops_escalation_up_resolves(tmp_path: Path, target: Target, providers: Providers) -> None:
     folder = tmp_path / "manifests"
     folder.mkdir()
-    (folder / "alerting.yaml").write_text(
-        MANIFESTS.format(
-            alice_email=ALICE_EMAIL,
-            alice_phone=ALICE_PHONE,
-            bob_email=BOB_EMAIL,
-            delay=SECOND_STEP_DELAY_S,
-            port=target.port,
-        )
-    )
+    (folder / "alerting.yaml").write_text(manifests(target.port))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {key: value for key, value in os.environ.items() if not key.startswith(("SPECTRA_", "SENDGRID_", "TWILIO_"))}
@@ -132,7 +107,7 @@ def _scenario(base: str, target: Target, providers: Providers, process: subproce
     wait_for(lambda: _state(base) == "up", "monitor up")
     assert providers.emails(ALICE_EMAIL) == []
 
-    # Down: Alice gets an email and an SMS within seconds (2 failed checks at 1 s, then the alerter).
+    # Down: Alice gets an email and an SMS within seconds (2 failed checks, one each LOCAL_INTERVAL, then the alerter).
     target.stop()
     [page] = wait_for(lambda: providers.emails(ALICE_EMAIL), "the page email at SendGrid", timeout=20)
     paged_at = time.monotonic()

@@ -4,6 +4,7 @@ Events and owned children show up in the API."""
 
 from __future__ import annotations
 
+import functools
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -14,18 +15,32 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from spectra.store import upgrade
-from tests.support.kube import ClusterEmulator
-from tests.support.processes import REPO, SPECTRA, Target, free_port, get
+from spectra.store import push_token_hash, upgrade
+from tests.factories.manifests import (
+    OPERATOR_IMAGE,
+    OPERATOR_NAME,
+    OPERATOR_NAMESPACE,
+    heartbeat_monitor,
+    local_monitor,
+    operator_cluster,
+    operator_config,
+    organization,
+    secret,
+    to_yaml,
+)
+from tests.support.kube import MONITORS, ClusterEmulator, spectra_resource
+from tests.support.paths import EXAMPLES
+from tests.support.processes import SPECTRA, Target, free_port, get
 from tests.support.waiting import wait_for
 
-MONITORS = "spectra.dev/v1alpha1/monitors"
-NAMESPACE = "spectra"  # where the operator runs and makes its children
+DEPLOYMENTS = "apps/v1/deployments"
+ORGANIZATIONS = spectra_resource("Organization")
 SECRET_VALUE = "s3cr3t-heartbeat-token-value"
+FINALIZER = "spectra.dev/finalizer"
 
 
 class Operator:
-    """One `spectra operator` process; `restart()` keeps the same settings and database."""
+    """One `spectra operator` process; `start()` after `kill()` runs it again with the same settings and database."""
 
     def __init__(self, cluster: ClusterEmulator, database: str, tmp: Path) -> None:
         self.cluster = cluster
@@ -34,16 +49,14 @@ class Operator:
         self.config = tmp / "operator.yaml"
         self.config.write_text(
             yaml.safe_dump(
-                {
-                    "namespace": NAMESPACE,
-                    "ownerDeployment": "spectra-operator",
-                    "instance": "spectra",
-                    "probe": {"image": "example.test/spectra:test", "monitorsPerReplica": 2, "maxReplicas": 3},
-                    "ingress": {"className": "nginx", "tls": True},
-                    "web": {"publicUrl": "https://status.example.test"},
-                    "status": {"intervalSeconds": 0.5, "refreshSeconds": 2, "maxPatchesPerSecond": 200},
-                    "secretRefreshSeconds": 1,
-                }
+                operator_config(
+                    instance="spectra",
+                    probe={"image": OPERATOR_IMAGE, "monitorsPerReplica": 2, "maxReplicas": 3},
+                    ingress={"className": "nginx", "tls": True},
+                    web={"publicUrl": "https://status.example.test"},
+                    status={"intervalSeconds": 0.5, "refreshSeconds": 2, "maxPatchesPerSecond": 200},
+                    secretRefreshSeconds=1,
+                )
             )
         )
         self.process: subprocess.Popen[bytes] | None = None
@@ -75,6 +88,11 @@ class Operator:
     def _died(self) -> bool:
         return self.process is not None and self.process.poll() is not None
 
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "the operator is not running"
+        return self.process.pid
+
     def kill(self) -> None:
         if self.process is not None:
             self.process.kill()
@@ -94,6 +112,7 @@ class Operator:
 
 @pytest.fixture
 def database(mariadb_url: str) -> str:
+    """The operator's own MariaDB database, migrated once, here (the operator refuses an empty one)."""
     engine = sa.create_engine(mariadb_url)
     upgrade(engine)
     engine.dispose()
@@ -103,7 +122,7 @@ def database(mariadb_url: str) -> str:
 @pytest.fixture
 def operator(cluster: ClusterEmulator, database: str, tmp_path: Path) -> Iterator[Operator]:
     # The operator's own Deployment: the owner of the children it makes.
-    cluster.kubectl("apply", "-f", "-", input=OPERATOR_DEPLOYMENT)
+    cluster.kubectl("apply", "-f", "-", input=to_yaml(*operator_cluster()))
     running = Operator(cluster, database, tmp_path)
     running.start()
     yield running
@@ -111,33 +130,29 @@ def operator(cluster: ClusterEmulator, database: str, tmp_path: Path) -> Iterato
     print(running.log_text()[-8000:])  # shown by pytest when the test failed
 
 
-OPERATOR_DEPLOYMENT = f"""
-apiVersion: kopf.dev/v1
-kind: ClusterKopfPeering
-metadata: {{name: spectra}}
----
-apiVersion: v1
-kind: Namespace
-metadata: {{name: {NAMESPACE}}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: spectra-operator, namespace: {NAMESPACE}}}
-spec:
-  selector: {{matchLabels: {{app: spectra-operator}}}}
-  template:
-    metadata: {{labels: {{app: spectra-operator}}}}
-    spec: {{containers: [{{name: operator, image: example.test/spectra:test}}]}}
-"""
-
-
-def ready(cluster: ClusterEmulator, resource: str, namespace: str | None, name: str) -> dict[str, Any] | None:
-    """The Ready condition of an object once the operator has written one."""
+def condition(cluster: ClusterEmulator, resource: str, namespace: str | None, name: str) -> dict[str, Any]:
+    """The Ready condition of an object once the operator has written one ({} before)."""
     body = cluster.get(resource, namespace, name)
-    for condition in ((body or {}).get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return dict(condition)
-    return None
+    for found in ((body or {}).get("status") or {}).get("conditions") or []:
+        if found.get("type") == "Ready":
+            return dict(found)
+    return {}
+
+
+def ready(cluster: ClusterEmulator, resource: str, namespace: str | None, name: str) -> bool:
+    return condition(cluster, resource, namespace, name).get("status") == "True"
+
+
+def finalized(cluster: ClusterEmulator, resource: str, namespace: str | None, name: str) -> bool:
+    """Ready, and held by our finalizer."""
+    body = cluster.get(resource, namespace, name) or {"metadata": {}}
+    return ready(cluster, resource, namespace, name) and FINALIZER in body["metadata"].get("finalizers", [])
+
+
+def status(cluster: ClusterEmulator, resource: str, namespace: str | None, name: str) -> dict[str, Any]:
+    """An object's .status ({} while it has none, or no object)."""
+    found: dict[str, Any] = (cluster.get(resource, namespace, name) or {}).get("status") or {}
+    return found
 
 
 def rows(database: str, sql: str, **params: Any) -> list[Any]:
@@ -149,16 +164,9 @@ def rows(database: str, sql: str, **params: Any) -> list[Any]:
         engine.dispose()
 
 
-def plural(kind: str) -> str:
-    from spectra.api import KINDS
-
-    info = KINDS[kind].info
-    return f"spectra.dev/v1alpha1/{info.plural}"
-
-
 def test_every_example_becomes_ready(cluster: ClusterEmulator, operator: Operator, database: str) -> None:
     applied: list[tuple[str, str | None, str]] = []
-    for folder in sorted((REPO / "examples").iterdir()):
+    for folder in sorted(EXAMPLES.iterdir()):
         if not folder.is_dir():
             continue
         cluster.kubectl("apply", "-f", str(folder))
@@ -169,31 +177,23 @@ def test_every_example_becomes_ready(cluster: ClusterEmulator, operator: Operato
                     applied.append((doc["kind"], namespace, doc["metadata"]["name"]))
     assert len(applied) >= 25
     for kind, namespace, name in applied:
-        condition = wait_for(
-            lambda kind=kind, namespace=namespace, name=name: (
-                (c := ready(cluster, plural(kind), namespace, name))
-                and c["status"] == "True"
-                and "spectra.dev/finalizer"
-                in (cluster.get(plural(kind), namespace, name) or {})["metadata"].get("finalizers", [])
-                and c
-            ),
+        resource = spectra_resource(kind)
+        wait_for(
+            functools.partial(finalized, cluster, resource, namespace, name),
             f"{kind}/{namespace}/{name} Ready, with our finalizer",
             timeout=30,
         )
-        body = cluster.get(plural(kind), namespace, name)
-        assert body is not None
+        body = cluster.existing(resource, namespace, name)
         assert body["status"]["observedGeneration"] == body["metadata"]["generation"]
-        assert condition["reason"] == "Applied"
+        assert condition(cluster, resource, namespace, name)["reason"] == "Applied"
     # Live facts of the other kinds, from the store.
     schedule = wait_for(
-        lambda: (
-            (cluster.get(plural("Schedule"), "default", "platform-primary") or {}).get("status", {}).get("onCallNow")
-        ),
+        lambda: status(cluster, spectra_resource("Schedule"), "default", "platform-primary").get("onCallNow"),
         "who is on call, in the Schedule's status",
     )
     assert schedule
     page = wait_for(
-        lambda: (cluster.get(plural("StatusPage"), "default", "public") or {}).get("status", {}).get("components"),
+        lambda: list(status(cluster, spectra_resource("StatusPage"), "default", "public").get("components") or []),
         "component states in the StatusPage's status",
     )
     assert {component["name"] for component in page}
@@ -201,26 +201,26 @@ def test_every_example_becomes_ready(cluster: ClusterEmulator, operator: Operato
     assert {(k, n or None, m) for k, n, m in stored} >= {(k, n, m) for k, n, m in applied}
 
     # One probe Deployment per location in use, owned by the operator's Deployment.
-    owner_uid = cluster.get("apps/v1/deployments", NAMESPACE, "spectra-operator")["metadata"]["uid"]
+    owner_uid = cluster.existing(DEPLOYMENTS, OPERATOR_NAMESPACE, OPERATOR_NAME)["metadata"]["uid"]
     locations = {loc for (loc,) in rows(database, "SELECT DISTINCT location FROM monitor_locations")}
     deployments = wait_for(
-        lambda: len(found := cluster.list("apps/v1/deployments", NAMESPACE)) == len(locations) + 1 and found,
+        lambda: found if len(found := cluster.list(DEPLOYMENTS, OPERATOR_NAMESPACE)) == len(locations) + 1 else [],
         "probe Deployments",
     )
-    probes = [d for d in deployments if d["metadata"]["name"] != "spectra-operator"]
+    probes = [d for d in deployments if d["metadata"]["name"] != OPERATOR_NAME]
     assert {d["metadata"]["labels"]["spectra.dev/location"] for d in probes} == locations
     for deployment in probes:
         assert [ref["uid"] for ref in deployment["metadata"]["ownerReferences"]] == [owner_uid]
         container = deployment["spec"]["template"]["spec"]["containers"][0]
-        assert container["image"] == "example.test/spectra:test"
+        assert container["image"] == OPERATOR_IMAGE
         assert container["args"][:2] == ["probe", "--location"] or "probe" in container.get("command", [])
 
     # The status page's host names get an Ingress in the operator's namespace, owned the same way.
-    ingresses = wait_for(lambda: cluster.list("networking.k8s.io/v1/ingresses", NAMESPACE), "page Ingress")
+    ingresses = wait_for(lambda: cluster.list("networking.k8s.io/v1/ingresses", OPERATOR_NAMESPACE), "page Ingress")
     hosts = {rule["host"] for ingress in ingresses for rule in ingress["spec"]["rules"]}
     page_hosts = {
         host
-        for path in (REPO / "examples").glob("*/statuspage.yaml")
+        for path in EXAMPLES.glob("*/statuspage.yaml")
         for doc in yaml.safe_load_all(path.read_text())
         if doc and doc.get("kind") == "StatusPage"
         for host in doc["spec"].get("hostnames", [])
@@ -232,25 +232,16 @@ def test_every_example_becomes_ready(cluster: ClusterEmulator, operator: Operato
         assert ingress["spec"]["tls"]
 
 
-def monitor_manifest(name: str, port: int, *, namespace: str = "default", extra: str = "") -> str:
-    return f"""
-apiVersion: spectra.dev/v1alpha1
-kind: Monitor
-metadata: {{name: {name}, namespace: {namespace}}}
-spec:
-  type: http
-  interval: 1s
-  timeout: 500ms
-  failureThreshold: 1
-  http: {{url: "http://127.0.0.1:{port}/"}}
-{extra}"""
+def monitor_manifest(name: str, port: int = 9, *, namespace: str = "default", **spec: Any) -> str:
+    """A Monitor checked every second that goes down at the first failure (port 9: nothing listens)."""
+    return to_yaml(local_monitor(name, port, namespace=namespace, failureThreshold=1, **spec))
 
 
 def test_target_down_shows_in_status_and_events(
     cluster: ClusterEmulator, operator: Operator, database: str, target: Target, tmp_path: Path
 ) -> None:
     cluster.kubectl("apply", "-f", "-", input=monitor_manifest("web", target.port))
-    wait_for(lambda: (c := ready(cluster, MONITORS, "default", "web")) and c["status"] == "True", "Ready")
+    wait_for(lambda: ready(cluster, MONITORS, "default", "web"), "Ready")
     probe_log = tmp_path / "probe.log"
     command = [SPECTRA, "probe", "--location", "default", "--database", database]
     with probe_log.open("wb") as out:
@@ -260,16 +251,16 @@ def test_target_down_shows_in_status_and_events(
             stderr=subprocess.STDOUT,
         )
     try:
-        status = wait_for(
-            lambda: (s := (cluster.get(MONITORS, "default", "web") or {}).get("status", {})).get("state") == "up" and s,
+        shown = wait_for(
+            lambda: found if (found := status(cluster, MONITORS, "default", "web")).get("state") == "up" else {},
             "state up in .status",
             timeout=30,
         )
-        assert status["target"] == f"http://127.0.0.1:{target.port}/"
-        assert status["lastCheck"].endswith("Z")
+        assert shown["target"] == f"http://127.0.0.1:{target.port}/"
+        assert shown["lastCheck"].endswith("Z")
         target.stop()
         wait_for(
-            lambda: (cluster.get(MONITORS, "default", "web") or {}).get("status", {}).get("state") == "down",
+            lambda: status(cluster, MONITORS, "default", "web").get("state") == "down",
             "state down in .status",
             timeout=30,
         )
@@ -312,10 +303,10 @@ def test_bad_monitor_is_not_ready_and_names_the_field(
 ) -> None:
     manifest = f"apiVersion: spectra.dev/v1alpha1\nkind: Monitor\nmetadata: {{name: bad}}\nspec:\n  {spec}\n"
     cluster.kubectl("apply", "-f", "-", input=manifest)
-    condition = wait_for(lambda: ready(cluster, MONITORS, "default", "bad"), "a Ready condition")
-    assert condition["status"] == "False"
-    assert condition["reason"] == "Invalid"
-    assert field in condition["message"]
+    written = wait_for(lambda: condition(cluster, MONITORS, "default", "bad"), "a Ready condition")
+    assert written["status"] == "False"
+    assert written["reason"] == "Invalid"
+    assert field in written["message"]
     events = wait_for(
         lambda: [e for e in cluster.list("v1/events", "default") if e["involvedObject"]["name"] == "bad"], "an Event"
     )
@@ -326,13 +317,17 @@ def test_bad_monitor_is_not_ready_and_names_the_field(
 def test_delete_removes_rows_and_releases_finalizer(
     cluster: ClusterEmulator, operator: Operator, database: str
 ) -> None:
-    cluster.kubectl("apply", "-f", "-", input=monitor_manifest("gone", 9))
-    wait_for(lambda: (c := ready(cluster, MONITORS, "default", "gone")) and c["status"] == "True", "Ready")
+    cluster.kubectl("apply", "-f", "-", input=monitor_manifest("gone"))
+    wait_for(lambda: ready(cluster, MONITORS, "default", "gone"), "Ready")
     assert rows(database, "SELECT id FROM resources WHERE name = 'gone'")
     cluster.kubectl("delete", "monitor", "gone", "--wait=false")
     wait_for(lambda: cluster.get(MONITORS, "default", "gone") is None, "the object to go (finalizer released)")
     assert rows(database, "SELECT id FROM resources WHERE name = 'gone'") == []
     assert rows(database, "SELECT resource_id FROM monitors WHERE name = 'gone'") == []
+
+
+def gone(cluster: ClusterEmulator, resource: str, namespace: str | None, name: str) -> bool:
+    return cluster.get(resource, namespace, name) is None
 
 
 def stored_names(database: str) -> set[str]:
@@ -343,22 +338,24 @@ def test_restart_loses_no_delete_and_makes_nothing_twice(
     cluster: ClusterEmulator, operator: Operator, database: str
 ) -> None:
     names = [f"m{i:02d}" for i in range(20)]
-    manifests = "---".join(
-        monitor_manifest(name, 9, extra=f"  locations: [{'eu-west' if i % 2 else 'us-east'}]\n")
-        for i, name in enumerate(names)
+    manifests = to_yaml(
+        *(
+            local_monitor(name, 9, failureThreshold=1, locations=["eu-west" if i % 2 else "us-east"])
+            for i, name in enumerate(names)
+        )
     )
     cluster.kubectl("apply", "-f", "-", input=manifests)
 
-    def finalized() -> list[str]:
+    def held() -> list[str]:
         return [
             m["metadata"]["name"]
             for m in cluster.list(MONITORS, "default")
-            if "spectra.dev/finalizer" in m["metadata"].get("finalizers", [])
+            if FINALIZER in m["metadata"].get("finalizers", [])
         ]
 
-    wait_for(lambda: len(finalized()) >= 3, "the first objects handled")
+    wait_for(lambda: len(held()) >= 3, "the first objects handled")
     operator.kill()  # SIGKILL in the middle of reconciling the rest
-    handled = finalized()
+    handled = held()
 
     # While it is down: delete some (kept by the finalizer until the operator is back), edit one 50 times.
     doomed = handled[:3]
@@ -369,51 +366,48 @@ def test_restart_loses_no_delete_and_makes_nothing_twice(
         cluster.kubectl(
             "patch", "monitor", edited, "--type=merge", "-p", f'{{"spec": {{"interval": "{attempt + 9}s"}}}}'
         )
-    final_generation = cluster.get(MONITORS, "default", edited)["metadata"]["generation"]
+    final_generation = cluster.existing(MONITORS, "default", edited)["metadata"]["generation"]
 
     operator.start()
     survivors = [name for name in names if name not in doomed]
     for name in survivors:
         wait_for(
-            lambda name=name: (c := ready(cluster, MONITORS, "default", name)) and c["status"] == "True",
+            functools.partial(ready, cluster, MONITORS, "default", name),
             f"{name} Ready after the restart",
             timeout=60,  # a killed replica's peering record may hold the new one for up to 20 s
         )
     for name in doomed:
-        wait_for(lambda name=name: cluster.get(MONITORS, "default", name) is None, f"{name} deleted", timeout=60)
+        wait_for(functools.partial(gone, cluster, MONITORS, "default", name), f"{name} deleted", timeout=60)
     assert wait_for(lambda: stored_names(database) == set(survivors) or None, "the store to match the cluster")
 
     # The 50 edits: one reconcile, to the final spec.
     (interval_ms,) = rows(database, "SELECT interval_ms FROM monitors WHERE name = :n", n=edited)[0]
     assert interval_ms == 59_000
-    body = cluster.get(MONITORS, "default", edited)
+    body = cluster.existing(MONITORS, "default", edited)
     assert body["status"]["observedGeneration"] == final_generation
     assert operator.log_text().count(f"applied Monitor/default/{edited} ") == 1
 
     # Children: exactly one probe Deployment per location, however often the operator restarted.
+    def probe_deployments() -> list[str]:
+        return sorted(
+            d["metadata"]["name"]
+            for d in cluster.list(DEPLOYMENTS, OPERATOR_NAMESPACE)
+            if d["metadata"]["name"] != OPERATOR_NAME
+        )
+
     deployments = wait_for(
-        lambda: (
-            (
-                found := sorted(
-                    d["metadata"]["name"]
-                    for d in cluster.list("apps/v1/deployments", NAMESPACE)
-                    if d["metadata"]["name"] != "spectra-operator"
-                )
-            )
-            == ["spectra-probe-eu-west", "spectra-probe-us-east"]
-            and found
-        ),
+        lambda: found if (found := probe_deployments()) == ["spectra-probe-eu-west", "spectra-probe-us-east"] else [],
         "one probe Deployment per location",
     )
     assert len(deployments) == 2
-    creates = cluster.requests("POST", "apps/v1/deployments")
+    creates = cluster.requests("POST", DEPLOYMENTS)
     assert len(creates) == 2 + 1  # the two probes and the operator's own Deployment, each created once
 
 
 def test_objects_deleted_before_the_operator_saw_them_leave_no_rows(
     cluster: ClusterEmulator, operator: Operator, database: str
 ) -> None:
-    cluster.kubectl("apply", "-f", "-", input=monitor_manifest("brief", 9))
+    cluster.kubectl("apply", "-f", "-", input=monitor_manifest("brief"))
     wait_for(lambda: "brief" in stored_names(database), "the row")
     operator.kill()
     body = cluster.get(MONITORS, "default", "brief")
@@ -424,40 +418,25 @@ def test_objects_deleted_before_the_operator_saw_them_leave_no_rows(
     wait_for(lambda: "brief" not in stored_names(database), "the orphaned row swept", timeout=40)
 
 
-HEARTBEAT = """
-apiVersion: spectra.dev/v1alpha1
-kind: Monitor
-metadata: {name: nightly, namespace: default}
-spec:
-  type: heartbeat
-  interval: 1h
-  heartbeat:
-    grace: 10m
-    tokenFrom: {secretKeyRef: {name: nightly-token, key: token}}
-"""
+HEARTBEAT = to_yaml(heartbeat_monitor("nightly", "nightly-token"))
 
 
-def secret(value: str) -> str:
-    return (
-        "apiVersion: v1\nkind: Secret\nmetadata: {name: nightly-token, namespace: default}\n"
-        f"stringData: {{token: {value}}}\n"
-    )
+def token_secret(value: str) -> str:
+    return to_yaml(secret("nightly-token", token=value))
 
 
 def test_secrets_are_resolved_refreshed_and_never_shown(
     cluster: ClusterEmulator, operator: Operator, database: str
 ) -> None:
-    from spectra.store import push_token_hash
-
     cluster.kubectl("apply", "-f", "-", input=HEARTBEAT)
-    condition = wait_for(lambda: ready(cluster, MONITORS, "default", "nightly"), "a Ready condition")
-    assert (condition["status"], condition["reason"]) == ("False", "SecretMissing")
-    assert "spec.heartbeat.tokenFrom.secretKeyRef: Secret 'nightly-token' does not exist" in condition["message"]
+    written = wait_for(lambda: condition(cluster, MONITORS, "default", "nightly"), "a Ready condition")
+    assert (written["status"], written["reason"]) == ("False", "SecretMissing")
+    assert "spec.heartbeat.tokenFrom.secretKeyRef: Secret 'nightly-token' does not exist" in written["message"]
     assert rows(database, "SELECT id FROM resources WHERE name = 'nightly'") == []
 
     # The Secret appears: the object is applied without anyone touching it.
-    cluster.kubectl("apply", "-f", "-", input=secret(SECRET_VALUE))
-    wait_for(lambda: (c := ready(cluster, MONITORS, "default", "nightly")) and c["status"] == "True", "Ready")
+    cluster.kubectl("apply", "-f", "-", input=token_secret(SECRET_VALUE))
+    wait_for(lambda: ready(cluster, MONITORS, "default", "nightly"), "Ready")
 
     def stored_hash() -> str | None:
         found = rows(database, "SELECT push_token_hash FROM monitors WHERE name = 'nightly'")
@@ -466,7 +445,7 @@ def test_secrets_are_resolved_refreshed_and_never_shown(
     assert stored_hash() == push_token_hash(SECRET_VALUE)
     # The token is rotated in its Secret: the stored hash follows.
     rotated = SECRET_VALUE + "-rotated"
-    cluster.kubectl("apply", "-f", "-", input=secret(rotated))
+    cluster.kubectl("apply", "-f", "-", input=token_secret(rotated))
     wait_for(lambda: stored_hash() == push_token_hash(rotated), "the rotated token", timeout=30)
 
     # Values never reach status, Events or the log.
@@ -476,45 +455,36 @@ def test_secrets_are_resolved_refreshed_and_never_shown(
         assert SECRET_VALUE not in text
 
 
-ORGANIZATION = """
-apiVersion: spectra.dev/v1alpha1
-kind: Organization
-metadata: {{name: acme}}
-spec:
-  displayName: ACME
-  namespaces: [acme-prod]
-  plan: {{maxMonitors: 1}}
-  suspended: {suspended}
-"""
+def acme(*, suspended: bool) -> str:
+    """An Organization whose plan allows one monitor, in namespace acme-prod."""
+    return to_yaml(
+        organization("acme", ["acme-prod"], displayName="ACME", plan={"maxMonitors": 1}, suspended=suspended)
+    )
 
 
 def test_organization_plan_is_enforced_and_suspension_honoured(
     cluster: ClusterEmulator, operator: Operator, database: str
 ) -> None:
-    organizations = "spectra.dev/v1alpha1/organizations"
-    cluster.kubectl("apply", "-f", "-", input=ORGANIZATION.format(suspended="false"))
-    wait_for(lambda: (c := ready(cluster, organizations, None, "acme")) and c["status"] == "True", "org Ready")
-    cluster.kubectl("apply", "-f", "-", input=monitor_manifest("first", 9, namespace="acme-prod"))
-    wait_for(lambda: (c := ready(cluster, MONITORS, "acme-prod", "first")) and c["status"] == "True", "first Ready")
-    cluster.kubectl("apply", "-f", "-", input=monitor_manifest("second", 9, namespace="acme-prod"))
-    condition = wait_for(lambda: ready(cluster, MONITORS, "acme-prod", "second"), "second's condition")
-    assert (condition["status"], condition["reason"]) == ("False", "OverPlanLimit")
-    assert condition["message"] == "Organization acme allows 1 monitors (spec.plan.maxMonitors); this is number 2"
+    cluster.kubectl("apply", "-f", "-", input=acme(suspended=False))
+    wait_for(lambda: ready(cluster, ORGANIZATIONS, None, "acme"), "org Ready")
+    cluster.kubectl("apply", "-f", "-", input=monitor_manifest("first", namespace="acme-prod"))
+    wait_for(lambda: ready(cluster, MONITORS, "acme-prod", "first"), "first Ready")
+    cluster.kubectl("apply", "-f", "-", input=monitor_manifest("second", namespace="acme-prod"))
+    written = wait_for(lambda: condition(cluster, MONITORS, "acme-prod", "second"), "second's condition")
+    assert (written["status"], written["reason"]) == ("False", "OverPlanLimit")
+    assert written["message"] == "Organization acme allows 1 monitors (spec.plan.maxMonitors); this is number 2"
     paused = dict(rows(database, "SELECT name, paused FROM monitors WHERE namespace = 'acme-prod'"))
     assert paused == {"first": 0, "second": 1}
     # The publisher may have written the usage before the second monitor arrived: wait for the count.
     wait_for(
-        lambda: (
-            (cluster.get(organizations, None, "acme") or {}).get("status", {}).get("usage")
-            == {"monitors": 2, "statusPages": 0}
-        ),
+        lambda: status(cluster, ORGANIZATIONS, None, "acme").get("usage") == {"monitors": 2, "statusPages": 0},
         "org usage to count both monitors",
     )
 
     # Suspended: every monitor of the tenant is held, without editing them.
-    cluster.kubectl("apply", "-f", "-", input=ORGANIZATION.format(suspended="true"))
+    cluster.kubectl("apply", "-f", "-", input=acme(suspended=True))
     wait_for(
-        lambda: (c := ready(cluster, MONITORS, "acme-prod", "first")) and c["reason"] == "OrganizationSuspended",
+        lambda: condition(cluster, MONITORS, "acme-prod", "first").get("reason") == "OrganizationSuspended",
         "first held",
         timeout=30,
     )
@@ -528,11 +498,11 @@ def test_two_replicas_one_acts_and_the_other_takes_over(
     second = Operator(cluster, database, tmp_path / "second")
     second.start()
     try:
-        cluster.kubectl("apply", "-f", "-", input=monitor_manifest("shared", 9))
-        wait_for(lambda: (c := ready(cluster, MONITORS, "default", "shared")) and c["status"] == "True", "Ready")
+        cluster.kubectl("apply", "-f", "-", input=monitor_manifest("shared"))
+        wait_for(lambda: ready(cluster, MONITORS, "default", "shared"), "Ready")
         holders = wait_for(lambda: rows(database, "SELECT holder FROM leader_leases WHERE name = 'operator'"), "lease")
         assert len(holders) == 1
-        pids = {operator.process.pid: operator, second.process.pid: second}  # type: ignore[union-attr]
+        pids = {operator.pid: operator, second.pid: second}
         leader = next(p for pid, p in pids.items() if holders[0][0].endswith(f"-{pid}"))
         survivor = second if leader is operator else operator
         # Both run; the stored row was written once.
@@ -543,20 +513,16 @@ def test_two_replicas_one_acts_and_the_other_takes_over(
         )
         leader.kill()
         # The survivor takes over handlers (kopf peering) and loops (the database lease).
-        cluster.kubectl("apply", "-f", "-", input=monitor_manifest("after", 9))
+        cluster.kubectl("apply", "-f", "-", input=monitor_manifest("after"))
         wait_for(
-            lambda: (
-                (c := ready(cluster, MONITORS, "default", "after"))
-                and c["status"] == "True"
-                and "spectra.dev/finalizer"
-                in cluster.get(MONITORS, "default", "after")["metadata"].get("finalizers", [])
-            ),
+            lambda: finalized(cluster, MONITORS, "default", "after"),
             "the survivor to handle a new object",
             timeout=60,
         )
+        survivor_pid = survivor.pid
         wait_for(
             lambda: rows(database, "SELECT holder FROM leader_leases WHERE name = 'operator'")[0][0].endswith(
-                f"-{survivor.process.pid}"  # type: ignore[union-attr]
+                f"-{survivor_pid}"
             ),
             "the survivor to hold the lease",
         )

@@ -8,17 +8,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from tests.factories.manifests import local_monitor, to_yaml
 from tests.support.processes import SPECTRA, Target, free_port, get
 from tests.support.waiting import wait_for
 
 
 def monitors(port: int) -> str:
-    return "".join(
-        "---\napiVersion: spectra.dev/v1alpha1\nkind: Monitor\n"
-        f"metadata: {{name: web-{i}}}\n"
-        f"spec: {{type: http, interval: 1s, timeout: 500ms, http: {{url: 'http://127.0.0.1:{port}/'}}}}\n"
-        for i in range(6)
-    )
+    return to_yaml(*(local_monitor(f"web-{i}", port) for i in range(6)))
 
 
 def start_probe(url: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:

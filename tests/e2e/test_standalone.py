@@ -12,46 +12,32 @@ from typing import Any
 
 import pytest
 
+from tests.factories.manifests import heartbeat_monitor, monitor, secret, to_yaml
+from tests.factories.monitors import LOCAL_INTERVAL, LOCAL_TIMEOUT, tcp_spec
+from tests.support.paths import EXAMPLES
 from tests.support.processes import SPECTRA, Target, free_port, get
 from tests.support.waiting import wait_for
 
 TOKEN = "e2e-heartbeat-token-0123456789abcdef"
 
 
-REPO = Path(__file__).resolve().parents[2]
-
-
 def example_01(port: int) -> str:
     """examples/01-http-monitor as shipped, pointed at the test's target and sped up for the test."""
-    text = (REPO / "examples" / "01-http-monitor" / "monitor.yaml").read_text()
+    text = (EXAMPLES / "01-http-monitor" / "monitor.yaml").read_text()
     for old, new in (
         ("127.0.0.1:8000", f"127.0.0.1:{port}"),
-        ("interval: 30s", "interval: 1s"),
-        ("timeout: 5s", "timeout: 500ms"),
+        ("interval: 30s", f"interval: {LOCAL_INTERVAL}"),
+        ("timeout: 5s", f"timeout: {LOCAL_TIMEOUT}"),
     ):
         assert old in text, f"examples/01-http-monitor changed: {old!r} is gone"
         text = text.replace(old, new)
     return text
 
 
-HEARTBEAT = """\
----
-apiVersion: spectra.dev/v1alpha1
-kind: Monitor
-metadata:
-  name: backup
-spec:
-  type: heartbeat
-  interval: 2s
-  heartbeat:
-    grace: 1s
-    tokenFrom: {{secretKeyRef: {{name: tokens, key: backup}}}}
----
-apiVersion: v1
-kind: Secret
-metadata: {{name: tokens}}
-stringData: {{backup: {token}}}
-"""
+# Appended to example_01: a heartbeat monitor whose token is in Secret tokens, key backup.
+HEARTBEAT = "---\n" + to_yaml(
+    heartbeat_monitor("backup", "tokens", "backup", interval="2s", grace="1s"), secret("tokens", backup=TOKEN)
+)
 
 
 class Run:
@@ -102,7 +88,7 @@ class Run:
 def spectra_run(tmp_path: Path, target: Target) -> Iterator[Run]:
     folder = tmp_path / "manifests"
     folder.mkdir()
-    (folder / "monitors.yaml").write_text(example_01(target.port) + HEARTBEAT.format(token=TOKEN))
+    (folder / "monitors.yaml").write_text(example_01(target.port) + HEARTBEAT)
     run = Run(tmp_path, folder)
     try:
         wait_for(lambda: get(f"{run.base}/readyz")[0] == 200 or run.process.poll() is not None, "readyz")
@@ -153,10 +139,7 @@ def test_reload_on_change_keeps_running_and_refuses_bad_sets(spectra_run: Run, t
     run = spectra_run
     wait_for(lambda: run.state("local-web") == "up", "monitor up")
     manifests = tmp_path / "manifests"
-    (manifests / "second.yaml").write_text(
-        "apiVersion: spectra.dev/v1alpha1\nkind: Monitor\nmetadata: {name: second}\n"
-        f"spec: {{type: tcp, interval: 1s, timeout: 500ms, tcp: {{host: 127.0.0.1, port: {target.port}}}}}\n"
-    )
+    (manifests / "second.yaml").write_text(to_yaml(monitor("second", **tcp_spec(target.port))))
     wait_for(lambda: run.state("second") == "up", "new monitor checked after reload")
 
     (manifests / "broken.yaml").write_text(
@@ -199,7 +182,7 @@ def test_invalid_manifests_do_not_start(tmp_path: Path) -> None:
 def test_check_command(tmp_path: Path, target: Target) -> None:
     folder = tmp_path / "m"
     folder.mkdir()
-    (folder / "m.yaml").write_text(example_01(target.port) + HEARTBEAT.format(token=TOKEN))
+    (folder / "m.yaml").write_text(example_01(target.port) + HEARTBEAT)
     done = subprocess.run([SPECTRA, "check", str(folder)], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
@@ -215,7 +198,7 @@ def test_check_command(tmp_path: Path, target: Target) -> None:
 
 
 def test_check_strict_egress_refuses_loopback(tmp_path: Path, target: Target) -> None:
-    (tmp_path / "m.yaml").write_text(example_01(target.port) + HEARTBEAT.format(token=TOKEN))
+    (tmp_path / "m.yaml").write_text(example_01(target.port) + HEARTBEAT)
     done = subprocess.run(
         [SPECTRA, "check", "--strict-egress", str(tmp_path)], capture_output=True, text=True, timeout=60, check=False
     )
@@ -223,23 +206,18 @@ def test_check_strict_egress_refuses_loopback(tmp_path: Path, target: Target) ->
     assert "egress policy" in done.stdout
 
 
-AUTHENTICATED = """
----
-apiVersion: spectra.dev/v1alpha1
-kind: Monitor
-metadata: {{name: private-api}}
-spec:
-  type: http
-  http:
-    url: "http://127.0.0.1:{port}/"
-    headers:
-      - name: Authorization
-        valueFrom: {{secretKeyRef: {{name: api-credentials, key: authorization}}}}
-"""
+def authenticated(port: int) -> str:
+    """Appended to example_01: a monitor whose Authorization header comes from a Secret not in the folder."""
+    header = {
+        "name": "Authorization",
+        "valueFrom": {"secretKeyRef": {"name": "api-credentials", "key": "authorization"}},
+    }
+    http = {"url": f"http://127.0.0.1:{port}/", "headers": [header]}
+    return "---\n" + to_yaml(monitor("private-api", http=http))
 
 
 def test_check_skip_secrets_skips_monitors_whose_secret_lives_elsewhere(tmp_path: Path, target: Target) -> None:
-    (tmp_path / "m.yaml").write_text(example_01(target.port) + AUTHENTICATED.format(port=target.port))
+    (tmp_path / "m.yaml").write_text(example_01(target.port) + authenticated(target.port))
     refused = subprocess.run([SPECTRA, "check", str(tmp_path)], capture_output=True, text=True, timeout=60, check=False)
     assert refused.returncode == 1
     assert "Secret 'api-credentials' does not exist" in refused.stdout

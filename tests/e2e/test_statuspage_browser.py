@@ -1,6 +1,6 @@
 """A status page in Debian's Chromium, served by `spectra run`: live state, the subscription flow, screenshots.
 
-`spectra run` checks two http monitors (interval 1s) against a real local target; a StatusPage shows
+`spectra run` checks two http monitors (every LOCAL_INTERVAL) against a real local target; a StatusPage shows
 them as two components and takes subscriptions. Mail goes through the real sendgrid library to the
 SendGrid stand-in of tests/support/providers.py. The browser:
 1. sees both components operational; when the target stops, it sees the outage shortly after the
@@ -24,8 +24,12 @@ from typing import Any
 
 import pytest
 
-from tests.support.processes import REPO, SPECTRA, Target, free_port, get
+from tests.factories.manifests import local_monitor, status_page, to_yaml
+from tests.factories.monitors import LOCAL_INTERVAL_S
+from tests.support.paths import REPO
+from tests.support.processes import SPECTRA, Target, free_port, get
 from tests.support.providers import Providers, text_of
+from tests.support.services import in_ci, missing_service
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.browser
@@ -41,70 +45,50 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 SUBSCRIBER = "reader@example.com"
-INTERVAL_S = 1.0
 # The page-events loop rebuilds the snapshots every 2 s (the cache's ttl is 5 s); one check interval on top.
-PAGE_DELAY_S = INTERVAL_S + 5.0 + 2.0
+PAGE_DELAY_S = LOCAL_INTERVAL_S + 5.0 + 2.0
 
-MANIFESTS = """\
-apiVersion: spectra.dev/v1alpha1
-kind: Monitor
-metadata: {{name: web-a}}
-spec:
-  type: http
-  interval: 1s
-  timeout: 500ms
-  failureThreshold: 2
-  http: {{url: "http://127.0.0.1:{port}/"}}
----
-apiVersion: spectra.dev/v1alpha1
-kind: Monitor
-metadata: {{name: web-b}}
-spec:
-  type: http
-  interval: 1s
-  timeout: 500ms
-  failureThreshold: 2
-  http: {{url: "http://127.0.0.1:{port}/index.html"}}
----
-apiVersion: spectra.dev/v1alpha1
-kind: StatusPage
-metadata: {{name: public}}
-spec:
-  slug: e2e
-  title: E2E Inc. status
-  description: Live status of **E2E Inc.**
-  historyDays: 30
-  autoIncidents: true
-  subscriptions: {{enabled: true}}
-  branding: {{accentColor: "#3558d4"}}
-  groups:
-    - name: Customer facing
-      components:
-        - name: Website
-          monitors: [web-a]
-        - name: Downloads
-          description: Installers and archives.
-          monitors: [web-b]
-"""
+
+def manifests(port: int) -> str:
+    """Two monitors of the target as two components of a page that takes subscriptions."""
+    page = status_page(
+        "public",
+        slug="e2e",
+        title="E2E Inc. status",
+        description="Live status of **E2E Inc.**",
+        historyDays=30,
+        autoIncidents=True,
+        subscriptions={"enabled": True},
+        branding={"accentColor": "#3558d4"},
+        groups=[
+            {
+                "name": "Customer facing",
+                "components": [
+                    {"name": "Website", "monitors": ["web-a"]},
+                    {"name": "Downloads", "description": "Installers and archives.", "monitors": ["web-b"]},
+                ],
+            }
+        ],
+    )
+    return to_yaml(
+        local_monitor("web-a", port, failureThreshold=2),
+        local_monitor("web-b", port, path="/index.html", failureThreshold=2),
+        page,
+    )
+
 
 try:
     from playwright.sync_api import Browser, Page, sync_playwright
 except ImportError:  # Playwright is the optional `browser` extra
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+    if in_ci():
         raise
     pytest.skip("pip install 'spectramonitor[browser]' (Playwright)", allow_module_level=True)
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        if _in_ci():
-            pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} is missing")
+        missing_service(f"{CHROMIUM} is missing (apt-get install chromium)")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
@@ -119,7 +103,7 @@ class Spectra:
     def __init__(self, tmp: Path, target: Target, providers: Providers) -> None:
         folder = tmp / "manifests"
         folder.mkdir()
-        (folder / "page.yaml").write_text(MANIFESTS.format(port=target.port))
+        (folder / "page.yaml").write_text(manifests(target.port))
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.database = tmp / "spectra.db"
@@ -157,6 +141,11 @@ class Spectra:
                 "SELECT page_name, component, confirmed_at, unsubscribed_at FROM subscribers WHERE email = ?", (email,)
             ).fetchone()
         return tuple(row) if row is not None else None
+
+    def confirmed_at(self, email: str) -> Any:
+        subscriber = self.subscriber(email)
+        assert subscriber is not None, f"no subscriber {email}"
+        return subscriber[2]
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
@@ -226,14 +215,14 @@ def _scenario(spectra: Spectra, target: Target, providers: Providers, browser: B
     page.wait_for_load_state()
     assert page.get_by_role("heading", name="Check your inbox").is_visible()
     assert spectra.subscriber(SUBSCRIBER) is not None
-    assert spectra.subscriber(SUBSCRIBER)[2] is None  # type: ignore[index]  # not confirmed before the click
+    assert spectra.confirmed_at(SUBSCRIBER) is None  # not confirmed before the click
     mail = wait_for(lambda: providers.emails(SUBSCRIBER), "the confirmation email")[0]
     match = re.search(r"(http://\S+/s/e2e/confirm/\S+)", text_of(mail))
     assert match is not None, text_of(mail)
     confirm_url = match.group(1)
     assert confirm_url.startswith(spectra.base)
     page.goto(confirm_url)
-    assert spectra.subscriber(SUBSCRIBER)[2] is None  # type: ignore[index]  # GET never changes state
+    assert spectra.confirmed_at(SUBSCRIBER) is None  # GET never changes state
     page.get_by_role("button", name="Confirm subscription").click()
     page.wait_for_load_state()
     assert page.get_by_role("heading", name="Subscription confirmed").is_visible()
@@ -247,7 +236,7 @@ def _scenario(spectra: Spectra, target: Target, providers: Providers, browser: B
     # 1b. The target goes away: the page shows the outage soon after the monitors are confirmed down.
     target.stop()
     down_at = wait_for(
-        lambda: time.monotonic() if spectra.monitor_states() == {"web-a": "down", "web-b": "down"} else None,
+        lambda: time.monotonic() if spectra.monitor_states() == {"web-a": "down", "web-b": "down"} else 0.0,
         "both monitors down",
     )
     shown_at = reload_until(

@@ -7,28 +7,21 @@ import signal
 import subprocess
 from pathlib import Path
 
+from tests.factories.manifests import components, monitor, status_page, to_yaml
 from tests.support.processes import SPECTRA, free_port, get
 from tests.support.waiting import wait_for
 
-MANIFESTS = """\
-apiVersion: spectra.dev/v1alpha1
-kind: Monitor
-metadata: {name: api}
-spec: {type: http, interval: 30s, http: {url: "https://api.example.com/health"}}
----
-apiVersion: spectra.dev/v1alpha1
-kind: StatusPage
-metadata: {name: public}
-spec:
-  slug: acme
-  title: Acme status
-  hostnames: [status.acme.example]
-  subscriptions: {enabled: true}
-  groups:
-    - name: Core
-      components:
-        - {name: API, monitors: [api]}
-"""
+MANIFESTS = to_yaml(
+    monitor("api", url="https://api.example.com/health"),
+    status_page(
+        "public",
+        slug="acme",
+        title="Acme status",
+        hostnames=["status.acme.example"],
+        subscriptions={"enabled": True},
+        groups=components("api", group="Core", component="API"),
+    ),
+)
 
 
 def _env() -> dict[str, str]:

@@ -16,6 +16,7 @@ from spectra.operator.secrets import KubernetesSecrets
 from spectra.store import Monitor as MonitorRow
 from spectra.store import Resource as ResourceRow
 from spectra.store import push_token_hash
+from tests.factories import manifests
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -46,22 +47,12 @@ def applier(sessions: sessionmaker[Session], store: FakeSecretStore) -> Applier:
 
 
 def monitor(name: str, namespace: str = "default", **spec: Any) -> dict[str, Any]:
-    body_spec = {"type": "http", "interval": "30s", "http": {"url": "https://example.com/"}, **spec}
-    return {
-        "apiVersion": "spectra.dev/v1alpha1",
-        "kind": "Monitor",
-        "metadata": {"name": name, "namespace": namespace, "generation": 3, "uid": f"uid-{name}"},
-        "spec": body_spec,
-    }
+    """A Monitor as the API server hands it over: at generation 3, with a uid."""
+    return manifests.monitor(name, namespace=namespace, metadata={"generation": 3, "uid": f"uid-{name}"}, **spec)
 
 
 def org(name: str, namespaces: list[str], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "spectra.dev/v1alpha1",
-        "kind": "Organization",
-        "metadata": {"name": name, "generation": 1},
-        "spec": {"displayName": name.title(), "namespaces": namespaces, **spec},
-    }
+    return manifests.organization(name, namespaces, metadata={"generation": 1}, **spec)
 
 
 def paused(sessions: sessionmaker[Session], name: str) -> bool:
@@ -111,12 +102,8 @@ def test_transition_time_moves_only_with_the_status() -> None:
 
 
 def heartbeat(name: str) -> dict[str, Any]:
-    body = monitor(name)
-    body["spec"] = {
-        "type": "heartbeat",
-        "interval": "5m",
-        "heartbeat": {"grace": "1m", "tokenFrom": {"secretKeyRef": {"name": "beat", "key": "token"}}},
-    }
+    body = manifests.heartbeat_monitor(name, "beat", interval="5m", grace="1m")
+    body["metadata"] |= {"generation": 3, "uid": f"uid-{name}"}
     return body
 
 
@@ -157,17 +144,9 @@ def test_missing_reference_is_applied_but_not_ready(applier: Applier) -> None:
 
 
 def page(name: str, namespace: str, slug: str, hostnames: list[str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "spectra.dev/v1alpha1",
-        "kind": "StatusPage",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "slug": slug,
-            "title": "Status",
-            "hostnames": hostnames,
-            "groups": [{"name": "All", "components": [{"name": "Site", "monitors": ["x"]}]}],
-        },
-    }
+    return manifests.status_page(
+        name, namespace=namespace, slug=slug, title="Status", hostnames=hostnames, groups=manifests.components("x")
+    )
 
 
 @pytest.mark.parametrize(

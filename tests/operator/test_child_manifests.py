@@ -27,40 +27,34 @@ from spectra.operator.child_manifests import (
     probe_replicas,
 )
 from spectra.operator.settings import OperatorSettings, ProbeSettings
-from tests.support.pod_security import assert_restricted
+from tests.factories.manifests import (
+    OPERATOR_NAMESPACE,
+    OPERATOR_UID,
+    components,
+    operator_config,
+    operator_deployment,
+    status_page,
+)
+from tests.support.pod_security import PROBE_SYSCTLS, assert_restricted
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
-OPERATOR_DEPLOYMENT = {
-    "apiVersion": "apps/v1",
-    "kind": "Deployment",
-    "metadata": {"name": "spectra-operator", "namespace": "spectra", "uid": "0c1d2e3f-0000-4000-8000-000000000001"},
-}
-OWNER = owner_reference(OPERATOR_DEPLOYMENT)
+OWNER = owner_reference(operator_deployment(uid=OPERATOR_UID))
 
 
 def settings(**values: Any) -> OperatorSettings:
-    return OperatorSettings.model_validate({"namespace": "spectra", **values})
+    return OperatorSettings.model_validate(operator_config(**values))
 
 
 def page(
     name: str = "public", namespace: str = "team-a", hostnames: tuple[str, ...] = ("status.example.com",)
 ) -> StatusPage:
-    return StatusPage.model_validate(
-        {
-            "apiVersion": "spectra.dev/v1alpha1",
-            "kind": "StatusPage",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {
-                "slug": "example",
-                "title": "Example",
-                "hostnames": list(hostnames),
-                "groups": [{"name": "All", "components": [{"name": "Web", "monitors": ["web"]}]}],
-            },
-        }
+    body = status_page(
+        name, namespace=namespace, slug="example", title="Example", hostnames=hostnames, groups=components("web")
     )
+    return StatusPage.model_validate(body)
 
 
 def validate(obj: dict[str, Any]) -> None:
@@ -143,10 +137,10 @@ def test_probe_deployment_is_valid_and_restricted(values: dict[str, Any], locati
     validate(deployment)
     meta = deployment["metadata"]
     assert DNS_LABEL.fullmatch(meta["name"])
-    assert meta["namespace"] == "spectra"
+    assert meta["namespace"] == OPERATOR_NAMESPACE
     assert meta["ownerReferences"] == [OWNER]
     pod = deployment["spec"]["template"]
-    assert_restricted(pod["spec"])
+    assert_restricted(pod["spec"], sysctls=PROBE_SYSCTLS, where=meta["name"])
     assert pod["spec"]["automountServiceAccountToken"] is True
     for labels in (meta["labels"], pod["metadata"]["labels"]):
         assert_labels_valid(labels)
@@ -265,7 +259,7 @@ def test_page_ingress(values: dict[str, Any], tls: bool) -> None:
     validate(ingress)
     meta = ingress["metadata"]
     assert meta["name"] == "spectra-page-team-a.public"
-    assert meta["namespace"] == "spectra"
+    assert meta["namespace"] == OPERATOR_NAMESPACE
     assert meta["ownerReferences"] == [OWNER]
     assert meta["labels"]["app.kubernetes.io/component"] == "status-page"
     assert meta["labels"]["spectra.dev/status-page-namespace"] == "team-a"
@@ -342,7 +336,7 @@ def test_owner_reference() -> None:
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "name": "spectra-operator",
-        "uid": "0c1d2e3f-0000-4000-8000-000000000001",
+        "uid": OPERATOR_UID,
         "controller": True,
         "blockOwnerDeletion": True,
     }
@@ -449,29 +443,54 @@ def _container(pod: dict[str, Any]) -> dict[str, Any]:
     return container
 
 
+def _debug_sidecar(pod: dict[str, Any]) -> None:
+    """An ephemeral container (kubectl debug) is held to the same rules: this one has none."""
+    pod["ephemeralContainers"] = [{"name": "debug", "image": "busybox"}]
+
+
 @pytest.mark.parametrize(
     "breach",
     [
         pytest.param(lambda p: p["securityContext"].pop("runAsNonRoot"), id="pod-runAsNonRoot"),
         pytest.param(lambda p: p["securityContext"].update(runAsUser=0), id="root"),
+        pytest.param(lambda p: p["securityContext"].update(runAsGroup=0), id="root-group"),
+        pytest.param(lambda p: p["securityContext"].pop("fsGroup"), id="fsGroup"),
         pytest.param(lambda p: p["securityContext"].pop("seccompProfile"), id="seccomp"),
         pytest.param(
             lambda p: p["securityContext"]["sysctls"].append({"name": "kernel.msgmax", "value": "1"}), id="sysctl"
         ),
+        pytest.param(lambda p: p["securityContext"].pop("sysctls"), id="no-ping-sysctl"),
         pytest.param(lambda p: p.update(hostNetwork=True), id="hostNetwork"),
         pytest.param(lambda p: p["volumes"].append({"name": "h", "hostPath": {"path": "/"}}), id="hostPath"),
+        pytest.param(lambda p: p["volumes"].append({"name": "n", "nfs": {"server": "x", "path": "/"}}), id="nfs"),
+        pytest.param(lambda p: p.update(volumes=[{"name": "tmp", "secret": {"secretName": "x"}}]), id="tmp-a-secret"),
         pytest.param(lambda p: _container(p)["securityContext"].update(allowPrivilegeEscalation=True), id="escalation"),
         pytest.param(lambda p: _container(p)["securityContext"].update(readOnlyRootFilesystem=False), id="rw-root"),
+        pytest.param(lambda p: _container(p)["securityContext"].update(privileged=True), id="privileged"),
+        pytest.param(lambda p: _container(p)["securityContext"].update(runAsUser=0), id="container-root"),
+        pytest.param(lambda p: _container(p)["securityContext"].pop("runAsNonRoot"), id="container-runAsNonRoot"),
+        pytest.param(
+            lambda p: _container(p)["securityContext"].update(seccompProfile={"type": "Unconfined"}),
+            id="container-seccomp",
+        ),
         pytest.param(lambda p: _container(p)["securityContext"]["capabilities"].update(add=["NET_RAW"]), id="caps"),
+        pytest.param(lambda p: _container(p)["ports"][0].update(hostPort=8081), id="hostPort"),
         pytest.param(lambda p: _container(p).pop("volumeMounts"), id="no-tmp"),
+        pytest.param(_debug_sidecar, id="ephemeral-container"),
     ],
 )
 def test_assert_restricted_catches_breaches(breach: Any) -> None:
     pod = build_probe_deployment(settings(), "eu-west", 1, None)["spec"]["template"]["spec"]
-    assert_restricted(copy.deepcopy(pod))
+    assert_restricted(copy.deepcopy(pod), sysctls=PROBE_SYSCTLS)
     breach(pod)
     with pytest.raises(AssertionError):
-        assert_restricted(pod)
+        assert_restricted(pod, sysctls=PROBE_SYSCTLS)
+
+
+def test_assert_restricted_names_the_pod_and_allows_no_sysctl_unasked() -> None:
+    pod = build_probe_deployment(settings(), "eu-west", 1, None)["spec"]["template"]["spec"]
+    with pytest.raises(AssertionError, match=r"^probe eu-west: sysctls"):
+        assert_restricted(pod, where="probe eu-west")  # the chart's pods set none: a probe pod is not one of them
 
 
 def test_validation_is_strict() -> None:

@@ -1,9 +1,9 @@
 """ChildSync against the Kubernetes API emulator: probe Deployments and page Ingresses follow the
-store and the settings, level-triggered (create, patch, delete), owned by the operator's Deployment."""
+store and the settings, level-triggered (create, patch, delete), owned by the operator's Deployment.
+On SQLite only: what is under test is the sync with the cluster, not the store."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,44 +14,32 @@ from spectra.operator.child_sync import ChildSync
 from spectra.operator.kube import Kube, load_config
 from spectra.operator.settings import OperatorSettings
 from spectra.reconcile import CLUSTER_SOURCE, apply_one, delete_one
-from spectra.store import make_engine, session_factory, upgrade
+from tests.factories.manifests import (
+    OPERATOR_NAME,
+    OPERATOR_NAMESPACE,
+    components,
+    monitor,
+    operator_config,
+    operator_deployment,
+    status_page,
+)
+from tests.support.databases import sqlite_only
 from tests.support.kube import ClusterEmulator
 
-NAMESPACE = "spectra"
+pytestmark = sqlite_only
+
 DEPLOYMENTS = "apps/v1/deployments"
 INGRESSES = "networking.k8s.io/v1/ingresses"
 
 
 @pytest.fixture
-def sessions(sqlite_url: str) -> Iterator[sessionmaker[Session]]:
-    upgrade(sqlite_url)
-    engine = make_engine(sqlite_url)
-    yield session_factory(engine)
-    engine.dispose()
-
-
-@pytest.fixture
 def kube(cluster: ClusterEmulator) -> Kube:
-    cluster.create(
-        DEPLOYMENTS,
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "spectra-operator", "namespace": NAMESPACE},
-            "spec": {"selector": {"matchLabels": {"app": "op"}}, "template": {"metadata": {"labels": {"app": "op"}}}},
-        },
-    )
+    cluster.create(DEPLOYMENTS, operator_deployment())
     return Kube(load_config(str(cluster.kubeconfig)))
 
 
 def settings(**probe: Any) -> OperatorSettings:
-    return OperatorSettings.model_validate(
-        {
-            "namespace": NAMESPACE,
-            "ownerDeployment": "spectra-operator",
-            "probe": {"monitorsPerReplica": 2, "maxReplicas": 3, **probe},
-        }
-    )
+    return OperatorSettings.model_validate(operator_config(probe={"monitorsPerReplica": 2, "maxReplicas": 3, **probe}))
 
 
 def apply(sessions: sessionmaker[Session], body: dict[str, Any]) -> None:
@@ -60,20 +48,11 @@ def apply(sessions: sessionmaker[Session], body: dict[str, Any]) -> None:
         session.commit()
 
 
-def monitor(name: str, locations: list[str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "spectra.dev/v1alpha1",
-        "kind": "Monitor",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"type": "http", "locations": locations, "http": {"url": "https://example.com/"}},
-    }
-
-
 def probes(cluster: ClusterEmulator) -> dict[str, dict[str, Any]]:
     return {
         d["metadata"]["name"]: d
-        for d in cluster.list(DEPLOYMENTS, NAMESPACE)
-        if d["metadata"]["name"] != "spectra-operator"
+        for d in cluster.list(DEPLOYMENTS, OPERATOR_NAMESPACE)
+        if d["metadata"]["name"] != OPERATOR_NAME
     }
 
 
@@ -82,15 +61,14 @@ def test_probe_deployments_follow_the_monitors(
 ) -> None:
     owned = ChildSync(sessions, kube, settings())
     for i in range(5):
-        apply(sessions, monitor(f"m{i}", ["eu-west"] if i < 4 else ["us-east"]))
+        apply(sessions, monitor(f"m{i}", locations=["eu-west"] if i < 4 else ["us-east"]))
     owned.sync()
     found = probes(cluster)
     assert {name: d["spec"]["replicas"] for name, d in found.items()} == {
         "spectra-probe-eu-west": 2,  # 4 monitors / 2 per replica
         "spectra-probe-us-east": 1,
     }
-    owner = cluster.get(DEPLOYMENTS, NAMESPACE, "spectra-operator")
-    assert owner is not None
+    owner = cluster.existing(DEPLOYMENTS, OPERATOR_NAMESPACE, OPERATOR_NAME)
     for deployment in found.values():
         assert deployment["metadata"]["ownerReferences"][0]["uid"] == owner["metadata"]["uid"]
 
@@ -110,7 +88,7 @@ def test_probe_deployments_follow_the_monitors(
 def test_settings_changes_reach_live_deployments_removed_values_included(
     cluster: ClusterEmulator, kube: Kube, sessions: sessionmaker[Session]
 ) -> None:
-    apply(sessions, monitor("m", ["eu-west"]))
+    apply(sessions, monitor("m", locations=["eu-west"]))
     extra = {"name": "EXTRA", "value": "1"}
     ChildSync(sessions, kube, settings(env=[extra], image="example.test/spectra:1")).sync()
     container = probes(cluster)["spectra-probe-eu-west"]["spec"]["template"]["spec"]["containers"][0]
@@ -122,29 +100,21 @@ def test_settings_changes_reach_live_deployments_removed_values_included(
 
 
 def test_page_ingresses_follow_the_pages(cluster: ClusterEmulator, kube: Kube, sessions: sessionmaker[Session]) -> None:
-    page = {
-        "apiVersion": "spectra.dev/v1alpha1",
-        "kind": "StatusPage",
-        "metadata": {"name": "public", "namespace": "shop"},
-        "spec": {
-            "slug": "shop",
-            "title": "Shop",
-            "hostnames": ["status.shop.test"],
-            "groups": [{"name": "All", "components": [{"name": "Site", "monitors": ["m"]}]}],
-        },
-    }
+    page = status_page(
+        "public", namespace="shop", slug="shop", title="Shop", hostnames=["status.shop.test"], groups=components("m")
+    )
     apply(sessions, page)
     owned = ChildSync(sessions, kube, settings())
     owned.sync()
-    (ingress,) = cluster.list(INGRESSES, NAMESPACE)
+    (ingress,) = cluster.list(INGRESSES, OPERATOR_NAMESPACE)
     assert [rule["host"] for rule in ingress["spec"]["rules"]] == ["status.shop.test"]
     page["spec"]["hostnames"] = ["status.shop.test", "www.status.shop.test"]
     apply(sessions, page)
     owned.sync()
-    (ingress,) = cluster.list(INGRESSES, NAMESPACE)
+    (ingress,) = cluster.list(INGRESSES, OPERATOR_NAMESPACE)
     assert [rule["host"] for rule in ingress["spec"]["rules"]] == ["status.shop.test", "www.status.shop.test"]
     with sessions() as session:
         delete_one(session, "StatusPage", "shop", "public")
         session.commit()
     owned.sync()
-    assert cluster.list(INGRESSES, NAMESPACE) == []
+    assert cluster.list(INGRESSES, OPERATOR_NAMESPACE) == []

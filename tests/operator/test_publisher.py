@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,17 +12,23 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.api import parse_object
+from spectra.operator.kube import Kube
 from spectra.operator.publisher import StatusPublisher
 from spectra.operator.settings import StatusSettings
+from spectra.operator.statuses import Facts, Key
 from spectra.reconcile import CLUSTER_SOURCE, apply_one
 from spectra.store import Monitor as MonitorRow
 from spectra.store import save_states, session_factory
+from tests.factories.manifests import monitor
+from tests.support.waiting import eventually
 
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-class RecordingKube:
-    def __init__(self) -> None:
+class RecordingKube(Kube):
+    """Records status patches and Events instead of sending them (no API client: nothing else is called)."""
+
+    def __init__(self) -> None:  # no super().__init__(): no API client
         self.patches: list[tuple[str, str, str, dict[str, Any]]] = []
         self.events: list[tuple[str, str, str]] = []
         self.gone: set[str] = set()
@@ -52,13 +60,7 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
     factory = session_factory(engine)
     with factory() as session:
         for name in ("a", "b"):
-            body = {
-                "apiVersion": "spectra.dev/v1alpha1",
-                "kind": "Monitor",
-                "metadata": {"name": name, "namespace": "default"},
-                "spec": {"type": "http", "interval": "30s", "http": {"url": f"https://example.com/{name}"}},
-            }
-            apply_one(session, parse_object(body), CLUSTER_SOURCE)
+            apply_one(session, parse_object(monitor(name, url=f"https://example.com/{name}")), CLUSTER_SOURCE)
         session.commit()
     return factory
 
@@ -98,7 +100,7 @@ def publisher(sessions: sessionmaker[Session], kube: RecordingKube, clock: Clock
     settings = StatusSettings(interval_seconds=10, refresh_seconds=300, max_patches_per_second=1000)
     return StatusPublisher(
         sessions,
-        kube,  # type: ignore[arg-type]
+        kube,
         settings,
         clock=lambda: clock.now,
         monotonic=clock.mono,
@@ -156,7 +158,7 @@ async def test_a_restart_starts_from_what_the_cluster_shows(
     ]
     restarted = StatusPublisher(
         sessions,
-        kube,  # type: ignore[arg-type]
+        kube,
         publisher.settings,
         clock=lambda: clock.now,
         monotonic=clock.mono,
@@ -166,7 +168,11 @@ async def test_a_restart_starts_from_what_the_cluster_shows(
 
 
 async def test_uptime_is_computed_once_a_minute_and_carried_between(
-    publisher: StatusPublisher, sessions: sessionmaker[Session], kube: RecordingKube, clock: Clock
+    publisher: StatusPublisher,
+    sessions: sessionmaker[Session],
+    kube: RecordingKube,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     check(sessions, "a", "up", clock.now)
     await publisher.cycle()
@@ -176,11 +182,11 @@ async def test_uptime_is_computed_once_a_minute_and_carried_between(
     calls: list[bool] = []
     original = publisher._collect
 
-    def spy(now: datetime, uptime: bool = True) -> Any:
+    def spy(now: datetime, uptime: bool = True) -> dict[Key, Facts]:
         calls.append(uptime)
         return original(now, uptime)
 
-    publisher._collect = spy  # type: ignore[method-assign]
+    monkeypatch.setattr(publisher, "_collect", spy)
     for _ in range(12):  # two minutes of 10 s cycles
         clock.advance(10)
         await publisher.cycle()
@@ -205,7 +211,7 @@ async def test_refreshes_take_half_a_cycles_budget_stalest_first(
     settings = StatusSettings(interval_seconds=1, refresh_seconds=60, max_patches_per_second=2)
     publisher = StatusPublisher(
         sessions,
-        kube,  # type: ignore[arg-type]
+        kube,
         settings,
         clock=lambda: clock.now,
         monotonic=clock.mono,
@@ -223,3 +229,53 @@ async def test_refreshes_take_half_a_cycles_budget_stalest_first(
     clock.advance(1)
     assert await publisher.cycle() == 1
     assert kube.patches[-1][2] == "b"
+
+
+async def test_run_publishes_while_leading_and_seeds_from_the_cluster_on_taking_the_lead(
+    publisher: StatusPublisher, sessions: sessionmaker[Session], kube: RecordingKube, clock: Clock
+) -> None:
+    check(sessions, "a", "up", clock.now)
+    check(sessions, "b", "up", clock.now)
+    previous = StatusPublisher(sessions, kube, publisher.settings, clock=lambda: clock.now, monotonic=clock.mono)
+    await previous.cycle()  # another replica published both; the cluster shows "a"'s status
+    shown = [
+        {"kind": kind, "metadata": {"namespace": ns, "name": name}, "status": status}
+        for kind, ns, name, status in kube.patches
+        if name == "a"
+    ]
+    kube.patches.clear()
+    leading = {"now": False}
+    calls = {"is_leader": 0, "cluster_objects": 0}
+
+    def is_leader() -> bool:
+        calls["is_leader"] += 1
+        return leading["now"]
+
+    def cluster_objects() -> Sequence[Mapping[str, Any]]:
+        calls["cluster_objects"] += 1
+        return shown
+
+    publisher.settings = StatusSettings(interval_seconds=0.05, refresh_seconds=300, max_patches_per_second=1000)
+    stop = asyncio.Event()
+    task = asyncio.create_task(publisher.run(stop, is_leader, cluster_objects))
+    try:
+        await eventually(lambda: calls["is_leader"] >= 3)
+        assert kube.patches == []  # a follower publishes nothing and reads nothing from the cluster
+        assert calls["cluster_objects"] == 0
+
+        leading["now"] = True
+        await eventually(lambda: kube.patches)
+        asked = calls["is_leader"]
+        await eventually(lambda: calls["is_leader"] >= asked + 3)
+        assert [name for _, _, name, _ in kube.patches] == ["b"]  # "a" is shown as it is: not patched again
+        assert calls["cluster_objects"] == 1  # seeded once, on taking the lead
+
+        leading["now"] = False
+        asked = calls["is_leader"]
+        await eventually(lambda: calls["is_leader"] >= asked + 2)
+        leading["now"] = True
+        await eventually(lambda: calls["cluster_objects"] == 2)  # the lead again: seeded again
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
+    assert task.done()

@@ -25,6 +25,7 @@ from spectra.reconcile import CLUSTER_SOURCE, MANIFEST_SOURCE, apply_set
 from spectra.runtime.timefmt import rfc3339
 from spectra.store import Incident, insert_results, rollup, save_states
 from spectra.store import Monitor as MonitorRow
+from tests.factories import manifests
 
 NOW = datetime(2026, 3, 2, 10, 30, 12, 345678, tzinfo=UTC)  # a Monday
 STATUS_MODELS: dict[str, type[BaseModel]] = {
@@ -42,20 +43,20 @@ _codes = itertools.count(1)
 
 
 def body(kind: str, name: str, spec: Mapping[str, Any], *, namespace: str | None = "default", **labels: str) -> Any:
-    metadata: dict[str, Any] = {"name": name, "labels": labels}
-    if namespace is not None:
-        metadata["namespace"] = namespace
-    return parse_object({"apiVersion": "spectra.dev/v1alpha1", "kind": kind, "metadata": metadata, "spec": spec})
+    return parse_object(manifests.resource(kind, name, spec, namespace=namespace, labels=labels))
 
 
 def monitor(name: str, *, namespace: str = "default", paused: bool = False, **labels: str) -> Any:
-    spec = {"type": "http", "interval": "30s", "paused": paused, "http": {"url": f"https://{name}.example.com/health"}}
-    return body("Monitor", name, spec, namespace=namespace, **labels)
+    url = f"https://{name}.example.com/health"
+    return parse_object(manifests.monitor(name, namespace=namespace, url=url, labels=labels, paused=paused))
 
 
 def page(name: str, groups: list[dict[str, Any]], *, hostnames: Sequence[str] = (), namespace: str = "default") -> Any:
-    spec = {"slug": name, "title": name.title(), "hostnames": list(hostnames), "groups": groups}
-    return body("StatusPage", name, spec, namespace=namespace)
+    return parse_object(manifests.status_page(name, namespace=namespace, hostnames=hostnames, groups=groups))
+
+
+def organization(name: str, namespaces: list[str]) -> Any:
+    return parse_object(manifests.organization(name, namespaces))
 
 
 def seed(session: Session, *resources: Any, source: str = CLUSTER_SOURCE) -> None:
@@ -422,11 +423,11 @@ def test_maintenance_windows_active_upcoming_recurring_and_past(session: Session
 
 
 def test_organization_usage_counts_only_its_namespaces(session: Session) -> None:
-    org = body("Organization", "acme", {"displayName": "Acme", "namespaces": ["team-a", "team-b"]}, namespace=None)
+    org = organization("acme", ["team-a", "team-b"])
     seed(
         session,
         org,
-        body("Organization", "empty", {"displayName": "Empty", "namespaces": []}, namespace=None),
+        organization("empty", []),
         monitor("a1", namespace="team-a"),
         monitor("a2", namespace="team-a"),
         monitor("b1", namespace="team-b"),
@@ -519,7 +520,7 @@ def test_a_constant_number_of_queries(engine: Engine, session: Session) -> None:
                 "monitorSelector": {"matchLabels": {"tier": "web"}},
             },
         ),
-        body("Organization", "acme", {"displayName": "Acme", "namespaces": ["default"]}, namespace=None),
+        organization("acme", ["default"]),
     )
     seed_tenant(session, [f"m-{i:03d}" for i in range(5)])
     few, facts = count_statements(engine, session)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import copy
 import datetime
 import fcntl
@@ -26,7 +27,7 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,7 +43,6 @@ from kmock._internal import rendering
 from spectra.api import GROUP, KINDS, VERSION
 from spectra.api.crd import all_crds
 from tests.support.services import missing_service
-from tests.support.waiting import wait_for
 
 T = TypeVar("T")
 Obj = dict[str, Any]
@@ -116,42 +116,61 @@ def _unpack_layer(directory: Path) -> None:
 VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
 
-def _info(kind: str, namespaced: bool, short: tuple[str, ...] = (), **extra: Any) -> kmock.ResourceInfo:
+def _info(
+    kind: str,
+    namespaced: bool,
+    short: tuple[str, ...] = (),
+    *,
+    status: bool = False,
+    categories: tuple[str, ...] | set[str] = (),
+) -> kmock.ResourceInfo:
+    """How discovery describes a resource; `status`: it has a status subresource."""
     return kmock.ResourceInfo(
-        kind=kind, singular=kind.lower(), namespaced=namespaced, shortnames=short, verbs=VERBS, **extra
+        kind=kind,
+        singular=kind.lower(),
+        namespaced=namespaced,
+        shortnames=set(short),
+        verbs=set(VERBS),
+        categories=set(categories),
+        subresources={"status"} if status else set(),
     )
 
 
-STATUS = {"subresources": {"status"}}
+def spectra_resource(kind: str) -> str:
+    """How the emulator addresses a spectra kind: "spectra.dev/v1alpha1/monitors" for Monitor."""
+    return f"{GROUP}/{VERSION}/{KINDS[kind].info.plural}"
+
+
+MONITORS = spectra_resource("Monitor")
 RESOURCES: dict[str, kmock.ResourceInfo] = {
     # kopf discovers nothing to watch until namespaces and CRDs are served.
-    "v1/namespaces": _info("Namespace", False, ("ns",), **STATUS),
+    "v1/namespaces": _info("Namespace", False, ("ns",), status=True),
     "apiextensions.k8s.io/v1/customresourcedefinitions": _info("CustomResourceDefinition", False, ("crd", "crds")),
     "v1/events": _info("Event", True, ("ev",)),
     "events.k8s.io/v1/events": _info("Event", True, ("ev",)),
     "v1/secrets": _info("Secret", True),
-    "v1/services": _info("Service", True, ("svc",), categories={"all"}, **STATUS),
-    "apps/v1/deployments": _info("Deployment", True, ("deploy",), categories={"all"}, **STATUS),
-    "networking.k8s.io/v1/ingresses": _info("Ingress", True, ("ing",), **STATUS),
+    "v1/services": _info("Service", True, ("svc",), categories={"all"}, status=True),
+    "apps/v1/deployments": _info("Deployment", True, ("deploy",), categories={"all"}, status=True),
+    "networking.k8s.io/v1/ingresses": _info("Ingress", True, ("ing",), status=True),
     # What the Helm chart (charts/spectra) renders, so that its objects can be applied (tests/chart/test_apply.py).
     "v1/serviceaccounts": _info("ServiceAccount", True, ("sa",)),
     "v1/configmaps": _info("ConfigMap", True, ("cm",)),
-    "v1/pods": _info("Pod", True, ("po",), categories={"all"}, **STATUS),
-    "v1/persistentvolumeclaims": _info("PersistentVolumeClaim", True, ("pvc",), **STATUS),
+    "v1/pods": _info("Pod", True, ("po",), categories={"all"}, status=True),
+    "v1/persistentvolumeclaims": _info("PersistentVolumeClaim", True, ("pvc",), status=True),
     "rbac.authorization.k8s.io/v1/clusterroles": _info("ClusterRole", False),
     "rbac.authorization.k8s.io/v1/clusterrolebindings": _info("ClusterRoleBinding", False),
     "rbac.authorization.k8s.io/v1/roles": _info("Role", True),
     "rbac.authorization.k8s.io/v1/rolebindings": _info("RoleBinding", True),
-    "policy/v1/poddisruptionbudgets": _info("PodDisruptionBudget", True, ("pdb",), **STATUS),
+    "policy/v1/poddisruptionbudgets": _info("PodDisruptionBudget", True, ("pdb",), status=True),
     "networking.k8s.io/v1/networkpolicies": _info("NetworkPolicy", True, ("netpol",)),
-    "batch/v1/jobs": _info("Job", True, categories={"all"}, **STATUS),
-    "apps/v1/statefulsets": _info("StatefulSet", True, ("sts",), categories={"all"}, **STATUS),
+    "batch/v1/jobs": _info("Job", True, categories={"all"}, status=True),
+    "apps/v1/statefulsets": _info("StatefulSet", True, ("sts",), categories={"all"}, status=True),
     "monitoring.coreos.com/v1/servicemonitors": _info("ServiceMonitor", True, ("smon",)),
     "kopf.dev/v1/clusterkopfpeerings": _info("ClusterKopfPeering", False),
     "kopf.dev/v1/kopfpeerings": _info("KopfPeering", True),
     **{
-        f"{GROUP}/{VERSION}/{model.info.plural}": _info(
-            kind, model.info.namespaced, model.info.short_names, categories=model.info.categories, **STATUS
+        spectra_resource(kind): _info(
+            kind, model.info.namespaced, tuple(model.info.short_names), categories=model.info.categories, status=True
         )
         for kind, model in KINDS.items()
     },
@@ -207,7 +226,10 @@ def _encode_string_data(resource: kmock.resource, body: Obj) -> None:
 def _selector_ok(obj: Obj, params: Mapping[str, str]) -> bool:
     meta = obj.get("metadata", {})
     for term in filter(None, params.get("fieldSelector", "").split(",")):
-        field, negate, value = re.fullmatch(r"([^!=]+)(!=|==|=)(.*)", term).groups()  # type: ignore[union-attr]
+        parsed = re.fullmatch(r"([^!=]+)(!=|==|=)(.*)", term)
+        if parsed is None:
+            raise _ApiError(400, "BadRequest", f"invalid field selector {term!r}")
+        field, negate, value = parsed.groups()
         actual: Any = obj
         for part in field.split("."):
             actual = actual.get(part) if isinstance(actual, dict) else None
@@ -248,7 +270,7 @@ class _Emulator(kmock.KubernetesEmulator):
 
     def _get_resources(self) -> list[kmock.resource]:
         # Every resource here is declared; kmock would also walk every stored object on each request.
-        return list(self._resources)
+        return [key for key in self._resources if isinstance(key, kmock.resource)]
 
     def _info(self, resource: kmock.resource) -> kmock.ResourceInfo:
         if resource not in self.resources:
@@ -397,11 +419,13 @@ class _Emulator(kmock.KubernetesEmulator):
 
     async def _serve_server_version(self, request: rendering.Request) -> Obj:
         # kmock says v1.26 (k3s): kubectl warns about skew and helm checks charts' kubeVersion against it.
-        served: Obj = await super()._serve_server_version(request)
+        served = await super()._serve_server_version(request)
+        assert isinstance(served, dict)
         return {**served, "minor": "34", "gitVersion": "v1.34.0", "goVersion": "go1.24.0"}
 
     async def _serve_version(self, request: rendering.Request) -> Obj:
-        served: Obj = await super()._serve_version(request)
+        served = await super()._serve_version(request)
+        assert isinstance(served, dict)
         # kmock says "/v1" for the core group (kubectl then finds no Secret in v1) and repeats short
         # names on subresources (kubectl warns that "ns" also matches namespaces/status).
         served["groupVersion"] = served["groupVersion"].lstrip("/")
@@ -445,7 +469,8 @@ class _Emulator(kmock.KubernetesEmulator):
                 raise _not_found(request.resource, request.name)
             return copy.deepcopy(obj.last.raw)
 
-    def _serve_watch(self, request: rendering.Request) -> rendering.Response:
+    # Not an async generator like kmock's: a Response that carries the stream (kmock renders both).
+    def _serve_watch(self, request: rendering.Request) -> rendering.Response:  # type: ignore[override]
         # kubectl refuses kmock's default application/octet-stream: "no stream serializers registered".
         return rendering.Response(headers={"Content-Type": "application/json"}, payload=self._watch(request))
 
@@ -459,7 +484,7 @@ class _Emulator(kmock.KubernetesEmulator):
         async with self._lock:  # mark the bus and snapshot together: no change falls between them
             marker = await bus.mark()
             current = copy.deepcopy(self.select(request.resource, request.namespace, params))
-        stream = bus.stream(since=marker).__aiter__()
+        stream = bus.stream(since=marker)
         try:
             for obj in current:
                 if int(obj["metadata"]["resourceVersion"]) > since:  # a watch from N shows only what came after N
@@ -477,7 +502,8 @@ class _Emulator(kmock.KubernetesEmulator):
                 if request.namespace in {None, meta.get("namespace")} and _selector_ok(obj, params):
                     yield event
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            if isinstance(stream, AsyncGenerator):  # it is one: close it here, not at garbage collection
+                await stream.aclose()
             await bus.unmark(marker)
 
 
@@ -617,23 +643,36 @@ class ClusterEmulator:
 
     # direct access to the stored objects (thread-safe snapshots)
 
-    def _call(self, fn: Callable[[_Emulator], Any]) -> Any:
+    def _call(self, fn: Callable[[_Emulator], Awaitable[T]]) -> T:
+        """Run `fn` on the emulator's loop with its lock held; its result."""
         emulator, loop = self._emulator, self._loop
         if emulator is None or loop is None:
             raise RuntimeError("the cluster is not running")
 
-        async def locked() -> Any:
+        async def locked() -> T:
             async with emulator._lock:
-                return await fn(emulator) if asyncio.iscoroutinefunction(fn) else fn(emulator)
+                return await fn(emulator)
 
         return asyncio.run_coroutine_threadsafe(locked(), loop).result(timeout=30)
 
     def get(self, resource: str, namespace: str | None, name: str) -> Obj | None:
+        """The object, or None when there is none."""
         found = [obj for obj in self.list(resource, namespace) if obj["metadata"]["name"] == name]
         return found[0] if found else None
 
-    def list(self, resource: str, namespace: str | None = None) -> list[Obj]:
-        return self._call(lambda em: copy.deepcopy(em.select(kmock.resource(resource), namespace)))  # type: ignore[no-any-return]
+    def existing(self, resource: str, namespace: str | None, name: str) -> Obj:
+        """The object; fails the test when there is none."""
+        found = self.get(resource, namespace, name)
+        assert found is not None, f"{resource} {namespace or ''}/{name} does not exist"
+        return found
+
+    def list(self, resource: str, namespace: str | None = None) -> builtins.list[Obj]:
+        """Live objects of a resource (in one namespace, or all), sorted by namespace and name."""
+
+        async def select(em: _Emulator) -> builtins.list[Obj]:
+            return copy.deepcopy(em.select(kmock.resource(resource), namespace))
+
+        return self._call(select)
 
     def create(self, resource: str, body: Obj) -> Obj:
         """Create an object as the API would (uid, resourceVersion, ADDED event), bypassing HTTP."""
@@ -642,15 +681,13 @@ class ClusterEmulator:
         async def create(em: _Emulator) -> Obj:
             return await em.create(kmock.resource(resource), namespace, body)
 
-        return self._call(create)  # type: ignore[no-any-return]
-
-    wait_for = staticmethod(wait_for)
+        return self._call(create)
 
     # request log (kmock records every request)
 
     def requests(
         self, method: str | None = None, resource: str | None = None, subresource: str | None = None
-    ) -> list[rendering.Request]:
+    ) -> builtins.list[rendering.Request]:
         emulator = self._emulator
         if emulator is None:
             return []

@@ -1,4 +1,4 @@
-"""Helpers for end-to-end tests: real processes, free ports, polling."""
+"""Helpers for end-to-end tests: the spectra command, free ports, a target server, plain HTTP requests."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 
 from tests.support.waiting import wait_for
 
-REPO = Path(__file__).resolve().parents[2]
 SPECTRA = str(Path(sys.executable).with_name("spectra"))
 
 
@@ -48,17 +47,17 @@ class Target:
 
 def _connects(port: int) -> bool:
     try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
     except OSError:
         return False
     return True
 
 
 def get(url: str, method: str = "GET", host: str | None = None) -> tuple[int, str]:
-    """Status and body; 0 when nothing answers. `host` sets the Host header (name-based pages)."""
+    """Status and body; 0 when nothing answers (within 5 s). `host` sets the Host header (name-based pages)."""
     request = urllib.request.Request(url, method=method, headers={"Host": host} if host else {})
     try:
-        with urllib.request.urlopen(request, timeout=2) as response:
+        with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()

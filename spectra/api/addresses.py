@@ -9,7 +9,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from typing import Annotated
 from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -116,3 +119,8 @@ def valid_url(value: str) -> str:
         return check_url(value)
     except TargetError as exc:
         raise ValueError(str(exc)) from None
+
+
+# Field types of check settings: a host or URL a monitor targets, refused when it can never be probed.
+TargetHost = Annotated[str, AfterValidator(valid_host), Field(max_length=253)]
+TargetUrl = Annotated[str, AfterValidator(valid_url)]

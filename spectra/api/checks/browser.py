@@ -9,7 +9,7 @@ import re
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from spectra.api.addresses import valid_url
+from spectra.api.addresses import TargetUrl
 from spectra.api.base import ApiModel, FieldError, ValueSource
 
 
@@ -54,7 +54,7 @@ class BrowserStep(ApiModel):
         }
     )
 
-    goto: str | None = Field(default=None, description="Open this http(s) URL.", max_length=2048)
+    goto: TargetUrl | None = Field(default=None, description="Open this http(s) URL.", max_length=2048)
     click: str | None = Field(default=None, description="Click the element matching this selector.", max_length=1024)
     fill: FillStep | None = Field(default=None, description="Type text into an input.")
     press: PressStep | None = Field(default=None, description="Press a key in an element.")
@@ -69,11 +69,6 @@ class BrowserStep(ApiModel):
     screenshot: str | None = Field(
         default=None, description="Save a screenshot under this name.", pattern=r"^[A-Za-z0-9._-]{1,64}$"
     )
-
-    @field_validator("goto")
-    @classmethod
-    def _check_goto(cls, value: str | None) -> str | None:
-        return None if value is None else valid_url(value)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> BrowserStep:

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from spectra.api.addresses import valid_url
+from spectra.api.addresses import TargetUrl
 from spectra.api.base import ApiModel, FieldError, ValueSource
 from spectra.api.durations import Duration
 
@@ -92,7 +92,7 @@ class HttpExpect(ApiModel):
 
 
 class HttpCheck(ApiModel):
-    url: str = Field(description="http:// or https:// URL to request; no credentials inside.", max_length=2048)
+    url: TargetUrl = Field(description="http:// or https:// URL to request; no credentials inside.", max_length=2048)
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = Field(
         default="GET", description="HTTP method."
     )
@@ -101,13 +101,6 @@ class HttpCheck(ApiModel):
     follow_redirects: bool = Field(default=True, description="Follow redirects (each hop passes the egress guard).")
     max_redirects: int = Field(default=5, ge=0, le=20, description="Most redirects followed.")
     expect: HttpExpect = Field(default_factory=HttpExpect, description="What makes the check pass.")
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        return valid_url(value)
-
-    # --- tcp / udp -----------------------------------------------------------------------------------
 
     @property
     def target(self) -> str:

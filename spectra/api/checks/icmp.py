@@ -5,9 +5,9 @@ The block of the same name in a Monitor's spec; the checker is `spectra.probe.ch
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from spectra.api.addresses import valid_host
+from spectra.api.addresses import TargetHost
 from spectra.api.base import ApiModel
 from spectra.api.durations import Duration
 
@@ -18,14 +18,9 @@ class IcmpExpect(ApiModel):
 
 
 class IcmpCheck(ApiModel):
-    host: str = Field(description="Host name or IP address to ping.", max_length=253)
+    host: TargetHost = Field(description="Host name or IP address to ping.")
     count: int = Field(default=3, ge=1, le=20, description="Echo requests per check.")
     expect: IcmpExpect = Field(default_factory=IcmpExpect, description="Loss and round-trip limits.")
-
-    @field_validator("host")
-    @classmethod
-    def _check_host(cls, value: str) -> str:
-        return valid_host(value)
 
     @property
     def target(self) -> str:

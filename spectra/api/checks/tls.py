@@ -5,9 +5,9 @@ The block of the same name in a Monitor's spec; the checker is `spectra.probe.ch
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from spectra.api.addresses import valid_host
+from spectra.api.addresses import TargetHost
 from spectra.api.base import ApiModel
 
 
@@ -16,7 +16,7 @@ class TlsExpect(ApiModel):
 
 
 class TlsCheck(ApiModel):
-    host: str = Field(description="Host name or IP address.", max_length=253)
+    host: TargetHost = Field(description="Host name or IP address.")
     port: int = Field(default=443, ge=1, le=65535, description="TCP port.")
     server_name: str | None = Field(
         default=None,
@@ -24,11 +24,6 @@ class TlsCheck(ApiModel):
         max_length=253,
     )
     expect: TlsExpect = Field(default_factory=TlsExpect, description="Certificate limits.")
-
-    @field_validator("host")
-    @classmethod
-    def _check_host(cls, value: str) -> str:
-        return valid_host(value)
 
     @property
     def target(self) -> str:

@@ -5,23 +5,18 @@ The block of the same name in a Monitor's spec; the checker is `spectra.probe.ch
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from spectra.api.addresses import valid_host
+from spectra.api.addresses import TargetHost
 from spectra.api.base import ApiModel
 from spectra.api.checks.tcp import StreamExpect
 
 
 class UdpCheck(ApiModel):
-    host: str = Field(description="Host name or IP address.", max_length=253)
+    host: TargetHost = Field(description="Host name or IP address.")
     port: int = Field(ge=1, le=65535, description="UDP port.")
     send: str = Field(description="Datagram to send.", min_length=1, max_length=4096)
     expect: StreamExpect = Field(default_factory=StreamExpect, description="What the answer must hold.")
-
-    @field_validator("host")
-    @classmethod
-    def _check_host(cls, value: str) -> str:
-        return valid_host(value)
 
     @property
     def target(self) -> str:

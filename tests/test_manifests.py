@@ -8,17 +8,7 @@ from pathlib import Path
 import pytest
 
 from spectra.manifests import load_paths
-
-MONITOR = """\
-apiVersion: spectra.dev/v1alpha1
-kind: Monitor
-metadata:
-  name: {name}
-  namespace: {namespace}
-spec:
-  type: http
-  http: {{url: "https://example.com/"}}
-"""
+from tests.factories.manifests import MONITOR_YAML
 
 
 def write(path: Path, text: str) -> Path:
@@ -28,8 +18,8 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_folders_are_read_recursively_in_order(tmp_path: Path) -> None:
-    write(tmp_path / "b" / "two.yml", MONITOR.format(name="two", namespace="default"))
-    write(tmp_path / "a.yaml", MONITOR.format(name="one", namespace="default"))
+    write(tmp_path / "b" / "two.yml", MONITOR_YAML.format(name="two", namespace="default"))
+    write(tmp_path / "a.yaml", MONITOR_YAML.format(name="one", namespace="default"))
     write(tmp_path / ".git" / "ignored.yaml", "not: [valid")
     write(tmp_path / "notes.txt", "not a manifest")
     result = load_paths([tmp_path])
@@ -39,7 +29,10 @@ def test_folders_are_read_recursively_in_order(tmp_path: Path) -> None:
 
 def test_multi_document_file_with_empty_documents(tmp_path: Path) -> None:
     text = (
-        "---\n" + MONITOR.format(name="one", namespace="a") + "---\n---\n" + MONITOR.format(name="two", namespace="b")
+        "---\n"
+        + MONITOR_YAML.format(name="one", namespace="a")
+        + "---\n---\n"
+        + MONITOR_YAML.format(name="two", namespace="b")
     )
     result = load_paths([write(tmp_path / "m.yaml", text)])
     assert result.ok, result.errors
@@ -47,7 +40,7 @@ def test_multi_document_file_with_empty_documents(tmp_path: Path) -> None:
 
 
 def test_errors_name_file_object_and_field(tmp_path: Path) -> None:
-    bad = MONITOR.format(name="web", namespace="shop").replace("type: http", "type: http\n  intervall: 30s")
+    bad = MONITOR_YAML.format(name="web", namespace="shop").replace("type: http", "type: http\n  intervall: 30s")
     path = write(tmp_path / "bad.yaml", bad)
     result = load_paths([path])
     assert [str(e) for e in result.errors] == [
@@ -145,7 +138,7 @@ def test_bad_base64_never_echoes_the_value(tmp_path: Path) -> None:
 
 def test_checks_across_the_set_name_file_object_and_field(tmp_path: Path) -> None:
     """The set-wide checks themselves: tests/api/test_cross_checks.py."""
-    duplicate = MONITOR.format(name="web", namespace="default")
+    duplicate = MONITOR_YAML.format(name="web", namespace="default")
     first = write(tmp_path / "a.yaml", duplicate)
     second = write(
         tmp_path / "b.yaml", duplicate.replace("type: http", "type: http\n  escalationPolicyRef: {name: nope}")

@@ -10,17 +10,7 @@ import yaml
 
 from spectra.api import Resource, parse_object
 from spectra.api.cross_checks import Reference, SecretKeys, check_set, references, secret_refs
-
-MONITOR = """\
-apiVersion: spectra.dev/v1alpha1
-kind: Monitor
-metadata:
-  name: {name}
-  namespace: {namespace}
-spec:
-  type: http
-  http: {{url: "https://example.com/"}}
-"""
+from tests.factories.manifests import MONITOR_YAML
 
 HEARTBEAT = """\
 apiVersion: spectra.dev/v1alpha1
@@ -46,13 +36,15 @@ def problems(text: str, secrets: SecretKeys | None = None) -> list[tuple[str, st
 CROSS = [
     (
         "duplicate",
-        MONITOR.format(name="web", namespace="default") * 1 + "---\n" + MONITOR.format(name="web", namespace="default"),
+        MONITOR_YAML.format(name="web", namespace="default") * 1
+        + "---\n"
+        + MONITOR_YAML.format(name="web", namespace="default"),
         "metadata.name",
         "defined twice",
     ),
     (
         "missing-policy",
-        MONITOR.format(name="web", namespace="default").replace(
+        MONITOR_YAML.format(name="web", namespace="default").replace(
             "type: http", "type: http\n  escalationPolicyRef: {name: nope}"
         ),
         "spec.escalationPolicyRef.name",
@@ -81,7 +73,7 @@ CROSS = [
     ),
     (
         "missing-page-in-window",
-        MONITOR.format(name="web", namespace="default")
+        MONITOR_YAML.format(name="web", namespace="default")
         + "---\napiVersion: spectra.dev/v1alpha1\nkind: MaintenanceWindow\nmetadata: {name: w}\n"
         "spec: {start: '2026-01-01T00:00:00Z', end: '2026-01-01T01:00:00Z', monitors: [web], statusPages: [ghost]}\n",
         "spec.statusPages[0]",
@@ -89,7 +81,7 @@ CROSS = [
     ),
     (
         "reference-across-namespaces",
-        MONITOR.format(name="web", namespace="team-a")
+        MONITOR_YAML.format(name="web", namespace="team-a")
         + "---\napiVersion: spectra.dev/v1alpha1\nkind: MaintenanceWindow\nmetadata: {name: w, namespace: team-b}\n"
         "spec: {start: '2026-01-01T00:00:00Z', end: '2026-01-01T01:00:00Z', monitors: [web]}\n",
         "spec.monitors[0]",
@@ -124,7 +116,7 @@ def test_checks_across_the_set(text: str, field: str, words: str) -> None:
 
 def test_problems_name_the_later_object() -> None:
     """The second definition, the referring object, the second claimant: the one to fix."""
-    duplicate = MONITOR.format(name="web", namespace="default")
+    duplicate = MONITOR_YAML.format(name="web", namespace="default")
     assert problems(duplicate + "---\n" + duplicate) == [
         ("Monitor/default/web", "metadata.name", "Monitor/default/web is defined twice")
     ]
@@ -136,7 +128,7 @@ def test_problems_name_the_later_object() -> None:
 
 def test_a_complete_set_has_no_problems() -> None:
     text = (
-        MONITOR.format(name="web", namespace="default").replace(
+        MONITOR_YAML.format(name="web", namespace="default").replace(
             "type: http", "type: http\n  escalationPolicyRef: {name: primary}"
         )
         + "---\napiVersion: spectra.dev/v1alpha1\nkind: EscalationPolicy\nmetadata: {name: primary}\n"
@@ -144,7 +136,7 @@ def test_a_complete_set_has_no_problems() -> None:
         "---\napiVersion: spectra.dev/v1alpha1\nkind: Contact\nmetadata: {name: ann}\n"
         "spec: {displayName: Ann, email: ann@example.com}\n"
         # The same name in another namespace is another object.
-         + "---\n" + MONITOR.format(name="web", namespace="other")
+         + "---\n" + MONITOR_YAML.format(name="web", namespace="other")
     )
     assert problems(text) == []
 
@@ -170,7 +162,7 @@ def test_secrets_none_skips_secret_checks() -> None:
 
 def test_references_of_each_kind() -> None:
     [monitor, policy, schedule, page, window] = parse(
-        MONITOR.format(name="web", namespace="default").replace(
+        MONITOR_YAML.format(name="web", namespace="default").replace(
             "type: http", "type: http\n  escalationPolicyRef: {name: primary}"
         )
         + "---\napiVersion: spectra.dev/v1alpha1\nkind: EscalationPolicy\nmetadata: {name: primary}\n"
@@ -214,4 +206,4 @@ def test_secret_refs_are_found_anywhere_in_the_spec() -> None:
     assert [(field, source.secret_key_ref.name) for field, source in secret_refs(http)] == [
         ("spec.http.headers[1].valueFrom.secretKeyRef", "api-auth")
     ]
-    assert list(secret_refs(parse(MONITOR.format(name="web", namespace="default"))[0])) == []
+    assert list(secret_refs(parse(MONITOR_YAML.format(name="web", namespace="default"))[0])) == []

@@ -166,3 +166,16 @@ def operator_cluster() -> list[Body]:
 def to_yaml(*bodies: Mapping[str, Any]) -> str:
     """One YAML stream of `bodies`, in order (for `kubectl apply -f -` and manifest folders)."""
     return yaml.safe_dump_all([dict(body) for body in bodies], sort_keys=False)
+
+
+# One http Monitor as YAML: `MONITOR_YAML.format(name=..., namespace=...)`, for tests of files and sets.
+MONITOR_YAML = """\
+apiVersion: spectra.dev/v1alpha1
+kind: Monitor
+metadata:
+  name: {name}
+  namespace: {namespace}
+spec:
+  type: http
+  http: {{url: "https://example.com/"}}
+"""

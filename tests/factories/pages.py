@@ -25,6 +25,7 @@ from starlette.applications import Starlette
 
 from spectra.api import parse_object
 from spectra.reconcile import apply_set
+from spectra.statuspage.formatting import DEFAULT_ACCENT
 from spectra.statuspage.model import (
     ComponentView,
     DayBar,
@@ -330,3 +331,14 @@ def page_db(sessions: sessionmaker[Session], *manifests: str) -> PageDb:
     for text in manifests or (MONITORS, PAGE):
         db.apply(text)
     return db
+
+
+# Accent colours as a page gives them -> as pages use them (invalid ones fall back to the default).
+ACCENTS: list[tuple[str | None, str]] = [
+    ("#ffcc00", "#ffcc00"),
+    ("#0A0B0C", "#0a0b0c"),
+    ("red", DEFAULT_ACCENT),
+    ("#fff", DEFAULT_ACCENT),
+    ("#123456;}body{display:none", DEFAULT_ACCENT),
+    (None, DEFAULT_ACCENT),
+]

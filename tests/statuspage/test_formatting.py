@@ -7,7 +7,6 @@ from datetime import date
 import pytest
 
 from spectra.statuspage.formatting import (
-    DEFAULT_ACCENT,
     OVERALL_TEXT,
     STATE_COLOURS,
     STATE_LABELS,
@@ -20,6 +19,7 @@ from spectra.statuspage.formatting import (
     state_label,
 )
 from spectra.statuspage.model import DayBar
+from tests.factories.pages import ACCENTS
 
 TODAY = date(2026, 11, 24)
 
@@ -102,14 +102,7 @@ def test_contrast_is_the_wcag_ratio(a: str, b: str, ratio: float) -> None:
 
 @pytest.mark.parametrize(
     ("accent", "expected"),
-    [
-        ("#ffcc00", "#ffcc00"),
-        ("#0A0B0C", "#0a0b0c"),
-        ("red", DEFAULT_ACCENT),
-        ("#fff", DEFAULT_ACCENT),
-        ("#123456;}body{display:none", DEFAULT_ACCENT),
-        (None, DEFAULT_ACCENT),
-    ],
+    ACCENTS,
 )
 def test_accent_is_validated_and_text_on_it_readable(accent: str | None, expected: str) -> None:
     colour, text = accent_colours(accent)

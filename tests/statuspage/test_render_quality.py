@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Literal
 
 import pytest
 
-from spectra.statuspage.formatting import DEFAULT_ACCENT, STATE_COLOURS, accent_colours, contrast
+from spectra.statuspage.formatting import STATE_COLOURS, accent_colours, contrast
 from spectra.statuspage.model import DayBar, GroupView, MaintenanceView
 from spectra.statuspage.render import render_html, render_json
-from tests.factories.pages import NOW, TODAY, component, days, incident, maintenance, quiet_days, snapshot
+from tests.factories.pages import ACCENTS, NOW, TODAY, component, days, incident, maintenance, quiet_days, snapshot
 
 if TYPE_CHECKING:
     from playwright.sync_api import ViewportSize
@@ -186,14 +186,7 @@ def test_bad_logo_urls_are_not_rendered(logo: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("accent", "expected"),
-    [
-        ("#ffcc00", "#ffcc00"),
-        ("#0A0B0C", "#0a0b0c"),
-        ("red", DEFAULT_ACCENT),
-        ("#fff", DEFAULT_ACCENT),
-        ("#123456;}body{display:none", DEFAULT_ACCENT),
-        (None, DEFAULT_ACCENT),
-    ],
+    ACCENTS,
 )
 def test_validated_accent_and_its_text_colour_style_the_page(accent: str | None, expected: str) -> None:
     """The accent as `accent_colours` validates it (tests/statuspage/test_formatting.py) reaches the page."""

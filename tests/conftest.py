@@ -1,18 +1,23 @@
 """Fixtures every test directory shares: real databases, the Kubernetes emulator, and the tiers.
 
 Databases: `database_url` runs a test once on SQLite and once on MariaDB (127.0.0.1:3306);
-`engine` -> `sessions` -> `session` is the one migrated database (Alembic, the real path) on it.
-A test that needs only one backend says so with `tests.support.databases.sqlite_only`.
+`engine` -> `sessions` -> `session` is the one migrated database on it. Alembic migrates one template
+per backend and session (the real path); each test gets a fresh copy of that schema (a file copy on
+SQLite, the template's own CREATE TABLE statements on MariaDB), which is several times faster than
+migrating per test. A test that needs only one backend says so with
+`tests.support.databases.sqlite_only`; tests of the migrations themselves call `upgrade` directly.
 
-Tiers (markers, set here from what a test uses, so none can be forgotten):
+Tiers (markers, set here from what a test uses; modules outside tests/e2e that start `spectra` or a
+browser add theirs with `pytestmark`):
 - `mariadb`: uses MariaDB;  `kube`: uses kubectl/helm or the API emulator;
-- `e2e`: starts real spectra processes (everything under tests/e2e, and the bench smoke test);
+- `e2e`: starts real spectra processes (tests/e2e, tests/test_cli.py, the bench smoke test);
 - `browser`: drives Chromium (set in the module).
 The inner loop is `pytest -m "not e2e"`; CI runs everything.
 """
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,10 +94,58 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(fixture))
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("migrated") / "spectra.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_mariadb(mariadb_server: str) -> tuple[tuple[str, ...], str]:
+    """(CREATE TABLE statements, revision) of a database Alembic migrated to head (then dropped)."""
+    name = f"spectra_template_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(mariadb_server)
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+        upgrade(f"{mariadb_server}{name}?charset=utf8mb4")
+        with admin.connect() as conn:
+            tables = [row[0] for row in conn.execute(sa.text(f"SHOW TABLES FROM `{name}`"))]
+            statements = tuple(
+                conn.execute(sa.text(f"SHOW CREATE TABLE `{name}`.`{table}`")).one()[1] for table in tables
+            )
+            revision = str(conn.execute(sa.text(f"SELECT version_num FROM `{name}`.alembic_version")).scalar_one())
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+    return statements, revision
+
+
+def _copy_schema(request: pytest.FixtureRequest, database_url: str) -> None:
+    url = sa.engine.make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        assert url.database is not None
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), url.database)
+        return
+    statements, revision = request.getfixturevalue("migrated_mariadb")
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=0")
+            for statement in statements:
+                conn.exec_driver_sql(statement)  # as MariaDB wrote it: no bind-parameter parsing
+            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=1")
+            conn.execute(sa.text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": revision})
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
-def engine(database_url: str) -> Iterator[sa.Engine]:
-    """An engine on a fresh database migrated to head through Alembic (the real path)."""
-    upgrade(database_url)
+def engine(request: pytest.FixtureRequest, database_url: str) -> Iterator[sa.Engine]:
+    """An engine on a fresh database with the schema at head (migrated through Alembic once per session)."""
+    _copy_schema(request, database_url)
     engine = make_engine(database_url)
     try:
         yield engine

@@ -14,6 +14,15 @@ from tests.support.waiting import wait_for
 SPECTRA = str(Path(sys.executable).with_name("spectra"))
 
 
+def run_spectra(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `spectra` command to completion; its exit code, stdout and stderr."""
+    return subprocess.run(
+        [SPECTRA, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -26,7 +26,7 @@ from spectra.runtime.headers import LINK_PAGE_HEADERS
 from spectra.runtime.templates import environment
 from spectra.runtime.timefmt import utc_text_seconds
 from spectra.store import Incident
-from spectra.store.engine import retry_locked
+from spectra.store.engine import retry_conflicts
 from spectra.tokens import InvalidToken, Purpose, Tokens
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,9 @@ def ack_routes(
         # Who: the recipient the link was mailed to when the token names one, else "link".
         by = str(payload.get("recipient") or payload.get("contact") or "link")[:255]
         channel = "email" if payload.get("channel", "email") == "email" else "link"
-        changed, view = await run_in_threadpool(retry_locked, lambda: _act(factory, incident_id, action, by, channel))
+        changed, view = await run_in_threadpool(
+            retry_conflicts, lambda: _act(factory, incident_id, action, by, channel)
+        )
         if view is None:
             return render_invalid(404)
         if changed:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.alerting.incidents import acknowledge, find_incident_by_code, was_paged
 from spectra.notify.twilio.webhooks import SmsAnswer
-from spectra.store.engine import retry_locked
+from spectra.store.engine import retry_conflicts
 
 # Words of an SMS that could be an incident code; more than a few words is not an ack reply.
 _WORD = re.compile(r"[A-Za-z0-9]{3,16}")
@@ -29,13 +29,13 @@ class PhoneAcks:
         self._sessions = session_factory
 
     def on_sms(self, sender: str, body: str) -> SmsAnswer | None:
-        return retry_locked(lambda: self._ack_by_sms(body, sender))
+        return retry_conflicts(lambda: self._ack_by_sms(body, sender))
 
     def on_key(self, called: str, digits: str, incident: str) -> bool | None:
         if digits != "1" or not incident.isdigit():
             return None
         incident_id = int(incident)
-        return retry_locked(lambda: self._ack_by_voice(incident_id, called))
+        return retry_conflicts(lambda: self._ack_by_voice(incident_id, called))
 
     def _ack_by_sms(self, body: str, sender: str) -> SmsAnswer | None:
         """Acknowledge the paged incident whose code `body` names."""

@@ -26,6 +26,7 @@ from spectra.operator.secrets import KubernetesSecrets
 from spectra.reconcile import CLUSTER_SOURCE, apply_one, delete_one
 from spectra.runtime.timefmt import rfc3339
 from spectra.store import Resource as ResourceRow
+from spectra.store.engine import is_conflict
 from spectra.store.types import utcnow
 
 log = logging.getLogger("spectra.operator")
@@ -159,10 +160,7 @@ class Applier:
 
 def _retryable(exc: IntegrityError | OperationalError) -> bool:
     """A unique-key race (the other writer's row now exists) or a deadlock/lock timeout (MySQL 1213/1205)."""
-    if isinstance(exc, IntegrityError):
-        return True
-    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-    return code in (1205, 1213) or "database is locked" in str(exc.orig)
+    return isinstance(exc, IntegrityError) or is_conflict(exc)
 
 
 def _missing_references(session: Session, resource: Resource) -> list[str]:

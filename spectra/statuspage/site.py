@@ -30,7 +30,7 @@ from spectra.statuspage.notices import PageNotice, maintenance_notices, notify_s
 from spectra.statuspage.pages import page_routes
 from spectra.statuspage.snapshots import SnapshotCache, build_all
 from spectra.statuspage.subscription_routes import subscription_routes
-from spectra.store.engine import retry_locked
+from spectra.store.engine import retry_conflicts
 from spectra.store.types import utcnow
 from spectra.tokens import Tokens
 
@@ -101,7 +101,7 @@ class StatusPages:
                 notices: list[PageNotice | PageEvent] = [*events, *maintenance_notices(snapshots, now)]
                 return notify_subscribers(session, notices, snapshots, self.tokens, self.public_url)
 
-        queued = retry_locked(write)
+        queued = retry_conflicts(write)
         if events:
             for event in events:
                 log.info(

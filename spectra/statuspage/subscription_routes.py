@@ -35,7 +35,7 @@ from spectra.statuspage.ratelimit import SlidingWindowLimiter
 from spectra.statuspage.render import TEMPLATES
 from spectra.statuspage.subscription_mail import CONFIRM_MAX_AGE_S, UNSUBSCRIBE_MAX_AGE_S, page_url, scope_text
 from spectra.statuspage.subscriptions import confirm, subscribe, unsubscribe
-from spectra.store.engine import retry_locked
+from spectra.store.engine import retry_conflicts
 from spectra.store.subscribers import COMPONENT_LEN, SUBSCRIBER_EMAIL_LEN, WHOLE_PAGE
 from spectra.tokens import InvalidToken, Purpose, Tokens
 
@@ -181,7 +181,7 @@ class _Handlers:
         if not self.limits.per_address.hit(f"address:{email}"):
             return self.too_many(page, self.limits.per_address.retry_after_s(f"address:{email}"))
         queued = await run_in_threadpool(
-            retry_locked,
+            retry_conflicts,
             lambda: subscribe(self.factory, self.tokens, self.public_url, page, email=email, component=component),
         )
         if queued:
@@ -204,7 +204,7 @@ class _Handlers:
         component = str(found.payload.get("component", WHOLE_PAGE))
         if component != WHOLE_PAGE and component not in component_names(page):
             return self.invalid(page)  # the component is gone from the page
-        await run_in_threadpool(retry_locked, lambda: confirm(self.factory, page, email, component))
+        await run_in_threadpool(retry_conflicts, lambda: confirm(self.factory, page, email, component))
         return _render("subscribe_confirm.html", page, self.public_url, done=True, scope=scope_text(component))
 
     async def unsubscribe_get(self, request: Request) -> Response:
@@ -223,7 +223,7 @@ class _Handlers:
         await read_body(request)
         page, payload = found.page, found.payload
         await run_in_threadpool(
-            retry_locked, lambda: unsubscribe(self.factory, page, int(payload["id"]), str(payload["email"]))
+            retry_conflicts, lambda: unsubscribe(self.factory, page, int(payload["id"]), str(payload["email"]))
         )
         scope = scope_text(str(payload.get("component", WHOLE_PAGE)))
         return _render("subscribe_unsubscribe.html", page, self.public_url, done=True, scope=scope)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
@@ -19,6 +20,13 @@ DEFAULT_DATABASE_URL: Final = "sqlite:///spectra.db"
 DATABASE_URL_ENV: Final = "SPECTRA_DATABASE_URL"
 
 SQLITE_BUSY_TIMEOUT_MS: Final = 5_000
+TIMEOUT_ENV: Final = "SPECTRA_DATABASE_TIMEOUT_S"
+# How long one network read or write to MySQL/MariaDB may take before the driver gives up. Without it a
+# frozen server (or a half-open connection) blocks a thread forever and nothing says so.
+DEFAULT_TIMEOUT_S: Final = 15.0
+CONNECT_TIMEOUT_S: Final = 5
+# InnoDB waits 50 s for a row lock by default; a stuck lock holder should fail us fast, to be retried.
+LOCK_WAIT_TIMEOUT_S: Final = 10
 # Below MySQL's default wait_timeout (8 h) and typical proxy idle cut-offs, so pooled connections
 # are replaced before the server or a load balancer drops them.
 MYSQL_POOL_RECYCLE_S: Final = 1_800
@@ -50,13 +58,42 @@ def redacted(url: str | URL) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
-    """An engine configured for the store; ``url`` defaults to :func:`database_url`."""
+def database_timeout_s() -> float:
+    """The driver's read/write timeout: $SPECTRA_DATABASE_TIMEOUT_S, else DEFAULT_TIMEOUT_S."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+    if not 1 <= value <= 3600:
+        raise ValueError(f"{TIMEOUT_ENV}={raw!r} must be between 1 and 3600 seconds")
+    return value
+
+
+def make_engine(url: str | URL | None = None, *, timeout_s: float | None = None, **kwargs: Any) -> Engine:
+    """An engine configured for the store; ``url`` defaults to :func:`database_url`.
+
+    On MySQL/MariaDB every read and write on the wire gives up after ``timeout_s`` (default
+    :func:`database_timeout_s`), and a row-lock wait after LOCK_WAIT_TIMEOUT_S: a frozen or stalled
+    database turns into an error that the caller logs and retries, never into a thread blocked forever.
+    """
     parsed = normalize_url(database_url(None) if url is None else url)
     backend = parsed.get_backend_name()
     options: dict[str, Any] = {}
     if backend in MYSQL_DIALECTS:
-        options.update(pool_pre_ping=True, pool_recycle=MYSQL_POOL_RECYCLE_S)
+        timeout = round(timeout_s if timeout_s is not None else database_timeout_s())
+        options.update(
+            pool_pre_ping=True,
+            pool_recycle=MYSQL_POOL_RECYCLE_S,
+            connect_args={
+                "connect_timeout": CONNECT_TIMEOUT_S,
+                "read_timeout": max(1, timeout),
+                "write_timeout": max(1, timeout),
+                "init_command": f"SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_TIMEOUT_S}",
+            },
+        )
     options.update(kwargs)
     engine = create_engine(parsed, **options)
     if backend == "sqlite":
@@ -113,18 +150,39 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
-def retry_locked(action: Callable[[], T], attempts: int = 4) -> T:
-    """Run a short write transaction, again when SQLite says the database is locked.
+# MySQL/MariaDB: the transaction was rolled back because of a lock conflict; running it again is safe.
+_DEADLOCK: Final = 1213
+_LOCK_WAIT_TIMEOUT: Final = 1205
+CONFLICT_CODES: Final = frozenset({_DEADLOCK, _LOCK_WAIT_TIMEOUT})
 
-    In WAL mode a transaction that read before writing fails at once (no busy wait) when another
-    writer (the probe writer, the alerter) committed in between; the actions here are conditional
-    updates, so running one again is safe.
+
+def is_conflict(error: BaseException) -> bool:
+    """Whether ``error`` is a lock conflict the database resolved by failing us: a MySQL deadlock
+    (1213) or lock wait timeout (1205), or SQLite's "database is locked". The transaction is gone;
+    running it again from the start is the cure."""
+    if not isinstance(error, exc.OperationalError):
+        return False
+    original = error.orig
+    args = getattr(original, "args", ())
+    if args and args[0] in CONFLICT_CODES:
+        return True
+    return "database is locked" in str(original).lower()
+
+
+def retry_conflicts(action: Callable[[], T], attempts: int = 6, *, pause_s: float = 0.02) -> T:
+    """Run ``action`` (one whole transaction: it opens its own session), again after a lock conflict.
+
+    Deadlocks are normal under concurrency on MySQL (two transactions lock rows in different orders);
+    the database rolls one back and expects it to be run again. SQLite in WAL mode fails a transaction
+    that read before writing at once when another writer committed in between. The actions given here
+    are conditional updates, so running one again is safe. The pause grows and is jittered so that the
+    two losers of a deadlock do not collide again.
     """
     for attempt in range(attempts):
         try:
             return action()
         except exc.OperationalError as error:
-            if attempt == attempts - 1 or "locked" not in str(error.orig).lower():
+            if attempt == attempts - 1 or not is_conflict(error):
                 raise
-            time.sleep(0.05 * (attempt + 1))
+            time.sleep(pause_s * (2**attempt) * (0.5 + random.random()))  # noqa: S311 - jitter
     raise AssertionError("unreachable")

@@ -12,7 +12,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from spectra.store import record_push, utcnow
-from spectra.store.engine import retry_locked
+from spectra.store.engine import retry_conflicts
 
 
 def heartbeat_routes(factory: sessionmaker[Session]) -> list[Route]:
@@ -23,7 +23,7 @@ def heartbeat_routes(factory: sessionmaker[Session]) -> list[Route]:
     async def heartbeat(request: Request) -> Response:
         token = request.path_params["token"]
         # On SQLite a concurrent writer (probe results, the alerter) can make this read-then-write fail at once.
-        known = await run_in_threadpool(retry_locked, lambda: push(token))
+        known = await run_in_threadpool(retry_conflicts, lambda: push(token))
         if not known:
             return PlainTextResponse("unknown heartbeat token\n", status_code=404)
         return PlainTextResponse("ok\n")

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from spectra.alerting.ack_links import ACK_TOKEN_MAX_AGE_S
 from spectra.alerting.page_messages import Links
 from spectra.store import Incident
-from spectra.store.engine import retry_locked
+from spectra.store.engine import retry_conflicts
 from spectra.tokens import Purpose, Tokens
 from tests.factories.alerting import CODE, PUBLIC_URL, SECRET_KEY, Site, add_incident
 from tests.support.databases import sqlite_only
@@ -172,7 +172,7 @@ async def test_page_escapes_incident_text(site: Site) -> None:
         (1, "no such table: incidents", "raised"),  # anything else is not retried
     ],
 )
-def test_retry_locked(failures: int, error: str, outcome: str) -> None:
+def test_retry_conflicts(failures: int, error: str, outcome: str) -> None:
     calls: list[int] = []
 
     def action() -> str:
@@ -182,9 +182,9 @@ def test_retry_locked(failures: int, error: str, outcome: str) -> None:
         return "done"
 
     if outcome == "done":
-        assert retry_locked(action) == "done"
+        assert retry_conflicts(action) == "done"
         assert len(calls) == failures + 1
     else:
         with pytest.raises(OperationalError):
-            retry_locked(action)
+            retry_conflicts(action)
         assert len(calls) == (4 if "locked" in error else 1)

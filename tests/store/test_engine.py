@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import sqlite3
+
+import pymysql
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from spectra.store import DEFAULT_DATABASE_URL, AuditLog, database_url, make_engine, redacted, session_factory
-from spectra.store.engine import DATABASE_URL_ENV, normalize_url, set_sqlite_foreign_keys
+from spectra.store.engine import (
+    DATABASE_URL_ENV,
+    LOCK_WAIT_TIMEOUT_S,
+    TIMEOUT_ENV,
+    database_timeout_s,
+    is_conflict,
+    normalize_url,
+    retry_conflicts,
+    set_sqlite_foreign_keys,
+)
 
 
 @pytest.mark.parametrize(
@@ -137,3 +149,61 @@ def test_objects_stay_loaded_after_commit(session: Session) -> None:
     session.commit()
     assert not sa.inspect(entry).expired
     assert entry.actor == "a"
+
+
+def test_mysql_driver_timeouts_and_lock_wait(mariadb_url: str) -> None:
+    engine = make_engine(mariadb_url, timeout_s=7)
+    try:
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert (raw._read_timeout, raw._write_timeout) == (7, 7)  # type: ignore[union-attr]
+            assert conn.exec_driver_sql("SELECT @@SESSION.innodb_lock_wait_timeout").scalar() == LOCK_WAIT_TIMEOUT_S
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("raw", ["abc", "0", "100000"])
+def test_a_bad_timeout_setting_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv(TIMEOUT_ENV, raw)
+    with pytest.raises(ValueError, match=TIMEOUT_ENV):
+        database_timeout_s()
+
+
+def _operational(orig: Exception) -> sa.exc.OperationalError:
+    return sa.exc.OperationalError("UPDATE ...", {}, orig)
+
+
+@pytest.mark.parametrize(
+    ("orig", "conflict"),
+    [
+        (pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock"), True),
+        (pymysql.err.OperationalError(1205, "Lock wait timeout exceeded"), True),
+        (sqlite3.OperationalError("database is locked"), True),
+        (pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query"), False),
+        (sqlite3.OperationalError("no such table: x"), False),
+    ],
+)
+def test_is_conflict(orig: Exception, conflict: bool) -> None:
+    assert is_conflict(_operational(orig)) is conflict
+
+
+def test_retry_conflicts_runs_again_after_a_deadlock_and_not_after_other_errors() -> None:
+    calls: list[int] = []
+
+    def deadlocks_twice() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise _operational(pymysql.err.OperationalError(1213, "Deadlock"))
+        return "done"
+
+    assert retry_conflicts(deadlocks_twice, pause_s=0) == "done"
+    assert len(calls) == 3
+
+    def lost() -> str:
+        calls.append(1)
+        raise _operational(pymysql.err.OperationalError(2013, "Lost connection"))
+
+    calls.clear()
+    with pytest.raises(sa.exc.OperationalError):
+        retry_conflicts(lost, pause_s=0)
+    assert len(calls) == 1

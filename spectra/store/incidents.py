@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import CheckConstraint, Computed, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from spectra.store.base import MYSQL_TABLE_OPTIONS, Base
@@ -24,6 +24,10 @@ class IncidentState(enum.StrEnum):
 
 # Unresolved: an incident in one of these states is the monitor's current incident.
 OPEN_STATES: Final = (IncidentState.OPEN.value, IncidentState.ACKNOWLEDGED.value)
+
+
+# The generated column behind "one unresolved incident per monitor".
+OPEN_MONITOR_ID: Final = "CASE WHEN state IN ('open', 'acknowledged') THEN monitor_id END"
 
 
 class IncidentEventType(enum.StrEnum):
@@ -53,6 +57,9 @@ class Incident(Base):
         Index(None, "monitor_id"),  # serves ON DELETE SET NULL without a scan
         Index(None, "opened_at"),  # status-page history lists incidents by time
         CheckConstraint("state IN ('open', 'acknowledged', 'resolved')", name="state"),
+        # One unresolved incident per monitor, enforced by the database whoever writes: the column is
+        # the monitor id while unresolved and NULL afterwards (NULLs never collide in a unique index).
+        Index("uq_incidents_open_monitor_id", "open_monitor_id", unique=True),
         MYSQL_TABLE_OPTIONS,
     )
 
@@ -74,6 +81,7 @@ class Incident(Base):
     escalation_policy: Mapped[str | None] = mapped_column(String(NAME_LEN))
     # The policy spec as it was at opening: an incident keeps the version it started with.
     policy_snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    open_monitor_id: Mapped[int | None] = mapped_column(BigIntPK, Computed(OPEN_MONITOR_ID, persisted=False))
 
     events: Mapped[list[IncidentEvent]] = relationship(
         back_populates="incident",

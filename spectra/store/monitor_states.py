@@ -43,6 +43,9 @@ class MonitorState(Base):
     last_latency_ms: Mapped[float | None] = mapped_column(Double)
     last_reason: Mapped[str] = mapped_column(String(REASON_LEN), default="")
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # when `state` last changed
+    # When the result was stored, by the database's clock (store/clock.py): staleness is judged on
+    # this, not on last_check_at, which is the probe's own clock.
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     facts: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # the last result's facts
 
 

@@ -18,6 +18,7 @@ from spectra.store import (
     IncidentState,
     session_factory,
 )
+from tests.factories.store import MonitorFactory
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 POLICY = {"steps": [{"delay": "0s", "targets": [{"schedule": "primary"}], "channels": ["sms"]}], "repeat": 1}
@@ -115,3 +116,22 @@ def test_unknown_state_is_refused(session: Session) -> None:
     session.add(incident)
     with pytest.raises(sa.exc.IntegrityError):
         session.flush()
+
+
+def test_one_unresolved_incident_per_monitor(session: Session, make_monitor: MonitorFactory) -> None:
+    monitor = make_monitor()
+    first, second = new_incident("AAAA"), new_incident("BBBB")
+    first.monitor_id = second.monitor_id = monitor.resource_id
+    session.add(first)
+    session.commit()
+    session.add(second)
+    with pytest.raises(sa.exc.IntegrityError):
+        session.commit()
+    session.rollback()
+    first.state = IncidentState.RESOLVED.value  # resolved ones do not count: history keeps many
+    session.commit()
+    third = new_incident("CCCC")
+    third.monitor_id = monitor.resource_id
+    session.add(third)
+    session.commit()
+    assert session.scalar(sa.select(sa.func.count()).select_from(Incident)) == 2

@@ -11,7 +11,9 @@ Tiers (markers, set here from what a test uses; modules outside tests/e2e that s
 browser add theirs with `pytestmark`):
 - `mariadb`: uses MariaDB;  `kube`: uses kubectl/helm or the API emulator;
 - `e2e`: starts real spectra processes (tests/e2e, tests/test_cli.py, the bench smoke test);
-- `browser`: drives Chromium (set in the module).
+- `browser`: drives Chromium (set in the module);
+- `faults`: fault injection on real processes (tests/faults: database outages and freezes, provider
+  errors and hangs, stopped processes, clock skew); also `e2e`.
 The inner loop is `pytest -m "not e2e"`; CI runs everything.
 """
 
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 
 TESTS = Path(__file__).resolve().parent
 E2E = TESTS / "e2e"
+FAULTS = TESTS / "faults"
 _FIXTURE_MARKERS = {"mariadb_url": "mariadb", "mariadb_server": "mariadb", "kube_tools": "kube", "cluster": "kube"}
 
 
@@ -46,6 +49,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(marker)
         if item.path.is_relative_to(E2E):
             item.add_marker("e2e")
+        if item.path.is_relative_to(FAULTS):
+            item.add_marker("e2e")
+            item.add_marker("faults")
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("database_url") == "mariadb":
             item.add_marker("mariadb")

@@ -6,8 +6,9 @@ import asyncio
 import logging
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
-from spectra.runtime.loop import run_until_stopped
+from spectra.runtime.loop import FailureLog, run_until_stopped
 
 log = logging.getLogger("tests.loop")
 
@@ -71,3 +72,40 @@ async def test_a_stopped_loop_runs_no_pass() -> None:
 
     await run_until_stopped(stopping, one_pass, every_s=0, what="pass", log=log)
     assert calls == []
+
+
+class Ticker:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_failure_streak_is_a_few_lines_and_the_recovery_one(caplog: pytest.LogCaptureFixture) -> None:
+    ticker = Ticker()
+    failures = FailureLog("alerter pass", log, repeat_every_s=30, monotonic=ticker)
+    error = OperationalError("SELECT 1", {}, ConnectionRefusedError("Can't connect to MySQL server"))
+    for _ in range(240):  # two minutes of passes every half second
+        failures.failed(error)
+        ticker.now += 0.5
+    assert failures.streak == 240
+    assert failures.failing_for_s == pytest.approx(120)
+    failures.succeeded()
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 1 + 3 + 1  # the first, one per 30 s after it, the recovery
+    assert lines[0] == "alerter pass failed: ConnectionRefusedError: Can't connect to MySQL server"
+    assert "SELECT" not in "".join(lines)  # the statement stays out of the log
+    assert lines[1].startswith("alerter pass still failing after 30 s (61 failures, 59 not logged)")
+    assert lines[-1] == "alerter pass recovered after 120 s (240 failures)"
+    assert all(record.exc_info is None for record in caplog.records)
+    assert failures.failing_for_s == 0
+
+
+def test_an_unexpected_error_keeps_its_traceback_once(caplog: pytest.LogCaptureFixture) -> None:
+    failures = FailureLog("status pass", log, monotonic=Ticker())
+    for _ in range(3):
+        failures.failed(KeyError("x"))
+    [record] = caplog.records
+    assert record.exc_info is not None
+    assert record.levelno == logging.ERROR

@@ -160,13 +160,17 @@ def is_conflict(error: BaseException) -> bool:
     """Whether ``error`` is a lock conflict the database resolved by failing us: a MySQL deadlock
     (1213) or lock wait timeout (1205), or SQLite's "database is locked". The transaction is gone;
     running it again from the start is the cure."""
-    if not isinstance(error, exc.OperationalError):
-        return False
-    original = error.orig
-    args = getattr(original, "args", ())
-    if args and args[0] in CONFLICT_CODES:
-        return True
-    return "database is locked" in str(original).lower()
+    seen: BaseException | None = error
+    for _ in range(5):  # a failed savepoint rollback raises anew, with the deadlock as its context
+        if seen is None:
+            return False
+        if isinstance(seen, exc.OperationalError):
+            original = seen.orig
+            args = getattr(original, "args", ())
+            if (args and args[0] in CONFLICT_CODES) or "database is locked" in str(original).lower():
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def retry_conflicts(action: Callable[[], T], attempts: int = 6, *, pause_s: float = 0.02) -> T:

@@ -1,14 +1,24 @@
 """The alerter loop: confirmation -> incidents -> maintenance -> escalation -> outbox.
 
-Every ``poll_interval_s`` (0.5 s) the leader (see :mod:`spectra.alerting.leader`) makes one pass:
+Every ``poll_interval_s`` (0.5 s) the leader (see :mod:`spectra.domain.leadership`) makes one pass:
 
 1. monitors whose combined state is ``down`` (paused ones never) get an incident, unless one is open;
-   one resolved less than 10 minutes ago is reopened instead (a flap: no new incident, nobody paged
-   twice for a step); monitors that are ``up`` again have their incident resolved, and everyone
+   one resolved less than 10 minutes ago is reopened instead (a flap: no new incident) and its
+   escalation re-armed; monitors that are ``up`` again have their incident resolved, and everyone
    paged is told through the same channels;
 2. escalations whose next step is due fire it, unless the monitor is in a maintenance window: then
    the step waits for the window's end (timeline ``suppressed``, naming the window);
 3. the sender is woken when anything was queued.
+
+A mass outage. Judgements and steps are made CHUNK at a time, one transaction per chunk (a savepoint per
+item, so one bad item does not undo the others), and the lease is renewed between chunks: 500 monitors
+failing at once are ten transactions, and a long pass never outlives the leadership it started with. A
+lock conflict (deadlock) runs the chunk again; the database's unique index keeps one unresolved
+incident per monitor whoever writes.
+
+Time. ``now`` of a pass is the database's clock (store/clock.py), as are the probes' report times, so
+an alerter whose clock is off judges staleness and due steps like every other process. Tests inject a
+clock instead.
 
 Database work runs in a worker thread so the event loop (the web server in ``spectra run``) stays free.
 """
@@ -16,16 +26,18 @@ Database work runs in a worker thread so the event loop (the web server in ``spe
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
+import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.alerting.confirm import MonitorView, monitor_views
@@ -41,16 +53,18 @@ from spectra.alerting.escalation import (
 from spectra.alerting.incidents import (
     REOPENED,
     add_event,
+    lock_incident,
     new_code,
     open_incident_for,
     recently_resolved,
     resolve,
 )
+from spectra.alerting.metrics import AlertingMetrics
 from spectra.alerting.page_messages import Links
 from spectra.api.secrets import SecretResolver
 from spectra.domain.leadership import Leadership
 from spectra.domain.maintenance import ActiveWindow, WindowDef, active_windows, load_windows
-from spectra.runtime.loop import run_until_stopped
+from spectra.runtime.loop import FailureLog, run_until_stopped
 from spectra.store import (
     OPEN_STATES,
     EscalationState,
@@ -60,10 +74,13 @@ from spectra.store import (
     IncidentEventType,
     IncidentState,
 )
-from spectra.store.types import utcnow
+from spectra.store.clock import database_now
+from spectra.store.engine import retry_conflicts
 from spectra.tokens import Tokens
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Waker(Protocol):
@@ -72,11 +89,27 @@ class Waker(Protocol):
     def wake(self) -> None: ...
 
 
+class OutboxHealth(Protocol):
+    """What the alerter reports of the outbox (`notify.outbox.outbox_health`)."""
+
+    pending: int
+    oldest_pending_age_s: float | None
+    given_up_total: int
+
+
 LEASE_NAME: Final = "alerter"  # the leader_leases row of the active alerter
+CHUNK: Final = 50  # judgements or steps per transaction
+UNHEALTHY_AFTER_S: Final = 10.0  # failing passes for this long make the process not ready
+OUTBOX_EVERY_S: Final = 5.0  # how often the leader reads the outbox's health for the metrics
 
 
 def default_instance_id() -> str:
     return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class Alerter:
@@ -90,7 +123,9 @@ class Alerter:
         sender: Waker | None = None,
         instance_id: str | None = None,
         poll_interval_s: float = 0.5,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] | None = None,
+        metrics: AlertingMetrics | None = None,
+        outbox_health: Callable[[Session], OutboxHealth] | None = None,
     ) -> None:
         self._sessions = session_factory
         self._secrets = secrets
@@ -99,37 +134,75 @@ class Alerter:
         self.instance_id = (instance_id or default_instance_id())[:64]
         self._poll = poll_interval_s
         self._clock = clock
+        self.metrics = metrics or AlertingMetrics()
+        self._outbox_health = outbox_health
+        self._outbox_read_at = 0.0
         self._leadership = Leadership(session_factory, self.instance_id, name=LEASE_NAME)
+        self._changes_seen = 0
         self._stopping = asyncio.Event()
+        self.failures = FailureLog("alerter pass", log)
 
     @property
     def leading(self) -> bool:
         return self._leadership.holding
 
+    def problem(self) -> str | None:
+        """Why this alerter is not healthy (for `/readyz`), or None: its passes keep failing."""
+        failing_for = self.failures.failing_for_s
+        if failing_for >= UNHEALTHY_AFTER_S:
+            return f"alerter passes failing for {failing_for:.0f} s (is the database reachable?)"
+        return None
+
     async def run(self) -> None:
-        """Poll until :meth:`stop`; errors are logged and the next pass tries again."""
+        """Poll until :meth:`stop`; errors are logged (rate-limited) and the next pass tries again."""
         self._stopping.clear()
-        await run_until_stopped(self._stopping, self.tick, every_s=self._poll, what="alerter pass", log=log)
+        await run_until_stopped(
+            self._stopping, self.tick, every_s=self._poll, what="alerter pass", log=log, failures=self.failures
+        )
         await asyncio.to_thread(self._leadership.release)
+        self._observe_leadership()
 
     async def stop(self) -> None:
         """Stop the loop (if running) and give up the lease so a standby takes over at once."""
         self._stopping.set()
         await asyncio.to_thread(self._leadership.release)
+        self._observe_leadership()
 
     async def tick(self) -> None:
         """One pass (when leading)."""
-        queued = await asyncio.to_thread(self._pass)
+        started = time.perf_counter()
+        try:
+            queued = await asyncio.to_thread(self._pass)
+        except Exception:
+            self.metrics.pass_failures.inc()
+            raise
+        finally:
+            self._observe_leadership()
+        self.metrics.pass_seconds.observe(time.perf_counter() - started)
         if queued and self._sender is not None:
             self._sender.wake()
 
+    def _observe_leadership(self) -> None:
+        self.metrics.leader.set(1 if self._leadership.holding else 0)
+        if self._leadership.changes != self._changes_seen:
+            self.metrics.leadership_changes.inc(self._leadership.changes - self._changes_seen)
+            self._changes_seen = self._leadership.changes
+
     # --- one pass ------------------------------------------------------------------------------
 
+    def _explicit_now(self) -> datetime | None:
+        return self._clock() if self._clock is not None else None
+
+    def _still_leading(self) -> bool:
+        """Checked between chunks: renews the lease when due, so a long pass keeps it (or stops early)."""
+        return self._leadership.is_leader(self._explicit_now())
+
     def _pass(self) -> int:
-        now = self._clock()
-        if not self._leadership.is_leader(now):
+        explicit = self._explicit_now()
+        if not self._leadership.is_leader(explicit):
             return 0
         with self._sessions() as session:
+            now = explicit or database_now(session)
             views = monitor_views(session, now)
             windows = load_windows(session)
             with_incident = set(
@@ -137,47 +210,68 @@ class Alerter:
                     select(Incident.monitor_id).where(Incident.state.in_(OPEN_STATES), Incident.monitor_id.is_not(None))
                 )
             )
+            self._read_outbox(session)
             session.rollback()
+        # Only changes need a transaction: down without an incident, or up with one.
+        changes = [
+            view
+            for view in views
+            if (view.confirmed_down and view.monitor_id not in with_incident)
+            or (view.confirmed_up and view.monitor_id in with_incident)
+        ]
         queued = 0
-        for view in views:
-            # Only changes need a transaction: down without an incident, or up with one.
-            if (view.confirmed_down and view.monitor_id not in with_incident) or (
-                view.confirmed_up and view.monitor_id in with_incident
-            ):
-                queued += self._confirm(view, windows, now)
+        for judged in chunks(changes):
+            if not self._still_leading():
+                return queued
+            queued += retry_conflicts(functools.partial(self._confirm_chunk, judged, windows, now))
         with self._sessions() as session:
             due = due_escalations(session, now)
-            labels = {v.monitor_id: v for v in views}
             session.rollback()
-        for item in due:
-            queued += self._escalate(item, labels.get(item.monitor_id or -1), windows, now)
+        labels = {view.monitor_id: view for view in views}
+        for steps in chunks(due):
+            if not self._still_leading():
+                return queued
+            queued += retry_conflicts(functools.partial(self._escalate_chunk, steps, labels, windows, now))
         return queued
 
-    def _confirm(self, view: MonitorView, windows: Sequence[WindowDef], now: datetime) -> int:
-        if not (view.confirmed_down or view.confirmed_up):
-            return 0
+    def _read_outbox(self, session: Session) -> None:
+        if self._outbox_health is None or time.monotonic() - self._outbox_read_at < OUTBOX_EVERY_S:
+            return
+        health = self._outbox_health(session)
+        self.metrics.outbox_pending.set(health.pending)
+        self.metrics.outbox_oldest.set(health.oldest_pending_age_s or 0.0)
+        self.metrics.pages_given_up.set(health.given_up_total)
+        self._outbox_read_at = time.monotonic()
+
+    def _confirm_chunk(self, chunk: Sequence[MonitorView], windows: Sequence[WindowDef], now: datetime) -> int:
+        queued = 0
         with self._sessions() as session:
-            try:
-                incident = open_incident_for(session, view.monitor_id)
-                if view.confirmed_up:
-                    if incident is None:
-                        return 0
-                    notices = resolve(session, incident.id, at=now, ack_url=self._links.ack_url(incident.id)) or []
-                    session.commit()
-                    return len(notices)
-                if incident is not None:
-                    return 0
-                active = active_windows(windows, view.namespace, view.name, view.labels, now)
-                flapped = recently_resolved(session, view.monitor_id, now)
-                if flapped is not None:
-                    self._reopen(session, flapped, view, now, active)
-                else:
-                    self._open(session, view, now, active)
-                session.commit()
-            except OperationalError:
-                session.rollback()
-                log.warning("alerter: database busy while judging %s; next pass retries", view.ref)
+            for view in chunk:
+                try:
+                    with session.begin_nested():
+                        queued += self._confirm(session, view, windows, now)
+                except IntegrityError:
+                    # Another writer opened it first (the unique index on open incidents): nothing to do.
+                    log.info("%s: an incident is already open", view.ref)
+            session.commit()
+        return queued
+
+    def _confirm(self, session: Session, view: MonitorView, windows: Sequence[WindowDef], now: datetime) -> int:
+        incident = open_incident_for(session, view.monitor_id)
+        if view.confirmed_up:
+            if incident is None:
+                return 0
+            notices = resolve(session, incident.id, at=now, ack_url=self._links.ack_url(incident.id)) or []
+            return len(notices)
+        if incident is not None:
             return 0
+        active = active_windows(windows, view.namespace, view.name, view.labels, now)
+        flapped = recently_resolved(session, view.monitor_id, now)
+        if flapped is not None:
+            self._reopen(session, flapped, view, now, active)
+        else:
+            self._open(session, view, now, active)
+        return 0
 
     def _open(self, session: Session, view: MonitorView, now: datetime, active: Sequence[ActiveWindow]) -> None:
         snapshot = policy_snapshot(session, view.namespace, view.escalation_policy)
@@ -224,11 +318,13 @@ class Alerter:
         for window in active[:1]:
             _suppressed(session, incident.id, window, now)
         session.flush()
+        self.metrics.incidents_opened.labels("opened").inc()
         log.info("incident %s opened: %s", incident.code, incident.title)
 
     def _reopen(
         self, session: Session, incident: Incident, view: MonitorView, now: datetime, active: Sequence[ActiveWindow]
     ) -> None:
+        lock_incident(session, incident.id)
         incident.state = IncidentState.OPEN.value
         incident.resolved_at = None
         incident.acknowledged_at = None
@@ -242,34 +338,40 @@ class Alerter:
             data={"reason": view.reason},
         )
         policy = snapshot_policy(incident.policy_snapshot)
-        escalation = session.execute(
-            select(EscalationState.step_index).where(EscalationState.incident_id == incident.id)
-        ).scalar()
-        if policy is not None and escalation is not None:
-            rearm(session, incident.id, now + policy.steps[min(escalation, len(policy.steps) - 1)].delay)
+        if policy is not None:
+            rearm(session, incident.id, policy, now)
         for window in active[:1]:
             _suppressed(session, incident.id, window, now)
         session.flush()
+        self.metrics.incidents_opened.labels("reopened").inc()
         log.info("incident %s reopened", incident.code)
 
-    def _escalate(self, due: Due, view: MonitorView | None, windows: Sequence[WindowDef], now: datetime) -> int:
+    def _escalate_chunk(
+        self, chunk: Sequence[Due], labels: dict[int, MonitorView], windows: Sequence[WindowDef], now: datetime
+    ) -> int:
+        queued = 0
         with self._sessions() as session:
-            try:
-                if view is not None and due.incident_state == IncidentState.OPEN.value:
-                    active = active_windows(windows, view.namespace, view.name, view.labels, now)
-                    if active:
-                        window = active[0]
-                        if defer(session, due, window.end):
-                            _suppressed(session, due.incident_id, window, now)
-                        session.commit()
-                        return 0
-                queued = fire_step(session, due, self._secrets, self._links)
-                session.commit()
-                return len(queued or [])
-            except OperationalError:
-                session.rollback()
-                log.warning("alerter: database busy on incident %s; next pass retries", due.incident_id)
+            for due in chunk:
+                with session.begin_nested():
+                    queued += self._escalate(session, due, labels.get(due.monitor_id or -1), windows, now)
+            session.commit()
+        return queued
+
+    def _escalate(
+        self, session: Session, due: Due, view: MonitorView | None, windows: Sequence[WindowDef], now: datetime
+    ) -> int:
+        if view is not None and due.incident_state == IncidentState.OPEN.value:
+            active = active_windows(windows, view.namespace, view.name, view.labels, now)
+            if active:
+                window = active[0]
+                lock_incident(session, due.incident_id)
+                if defer(session, due, window.end):
+                    _suppressed(session, due.incident_id, window, now)
                 return 0
+        queued = fire_step(session, due, self._secrets, self._links)
+        if queued is not None:
+            self.metrics.steps_fired.inc()
+        return len(queued or [])
 
 
 def _suppressed(session: Session, incident_id: int, window: ActiveWindow, now: datetime) -> None:

@@ -11,7 +11,12 @@ never pages at the same instant as the step before it).
 Guard. Firing a step starts with ``UPDATE escalations SET step_index=..., version=version+1 WHERE
 incident_id=? AND version=? AND status='active'`` (the version read when the step was found due);
 an acknowledgement moves the version and the status, so a step never fires after an ack committed,
-and two alerters cannot both fire one step. Pages are queued in the same transaction.
+and two alerters cannot both fire one step. Pages are queued in the same transaction, which takes the
+incident's row lock before anything else (the lock order of `incidents.py`).
+
+Reopening. A flap reopens the incident and re-arms its escalation: a stopped one continues from its
+next step; an exhausted one (every step had paged before it resolved) runs the policy once more from
+step 0, as a further repeat, so the reopened incident pages somebody again.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from spectra.alerting.incidents import add_event, opening_reason
+from spectra.alerting.incidents import add_event, lock_incident, opening_reason
 from spectra.alerting.page_messages import Links, page_message
 from spectra.alerting.recipients import StepPlan, plan_step
 from spectra.api.escalation import EscalationPolicySpec
@@ -169,15 +174,24 @@ def stop(session: Session, due: Due) -> bool:
     return bool(session.execute(_guarded(due, status=EscalationStatus.STOPPED.value)).rowcount)  # type: ignore[attr-defined]
 
 
-def rearm(session: Session, incident_id: int, at: datetime) -> bool:
-    """A reopened incident's stopped escalation continues from its next step, due at ``at``."""
-    stmt = (
-        update(EscalationState)
-        .where(EscalationState.incident_id == incident_id, EscalationState.status == EscalationStatus.STOPPED.value)
-        .values(status=EscalationStatus.ACTIVE.value, next_step_at=at, version=EscalationState.version + 1)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+def rearm(session: Session, incident_id: int, policy: EscalationPolicySpec, at: datetime) -> bool:
+    """Re-arm a reopened incident's escalation (see "Reopening" above); False when there is none to re-arm.
+
+    The next step is due ``at`` + its delay.
+    """
+    state = session.scalars(
+        select(EscalationState).where(EscalationState.incident_id == incident_id).with_for_update()
+    ).first()
+    if state is None or state.status == EscalationStatus.ACTIVE.value:
+        return False
+    if state.status == EscalationStatus.EXHAUSTED.value:
+        state.step_index = 0
+        state.repeat_index += 1
+    state.step_index = min(state.step_index, len(policy.steps) - 1)
+    state.next_step_at = at + policy.steps[state.step_index].delay
+    state.status = EscalationStatus.ACTIVE.value
+    session.flush()  # the version column moves by itself (the mapper's version_id_col)
+    return True
 
 
 # --- firing a step ----------------------------------------------------------------------------
@@ -188,6 +202,7 @@ def fire_step(session: Session, due: Due, secrets: SecretResolver, links: Links)
 
     The caller commits (or rolls back on error, which un-claims the step).
     """
+    lock_incident(session, due.incident_id)
     policy = snapshot_policy(due.snapshot)
     if policy is None or due.incident_state != IncidentState.OPEN.value:
         stop(session, due)

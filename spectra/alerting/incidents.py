@@ -2,6 +2,11 @@
 
 Every state change is a conditional UPDATE (``WHERE state = ...``), so two actors racing (an ack
 from SMS and one from the web, or an ack and the alerter) cannot both win; the loser gets False.
+
+Lock order. Every transaction that changes an incident takes the incident's row first (an UPDATE of
+``incidents``, or :func:`lock_incident`), then its escalation, timeline and notifications. Two such
+transactions then wait for each other instead of deadlocking (MySQL 1213), which is what made an ack
+racing an escalation step fail; callers still retry conflicts (``store.engine.retry_conflicts``).
 Timeline event types: opened, notified, acknowledged, escalated, resolved, reopened, suppressed, note.
 """
 
@@ -81,6 +86,14 @@ def add_event(
             data=dict(data) if data is not None else None,
         )
     )
+
+
+def lock_incident(session: Session, incident_id: int) -> None:
+    """Take the incident's row lock before touching its children (see "Lock order" above).
+
+    ``SELECT ... FOR UPDATE`` on MySQL/MariaDB; SQLite has one writer at a time and ignores it.
+    """
+    session.execute(select(Incident.id).where(Incident.id == incident_id).with_for_update())
 
 
 def open_incident_for(session: Session, monitor_id: int) -> Incident | None:

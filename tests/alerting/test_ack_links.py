@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 
 import pytest
 from itsdangerous.timed import TimestampSigner
-from sqlalchemy.exc import OperationalError
 
 from spectra.alerting.ack_links import ACK_TOKEN_MAX_AGE_S
 from spectra.alerting.page_messages import Links
 from spectra.store import Incident
-from spectra.store.engine import retry_conflicts
 from spectra.tokens import Purpose, Tokens
 from tests.factories.alerting import CODE, PUBLIC_URL, SECRET_KEY, Site, add_incident
 from tests.support.databases import sqlite_only
@@ -161,30 +158,3 @@ async def test_page_escapes_incident_text(site: Site) -> None:
     page = (await site.client.get(f"/ack/{ack_token(site.tokens, incident_id)}")).text
     assert "<script>alert" not in page
     assert "&lt;script&gt;" in page
-
-
-@pytest.mark.parametrize(
-    ("failures", "error", "outcome"),
-    [
-        (0, "database is locked", "done"),
-        (2, "database is locked", "done"),  # a writer committed between our read and our write: run again
-        (9, "database is locked", "raised"),  # gives up after a few attempts
-        (1, "no such table: incidents", "raised"),  # anything else is not retried
-    ],
-)
-def test_retry_conflicts(failures: int, error: str, outcome: str) -> None:
-    calls: list[int] = []
-
-    def action() -> str:
-        calls.append(1)
-        if len(calls) <= failures:
-            raise OperationalError("UPDATE incidents ...", {}, sqlite3.OperationalError(error))
-        return "done"
-
-    if outcome == "done":
-        assert retry_conflicts(action) == "done"
-        assert len(calls) == failures + 1
-    else:
-        with pytest.raises(OperationalError):
-            retry_conflicts(action)
-        assert len(calls) == (4 if "locked" in error else 1)

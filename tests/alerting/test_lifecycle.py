@@ -81,6 +81,36 @@ async def test_incident_opens_when_down_and_resolves_when_up(any_world: World) -
     assert sender.wakes == 2
 
 
+async def test_a_reopened_incident_whose_escalation_was_exhausted_pages_again(any_world: World) -> None:
+    world = any_world
+    alerter = world.alerter()
+    world.set_state("web", "down")
+    await world.tick(alerter)  # step 0: alice
+    world.clock.advance(minutes=10)
+    await world.tick(alerter)  # step 1: bob; no repeat, so the escalation is exhausted
+    [incident] = world.incidents()
+    with world.sessions() as session:
+        assert session.scalars(select(EscalationState.status)).one() == "exhausted"
+    world.clock.advance(minutes=1)
+    world.set_state("web", "up")
+    await world.tick(alerter)
+    world.clock.advance(minutes=2)
+    world.set_state("web", "down")  # within the reopen window
+    await world.tick(alerter)
+
+    [incident] = world.incidents()
+    assert incident.state == IncidentState.OPEN
+    keys = world.idem_keys()
+    # The policy runs once more, as a further repeat: alice is paged again at once, bob 10 minutes later.
+    assert f"incident:{incident.id}:step:0:repeat:1:sms:+4915112345678" in keys
+    world.clock.advance(minutes=10)
+    await world.tick(alerter)
+    assert f"incident:{incident.id}:step:1:repeat:1:email:bob@example.com" in world.idem_keys()
+    assert world.max_per_key() == 1
+    types = [t for t, _ in world.events(incident.id)]
+    assert types.count("reopened") == 1
+
+
 @sqlite_only
 async def test_flapping_reopens_the_incident_and_pages_nobody_twice(world: World) -> None:
     alerter = world.alerter()

@@ -30,6 +30,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.store import make_engine, session_factory, upgrade
+from tests.support.processes import Target
+from tests.support.providers import Providers
 from tests.support.services import MARIADB_HINT, MARIADB_URL, missing_service
 
 if TYPE_CHECKING:
@@ -188,3 +190,23 @@ def cluster(kube_tools: KubeTools, tmp_path: Path) -> Iterator[ClusterEmulator]:
 
     with ClusterEmulator(kube_tools, tmp_path / "cluster") as emulator:
         yield emulator
+
+
+# --- what the end-to-end and fault tests drive -------------------------------------------------------------
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[Target]:
+    """A real HTTP server in its own process (tests/support/processes.py), started; the test may stop it."""
+    server = Target(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def providers() -> Iterator[Providers]:
+    """The SendGrid and Twilio stand-ins on 127.0.0.1 (`providers.env()` points a spectra process at them)."""
+    fakes = Providers()
+    yield fakes
+    fakes.close()

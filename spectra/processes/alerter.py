@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from spectra.api.secrets import NoSecrets, SecretResolver
 from spectra.processes.alerting_side import AlertingSide
 from spectra.processes.bootstrap import public_url, secret_key_is_set, serve_app, with_current_schema
-from spectra.runtime.metrics import Metrics
 from spectra.runtime.readiness import Readiness
 from spectra.store import redacted
 from spectra.web.alerting import alerting_routes
@@ -50,7 +49,13 @@ async def _serve(options: AlerterOptions, sessions: sessionmaker[Session], secre
     side = AlertingSide(sessions, secrets if secrets is not None else NoSecrets(), links_base)
     readiness = Readiness()
     # The status pages themselves are served by `spectra web`; here only the alerting side's links and hooks.
-    parts = AppParts(sessions, Metrics(), readiness, loopback_only=False, routes=alerting_routes(side.web, sessions))
+    parts = AppParts(
+        sessions,
+        side.metrics,
+        lambda: readiness() or side.problem(),
+        loopback_only=False,
+        routes=alerting_routes(side.web, sessions),
+    )
     return await serve_app(
         parts,
         readiness,

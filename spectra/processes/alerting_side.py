@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import BaseRoute
 
 from spectra.alerting import Alerter
+from spectra.alerting.metrics import AlertingMetrics
 from spectra.api.secrets import SecretResolver
 from spectra.housekeeping import Housekeeping
+from spectra.notify.metrics import SenderMetrics
 from spectra.notify.outbox import Sender
 from spectra.notify.registry import channels_from_env
 from spectra.notify.twilio.settings import webhook_auth_token
@@ -24,11 +27,19 @@ class AlertingSide:
     pages' event loop (automatic page incidents and subscriber mails, while this process leads),
     housekeeping (rollups and retention), and the ack links and Twilio webhooks the web app serves."""
 
-    def __init__(self, sessions: sessionmaker[Session], secrets: SecretResolver, links_base: str) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        secrets: SecretResolver,
+        links_base: str,
+        *,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         tokens = Tokens()
+        self.metrics = AlertingMetrics(registry)
         self.sender = Sender(sessions, channels_from_env(), secrets=secrets)
         self.alerter = alerter = Alerter(
-            sessions, secrets=secrets, tokens=tokens, public_url=links_base, sender=self.sender
+            sessions, secrets=secrets, tokens=tokens, public_url=links_base, sender=self.sender, metrics=self.metrics
         )
         self.web = AlertingWeb(
             tokens=tokens, public_url=links_base, twilio_auth_token=webhook_auth_token(), after_change=self.sender.wake
@@ -37,6 +48,10 @@ class AlertingSide:
             sessions, tokens=tokens, public_url=links_base, wake=self.sender.wake, leading=lambda: alerter.leading
         )
         self.housekeeping = Housekeeping(sessions)
+
+    def problem(self) -> str | None:
+        """Why this process is not ready as far as paging goes (the alerter's passes keep failing), or None."""
+        return self.alerter.problem()
 
     def routes(self, sessions: sessionmaker[Session]) -> list[BaseRoute]:
         """Ack links and Twilio webhooks, then the status pages (their `/` on a page host goes last)."""

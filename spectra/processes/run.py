@@ -128,11 +128,17 @@ class Standalone:
             concurrency=options.concurrency,
             metrics=self.metrics,
         )
-        side = AlertingSide(self.sessions, self.secrets, public_url(options.public_url, options.host, options.port))
+        side = AlertingSide(
+            self.sessions,
+            self.secrets,
+            public_url(options.public_url, options.host, options.port),
+            registry=self.metrics.registry,
+        )
+        readiness = self.readiness
         parts = AppParts(
             self.sessions,
             self.metrics,
-            self.readiness,
+            lambda: readiness() or side.problem(),
             loopback_only=is_loopback(options.host),
             routes=side.routes(self.sessions),
         )

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class ChannelName(StrEnum):
@@ -69,3 +77,26 @@ class Channel(Protocol):
     async def send(self, message: Message) -> Delivery:
         """Deliver or raise TemporaryFailure / PermanentFailure. Never logs secret values."""
         ...
+
+
+# The threads that run providers' synchronous SDK calls (sendgrid, twilio) of the current task. The
+# outbox Sender sets its own pool, so a hanging provider never takes a thread of asyncio's default pool,
+# which the alerter's database work runs on.
+_blocking_pool: contextvars.ContextVar[Executor | None] = contextvars.ContextVar("blocking_pool", default=None)
+
+
+@contextmanager
+def blocking_calls_on(pool: Executor) -> Iterator[None]:
+    """Within this block (of the current task), `run_blocking` runs its calls on `pool`."""
+    token = _blocking_pool.set(pool)
+    try:
+        yield
+    finally:
+        _blocking_pool.reset(token)
+
+
+async def run_blocking(call: Callable[..., T], *args: Any) -> T:
+    """`call(*args)` in a thread: the pool set by `blocking_calls_on`, else asyncio's default pool."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    return await loop.run_in_executor(_blocking_pool.get(), functools.partial(context.run, call, *args))

@@ -18,7 +18,14 @@ from python_http_client.exceptions import HTTPError  # type: ignore[import-untyp
 from sendgrid import SendGridAPIClient  # type: ignore[import-untyped]
 from sendgrid.helpers.mail import CustomArg, Header, Mail  # type: ignore[import-untyped]
 
-from spectra.notify.channel import ChannelName, Delivery, Message, PermanentFailure, TemporaryFailure
+from spectra.notify.channel import (
+    ChannelName,
+    Delivery,
+    Message,
+    PermanentFailure,
+    TemporaryFailure,
+    run_blocking,
+)
 from spectra.notify.retry import failure_for_status, header, is_success
 from spectra.runtime.templates import environment
 
@@ -68,7 +75,7 @@ def render_email(message: Message) -> tuple[str, str]:
 
 
 class SendGridChannel:
-    """Sends through `SendGridAPIClient(api_key, host)`; the synchronous client runs in a thread."""
+    """Sends through `SendGridAPIClient(api_key, host)`; the synchronous client runs in a thread (`run_blocking`)."""
 
     name = ChannelName.EMAIL
 
@@ -100,7 +107,7 @@ class SendGridChannel:
     async def send(self, message: Message) -> Delivery:
         body = self.build(message)
         try:
-            response = await asyncio.wait_for(asyncio.to_thread(self._post, body), self._timeout_s + 5)
+            response = await asyncio.wait_for(run_blocking(self._post, body), self._timeout_s + 5)
         except HTTPError as exc:
             raise failure_for_status("SendGrid", int(exc.status_code), exc.headers, _errors(exc.body)) from None
         except TimeoutError:

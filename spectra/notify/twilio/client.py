@@ -19,7 +19,7 @@ from twilio.http.http_client import TwilioHttpClient  # type: ignore[import-unty
 from twilio.http.response import Response  # type: ignore[import-untyped]
 from twilio.rest import Client  # type: ignore[import-untyped]
 
-from spectra.notify.channel import Message, TemporaryFailure
+from spectra.notify.channel import Message, TemporaryFailure, run_blocking
 from spectra.notify.retry import failure_for_status
 
 DEFAULT_TWILIO_URL: Final = "https://api.twilio.com"
@@ -78,7 +78,7 @@ class TwilioAccount:
     async def call(self, what: str, message: Message, action: Callable[[Client], T]) -> T:
         client, http = self.client(message.idempotency_key)
         try:
-            return await asyncio.wait_for(asyncio.to_thread(action, client), self.timeout_s + 5)
+            return await asyncio.wait_for(run_blocking(action, client), self.timeout_s + 5)
         except TwilioRestException as exc:
             detail = f"code {exc.code}" if exc.code else ""
             raise failure_for_status(f"Twilio {what}", int(exc.status), http.last_headers, detail) from None

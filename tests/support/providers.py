@@ -3,7 +3,9 @@ the real APIs do; `Providers` serves them from a thread for tests of real spectr
 
 Each fake runs an aiohttp server on 127.0.0.1, records every request, and answers from a switchable
 failure script: `fake.script = [503, 503, 503]` makes the next three requests fail, then it accepts;
-an entry may be `(429, {"Retry-After": "7"})`.
+an entry may be `(429, {"Retry-After": "7"})`, or `Hang(30)`: hold that request 30 s, then answer it as
+usual. `fake.fail_for(150)` answers every request 503 for the next 150 s (an outage by time), and
+`fake.on_request` (if set) is called for each request that passed the checks, before it is answered.
 """
 
 from __future__ import annotations
@@ -15,16 +17,25 @@ import hmac
 import itertools
 import json
 import threading
+import time
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-Step = int | tuple[int, dict[str, str]]
+
+@dataclass(frozen=True)
+class Hang:
+    """A script entry: hold the request this long, then answer it as if the entry were not there."""
+
+    seconds: float
+
+
+Step = int | tuple[int, dict[str, str]] | Hang
 
 
 @dataclass
@@ -44,10 +55,25 @@ class Fake:
     script: list[Step] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
 
-    def next_failure(self) -> tuple[int, dict[str, str]] | None:
+    on_request: Callable[[], None] | None = None
+    down_until: float = 0.0  # time.monotonic() until which every request gets 503
+
+    def fail_for(self, seconds: float) -> None:
+        """Answer 503 to every request for the next `seconds` (a provider outage)."""
+        self.down_until = time.monotonic() + seconds
+
+    async def next_failure(self) -> tuple[int, dict[str, str]] | None:
+        """What the script says about the request that just arrived: a failure to answer, or None to go on."""
+        if self.on_request is not None:
+            self.on_request()
+        if time.monotonic() < self.down_until:
+            return 503, {}
         if not self.script:
             return None
         step = self.script.pop(0)
+        if isinstance(step, Hang):
+            await asyncio.sleep(step.seconds)
+            return None
         return step if isinstance(step, tuple) else (step, {})
 
     def accepted(self) -> list[Recorded]:
@@ -128,7 +154,7 @@ async def sendgrid_fake(api_key: str = "SG.test-key") -> AsyncIterator[FakeSendG
         problem = _check_mail(body)
         if problem:
             return answer(_sg_error(400, problem))
-        failure = fake.next_failure()
+        failure = await fake.next_failure()
         if failure is not None:
             status, extra = failure
             return answer(web.Response(status=status, headers=extra, text='{"errors":[{"message":"scripted"}]}'))
@@ -195,7 +221,7 @@ async def twilio_fake() -> AsyncIterator[FakeTwilio]:
         key = request.headers.get("I-Twilio-Idempotency-Token")
         if fake.honour_idempotency and key and key in fake.idempotent:
             return answer(fake.idempotent[key])
-        failure = fake.next_failure()
+        failure = await fake.next_failure()
         if failure is not None:
             status, extra = failure
             response = _tw_error(status, 20429 if status == 429 else 20500, "scripted failure")
@@ -246,7 +272,7 @@ async def receiver_fake(signing_key: bytes | None = None) -> AsyncIterator[FakeR
     async def hook(request: web.Request) -> web.Response:
         raw = await request.read()
         recorded = Recorded(request.path, dict(request.headers), raw, 0)
-        failure = fake.next_failure()
+        failure = await fake.next_failure()
         if failure is not None:
             recorded.status = failure[0]
             fake.requests.append(recorded)

@@ -37,7 +37,9 @@ class AlertingSide:
     ) -> None:
         tokens = Tokens()
         self.metrics = AlertingMetrics(registry)
-        self.sender = Sender(sessions, channels_from_env(), secrets=secrets)
+        self.sender = Sender(
+            sessions, channels_from_env(), secrets=secrets, metrics=SenderMetrics(self.metrics.registry)
+        )
         self.alerter = alerter = Alerter(
             sessions, secrets=secrets, tokens=tokens, public_url=links_base, sender=self.sender, metrics=self.metrics
         )

@@ -8,23 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.api.secrets import SecretResolver
 from spectra.notify import outbox
-from spectra.notify.channel import Channel, ChannelName, Message
+from spectra.notify.channel import Channel, ChannelName, Delivery, Message, run_blocking
 from spectra.notify.console import ConsoleChannel
 from spectra.notify.email import SendGridChannel
-from spectra.notify.outbox import Sender, enqueue, secret_ref
+from spectra.notify.metrics import SenderMetrics
+from spectra.notify.outbox import OutboxHealth, Sender, enqueue, outbox_health, secret_ref
 from spectra.notify.twilio.client import TwilioAccount
 from spectra.notify.twilio.sms import TwilioSmsChannel
 from spectra.notify.webhook import WebhookChannel
-from spectra.store import Notification, NotificationAttempt
-from tests.factories.alerting import Clock
+from spectra.store import EscalationState, Incident, IncidentEvent, Notification, NotificationAttempt
+from tests.factories.alerting import START, Clock
+from tests.support.databases import sqlite_only
 from tests.support.providers import FakeReceiver, FakeSendGrid, FakeTwilio
 from tests.support.waiting import eventually
 
@@ -70,15 +75,17 @@ def sender(
     channels: dict[ChannelName, Channel],
     *,
     secrets: SecretResolver | None = None,
-    max_attempts: int = 8,
+    retry_window_s: float = outbox.RETRY_WINDOW_S,
     poll_interval_s: float = 0.25,
+    metrics: SenderMetrics | None = None,
 ) -> Sender:
     """A Sender whose backoffs are at most 20 ms and whose claims hold for LEASE."""
     return Sender(
         sessions,
         channels,
         secrets=secrets,
-        max_attempts=max_attempts,
+        metrics=metrics,
+        retry_window_s=retry_window_s,
         poll_interval_s=poll_interval_s,
         base_backoff_s=0.01,
         max_backoff_s=0.02,
@@ -164,13 +171,19 @@ async def test_retry_after_is_honoured(sessions: sessionmaker[Session], twilio: 
     assert rows(sessions)[0].status == "sent"
 
 
-async def test_out_of_attempts_is_dead(sessions: sessionmaker[Session], sendgrid: FakeSendGrid, clock: Clock) -> None:
-    sendgrid.script = [503] * 10
+async def test_temporary_failures_are_retried_for_the_retry_window_then_given_up(
+    sessions: sessionmaker[Session], sendgrid: FakeSendGrid, clock: Clock
+) -> None:
+    sendgrid.fail_for(3600)
     queue(sessions, email())
-    await drain(sender(sessions, sendgrid_channels(sendgrid), max_attempts=3), sessions, clock)
+    s = sender(sessions, sendgrid_channels(sendgrid), retry_window_s=300)
+    for _ in range(12):
+        await s.send_due_once()
+        clock.advance(seconds=30)
     [row] = rows(sessions)
-    assert (row.status, row.attempts) == ("dead", 3)
-    assert "gave up after 3 attempts" in str(row.last_error)
+    assert (row.status, row.attempts) == ("dead", 11)  # at 0 s, 30 s, ..., 300 s
+    assert str(row.last_error).startswith("gave up after 11 attempts in 5 min: SendGrid answered HTTP 503")
+    assert [a.outcome for a in attempts(sessions)] == ["retry"] * 10 + ["failed"]
 
 
 class Crash(BaseException):
@@ -299,3 +312,230 @@ async def test_run_sends_after_wake(sessions: sessionmaker[Session], twilio: Fak
     await task
     assert len(twilio.accepted()) == 1
     assert rows(sessions)[0].status == "sent"
+
+
+# --- the incident's timeline and the fallback --------------------------------------------------
+
+
+def incident_paged(sessions: sessionmaker[Session], clock: Clock, *, escalation: str = "active") -> int:
+    """An open incident whose next escalation step is due in 10 minutes (or whose escalation is over)."""
+    with sessions.begin() as session:
+        incident = Incident(
+            code="K7Q2", namespace="default", monitor_name="api", title="api is down", severity="critical"
+        )
+        incident.opened_at = clock()
+        session.add(incident)
+        session.flush()
+        next_step_at = clock() + timedelta(minutes=10) if escalation == "active" else None
+        session.add(
+            EscalationState(incident_id=incident.id, step_index=1, next_step_at=next_step_at, status=escalation)
+        )
+        return incident.id
+
+
+def page(incident_id: int) -> Message:
+    key = f"incident:{incident_id}:step:0:repeat:0:email:alice@example.com"
+    return replace(email(key), incident_id=incident_id)
+
+
+def notes(sessions: sessionmaker[Session], incident_id: int) -> list[str]:
+    with sessions() as session:
+        return list(
+            session.scalars(
+                sa.select(IncidentEvent.message)
+                .where(IncidentEvent.incident_id == incident_id, IncidentEvent.type == "note")
+                .order_by(IncidentEvent.id)
+            )
+        )
+
+
+def escalation_of(sessions: sessionmaker[Session], incident_id: int) -> EscalationState:
+    with sessions() as session:
+        found = session.get(EscalationState, incident_id)
+        assert found is not None
+        return found
+
+
+async def test_a_refused_page_is_told_in_the_timeline_and_escalates_now(
+    sessions: sessionmaker[Session], sendgrid: FakeSendGrid, clock: Clock
+) -> None:
+    incident_id = incident_paged(sessions, clock)
+    sendgrid.script = [400]
+    queue(sessions, page(incident_id))
+    metrics = SenderMetrics(CollectorRegistry())
+    await sender(sessions, sendgrid_channels(sendgrid), metrics=metrics).send_due_once()
+    assert rows(sessions)[0].status == "dead"
+    assert notes(sessions, incident_id) == [
+        "email to alice@example.com failed: SendGrid answered HTTP 400: scripted — gave up; "
+        "next escalation step pulled forward"
+    ]
+    assert escalation_of(sessions, incident_id).next_step_at == clock()
+    assert metrics.given_up.labels("email", "refused")._value.get() == 1
+
+
+async def test_a_page_given_up_with_no_further_step_says_so(
+    sessions: sessionmaker[Session], sendgrid: FakeSendGrid, clock: Clock
+) -> None:
+    incident_id = incident_paged(sessions, clock, escalation="exhausted")
+    sendgrid.fail_for(3600)
+    queue(sessions, page(incident_id))
+    s = sender(sessions, sendgrid_channels(sendgrid), retry_window_s=60)
+    for _ in range(4):
+        await s.send_due_once()
+        clock.advance(seconds=30)
+    assert rows(sessions)[0].status == "dead"
+    assert notes(sessions, incident_id) == [
+        "email to alice@example.com failing: SendGrid answered HTTP 503: scripted; retrying for up to 60 s",
+        "email to alice@example.com failed: SendGrid answered HTTP 503: scripted — gave up after 3 attempts in 60 s; "
+        "no further escalation step",
+    ]
+    assert escalation_of(sessions, incident_id).status == "exhausted"
+
+
+async def test_a_refused_notice_is_told_but_does_not_escalate(
+    sessions: sessionmaker[Session], sendgrid: FakeSendGrid, clock: Clock
+) -> None:
+    incident_id = incident_paged(sessions, clock)
+    sendgrid.script = [400]
+    queue(
+        sessions, replace(email(f"incident:{incident_id}:resolved:0:email:alice@example.com"), incident_id=incident_id)
+    )
+    await sender(sessions, sendgrid_channels(sendgrid)).send_due_once()
+    assert notes(sessions, incident_id) == [
+        "email to alice@example.com failed: SendGrid answered HTTP 400: scripted — gave up"
+    ]
+    assert escalation_of(sessions, incident_id).next_step_at == clock() + timedelta(minutes=10)
+
+
+async def test_a_page_delivered_after_failing_says_so_once(
+    sessions: sessionmaker[Session], sendgrid: FakeSendGrid, clock: Clock
+) -> None:
+    incident_id = incident_paged(sessions, clock)
+    sendgrid.script = [503, 503]
+    queue(sessions, page(incident_id))
+    await drain(sender(sessions, sendgrid_channels(sendgrid)), sessions, clock)
+    assert notes(sessions, incident_id) == [
+        "email to alice@example.com failing: SendGrid answered HTTP 503: scripted; retrying for up to 30 min",
+        "email to alice@example.com delivered at attempt 3",
+    ]
+    assert escalation_of(sessions, incident_id).next_step_at == START + timedelta(minutes=10)
+
+
+# --- outcomes the database does not take -------------------------------------------------------
+
+
+async def test_an_outcome_the_database_refuses_is_held_and_recorded_later_never_resent(
+    sessions: sessionmaker[Session], twilio: FakeTwilio, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue(sessions, sms())
+    metrics = SenderMetrics(CollectorRegistry())
+    s = sender(sessions, twilio_channels(twilio), metrics=metrics)
+    record = s._record
+    database_down = True
+
+    def record_unless_down(held: object) -> None:
+        if database_down:
+            raise sa.exc.OperationalError("UPDATE notifications", {}, ConnectionResetError("outage"))
+        record(held)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(s, "_record", record_unless_down)
+    assert await s.send_due_once() == 1
+    assert len(twilio.accepted()) == 1
+    assert rows(sessions)[0].status == "sending"
+    assert metrics.unrecorded._value.get() == 1
+    clock.advance(seconds=LEASE.total_seconds() + 5)  # the lease ran out, but this sender still holds the outcome
+    assert await s.send_due_once() == 0
+    database_down = False
+    assert await s.send_due_once() == 0  # records what it held first: nothing is due any more
+    [row] = rows(sessions)
+    assert (row.status, row.attempts) == ("sent", 1)
+    assert [a.outcome for a in attempts(sessions)] == ["sent"]
+    assert len(twilio.accepted()) == 1
+    assert metrics.unrecorded._value.get() == 0
+
+
+async def test_run_records_a_held_outcome_when_the_database_is_back(
+    sessions: sessionmaker[Session], twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue(sessions, sms())
+    s = sender(sessions, twilio_channels(twilio), poll_interval_s=0.05)
+    record = s._record
+    failures = [sa.exc.OperationalError("UPDATE notifications", {}, ConnectionResetError("outage"))] * 3
+
+    def record_after_failures(held: object) -> None:
+        if failures:
+            raise failures.pop()
+        record(held)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(s, "_record", record_after_failures)
+    task = asyncio.create_task(s.run())
+    await eventually(lambda: rows(sessions)[0].status == "sent")
+    await s.stop()
+    await task
+    assert len(twilio.accepted()) == 1
+    assert [a.outcome for a in attempts(sessions)] == ["sent"]
+
+
+# --- isolation ---------------------------------------------------------------------------------
+
+
+class Blocking:
+    """A channel whose sends to HELD wait until released; others are sent at once, on a thread via run_blocking."""
+
+    HELD = "+15550999"
+
+    def __init__(self) -> None:
+        self.name = ChannelName.SMS
+        self.release = asyncio.Event()
+        self.sent: list[str] = []
+        self.threads: list[str] = []
+
+    async def send(self, message: Message) -> Delivery:
+        if message.recipient == self.HELD:
+            await self.release.wait()
+        self.threads.append(await run_blocking(lambda: threading.current_thread().name))
+        self.sent.append(message.recipient)
+        return Delivery(provider_message_id=f"id-{len(self.sent)}", status_code=201)
+
+
+@sqlite_only
+async def test_a_hanging_send_holds_up_no_other_message(sessions: sessionmaker[Session]) -> None:
+    channel = Blocking()
+    s = sender(sessions, {ChannelName.SMS: channel}, poll_interval_s=0.05)
+    task = asyncio.create_task(s.run())
+    queue(sessions, replace(sms("held"), recipient=Blocking.HELD))
+    await eventually(lambda: rows(sessions)[0].status == "sending")
+    queue(sessions, sms("other"))
+    s.wake()
+    await eventually(lambda: channel.sent == ["+15550100"])
+    assert rows(sessions)[0].status == "sending"  # the first is still waiting for its provider
+    channel.release.set()
+    await eventually(lambda: all(r.status == "sent" for r in rows(sessions)))
+    await s.stop()
+    await task
+    # Provider calls run on the sender's own threads, not on asyncio's default pool.
+    assert all(name.startswith("spectra-outbox") for name in channel.threads), channel.threads
+
+
+def test_the_lease_must_outlast_a_send() -> None:
+    with pytest.raises(ValueError, match="lease_s"):
+        Sender(sessionmaker(), {}, send_timeout_s=20, lease_s=20)
+    assert outbox.LEASE_S > outbox.SEND_TIMEOUT_S
+    assert outbox.RETRY_WINDOW_S >= 20 * 60
+
+
+# --- health ------------------------------------------------------------------------------------
+
+
+def test_outbox_health_counts_waiting_and_given_up_rows(sessions: sessionmaker[Session], clock: Clock) -> None:
+    with sessions() as session:
+        assert outbox_health(session, clock()) == OutboxHealth(pending=0, oldest_pending_age_s=None, given_up_total=0)
+    queue(sessions, sms("a"))
+    clock.advance(seconds=90)
+    queue(sessions, sms("b"), sms("c"), sms("d"))
+    with sessions.begin() as session:
+        session.execute(sa.update(Notification).where(Notification.idempotency_key == "c").values(status="dead"))
+        session.execute(sa.update(Notification).where(Notification.idempotency_key == "d").values(status="sent"))
+    clock.advance(seconds=30)
+    with sessions() as session:
+        assert outbox_health(session, clock()) == OutboxHealth(pending=2, oldest_pending_age_s=120.0, given_up_total=1)

@@ -141,6 +141,7 @@ class Alerter:
         self._changes_seen = 0
         self._stopping = asyncio.Event()
         self.failures = FailureLog("alerter pass", log)
+        self._pass_started: float | None = None
 
     @property
     def leading(self) -> bool:
@@ -151,6 +152,9 @@ class Alerter:
         failing_for = self.failures.failing_for_s
         if failing_for >= UNHEALTHY_AFTER_S:
             return f"alerter passes failing for {failing_for:.0f} s (is the database reachable?)"
+        started = self._pass_started
+        if started is not None and time.monotonic() - started >= UNHEALTHY_AFTER_S:
+            return f"alerter pass running for {time.monotonic() - started:.0f} s (is the database frozen?)"
         return None
 
     async def run(self) -> None:
@@ -171,12 +175,14 @@ class Alerter:
     async def tick(self) -> None:
         """One pass (when leading)."""
         started = time.perf_counter()
+        self._pass_started = time.monotonic()
         try:
             queued = await asyncio.to_thread(self._pass)
         except Exception:
             self.metrics.pass_failures.inc()
             raise
         finally:
+            self._pass_started = None
             self._observe_leadership()
         self.metrics.pass_seconds.observe(time.perf_counter() - started)
         if queued and self._sender is not None:

@@ -30,6 +30,7 @@ from spectra.domain.components import component_state, overall_state
 from spectra.domain.maintenance import WindowDef, window_occurrences
 from spectra.domain.monitors import MonitorRef
 from spectra.domain.uptime import day_start
+from spectra.runtime.loop import FailureLog
 from spectra.statuspage.markdown import render_markdown
 from spectra.statuspage.model import (
     ComponentView,
@@ -279,6 +280,7 @@ class SnapshotCache:
         self._by_host: dict[str, PageSnapshot] = {}
         self._loaded = False
         self._checked_at: float | None = None
+        self._failures = FailureLog("status pages: reading the database (serving the last snapshots as stale)", log)
 
     def get(self, slug: str) -> PageSnapshot | None:
         self._refresh_if_due()
@@ -326,10 +328,11 @@ class SnapshotCache:
             with self._sessions() as session:
                 snapshots = build_all(session, self._clock())
                 session.rollback()
-        except Exception:
-            log.exception("status pages: reading the database failed; serving the last snapshots as stale")
+        except Exception as error:
+            self._failures.failed(error)
             self._set({slug: dataclasses.replace(s, stale=True) for slug, s in self._by_slug.items()})
             return False
+        self._failures.succeeded()
         self._set(snapshots)
         self._loaded = True
         return True

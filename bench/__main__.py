@@ -26,7 +26,7 @@ from typing import Any
 
 import uvloop
 
-from bench import alerting, operator, probe, statuspage
+from bench import alerting, mass_outage, operator, probe, statuspage
 from bench.targets import BenchCA, Ports, Targets, cpu_seconds, dnsmasq, pin
 from spectra.probe.context import CheckRequest
 
@@ -40,6 +40,7 @@ KEYS = {
     "rss": "rss_mb_per_10k_monitors",
     "latency": "latency_accuracy",
     "alerting": "alert_latency_ms",
+    "mass_outage": "mass_outage_first_page_s",
     "statuspage": "statuspage_requests_per_s_one_core",
     "operator": "operator_status_patches_per_minute",
 }
@@ -73,6 +74,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     args.selected = [name.strip() for name in args.only.split(",") if name.strip()] or list(KEYS)
+    if "alerting" in args.selected and "mass_outage" not in args.selected:
+        args.selected.append("mass_outage")  # `--only alerting`: single-outage latency and the mass outage
     unknown = sorted(set(args.selected) - set(KEYS))
     if unknown:
         parser.error(f"unknown measure(s) {', '.join(unknown)}; choose from {', '.join(KEYS)}")
@@ -191,6 +194,7 @@ class Harness:
         await self.measure("icmp", self.icmp, self.throughput_budget)
         await self.measure("rss", lambda: asyncio.to_thread(probe.rss_per_10k, config), 180)
         await self.measure("alerting", lambda: alerting.alert_latency(config.mode), 600)
+        await self.measure("mass_outage", lambda: mass_outage.mass_outage(config.mode), 420)
         await self.measure(
             "statuspage", lambda: statuspage.page_throughput(config.mode, self.probe_cpu, self.target_cpu), 180
         )

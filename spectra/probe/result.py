@@ -12,6 +12,9 @@ class Status(StrEnum):
     UP = "up"
     DEGRADED = "degraded"
     DOWN = "down"
+    # No verdict: the probe's own lag (stopped, starved) ate the check's time budget. Never stored as a
+    # check result, never counted toward the failure or success threshold.
+    STALLED = "stalled"
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,11 @@ class CheckResult:
     def ok(self) -> bool:
         return self.status is Status.UP
 
+    @property
+    def judges_target(self) -> bool:
+        """Whether this result says anything about the target (a stalled probe's result does not)."""
+        return self.status is not Status.STALLED
+
     @classmethod
     def up(cls, latency_ms: float | None, reason: str = "ok", **facts: Any) -> CheckResult:
         return cls(Status.UP, latency_ms, reason, facts)
@@ -44,3 +52,7 @@ class CheckResult:
     @classmethod
     def down(cls, latency_ms: float | None, reason: str, **facts: Any) -> CheckResult:
         return cls(Status.DOWN, latency_ms, reason, facts)
+
+    @classmethod
+    def stalled(cls, latency_ms: float | None, reason: str, **facts: Any) -> CheckResult:
+        return cls(Status.STALLED, latency_ms, reason, facts)

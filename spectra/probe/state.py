@@ -10,6 +10,8 @@ Pure functions, no I/O: the result writer keeps the previous snapshot in memory 
 - Not down: a DEGRADED result makes it ``degraded``, an UP result ``up``; a DOWN result below the
   threshold keeps the state it had.
 - ``paused`` while the monitor is paused; unpausing starts over at ``pending``.
+- A STALLED result (the probe itself was stopped or starved during the check) is no result: it
+  changes neither the state nor the consecutive counts, so it neither confirms nor breaks a run.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ def next_state(
     if result_status is None:
         return previous
     status = Status(result_status)
+    if status is Status.STALLED:
+        return previous
     if status is Status.DOWN:
         failures = previous.consecutive_failures + 1
         state = State.DOWN if failures >= failure_threshold else previous.state

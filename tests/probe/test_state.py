@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from spectra.probe.result import Status
 from spectra.probe.state import State, StateSnapshot, next_state
 
-U, D, G = Status.UP, Status.DOWN, Status.DEGRADED
+U, D, G, S = Status.UP, Status.DOWN, Status.DEGRADED, Status.STALLED
 PENDING, UP, DOWN, DEGRADED = State.PENDING, State.UP, State.DOWN, State.DEGRADED
 
 
@@ -38,6 +38,12 @@ def walk(results: list[Status], failure: int, success: int) -> list[State]:
         pytest.param([D, D, G, U], 2, 2, [PENDING, DOWN, DOWN, UP], id="degraded-counts-as-success"),
         pytest.param([U, G, U], 2, 1, [UP, DEGRADED, UP], id="degraded-and-back"),
         pytest.param([G, D, G], 2, 1, [DEGRADED, DEGRADED, DEGRADED], id="degraded-one-failure"),
+        # A stalled probe's result is no result: it neither confirms nor breaks a run.
+        pytest.param([S], 1, 1, [PENDING], id="first-stalled-stays-pending"),
+        pytest.param([U, S, S, S], 1, 1, [UP, UP, UP, UP], id="stalls-never-take-up-down"),
+        pytest.param([D, S, D], 2, 1, [PENDING, PENDING, DOWN], id="stall-does-not-break-failures"),
+        pytest.param([D, D, S, S], 2, 1, [PENDING, DOWN, DOWN, DOWN], id="stalls-do-not-recover"),
+        pytest.param([D, D, U, S, U], 2, 2, [PENDING, DOWN, DOWN, DOWN, UP], id="stall-does-not-break-recovery"),
     ],
 )
 def test_transitions(results: list[Status], failure: int, success: int, expected: list[State]) -> None:
@@ -63,10 +69,13 @@ def test_pausing_and_unpausing_starts_over() -> None:
     assert next_state(paused, U, 2, 1).state is UP
 
 
-def test_no_result_keeps_the_state() -> None:
+@pytest.mark.parametrize("no_result", [None, S], ids=["none", "stalled"])
+def test_no_result_keeps_the_state(no_result: Status | None) -> None:
     up = next_state(None, U, 2, 1)
-    assert next_state(up, None, 2, 1) == up
-    assert next_state(None, None, 2, 1).state is PENDING
+    assert next_state(up, no_result, 2, 1) == up
+    failing = next_state(None, D, 3, 1)
+    assert next_state(failing, no_result, 3, 1) == failing
+    assert next_state(None, no_result, 2, 1).state is PENDING
 
 
 @pytest.mark.parametrize(("failure", "success"), [(0, 1), (1, 0)])
@@ -100,3 +109,19 @@ def test_thresholds_hold_on_any_run(results: list[Status], failure: int, success
         if status is not D and previous is not DOWN:
             assert state is (UP if status is U else DEGRADED)
         previous = state
+
+
+@given(
+    results=st.lists(st.sampled_from([U, D, G, S]), max_size=60),
+    failure=st.integers(1, 5),
+    success=st.integers(1, 5),
+)
+def test_stalled_results_change_nothing_on_any_run(results: list[Status], failure: int, success: int) -> None:
+    def final(statuses: list[Status]) -> StateSnapshot | None:
+        snapshot: StateSnapshot | None = None
+        for status in statuses:
+            snapshot = next_state(snapshot, status, failure, success)
+        return snapshot
+
+    judged = [status for status in results if status is not S]
+    assert (final(results) or StateSnapshot()) == (final(judged) or StateSnapshot())

@@ -1,0 +1,116 @@
+"""The probe's own lateness: how long its event loop was not running when it should have been.
+
+A check's timeout counts wall time, and wall time also passes while the probe itself is stopped
+(SIGSTOP, a paused VM), starved of CPU, or blocked in its own code. Time the probe lost that way is
+no fault of the target, so the worker must know it. :class:`LoopLag` ticks every ``tick_s`` on the
+event loop and adds up how late each tick woke; a tick that is due but has not run yet counts as
+late already, so a check finishing right after the process resumes sees the whole gap even when its
+timeout fires before the tick does.
+
+:func:`ate_budget` says when that lateness ate enough of a check's time budget that the check's
+failure is not a verdict on the target (run_check then reports it as "probe stalled").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.1
+STALL_S = 1.0  # a tick this late: the process was stopped, paused or starved, not just busy
+BUDGET_SHARE = 0.25  # lateness of this share of a check's timeout voids the check's failure
+MIN_VOIDING_LAG_S = 0.1  # below this, lateness is ordinary scheduling noise, whatever the timeout
+LOG_EVERY_S = 30.0  # at most one warning per this many seconds while stalls go on
+
+
+class _Observe(Protocol):
+    def observe(self, amount: float) -> None: ...
+
+
+class _Increment(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class LagMetrics(Protocol):
+    """Where the lag goes (spectra.probe.metrics.ProbeMetrics has these)."""
+
+    @property
+    def loop_lag(self) -> _Observe: ...
+
+    @property
+    def loop_stalls(self) -> _Increment: ...
+
+
+def ate_budget(lag_s: float, timeout_s: float) -> bool:
+    """Whether ``lag_s`` of the probe's own lateness during a check took a real share of its timeout."""
+    return lag_s >= max(MIN_VOIDING_LAG_S, BUDGET_SHARE * timeout_s)
+
+
+class LoopLag:
+    def __init__(
+        self,
+        metrics: LagMetrics | None = None,
+        *,
+        tick_s: float = TICK_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if tick_s <= 0:
+            raise ValueError("tick must be positive")
+        self.metrics = metrics
+        self.tick_s = tick_s
+        self._clock = clock
+        self.total_s = 0.0  # lateness of all ticks that ran
+        self.stalls = 0  # ticks at least STALL_S late
+        self._expected: float | None = None  # when the pending tick should wake; None: not ticking
+        self._logged_at = -LOG_EVERY_S
+        self._unlogged = 0
+
+    @property
+    def ticking(self) -> bool:
+        return self._expected is not None
+
+    def mark(self) -> float:
+        """The lateness so far, to hand to :meth:`since` later."""
+        pending = 0.0
+        if self._expected is not None:
+            pending = max(0.0, self._clock() - self._expected)
+        return self.total_s + pending
+
+    def since(self, mark: float) -> float:
+        """Seconds the loop was late since :meth:`mark` returned ``mark``."""
+        return max(0.0, self.mark() - mark)
+
+    async def run(self) -> None:
+        """Tick until cancelled."""
+        try:
+            while True:
+                self._expected = self._clock() + self.tick_s
+                await asyncio.sleep(self.tick_s)
+                self._record(max(0.0, self._clock() - self._expected))
+        finally:
+            self._expected = None
+
+    def _record(self, late_s: float) -> None:
+        self.total_s += late_s
+        if self.metrics is not None:
+            self.metrics.loop_lag.observe(late_s)
+        if late_s < STALL_S:
+            return
+        self.stalls += 1
+        if self.metrics is not None:
+            self.metrics.loop_stalls.inc()
+        self._unlogged += 1
+        now = self._clock()
+        if now - self._logged_at >= LOG_EVERY_S:
+            log.warning(
+                "the probe was not running for %.1f s (%d stall(s) since the last warning): the process was "
+                "stopped or starved of CPU; checks whose time this took are reported as probe stalled, not down",
+                late_s,
+                self._unlogged,
+            )
+            self._logged_at, self._unlogged = now, 0

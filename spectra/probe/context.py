@@ -21,6 +21,7 @@ from spectra.api.monitor import MonitorSpec
 from spectra.api.secrets import NoSecrets, SecretResolver
 from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.http_client import make_client
+from spectra.probe.lag import LoopLag
 
 MAX_BODY_BYTES = 1024 * 1024  # bodies are read up to this size; assertions see no more
 REGEX_TIMEOUT_S = 0.1  # a pathological bodyRegex cannot stall the worker
@@ -59,6 +60,8 @@ class CheckContext:
     # Heartbeat monitors: when the monitor last received a push (None: never).
     last_push: Callable[[CheckRequest], Awaitable[datetime | None]] | None = None
     artifacts_dir: Path = field(default_factory=lambda: Path("artifacts"))
+    # The worker's measure of its own lateness; without one (spectra check) no failure is voided.
+    loop_lag: LoopLag | None = None
     _resources: dict[str, Any] = field(default_factory=dict)
 
     def secret(self, namespace: str, source: ValueSource) -> str:

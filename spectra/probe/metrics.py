@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from spectra.runtime.metrics import Metrics
 
 _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_LOOP_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -35,6 +36,25 @@ class ProbeMetrics(Metrics):
         )
         self.buffered = Gauge("spectra_results_buffered", "Results waiting for the database.", registry=r)
         self.dropped = Counter("spectra_results_dropped_total", "Results dropped: the buffer was full.", registry=r)
+        # The probe's own lateness (spectra.probe.lag): a starved or stopped worker says so here.
+        self.loop_lag = Histogram(
+            "spectra_probe_loop_lag_seconds",
+            "How late the worker's event loop woke for its lag tick (every 0.1 s).",
+            buckets=_LOOP_LAG_BUCKETS,
+            registry=r,
+        )
+        self.loop_stalls = Counter(
+            "spectra_probe_stalls_total",
+            "Lag ticks 1 s or more late: the probe process was stopped, paused or starved of CPU.",
+            registry=r,
+        )
+        self.voided = Counter(
+            "spectra_checks_voided_total",
+            "Failed checks not counted against their target because the probe's own lag ate their time "
+            "budget, by type and what followed (retried at once, or the slot ended as probe stalled).",
+            ["type", "outcome"],
+            registry=r,
+        )
 
     def observe_check(self, monitor_type: str, status: str, seconds: float | None) -> None:
         self.checks.labels(monitor_type, status).inc()

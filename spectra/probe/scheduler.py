@@ -10,6 +10,10 @@ A key never runs twice at once: a slot that comes due while the key's previous r
 running is skipped and counted as missed, as are slots that passed while the timer slept too long.
 Concurrency is bounded by the number of runner tasks; a due check waiting for a free runner counts
 into lag. Runners are long-lived and fed from a deque, so a check costs no task creation.
+
+While it runs, the scheduler also keeps the worker's :class:`~spectra.probe.lag.LoopLag` ticking: the
+checks it starts are judged against how late the loop itself was (a stopped or starved process wakes
+up late for its timer like for everything else).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
+
+from spectra.probe.lag import LoopLag
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +110,7 @@ class Scheduler:
         *,
         concurrency: int = 1000,
         clock: Callable[[], float] = time.time,
+        loop_lag: LoopLag | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -121,6 +128,7 @@ class Scheduler:
         self._wakeup: asyncio.Future[None] | None = None
         self._stopping = False
         self._drained: asyncio.Event | None = None
+        self.loop_lag = loop_lag
         self.stats = SchedulerStats()
 
     def __len__(self) -> int:
@@ -175,6 +183,9 @@ class Scheduler:
         """Dispatch due checks until cancelled or :meth:`stop`ped."""
         loop = asyncio.get_running_loop()
         self._stopping = False
+        ticking = None
+        if self.loop_lag is not None and not self.loop_lag.ticking:
+            ticking = loop.create_task(self.loop_lag.run(), name="loop-lag")
         try:
             while not self._stopping:
                 now = self._clock()
@@ -190,6 +201,10 @@ class Scheduler:
                     if timer is not None:
                         timer.cancel()
         finally:
+            if ticking is not None:
+                ticking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticking
             if not self._stopping:  # cancelled: abandon whatever is still running
                 await self._cancel_runners()
 

@@ -30,8 +30,9 @@ from spectra.api.monitor import MonitorSpec
 from spectra.probe.checks import run_check
 from spectra.probe.checks.heartbeat import note_first_seen
 from spectra.probe.context import CheckContext, CheckRequest
+from spectra.probe.lag import LagMetrics, LoopLag
 from spectra.probe.leases import Assignment, SoloAssignment, Timing
-from spectra.probe.result import CheckResult
+from spectra.probe.result import CheckResult, Status
 from spectra.probe.scheduler import ScheduledCheck, Scheduler
 from spectra.probe.state import State
 from spectra.probe.writer import OnChange, ResultWriter
@@ -62,8 +63,11 @@ class _Labelled(Protocol):
     def labels(self, *values: str) -> _Increment: ...
 
 
-class WorkerMetrics(Protocol):
+class WorkerMetrics(LagMetrics, Protocol):
     """What the worker reports to (spectra.probe.metrics.ProbeMetrics has these)."""
+
+    @property
+    def voided(self) -> _Labelled: ...
 
     @property
     def lag(self) -> _Observe: ...
@@ -119,7 +123,9 @@ class Worker:
         self.writer = writer or ResultWriter(session_factory)
         self._on_change_user = on_change or self.writer.on_change
         self.writer.on_change = self._on_change
-        self.scheduler = Scheduler(self._run_slot, concurrency=concurrency)
+        if ctx.loop_lag is None:
+            ctx.loop_lag = LoopLag(metrics)
+        self.scheduler = Scheduler(self._run_slot, concurrency=concurrency, loop_lag=ctx.loop_lag)
         if ctx.last_push is None:
             ctx.last_push = self._last_push
         self._monitors: dict[int, _Monitor] = {}
@@ -135,6 +141,7 @@ class Worker:
         self.skipped = 0  # slots not run: the lease would not have lasted through the check
         self._unjudged: set[int] = set()
         self.unjudged = 0  # results dropped because the store failed during the check (heartbeats)
+        self.stalled = 0  # slots without a verdict: the probe's own lag ate the check's time (not written)
 
     @property
     def monitors(self) -> dict[int, CheckRequest]:
@@ -256,10 +263,16 @@ class Worker:
         if self.metrics is not None:
             self.metrics.lag.observe(max(0.0, started - check.due))
         request: CheckRequest = check.payload
-        result = await run_check(request, self.ctx)
+        result = await self._check_unstalled(monitor_id, monitor, check, request)
         if monitor_id in self._unjudged:  # the store failed us mid-check: no verdict on the monitor
             self._unjudged.discard(monitor_id)
             self.unjudged += 1
+            return
+        if result.status is Status.STALLED:  # no verdict on the target: nothing to store or to judge
+            self.stalled += 1
+            log.debug("monitor %s: %s", request.ref, result.reason)
+            if self.metrics is not None:
+                self.metrics.observe_check(str(request.spec.type), result.status.value, None)
             return
         self.writer.add(
             monitor_id,
@@ -273,6 +286,25 @@ class Worker:
         if self.metrics is not None:
             seconds = result.latency_ms / 1000 if result.latency_ms is not None else None
             self.metrics.observe_check(str(request.spec.type), result.status.value, seconds)
+
+    async def _check_unstalled(
+        self, monitor_id: int, monitor: _Monitor, check: ScheduledCheck, request: CheckRequest
+    ) -> CheckResult:
+        """Run the check; once more at once if the probe stalled during it and the slot still has room."""
+        result = await run_check(request, self.ctx)
+        if result.status is not Status.STALLED:
+            return result
+        until = time.time() + monitor.timing.timeout_s
+        # Only within this slot: the retry must end before the next slot is due, and within the lease.
+        retry = until <= check.due + monitor.timing.interval_s and self.assignment.may_run(monitor_id, until)
+        if self.metrics is not None:
+            self.metrics.voided.labels(str(request.spec.type), "retried" if retry else "stalled").inc()
+        if not retry:
+            return result
+        result = await run_check(request, self.ctx)
+        if result.status is Status.STALLED and self.metrics is not None:
+            self.metrics.voided.labels(str(request.spec.type), "stalled").inc()
+        return result
 
     async def _last_push(self, request: CheckRequest) -> datetime | None:
         monitor_id = request.monitor_id

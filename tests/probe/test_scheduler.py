@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 
 import pytest
 
+from spectra.probe.lag import LoopLag
 from spectra.probe.scheduler import ScheduledCheck, Scheduler, default_phase
 from tests.support.waiting import eventually
 
@@ -293,3 +294,22 @@ async def test_stop_lets_running_checks_finish_within_the_grace(grace: float, ta
 
     assert outcome == (["finished"] if finished else ["cancelled"])
     assert scheduler.stats.in_flight == 0
+
+
+@pytest.mark.parametrize("ending", ["stop", "cancel"])
+async def test_the_loop_lag_ticks_while_the_scheduler_runs(ending: str) -> None:
+    async def run(check: ScheduledCheck) -> None:
+        pass
+
+    lag = LoopLag()
+    scheduler = Scheduler(run, loop_lag=lag)
+    task = asyncio.create_task(scheduler.run())
+    await eventually(lambda: lag.ticking)
+    if ending == "stop":
+        await scheduler.stop()
+        await asyncio.wait_for(task, 20)
+    else:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert not lag.ticking  # a stopped worker measures nothing, so it voids nothing

@@ -1,7 +1,10 @@
 """One checker module per check type behind one interface: `async def check(request, ctx) -> CheckResult`.
 
 `run_check` applies the per-check timeout and turns every failure, including our own bugs, into a
-DOWN result with a reason, so one bad monitor never stops a worker.
+DOWN result with a reason, so one bad monitor never stops a worker. A DOWN or DEGRADED result during
+which the probe's own event loop lost a real share of the time budget (``spectra.probe.lag``) becomes
+a STALLED result instead: timeouts, packet loss and slow answers measured while the probe was not
+running say nothing about the target.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from collections.abc import Awaitable, Callable
 
 from spectra.probe.context import CheckContext, CheckRequest, MissingSecret
 from spectra.probe.egress import EgressRefused
-from spectra.probe.result import CheckResult
+from spectra.probe.lag import ate_budget
+from spectra.probe.result import CheckResult, Status
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +43,31 @@ def checker_for(monitor_type: str) -> Checker:
     return checker
 
 
+# What the probe's own lag can cause: a deadline passing, an answer counted slow.
+_LAG_SENSITIVE = frozenset({Status.DOWN, Status.DEGRADED})
+
+
 async def run_check(request: CheckRequest, ctx: CheckContext) -> CheckResult:
-    """Run one check with its timeout; never raises."""
+    """Run one check with its timeout; never raises. STALLED when the probe's own lag voids a failure."""
+    lag = ctx.loop_lag
+    if lag is None:
+        return await _run_check(request, ctx)
+    mark = lag.mark()
+    result = await _run_check(request, ctx)
+    if result.status not in _LAG_SENSITIVE:
+        return result
+    lost_s = lag.since(mark)
+    if not ate_budget(lost_s, request.spec.effective_timeout.total_seconds()):
+        return result
+    reason = (
+        f"probe stalled: not running for {lost_s:.1f}s of the check, no verdict on the target "
+        f"(it would have been {result.status}: {result.reason})"
+    )
+    facts = {**result.facts, "probe_lag_s": round(lost_s, 3), "voided_status": result.status.value}
+    return CheckResult.stalled(result.latency_ms, reason, **facts)
+
+
+async def _run_check(request: CheckRequest, ctx: CheckContext) -> CheckResult:
     spec = request.spec
     timeout = spec.effective_timeout.total_seconds()
     started = time.perf_counter()

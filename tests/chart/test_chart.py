@@ -154,6 +154,14 @@ def test_settings_come_from_secrets(render: Callable[..., Rendered]) -> None:
                 assert "value" not in var, name
 
 
+def test_database_timeout_reaches_every_process(render: Callable[..., Rendered]) -> None:
+    chart = render("--set", "database.timeoutSeconds=30")
+    for name in ("alerter", "web", "operator"):
+        assert _env(chart.get("Deployment", f"{FULL}-{name}"))["SPECTRA_DATABASE_TIMEOUT_S"]["value"] == "30"
+    probe = {e["name"]: e for e in OperatorSettings.model_validate(_operator_config(chart)).probe.env}
+    assert probe["SPECTRA_DATABASE_TIMEOUT_S"]["value"] == "30"
+
+
 def _operator_config(chart: Rendered) -> dict[str, Any]:
     configmap = chart.get("ConfigMap", f"{FULL}-operator")
     data = yaml.safe_load(configmap["data"]["operator.yaml"])
@@ -235,6 +243,7 @@ def test_operator_config_schema_matches_operator_settings() -> None:
         (["--set", "operator.config.probe.monitorsPerReplica=0"], "monitorsPerReplica"),
         (["--set", "web.port=70000"], "/web/port"),
         (["--set", "publicUrl=status.example.com"], "/publicUrl"),
+        (["--set", "database.timeoutSeconds=0"], "/database/timeoutSeconds"),
     ],
 )
 def test_schema_rejects_nonsense(helm: Path, args: list[str], message: str) -> None:

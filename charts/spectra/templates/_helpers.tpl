@@ -83,6 +83,8 @@ app.kubernetes.io/part-of: spectra
     secretKeyRef:
       name: {{ include "spectra.database.secretName" . }}
       key: {{ include "spectra.database.urlKey" . }}
+- name: SPECTRA_DATABASE_TIMEOUT_S
+  value: {{ .Values.database.timeoutSeconds | default 15 | quote }}
 {{- end }}
 
 {{/* Settings shared by the web and the alerter. */}}
@@ -181,6 +183,7 @@ affinity:
 {{- $_ := set $probe "imagePullSecrets" .Values.imagePullSecrets }}
 {{- $env := list
   (dict "name" "SPECTRA_DATABASE_URL" "valueFrom" (dict "secretKeyRef" (dict "name" (include "spectra.database.secretName" .) "key" (include "spectra.database.urlKey" .))))
+  (dict "name" "SPECTRA_DATABASE_TIMEOUT_S" "value" (.Values.database.timeoutSeconds | default 15 | toString))
   (dict "name" "SPECTRA_SECRETS" "value" "kubernetes")
 }}
 {{- $_ := set $probe "env" (concat $env ($probe.env | default list)) }}

@@ -8,7 +8,7 @@ Every ``poll_interval_s`` (0.5 s) the leader (see :mod:`spectra.domain.leadershi
    paged is told through the same channels;
 2. escalations whose next step is due fire it, unless the monitor is in a maintenance window: then
    the step waits for the window's end (timeline ``suppressed``, naming the window);
-3. the sender is woken when anything was queued.
+3. the sender is woken after each chunk that queued anything.
 
 A mass outage. Judgements and steps are made CHUNK at a time, one transaction per chunk (a savepoint per
 item, so one bad item does not undo the others), and the lease is renewed between chunks: 500 monitors
@@ -26,6 +26,7 @@ Database work runs in a worker thread so the event loop (the web server in ``spe
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import logging
 import os
@@ -54,16 +55,17 @@ from spectra.alerting.incidents import (
     REOPENED,
     add_event,
     lock_incident,
-    new_code,
-    open_incident_for,
-    recently_resolved,
+    new_codes,
+    recently_resolved_by_monitor,
     resolve,
 )
 from spectra.alerting.metrics import AlertingMetrics
 from spectra.alerting.page_messages import Links
+from spectra.alerting.recipients import PassSpecs
 from spectra.api.secrets import SecretResolver
 from spectra.domain.leadership import Leadership
 from spectra.domain.maintenance import ActiveWindow, WindowDef, active_windows, load_windows
+from spectra.notify.outbox import OutboxHealth
 from spectra.runtime.loop import FailureLog, run_until_stopped
 from spectra.store import (
     OPEN_STATES,
@@ -87,14 +89,6 @@ class Waker(Protocol):
     """What the alerter needs of a Sender: a nudge after queueing."""
 
     def wake(self) -> None: ...
-
-
-class OutboxHealth(Protocol):
-    """What the alerter reports of the outbox (`notify.outbox.outbox_health`)."""
-
-    pending: int
-    oldest_pending_age_s: float | None
-    given_up_total: int
 
 
 LEASE_NAME: Final = "alerter"  # the leader_leases row of the active alerter
@@ -177,7 +171,7 @@ class Alerter:
         started = time.perf_counter()
         self._pass_started = time.monotonic()
         try:
-            queued = await asyncio.to_thread(self._pass)
+            await asyncio.to_thread(self._pass)
         except Exception:
             self.metrics.pass_failures.inc()
             raise
@@ -185,8 +179,6 @@ class Alerter:
             self._pass_started = None
             self._observe_leadership()
         self.metrics.pass_seconds.observe(time.perf_counter() - started)
-        if queued and self._sender is not None:
-            self._sender.wake()
 
     def _observe_leadership(self) -> None:
         self.metrics.leader.set(1 if self._leadership.holding else 0)
@@ -211,25 +203,32 @@ class Alerter:
             now = explicit or database_now(session)
             views = monitor_views(session, now)
             windows = load_windows(session)
-            with_incident = set(
-                session.scalars(
-                    select(Incident.monitor_id).where(Incident.state.in_(OPEN_STATES), Incident.monitor_id.is_not(None))
+            open_incidents: dict[int, int] = {
+                monitor_id: incident_id
+                for incident_id, monitor_id in session.execute(
+                    select(Incident.id, Incident.monitor_id).where(
+                        Incident.state.in_(OPEN_STATES), Incident.monitor_id.is_not(None)
+                    )
                 )
-            )
+                if monitor_id is not None
+            }
             self._read_outbox(session)
             session.rollback()
         # Only changes need a transaction: down without an incident, or up with one.
         changes = [
             view
             for view in views
-            if (view.confirmed_down and view.monitor_id not in with_incident)
-            or (view.confirmed_up and view.monitor_id in with_incident)
+            if (view.confirmed_down and view.monitor_id not in open_incidents)
+            or (view.confirmed_up and view.monitor_id in open_incidents)
         ]
+        specs = PassSpecs()
         queued = 0
         for judged in chunks(changes):
             if not self._still_leading():
                 return queued
-            queued += retry_conflicts(functools.partial(self._confirm_chunk, judged, windows, now))
+            queued += self._woken(
+                self._in_chunks(functools.partial(self._confirm_chunk, judged, open_incidents, windows, now, specs))
+            )
         with self._sessions() as session:
             due = due_escalations(session, now)
             session.rollback()
@@ -237,8 +236,27 @@ class Alerter:
         for steps in chunks(due):
             if not self._still_leading():
                 return queued
-            queued += retry_conflicts(functools.partial(self._escalate_chunk, steps, labels, windows, now))
+            queued += self._woken(
+                self._in_chunks(functools.partial(self._escalate_chunk, steps, labels, windows, now, specs))
+            )
         return queued
+
+    def _woken(self, queued: int) -> int:
+        """Wake the sender after a chunk that queued messages: it delivers them while the next chunk is
+        prepared (wake is thread-safe)."""
+        if queued and self._sender is not None:
+            self._sender.wake()
+        return queued
+
+    @staticmethod
+    def _in_chunks(body: Callable[..., int]) -> int:
+        """One chunk in one transaction, again after a lock conflict. When a row another writer added first
+        breaks a unique key (an incident, a page), the chunk runs again with a savepoint per item, so that
+        item alone is skipped."""
+        try:
+            return retry_conflicts(functools.partial(body, isolated=False))
+        except IntegrityError:
+            return retry_conflicts(functools.partial(body, isolated=True))
 
     def _read_outbox(self, session: Session) -> None:
         if self._outbox_health is None or time.monotonic() - self._outbox_read_at < OUTBOX_EVERY_S:
@@ -249,40 +267,60 @@ class Alerter:
         self.metrics.pages_given_up.set(health.given_up_total)
         self._outbox_read_at = time.monotonic()
 
-    def _confirm_chunk(self, chunk: Sequence[MonitorView], windows: Sequence[WindowDef], now: datetime) -> int:
+    def _confirm_chunk(
+        self,
+        chunk: Sequence[MonitorView],
+        open_incidents: dict[int, int],
+        windows: Sequence[WindowDef],
+        now: datetime,
+        specs: PassSpecs,
+        *,
+        isolated: bool,
+    ) -> int:
         queued = 0
         with self._sessions() as session:
+            down = [view for view in chunk if view.confirmed_down]
+            flapped = recently_resolved_by_monitor(session, [view.monitor_id for view in down], now)
+            codes = iter(new_codes(session, len(down) - len(flapped)))
             for view in chunk:
+                incident_id = open_incidents.get(view.monitor_id)
+                judge: Callable[[], int]
+                if view.confirmed_up:
+                    if incident_id is None:
+                        continue
+                    judge = functools.partial(self._resolve, session, incident_id, now)
+                elif view.monitor_id in flapped:
+                    judge = functools.partial(self._reopen, session, flapped[view.monitor_id], view, windows, now)
+                else:
+                    judge = functools.partial(self._open, session, next(codes), view, windows, now, specs=specs)
+                if not isolated:
+                    queued += judge()
+                    continue
                 try:
                     with session.begin_nested():
-                        queued += self._confirm(session, view, windows, now)
-                except IntegrityError:
-                    # Another writer opened it first (the unique index on open incidents): nothing to do.
+                        queued += judge()
+                except IntegrityError:  # another writer opened it first: the unique index on open incidents
                     log.info("%s: an incident is already open", view.ref)
             session.commit()
         return queued
 
-    def _confirm(self, session: Session, view: MonitorView, windows: Sequence[WindowDef], now: datetime) -> int:
-        incident = open_incident_for(session, view.monitor_id)
-        if view.confirmed_up:
-            if incident is None:
-                return 0
-            notices = resolve(session, incident.id, at=now, ack_url=self._links.ack_url(incident.id)) or []
-            return len(notices)
-        if incident is not None:
-            return 0
-        active = active_windows(windows, view.namespace, view.name, view.labels, now)
-        flapped = recently_resolved(session, view.monitor_id, now)
-        if flapped is not None:
-            self._reopen(session, flapped, view, now, active)
-        else:
-            self._open(session, view, now, active)
-        return 0
+    def _resolve(self, session: Session, incident_id: int, now: datetime) -> int:
+        return len(resolve(session, incident_id, at=now, ack_url=self._links.ack_url(incident_id)) or [])
 
-    def _open(self, session: Session, view: MonitorView, now: datetime, active: Sequence[ActiveWindow]) -> None:
-        snapshot = policy_snapshot(session, view.namespace, view.escalation_policy)
+    def _open(
+        self,
+        session: Session,
+        code: str,
+        view: MonitorView,
+        windows: Sequence[WindowDef],
+        now: datetime,
+        *,
+        specs: PassSpecs,
+    ) -> int:
+        active = active_windows(windows, view.namespace, view.name, view.labels, now)
+        snapshot = copy.deepcopy(policy_snapshot(session, view.namespace, view.escalation_policy, specs=specs))
         incident = Incident(
-            code=new_code(session),
+            code=code,
             namespace=view.namespace,
             monitor_id=view.monitor_id,
             monitor_name=view.name,
@@ -326,10 +364,12 @@ class Alerter:
         session.flush()
         self.metrics.incidents_opened.labels("opened").inc()
         log.info("incident %s opened: %s", incident.code, incident.title)
+        return 0
 
     def _reopen(
-        self, session: Session, incident: Incident, view: MonitorView, now: datetime, active: Sequence[ActiveWindow]
-    ) -> None:
+        self, session: Session, incident: Incident, view: MonitorView, windows: Sequence[WindowDef], now: datetime
+    ) -> int:
+        active = active_windows(windows, view.namespace, view.name, view.labels, now)
         lock_incident(session, incident.id)
         incident.state = IncidentState.OPEN.value
         incident.resolved_at = None
@@ -351,20 +391,44 @@ class Alerter:
         session.flush()
         self.metrics.incidents_opened.labels("reopened").inc()
         log.info("incident %s reopened", incident.code)
+        return 0
 
     def _escalate_chunk(
-        self, chunk: Sequence[Due], labels: dict[int, MonitorView], windows: Sequence[WindowDef], now: datetime
+        self,
+        chunk: Sequence[Due],
+        labels: dict[int, MonitorView],
+        windows: Sequence[WindowDef],
+        now: datetime,
+        specs: PassSpecs,
+        *,
+        isolated: bool,
     ) -> int:
         queued = 0
         with self._sessions() as session:
             for due in chunk:
-                with session.begin_nested():
-                    queued += self._escalate(session, due, labels.get(due.monitor_id or -1), windows, now)
+                step = functools.partial(
+                    self._escalate, session, due, labels.get(due.monitor_id or -1), windows, now, specs=specs
+                )
+                if not isolated:
+                    queued += step()
+                    continue
+                try:
+                    with session.begin_nested():
+                        queued += step()
+                except IntegrityError:  # a page another writer queued first; the step waits for the next pass
+                    log.info("incident %s: a page of this step was queued concurrently", due.incident_id)
             session.commit()
         return queued
 
     def _escalate(
-        self, session: Session, due: Due, view: MonitorView | None, windows: Sequence[WindowDef], now: datetime
+        self,
+        session: Session,
+        due: Due,
+        view: MonitorView | None,
+        windows: Sequence[WindowDef],
+        now: datetime,
+        *,
+        specs: PassSpecs,
     ) -> int:
         if view is not None and due.incident_state == IncidentState.OPEN.value:
             active = active_windows(windows, view.namespace, view.name, view.labels, now)
@@ -374,7 +438,7 @@ class Alerter:
                 if defer(session, due, window.end):
                     _suppressed(session, due.incident_id, window, now)
                 return 0
-        queued = fire_step(session, due, self._secrets, self._links)
+        queued = fire_step(session, due, self._secrets, self._links, specs=specs)
         if queued is not None:
             self.metrics.steps_fired.inc()
         return len(queued or [])

@@ -32,11 +32,11 @@ from sqlalchemy.orm import Session
 
 from spectra.alerting.incidents import add_event, lock_incident, opening_reason
 from spectra.alerting.page_messages import Links, page_message
-from spectra.alerting.recipients import StepPlan, plan_step
+from spectra.alerting.recipients import SpecLoader, StepPlan, plan_step
 from spectra.api.escalation import EscalationPolicySpec
 from spectra.api.secrets import SecretResolver
 from spectra.notify.channel import Message
-from spectra.notify.outbox import enqueue
+from spectra.notify.outbox import enqueue_many
 from spectra.store import (
     EscalationState,
     EscalationStatus,
@@ -52,11 +52,13 @@ DEFAULT_REPEAT_SPACING: Final = timedelta(minutes=5)
 # --- the snapshot ------------------------------------------------------------------------------
 
 
-def policy_snapshot(session: Session, namespace: str, policy_name: str | None) -> dict[str, Any] | None:
+def policy_snapshot(
+    session: Session, namespace: str, policy_name: str | None, *, specs: SpecLoader = load_spec
+) -> dict[str, Any] | None:
     """The policy as it is now, to be kept by an incident opening now (None: no usable policy)."""
     if policy_name is None:
         return None
-    found = load_spec(session, "EscalationPolicy", namespace, policy_name)
+    found = specs(session, "EscalationPolicy", namespace, policy_name)
     if found is None:
         return None
     spec, generation = found
@@ -197,12 +199,14 @@ def rearm(session: Session, incident_id: int, policy: EscalationPolicySpec, at: 
 # --- firing a step ----------------------------------------------------------------------------
 
 
-def fire_step(session: Session, due: Due, secrets: SecretResolver, links: Links) -> list[Message] | None:
+def fire_step(
+    session: Session, due: Due, secrets: SecretResolver, links: Links, *, specs: SpecLoader = load_spec
+) -> list[Message] | None:
     """Fire the due step: claim it (guarded), queue its pages, write the timeline. None when it lost the race.
 
     The caller commits (or rolls back on error, which un-claims the step).
     """
-    lock_incident(session, due.incident_id)
+    incident = lock_incident(session, due.incident_id)
     policy = snapshot_policy(due.snapshot)
     if policy is None or due.incident_state != IncidentState.OPEN.value:
         stop(session, due)
@@ -211,11 +215,10 @@ def fire_step(session: Session, due: Due, secrets: SecretResolver, links: Links)
     position = after(policy, step_index, due.repeat_index, due.next_step_at)
     if not claim_step(session, due, position):
         return None
-    incident = session.get(Incident, due.incident_id)
-    assert incident is not None
+    assert incident is not None  # the escalation row exists, so does its incident (ON DELETE CASCADE)
     step = policy.steps[step_index]
     label = f"step {step_index}" + (f" (repeat {due.repeat_index})" if due.repeat_index else "")
-    plan = plan_step(session, secrets, due.namespace, step, step_label=label, at=due.next_step_at)
+    plan = plan_step(session, secrets, due.namespace, step, step_label=label, at=due.next_step_at, specs=specs)
     at = due.next_step_at
     if step_index > 0 or due.repeat_index > 0:
         add_event(
@@ -229,11 +232,13 @@ def fire_step(session: Session, due: Due, secrets: SecretResolver, links: Links)
     for note in plan.notes:
         add_event(session, incident.id, IncidentEventType.NOTE, at, note, data={"step": step_index})
     reason = opening_reason(session, incident.id)
-    queued: list[Message] = []
-    for page in plan.pages:
-        message = page_message(incident, page, step=step_index, repeat=due.repeat_index, reason=reason, links=links)
-        if enqueue(session, message):
-            queued.append(message)
+    messages = {
+        page: page_message(incident, page, step=step_index, repeat=due.repeat_index, reason=reason, links=links)
+        for page in plan.pages
+    }
+    queued = enqueue_many(session, list(messages.values()))
+    for page, message in messages.items():
+        if message in queued:
             add_event(
                 session,
                 incident.id,

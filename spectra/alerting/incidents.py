@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -55,6 +55,19 @@ def new_code(session: Session) -> str:
     raise RuntimeError("could not find a free incident code")
 
 
+def new_codes(session: Session, count: int) -> list[str]:
+    """``count`` distinct free codes with one query (a mass outage opens hundreds at once)."""
+    if count <= 0:
+        return []
+    for _ in range(8):
+        codes = {"".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH)) for _ in range(count * 2)}
+        taken = set(session.scalars(select(Incident.code).where(Incident.code.in_(codes))))
+        free = sorted(codes - taken)
+        if len(free) >= count:
+            return free[:count]
+    return [new_code(session) for _ in range(count)]  # crowded: one at a time, growing the length
+
+
 def idempotency_key(*parts: object) -> str:
     """``incident:...`` keys; a key longer than the column keeps its prefix and hashes the rest."""
     key = ":".join(str(part) for part in parts)
@@ -88,12 +101,14 @@ def add_event(
     )
 
 
-def lock_incident(session: Session, incident_id: int) -> None:
-    """Take the incident's row lock before touching its children (see "Lock order" above).
+def lock_incident(session: Session, incident_id: int) -> Incident | None:
+    """Take the incident's row lock before touching its children (see "Lock order" above); the incident.
 
     ``SELECT ... FOR UPDATE`` on MySQL/MariaDB; SQLite has one writer at a time and ignores it.
     """
-    session.execute(select(Incident.id).where(Incident.id == incident_id).with_for_update())
+    return session.scalars(
+        select(Incident).where(Incident.id == incident_id).with_for_update().execution_options(populate_existing=True)
+    ).first()
 
 
 def open_incident_for(session: Session, monitor_id: int) -> Incident | None:
@@ -118,6 +133,22 @@ def recently_resolved(session: Session, monitor_id: int, now: datetime) -> Incid
         .order_by(Incident.resolved_at.desc())
         .limit(1)
     ).first()
+
+
+def recently_resolved_by_monitor(session: Session, monitor_ids: Collection[int], now: datetime) -> dict[int, Incident]:
+    """:func:`recently_resolved` for many monitors in one query, by monitor id."""
+    if not monitor_ids:
+        return {}
+    rows = session.scalars(
+        select(Incident)
+        .where(
+            Incident.monitor_id.in_(list(monitor_ids)),
+            Incident.state == IncidentState.RESOLVED.value,
+            Incident.resolved_at >= now - FLAP_WINDOW,
+        )
+        .order_by(Incident.resolved_at)
+    )
+    return {incident.monitor_id: incident for incident in rows if incident.monitor_id is not None}  # newest wins
 
 
 def find_incident_by_code(session: Session, code: str) -> Incident | None:

@@ -1,8 +1,9 @@
 """Prometheus metrics of the alerting side: leadership, passes, incidents and steps, and the outbox.
 
 What an operator alerts on (docs/reliability.md): `spectra_alerter_leader` summed over replicas is not 1;
-`spectra_alerter_pass_failures_total` growing; `spectra_outbox_oldest_pending_seconds` above a minute;
-`spectra_pages_given_up_total` growing.
+`spectra_alerter_pass_failures_total` growing; `spectra_outbox_oldest_pending_seconds` above a few
+minutes; `spectra_pages_given_up` growing (the sender's own counter is
+`spectra_notifications_given_up_total`, notify/metrics.py).
 """
 
 from __future__ import annotations

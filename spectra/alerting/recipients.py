@@ -9,6 +9,7 @@ recipient reached twice through one channel is paged once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -62,17 +63,47 @@ def _address(
     return value.strip(), None
 
 
+SpecLoader = Callable[[Session, str, str, str], tuple[dict[str, Any], int] | None]
+"""`store.load_spec`, or a :class:`PassSpecs` that remembers what it read."""
+
+
+class PassSpecs:
+    """`load_spec` with a memory, for one alerter pass: 500 incidents of one policy read its Contacts once.
+
+    Specs change by reconciliation, seconds apart at most; a pass that uses what it read at its start
+    behaves like a pass that ran a moment earlier.
+    """
+
+    def __init__(self) -> None:
+        self._read: dict[tuple[str, str, str], tuple[dict[str, Any], int] | None] = {}
+
+    def __call__(self, session: Session, kind: str, namespace: str, name: str) -> tuple[dict[str, Any], int] | None:
+        key = (kind, namespace, name)
+        if key not in self._read:
+            self._read[key] = load_spec(session, kind, namespace, name)
+        return self._read[key]
+
+
 def plan_step(
-    session: Session, secrets: SecretResolver, namespace: str, step: Step, *, step_label: str, at: datetime
+    session: Session,
+    secrets: SecretResolver,
+    namespace: str,
+    step: Step,
+    *,
+    step_label: str,
+    at: datetime,
+    specs: SpecLoader = load_spec,
 ) -> StepPlan:
     """Who is paged, through which channel, for one step due at ``at``; notes for what was skipped."""
     plan = StepPlan()
     contacts: list[str] = []
     for target in step.targets:
-        contacts.extend(_target(session, secrets, namespace, target, step_label=step_label, at=at, plan=plan))
+        contacts.extend(
+            _target(session, secrets, namespace, target, step_label=step_label, at=at, plan=plan, specs=specs)
+        )
     seen: set[tuple[str, str]] = set()
     for name in contacts:
-        found = load_spec(session, "Contact", namespace, name)
+        found = specs(session, "Contact", namespace, name)
         if found is None:
             plan.notes.append(f"{step_label}: contact {name!r} does not exist; skipped")
             continue
@@ -109,11 +140,12 @@ def _target(
     step_label: str,
     at: datetime,
     plan: StepPlan,
+    specs: SpecLoader,
 ) -> list[str]:
     if target.contact is not None:
         return [target.contact]
     if target.schedule is not None:
-        found = load_spec(session, "Schedule", namespace, target.schedule)
+        found = specs(session, "Schedule", namespace, target.schedule)
         if found is None:
             plan.notes.append(f"{step_label}: schedule {target.schedule!r} does not exist; target skipped")
             return []

@@ -21,7 +21,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -44,6 +44,7 @@ from spectra.notify.channel import (
 from spectra.notify.console import ConsoleChannel
 from spectra.notify.metrics import SenderMetrics
 from spectra.notify.registry import channels_from_env
+from spectra.runtime.loop import FailureLog
 from spectra.store.engine import retry_conflicts
 from spectra.store.incidents import EscalationState, EscalationStatus, Incident, IncidentEvent, IncidentEventType
 from spectra.store.notifications import Notification, NotificationAttempt, NotificationStatus
@@ -107,14 +108,45 @@ def parse_secret_ref(recipient: str) -> tuple[str, str, str] | None:
 
 def enqueue(session: Session, message: Message, *, not_before: datetime | None = None) -> bool:
     """Queue `message` in the caller's transaction; False (and nothing written) when its key exists."""
-    if message.channel in (ChannelName.WEBHOOK, ChannelName.SLACK):
-        # URLs are secrets: only references reach the database.
-        parse_secret_ref(message.recipient) or _refuse_inline_url(message)
     exists = session.scalar(sa.select(Notification.id).where(Notification.idempotency_key == message.idempotency_key))
     if exists is not None:
         return False
+    row = _row(message, not_before)
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:  # a concurrent writer queued the same key first
+        return False
+    return True
+
+
+def enqueue_many(session: Session, messages: Sequence[Message]) -> list[Message]:
+    """Queue every message whose key is new, with one query for the keys; the messages queued.
+
+    For the alerter's passes, which queue hundreds of pages in a mass outage: no savepoint per message.
+    A message another writer queues at the same moment breaks the unique key at flush and fails the
+    caller's transaction, which runs it again (and then finds the key).
+    """
+    if not messages:
+        return []
+    keys = [message.idempotency_key for message in messages]
+    taken = set(session.scalars(sa.select(Notification.idempotency_key).where(Notification.idempotency_key.in_(keys))))
+    queued: list[Message] = []
+    for message in messages:
+        if message.idempotency_key in taken:
+            continue
+        taken.add(message.idempotency_key)
+        session.add(_row(message, None))
+        queued.append(message)
+    return queued
+
+
+def _row(message: Message, not_before: datetime | None) -> Notification:
+    if message.channel in (ChannelName.WEBHOOK, ChannelName.SLACK):
+        # URLs are secrets: only references reach the database.
+        parse_secret_ref(message.recipient) or _refuse_inline_url(message)
     now = _now()
-    row = Notification(
+    return Notification(
         idempotency_key=message.idempotency_key,
         incident_id=message.incident_id,
         channel=message.channel.value,
@@ -132,12 +164,6 @@ def enqueue(session: Session, message: Message, *, not_before: datetime | None =
         next_attempt_at=max(not_before, now) if not_before is not None else now,
         created_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:  # a concurrent writer queued the same key first
-        return False
-    return True
 
 
 def _refuse_inline_url(message: Message) -> bool:
@@ -251,6 +277,8 @@ class Sender:
         # neither is claimed again by this sender, whatever its lease says.
         self._active: set[int] = set()
         self._held: dict[int, _Held] = {}
+        self._claim_failures = FailureLog("outbox claim", log)
+        self._record_failures = FailureLog("recording held outcomes", log)
         self._sending: dict[int, asyncio.Task[None]] = {}
         self._provider_threads: ThreadPoolExecutor | None = None
         self._database_threads: ThreadPoolExecutor | None = None
@@ -375,9 +403,10 @@ class Sender:
     async def _claim_safely(self, limit: int) -> list[_Claim]:
         try:
             claims = await self._in_database(self._claim_due, limit, self._busy())
-        except Exception:
-            log.exception("outbox claim failed; retrying in %.2fs", self.poll_interval_s)
+        except Exception as error:
+            self._claim_failures.failed(error)  # rate-limited: an outage is a few lines, not one per poll
             return []
+        self._claim_failures.succeeded()
         self._active.update(claim.id for claim in claims)
         return claims
 
@@ -576,8 +605,9 @@ class Sender:
             try:
                 await self._in_database(retry_conflicts, functools.partial(self._record, held))
             except Exception as exc:
-                log.warning("notification %s: outcome still not recorded (%s)", row_id, type(exc).__name__)
+                self._record_failures.failed(exc)
                 return False
+            self._record_failures.succeeded()
             self._held.pop(row_id, None)
             if self._metrics is not None:
                 self._metrics.unrecorded.set(len(self._held))

@@ -14,10 +14,11 @@ from spectra.alerting.metrics import AlertingMetrics
 from spectra.api.secrets import SecretResolver
 from spectra.housekeeping import Housekeeping
 from spectra.notify.metrics import SenderMetrics
-from spectra.notify.outbox import Sender
+from spectra.notify.outbox import Sender, outbox_health
 from spectra.notify.registry import channels_from_env
 from spectra.notify.twilio.settings import webhook_auth_token
 from spectra.statuspage.site import StatusPages
+from spectra.store.clock import database_now
 from spectra.tokens import Tokens
 from spectra.web.alerting import AlertingWeb, alerting_routes
 
@@ -41,7 +42,13 @@ class AlertingSide:
             sessions, channels_from_env(), secrets=secrets, metrics=SenderMetrics(self.metrics.registry)
         )
         self.alerter = alerter = Alerter(
-            sessions, secrets=secrets, tokens=tokens, public_url=links_base, sender=self.sender, metrics=self.metrics
+            sessions,
+            secrets=secrets,
+            tokens=tokens,
+            public_url=links_base,
+            sender=self.sender,
+            metrics=self.metrics,
+            outbox_health=lambda session: outbox_health(session, database_now(session)),
         )
         self.web = AlertingWeb(
             tokens=tokens, public_url=links_base, twilio_auth_token=webhook_auth_token(), after_change=self.sender.wake

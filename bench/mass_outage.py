@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -185,6 +186,7 @@ async def mass_outage(mode: str) -> dict[str, Any]:  # noqa: PLR0915 - one scena
 
                 target.down = True
                 flipped = time.perf_counter()
+                flipped_at = datetime.now(UTC)
                 first_page: dict[str, float] = {}
                 seen = 0
                 deadline = time.monotonic() + 120
@@ -198,6 +200,7 @@ async def mass_outage(mode: str) -> dict[str, Any]:  # noqa: PLR0915 - one scena
                     seen = len(accepted)
                     await asyncio.sleep(0.05)
                 duplicates = len(sendgrid.accepted()) - len(first_page)
+                stages = await asyncio.to_thread(_stages, url, flipped_at)
     finally:
         for process in processes:
             process.terminate()
@@ -226,6 +229,7 @@ async def mass_outage(mode: str) -> dict[str, Any]:  # noqa: PLR0915 - one scena
             "max": _round(worst),
             "min": _round(min(seconds, default=None)),
         },
+        "stages_s": stages,
         "monitors": count,
         "never_paged": missing,
         "other_emails": duplicates,
@@ -233,6 +237,33 @@ async def mass_outage(mode: str) -> dict[str, Any]:  # noqa: PLR0915 - one scena
         "failure_threshold": THRESHOLD,
         "setup": "MariaDB; spectra apply, spectra probe (1 location), spectra alerter; SendGrid stand-in here",
     }
+
+
+STAGES: Final = {
+    # seconds after the flip (this machine's clock; every process runs here), per monitor or incident
+    "down_checked": "SELECT changed_at FROM monitor_states WHERE state = 'down'",
+    "down_stored": "SELECT COALESCE(reported_at, changed_at) FROM monitor_states WHERE state = 'down'",
+    "incident_open": "SELECT opened_at FROM incidents",
+    "page_queued": "SELECT created_at FROM notifications",
+    "page_sent": "SELECT sent_at FROM notifications WHERE sent_at IS NOT NULL",
+}
+
+
+def _stages(url: str, flipped_at: datetime) -> dict[str, dict[str, float | None]]:
+    """Where the time went: p50/p95/max of each stage's timestamps, as seconds after the flip."""
+    engine = sa.create_engine(url)
+    out: dict[str, dict[str, float | None]] = {}
+    try:
+        with engine.connect() as conn:
+            for stage, sql in STAGES.items():
+                seconds = sorted(
+                    (at.replace(tzinfo=UTC) - flipped_at).total_seconds() for (at,) in conn.exec_driver_sql(sql)
+                )
+                out[stage] = {"p50": _round(percentile(seconds, 50)), "p95": _round(percentile(seconds, 95))}
+                out[stage]["max"] = _round(max(seconds, default=None))
+    finally:
+        engine.dispose()
+    return out
 
 
 def _listen() -> str:

@@ -656,7 +656,10 @@ class Sender:
         note = _timeline_note(claim, outcome, self.retry_window_s)
         if incident_id is None or note is None:
             return
-        if session.scalar(sa.select(Incident.id).where(Incident.id == incident_id)) is None:
+        # The incident's row first, as every transaction that changes an incident (alerting/incidents.py,
+        # "Lock order"): the escalation and timeline rows after it, so a racing ack waits instead of deadlocking.
+        locked = sa.select(Incident.id).where(Incident.id == incident_id).with_for_update()
+        if session.scalar(locked) is None:
             return  # deleted since: nothing to tell
         if outcome.gave_up is not None and _is_page(claim.message):
             note += "; " + _escalate_now(session, incident_id, now)

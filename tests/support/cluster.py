@@ -33,17 +33,18 @@ SECRET_KEY: Final = "fault-tests-secret-key-0123456789abcdef"
 PUBLIC_URL: Final = "http://127.0.0.1:9"  # links in pages; the tests post to the alerter they started
 # libfaketime preloaded into the process itself (not the `faketime` wrapper, which would stand between the
 # test and the process's signals). The multi-threaded variant: the alerter runs database work in threads.
-LIBFAKETIME: Final = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+LIBFAKETIME: Final = "/usr/lib/*/faketime/libfaketimeMT.so.1"  # the directory names the architecture
 
 
 def faketime_env(offset: str) -> dict[str, str]:
     """Environment that shifts a process's clocks by ``offset`` (e.g. "+10s"); libfaketime from Debian's faketime."""
-    if not LIBFAKETIME.exists():
+    found = sorted(Path("/").glob(LIBFAKETIME.lstrip("/")))
+    if not found:
         message = "libfaketime is missing: apt-get install faketime (scripts/test installs it)"
         if in_ci():
             raise AssertionError(message)
         pytest.skip(message)
-    return {"LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    return {"LD_PRELOAD": str(found[0]), "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
 
 @dataclass

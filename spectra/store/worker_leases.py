@@ -1,7 +1,12 @@
 """``probe_workers`` and ``monitor_leases``: the workers of one location share its monitors.
 
 A lease is free when it has no worker or has run out. Conditions go into the UPDATEs themselves, so two
-workers can never both win a lease.
+workers can never both win a lease. Times are the database's (``spectra.store.clock.database_now``):
+the callers pass it in, so a node whose clock runs ahead cannot see a live lease as run out.
+
+Every statement that writes lease rows names them by primary key and touches them in monitor id order
+(``id_chunks`` sorts), never through a scan of the location: two workers rebalancing at the same moment
+then lock rows in the same order and cannot deadlock each other.
 """
 
 from __future__ import annotations
@@ -69,30 +74,42 @@ def forget_worker(session: Session, worker_id: str) -> None:
 
 
 def prune_workers(session: Session, location: str, seen_before: datetime) -> int:
-    """Delete the rows of workers of ``location`` not seen since ``seen_before`` (long gone)."""
-    stmt = delete(ProbeWorker).where(ProbeWorker.location == location, ProbeWorker.last_seen_at < seen_before)
+    """Delete the rows of workers of ``location`` not seen since ``seen_before`` (long gone).
+
+    The stale rows are found with a plain read and deleted by key: a DELETE over the location would
+    lock the live workers' rows too, each of which its own worker holds in its transaction.
+    """
+    stale = select(ProbeWorker.worker_id).where(
+        ProbeWorker.location == location, ProbeWorker.last_seen_at < seen_before
+    )
+    gone = sorted(session.scalars(stale))
+    if not gone:
+        return 0
+    stmt = delete(ProbeWorker).where(ProbeWorker.worker_id.in_(gone), ProbeWorker.last_seen_at < seen_before)
     return session.execute(stmt).rowcount  # type: ignore[attr-defined, no-any-return]
 
 
 def ensure_leases(session: Session, monitor_ids: Collection[int], location: str) -> None:
     """Create the missing lease rows (free) of ``monitor_ids``, with one statement; existing rows stay."""
-    rows = [{"monitor_id": i, "location": location, "worker_id": None, "lease_until": NEVER} for i in monitor_ids]
+    rows = [
+        {"monitor_id": i, "location": location, "worker_id": None, "lease_until": NEVER} for i in sorted(monitor_ids)
+    ]
     upsert(session, MONITOR_LEASES, rows, key=_LEASE_KEY, update=[])
-
-
-def renew_leases(session: Session, worker_id: str, location: str, until: datetime) -> int:
-    """Extend every lease ``worker_id`` holds in ``location`` (one UPDATE); returns how many."""
-    stmt = (
-        update(MonitorLease)
-        .where(MonitorLease.location == location, MonitorLease.worker_id == worker_id)
-        .values(lease_until=until)
-    )
-    return session.execute(stmt).rowcount  # type: ignore[attr-defined, no-any-return]
 
 
 def held_leases(session: Session, worker_id: str, location: str) -> set[int]:
     stmt = select(MonitorLease.monitor_id).where(MonitorLease.location == location, MonitorLease.worker_id == worker_id)
     return set(session.scalars(stmt))
+
+
+def lease_counts(session: Session, location: str, now: datetime) -> dict[str, int]:
+    """How many leases of ``location`` each worker holds that have not run out at ``now``."""
+    stmt = (
+        select(MonitorLease.worker_id, func.count())
+        .where(MonitorLease.location == location, MonitorLease.worker_id.is_not(None), MonitorLease.lease_until >= now)
+        .group_by(MonitorLease.worker_id)
+    )
+    return {str(worker): int(count) for worker, count in session.execute(stmt)}
 
 
 def _free(now: datetime) -> Any:
@@ -105,34 +122,44 @@ def free_leases(session: Session, location: str, now: datetime) -> set[int]:
     return set(session.scalars(stmt))
 
 
-def claim_leases(
+def take_leases(
     session: Session, worker_id: str, location: str, monitor_ids: Collection[int], *, now: datetime, until: datetime
 ) -> int:
-    """Take the leases of ``monitor_ids`` that are still free at ``now``; returns how many were won.
+    """Hold the leases of ``monitor_ids`` until ``until``: renew those ``worker_id`` holds, claim those free
+    at ``now`` (database time); returns how many it holds of them afterwards.
 
-    The condition is part of the UPDATE, so when two workers race for a lease exactly one wins.
+    The condition is part of the UPDATE, so when two workers race for a lease exactly one wins; rows
+    go in monitor id order (see the module's docstring).
     """
-    won = 0
+    held = 0
     for chunk in id_chunks(monitor_ids):
         stmt = (
             update(MonitorLease)
-            .where(MonitorLease.location == location, MonitorLease.monitor_id.in_(chunk), _free(now))
+            .where(
+                MonitorLease.location == location,
+                MonitorLease.monitor_id.in_(chunk),
+                or_(MonitorLease.worker_id == worker_id, _free(now)),
+            )
             .values(worker_id=worker_id, lease_until=until)
         )
-        won += session.execute(stmt).rowcount  # type: ignore[attr-defined]
-    return won
+        held += session.execute(stmt).rowcount  # type: ignore[attr-defined]
+    return held
 
 
 def release_leases(session: Session, worker_id: str, location: str, monitor_ids: Collection[int] | None = None) -> int:
-    """Give up leases (all of the worker's in ``location`` when ``monitor_ids`` is None)."""
-    base = (
-        update(MonitorLease)
-        .where(MonitorLease.location == location, MonitorLease.worker_id == worker_id)
-        .values(worker_id=None, lease_until=NEVER)
-    )
+    """Give up leases (all of the worker's in ``location`` when ``monitor_ids`` is None), by key in id order."""
     if monitor_ids is None:
-        return session.execute(base).rowcount  # type: ignore[attr-defined, no-any-return]
+        monitor_ids = held_leases(session, worker_id, location)
     released = 0
     for chunk in id_chunks(monitor_ids):
-        released += session.execute(base.where(MonitorLease.monitor_id.in_(chunk))).rowcount  # type: ignore[attr-defined]
+        stmt = (
+            update(MonitorLease)
+            .where(
+                MonitorLease.location == location,
+                MonitorLease.monitor_id.in_(chunk),
+                MonitorLease.worker_id == worker_id,
+            )
+            .values(worker_id=None, lease_until=NEVER)
+        )
+        released += session.execute(stmt).rowcount  # type: ignore[attr-defined]
     return released

@@ -6,8 +6,14 @@ from the in-memory previous state (loaded from the store the first time a monito
 upserts them, so stored states always match stored results.
 
 When the database is unavailable the results wait in a bounded buffer (the oldest are dropped beyond
-``max_buffer`` and counted) and go out in order once it is back, retried with backoff. States are
-only judged from results that were stored, so our own database trouble never turns a monitor DOWN.
+``max_buffer`` and counted) and go out in order once it is back. States are only judged from results
+that were stored, so our own database trouble never turns a monitor DOWN. While it is away the writer
+asks it a cheap ``SELECT 1`` at most every ``retry_max_s`` (1 s) instead of sending batches, so the
+buffer goes out within about a second of the database's return, and a dead database is not sent big
+batches; failures are logged once per outage through :class:`DatabaseHealth`.
+
+Each state row gets ``reported_at``, the database's time of the write (``database_now``): whoever
+judges a location silent compares it with the database's clock, never with a probe's.
 """
 
 from __future__ import annotations
@@ -20,14 +26,18 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import exc
+from sqlalchemy import exc, text
 from sqlalchemy.orm import Session
 
+from spectra.probe.database_health import DatabaseHealth, describe
 from spectra.probe.result import CheckResult, Status
 from spectra.probe.state import PENDING, State, StateSnapshot, next_state
 from spectra.store import insert_results
+from spectra.store.clock import database_now
+from spectra.store.engine import retry_conflicts
 from spectra.store.location_monitors import existing_monitors
 from spectra.store.monitor_states import MonitorState, load_states, save_states
 
@@ -78,8 +88,9 @@ class ResultWriter:
         flush_interval_s: float = 0.25,
         max_buffer: int = 100_000,
         on_change: OnChange | None = None,
-        retry_initial_s: float = 0.5,
-        retry_max_s: float = 30.0,
+        retry_initial_s: float = 0.25,
+        retry_max_s: float = 1.0,
+        health: DatabaseHealth | None = None,
     ) -> None:
         if batch_size < 1 or max_buffer < batch_size:
             raise ValueError("need 1 <= batch_size <= max_buffer")
@@ -90,6 +101,7 @@ class ResultWriter:
         self.on_change = on_change
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
+        self.health = health or DatabaseHealth()
         self._buffer: deque[_Pending] = deque()
         self._states: dict[Key, _Known] = {}
         self._forgotten: set[Key] = set()
@@ -156,7 +168,7 @@ class ResultWriter:
         """Flush every ``flush_interval_s`` (sooner when a batch is full) until :meth:`stop` or cancelled."""
         backoff, delay = self.retry_initial_s, self.flush_interval_s
         while not self._closing:
-            # While the database refuses, only stop() cuts the backoff short, not new results.
+            # While the database refuses, only stop() cuts the pause short, not new results.
             event = self._stop if self._failing else self._wake
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
@@ -164,10 +176,25 @@ class ResultWriter:
             self._wake.clear()
             if self._closing:
                 return
-            if await self.flush():
+            if (not self._failing or await self._answers()) and await self.flush():
                 backoff, delay = self.retry_initial_s, self.flush_interval_s
             else:
                 delay, backoff = backoff, min(backoff * 2, self.retry_max_s)
+
+    async def _answers(self) -> bool:
+        """Whether the database answers a cheap query (asked before a batch while it has been failing)."""
+
+        def ping() -> None:
+            with self._sessions() as session:
+                session.execute(text("SELECT 1"))
+
+        try:
+            await asyncio.to_thread(ping)
+        except Exception as error:
+            self.failures += 1
+            self.health.failed("result writer", error)
+            return False
+        return True
 
     def abandon(self) -> None:
         """Stop the background task without writing what is left (the process is going down hard)."""
@@ -220,12 +247,12 @@ class ResultWriter:
         except Exception as error:  # the database is unavailable: keep the batch, in order, and retry
             self._requeue(batch)
             self.failures += 1
-            if not self._failing:
-                log.warning("database unavailable, buffering results: %s", _describe(error))
+            self.health.failed("result writer", error)
             self._failing = True
             return False
+        self.health.succeeded()
         if self._failing:
-            log.info("database available again; writing buffered results")
+            log.info("writing %d buffered result(s)", len(self._buffer) + len(batch))
             self._failing = False
         for key, value in known.items():
             if key not in self._forgotten:
@@ -251,7 +278,7 @@ class ResultWriter:
         Returns the new states, the changes and how many results had to be left out.
         """
         try:
-            return (*self._transaction(batch, previous), 0)
+            return (*retry_conflicts(partial(self._transaction, batch, previous)), 0)
         except (exc.IntegrityError, exc.DataError) as error:
             pass_on: BaseException = error
         except exc.StatementError as error:
@@ -264,11 +291,11 @@ class ResultWriter:
             existing = existing_monitors(session, ids)
         kept = [_plain(p) for p in batch if p.monitor_id in existing]
         if len(kept) == len(batch) and all(a.result.facts == b.result.facts for a, b in zip(kept, batch, strict=True)):
-            raise _BadData(_describe(pass_on)) from pass_on
+            raise _BadData(describe(pass_on)) from pass_on
         try:
             return (*self._transaction(kept, previous), len(batch) - len(kept))
         except (exc.IntegrityError, exc.DataError) as error:
-            raise _BadData(_describe(error)) from error
+            raise _BadData(describe(error)) from error
 
     def _transaction(
         self, batch: list[_Pending], previous: dict[Key, _Known | None]
@@ -299,7 +326,11 @@ class ResultWriter:
                     changes.append(_Change(p.monitor_id, p.location, old_state, new.state, p.result, p.ref))
                 current[key] = after[key] = _Known(new, changed_at)
             last = {(p.monitor_id, p.location): p for p in batch}  # the newest result per monitor
-            save_states(session, [_state_row(p, after[key]) for key, p in last.items()])
+            stored_at = database_now(session)
+            # In key order: two workers writing states of the same monitors (one lease moving) lock
+            # their rows in the same order.
+            rows = [_state_row(last[key], after[key], stored_at) for key in sorted(last)]
+            save_states(session, rows)
         return after, changes
 
     def _report(self, change: _Change) -> None:
@@ -339,7 +370,7 @@ def _result_row(p: _Pending) -> dict[str, Any]:
     }
 
 
-def _state_row(p: _Pending, known: _Known) -> dict[str, Any]:
+def _state_row(p: _Pending, known: _Known, stored_at: datetime) -> dict[str, Any]:
     snapshot, result = known.snapshot, p.result
     return {
         "monitor_id": p.monitor_id,
@@ -353,6 +384,7 @@ def _state_row(p: _Pending, known: _Known) -> dict[str, Any]:
         "last_reason": (result.reason or "")[:500],
         "changed_at": known.changed_at or result.checked_at,
         "facts": result.facts or None,
+        "reported_at": stored_at,
     }
 
 
@@ -364,10 +396,3 @@ def _known_from_row(row: MonitorState) -> _Known:
         Status(row.last_status) if row.last_status else None,
     )
     return _Known(snapshot, row.changed_at)
-
-
-def _describe(error: BaseException) -> str:
-    """One line about a database error, without SQL or parameters."""
-    original = getattr(error, "orig", None) or error
-    text = str(original).splitlines()[0] if str(original) else ""
-    return f"{type(original).__name__}: {text}"[:300]

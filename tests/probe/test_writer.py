@@ -13,11 +13,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
+from spectra.probe.database_health import DatabaseHealth
 from spectra.probe.result import CheckResult, Status
 from spectra.probe.state import State
 from spectra.probe.writer import ResultWriter
 from spectra.store import CheckResult as ResultRow
 from spectra.store import MonitorState
+from spectra.store.clock import database_now
 from tests.factories.monitors import tcp_spec
 from tests.factories.store import Store
 from tests.support.waiting import eventually
@@ -249,3 +251,58 @@ async def test_stop_writes_what_is_left(store: Store) -> None:
 def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="batch_size"):
         ResultWriter(sessionmaker(), batch_size=10, max_buffer=5)
+
+
+async def test_states_carry_the_database_time_of_their_write(store: Store) -> None:
+    ids = store.apply({"web": SPEC})
+    writer = ResultWriter(store.sessions)
+    before = datetime.now(UTC)
+    writer.add(ids["web"], "eu", slot(0), result(Status.UP, 0))  # checked in 2024 by the probe's clock
+    assert await writer.flush()
+    with store.sessions() as session:
+        database_time = database_now(session)
+    row = stored_state(store, ids["web"])
+    assert row.last_check_at == result(Status.UP, 0).checked_at
+    assert row.reported_at is not None
+    assert before - timedelta(seconds=5) <= row.reported_at <= database_time
+
+
+class Outage:
+    """The store's sessions, or a refused connection while `down`; counts what was asked meanwhile."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.down = False
+        self.refused = 0
+
+    def __call__(self) -> sa.orm.Session:
+        if self.down:
+            self.refused += 1
+            raise sa.exc.OperationalError("SELECT 1", {}, ConnectionRefusedError(111, "Connection refused"))
+        return self.store.sessions()
+
+
+async def test_an_outage_is_logged_once_and_writing_resumes_within_about_a_second(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = store.apply({"web": SPEC})
+    sessions = Outage(store)
+    health = DatabaseHealth()
+    writer = ResultWriter(sessions, flush_interval_s=0.05, health=health)  # the default retry cap: 1 s
+    writer.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="spectra.probe.database"):
+            sessions.down = True
+            for n in range(20):
+                writer.add(ids["web"], "eu", slot(n), result(Status.UP, n))
+            await eventually(lambda: health.failing and writer.failures >= 4, timeout=15)
+            assert writer.buffered == 20
+            sessions.down = False
+            await eventually(lambda: writer.written == 20, timeout=5)  # the pause between tries is at most 1 s
+    finally:
+        await writer.stop()
+    assert stored_slots(store, ids["web"]) == [slot(n) for n in range(20)]
+    lines = [record.getMessage() for record in caplog.records if record.name == "spectra.probe.database"]
+    assert len(lines) == 2, lines  # the first failure and the recovery; a summary only every 30 s
+    assert lines[0].startswith("database unavailable (result writer): ConnectionRefusedError")
+    assert lines[1].startswith("database reachable again after")

@@ -1,4 +1,5 @@
-"""Prometheus metrics of a probe worker: checks, durations, states, scheduler lag, result buffering.
+"""Prometheus metrics of a probe worker: checks, durations, states, scheduler lag, result buffering,
+leases and the database's health as the worker sees it.
 
 Only processes that run a worker (`spectra run`, `spectra probe`) create these, so no other process
 exports scheduler figures that are always zero.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from spectra.probe.database_health import DatabaseHealth
 from spectra.runtime.metrics import Metrics
 
 _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -36,6 +38,25 @@ class ProbeMetrics(Metrics):
         )
         self.buffered = Gauge("spectra_results_buffered", "Results waiting for the database.", registry=r)
         self.dropped = Counter("spectra_results_dropped_total", "Results dropped: the buffer was full.", registry=r)
+        self.skipped = Counter(
+            "spectra_scheduler_skipped_runs_total",
+            "Slots not checked because this worker's lease would not cover them (leases lapsed or moving).",
+            registry=r,
+        )
+        self.lease_failures = Counter(
+            "spectra_lease_renewal_failures_total", "Lease renewals that failed (retried within ~1 s).", registry=r
+        )
+        self.leases_held = Gauge("spectra_leases_held", "Monitors this worker holds a lease of.", registry=r)
+        self.database_unreachable = Gauge(
+            "spectra_database_unreachable_seconds",
+            "How long the database has been failing this worker's round trips (0 while it answers).",
+            registry=r,
+        )
+        self.database_success_age = Gauge(
+            "spectra_database_last_success_age_seconds",
+            "Seconds since a round trip to the database (a write, a lease renewal, a reload) last succeeded.",
+            registry=r,
+        )
         # The probe's own lateness (spectra.probe.lag): a starved or stopped worker says so here.
         self.loop_lag = Histogram(
             "spectra_probe_loop_lag_seconds",
@@ -55,6 +76,11 @@ class ProbeMetrics(Metrics):
             ["type", "outcome"],
             registry=r,
         )
+
+    def watch_database(self, health: DatabaseHealth) -> None:
+        """Export ``health``'s figures, read at each scrape (a frozen database freezes no loop here)."""
+        self.database_unreachable.set_function(lambda: health.unreachable_s)
+        self.database_success_age.set_function(lambda: health.last_success_age_s)
 
     def observe_check(self, monitor_type: str, status: str, seconds: float | None) -> None:
         self.checks.labels(monitor_type, status).inc()

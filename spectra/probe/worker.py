@@ -8,6 +8,11 @@ through ``run_check``; the result writer stores results in batches with the slot
 Reloads only touch what changed: an unchanged monitor keeps its schedule, a changed one keeps its
 phase when its interval stayed the same. The periodic reload first asks the store for a cheap
 fingerprint of the location's monitors and skips the full load when nothing changed.
+
+While the database is away the worker goes on: it checks what its assignment still holds (leases
+outlast an outage allowance, ``leases.py``), the writer buffers the results, and every failing round
+trip reports to one :class:`~spectra.probe.database_health.DatabaseHealth` (one-line logs, readiness,
+metrics). Slots the assignment no longer covers are skipped and counted (``skipped``).
 """
 
 from __future__ import annotations
@@ -84,6 +89,15 @@ class WorkerMetrics(LagMetrics, Protocol):
     @property
     def dropped(self) -> _Increment: ...
 
+    @property
+    def skipped(self) -> _Increment: ...
+
+    @property
+    def lease_failures(self) -> _Increment: ...
+
+    @property
+    def leases_held(self) -> _Set: ...
+
     def observe_check(self, monitor_type: str, status: str, seconds: float | None) -> None: ...
 
     def set_states(self, counts: dict[str, int]) -> None: ...
@@ -138,6 +152,8 @@ class Worker:
         self._stopping = False
         self._reported_missed = 0
         self._reported_dropped = 0
+        self._reported_skipped = 0
+        self._reported_lease_failures = 0
         self.skipped = 0  # slots not run: the lease would not have lasted through the check
         self._unjudged: set[int] = set()
         self.unjudged = 0  # results dropped because the store failed during the check (heartbeats)
@@ -248,6 +264,9 @@ class Worker:
     def _on_owned(self, owned: frozenset[int]) -> None:
         self._schedule(owned)
 
+    def _next_due(self, monitor_id: int) -> float | None:
+        return self.scheduler.next_due(monitor_id)
+
     # --- running checks -----------------------------------------------------------------------
 
     async def _run_slot(self, check: ScheduledCheck) -> None:
@@ -339,8 +358,11 @@ class Worker:
         self.writer.start()
         self._tasks |= {
             asyncio.create_task(self.scheduler.run(), name=f"scheduler-{self.location}"),
-            asyncio.create_task(self.assignment.run(self._on_owned), name=f"assignment-{self.location}"),
+            asyncio.create_task(
+                self.assignment.run(self._on_owned, self._next_due), name=f"assignment-{self.location}"
+            ),
             asyncio.create_task(self._refresh_loop(), name=f"refresh-{self.location}"),
+            asyncio.create_task(self._metrics_loop(), name=f"metrics-{self.location}"),
         }
         try:
             await self._done.wait()
@@ -366,14 +388,22 @@ class Worker:
         self._done.set()
 
     async def _refresh_loop(self) -> None:
+        health = self.writer.health
         while True:
             await asyncio.sleep(self.refresh_interval_s)
             try:
                 fingerprint = await asyncio.to_thread(self._read_fingerprint)
                 if fingerprint != self._fingerprint:
                     await self.refresh()
-            except Exception as error:  # the database is down: keep running what we have
-                log.warning("reloading the monitors of %s failed: %s: %s", self.location, type(error).__name__, error)
+            except Exception as error:  # the database is away: keep running what we have
+                health.failed("monitor reload", error)
+            else:
+                health.succeeded()
+
+    async def _metrics_loop(self) -> None:
+        # Apart from the reload: a frozen database must not freeze the figures that report it.
+        while True:
+            await asyncio.sleep(self.refresh_interval_s)
             self._report_metrics()
 
     def _read_fingerprint(self) -> tuple[int, int, datetime | None]:
@@ -389,6 +419,12 @@ class Worker:
         self._reported_missed = stats.missed
         metrics.dropped.inc(max(0, writer.dropped - self._reported_dropped))
         self._reported_dropped = writer.dropped
+        metrics.skipped.inc(max(0, self.skipped - self._reported_skipped))
+        self._reported_skipped = self.skipped
+        failures = self.assignment.renewal_failures
+        metrics.lease_failures.inc(max(0, failures - self._reported_lease_failures))
+        self._reported_lease_failures = failures
+        metrics.leases_held.set(len(self.assignment.owned))
         metrics.buffered.set(writer.buffered)
         counts: Counter[str] = Counter()
         for key in self.assignment.owned:

@@ -9,8 +9,12 @@ from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from spectra.probe.context import CheckContext
+from spectra.probe.database_health import DatabaseHealth
+from spectra.probe.leases import LeaseAssignment
 from spectra.probe.metrics import ProbeMetrics
 from spectra.probe.scheduler import default_phase
 from spectra.probe.worker import Worker
@@ -178,3 +182,63 @@ async def test_stop_flushes_results_of_checks_in_flight(store: Store, ctx: Check
     rows = results(store)
     assert [(row.monitor_id, row.status) for row in rows] == [(ids["slow"], "up")]
     assert isinstance(rows[0].scheduled_at, datetime)
+
+
+class Outage:
+    """The store's sessions, or a refused connection while `down` (the database is away)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.down = False
+
+    def __call__(self) -> Session:
+        if self.down:
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError(111, "Connection refused"))
+        return self.store.sessions()
+
+
+@pytest.mark.parametrize(
+    ("allowance_s", "keeps_checking"),
+    [
+        (60.0, True),  # the leases outlast the outage: checks go on into the buffer
+        (0.0, False),  # they lapse after the TTL: slots are skipped, counted, and readiness says so
+    ],
+)
+async def test_a_database_outage_keeps_checks_going_while_the_leases_last(
+    store: Store, ctx: CheckContext, allowance_s: float, keeps_checking: bool
+) -> None:
+    async with tcp_target() as port:
+        store.apply({f"m{i}": tcp_spec(port, interval="1s", timeout="500ms") for i in range(3)})
+        sessions = Outage(store)
+        health = DatabaseHealth(unreachable_after_s=0.5)
+        assignment = LeaseAssignment(
+            "default", sessions, worker_id="w1", ttl_s=2.0, outage_allowance_s=allowance_s, health=health
+        )
+        writer = ResultWriter(sessions, flush_interval_s=0.05, health=health)
+        metrics = ProbeMetrics()
+        metrics.watch_database(health)
+        worker = Worker(
+            "default", sessions, ctx, assignment=assignment, writer=writer, refresh_interval_s=0.1, metrics=metrics
+        )
+        async with running(worker):
+            await eventually(lambda: len(assignment.owned) == 3 and writer.written >= 3)
+            sessions.down = True
+            await eventually(lambda: health.problem() is not None)
+            await asyncio.sleep(3.5)  # past the TTL
+            buffered, skipped = writer.buffered, worker.skipped
+            assert "database unreachable" in str(health.problem())
+            assert (assignment.problem() is None) is keeps_checking
+            await asyncio.sleep(0.3)  # a metrics pass
+            sample = metrics.registry.get_sample_value
+            if keeps_checking:
+                assert buffered >= 6
+                assert skipped == 0
+            else:
+                assert skipped >= 3
+                assert "leases lapsed: 3 monitor(s)" in str(assignment.problem())
+                assert sample("spectra_scheduler_skipped_runs_total") == pytest.approx(worker.skipped, abs=3)
+            assert (sample("spectra_lease_renewal_failures_total") or 0) >= 2
+            assert (sample("spectra_database_unreachable_seconds") or 0) >= 3
+            sessions.down = False
+            await eventually(lambda: writer.buffered == 0 and health.problem() is None and assignment.problem() is None)
+        assert sample("spectra_leases_held") == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -17,11 +18,16 @@ def monitors(port: int) -> str:
     return to_yaml(*(local_monitor(f"web-{i}", port) for i in range(6)))
 
 
+# A killed worker's leases move after TTL + the outage allowance (60 s by default): short here.
+OUTAGE_ALLOWANCE_S = "3"
+
+
 def start_probe(url: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     command = [SPECTRA, "probe", "--location", "default", "--database", url, "--listen", f"127.0.0.1:{port}"]
+    env = {**os.environ, "SPECTRA_PROBE_OUTAGE_ALLOWANCE_S": OUTAGE_ALLOWANCE_S}
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen([*command, "--allow-private-targets"], stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([*command, "--allow-private-targets"], stdout=out, stderr=subprocess.STDOUT, env=env)
     return process, port
 
 

@@ -1,5 +1,10 @@
 """Every monitor with its combined state across locations: what the monitor API, status pages and the
 operator's `.status` read. Locations that have not reported for a few intervals are not counted.
+
+"Reported" means stored: ``monitor_states.reported_at`` is the database's time of the probe's write,
+compared with the database's now (``database_now``), so neither a probe's clock nor the reader's can
+make a location look silent or alive. Rows written before ``reported_at`` existed fall back to
+``last_check_at``.
 """
 
 from __future__ import annotations
@@ -9,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from spectra.store.clock import database_now
 from spectra.store.config import Monitor, MonitorLocation
 from spectra.store.monitor_states import MonitorState
-from spectra.store.types import utcnow
 
 STALE_INTERVALS: Final = 3  # a location that has not reported for this many intervals is left out
 
@@ -24,7 +29,7 @@ class LocationOverview:
     location: str
     state: str
     last_check_at: datetime | None
-    reporting: bool  # reported within STALE_INTERVALS intervals
+    reporting: bool  # stored a result within STALE_INTERVALS intervals (database time)
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,12 @@ def combined_state(paused: bool, quorum: int, reporting_states: Sequence[str]) -
 
 
 def monitor_overview(session: Session, now: datetime | None = None) -> list[MonitorOverview]:
-    """Every monitor with its combined state and per-location states, by namespace and name."""
-    now = now or utcnow()
+    """Every monitor with its combined state and per-location states, by namespace and name.
+
+    ``now`` is the database's time (read from it when not given); a location that has not stored a
+    result within STALE_INTERVALS intervals of it is not reporting.
+    """
+    now = now or database_now(session)
     m, s = Monitor, MonitorState
     stmt = (
         select(
@@ -87,6 +96,7 @@ def monitor_overview(session: Session, now: datetime | None = None) -> list[Moni
             s.last_check_at,
             s.last_latency_ms,
             s.last_reason,
+            func.coalesce(s.reported_at, s.last_check_at).label("reported_at"),
         )
         .join(MonitorLocation, MonitorLocation.monitor_id == m.resource_id)
         .outerjoin(s, and_(s.monitor_id == m.resource_id, s.location == MonitorLocation.location))
@@ -97,7 +107,7 @@ def monitor_overview(session: Session, now: datetime | None = None) -> list[Moni
         stale_before = now - timedelta(milliseconds=row.interval_ms * STALE_INTERVALS)
         state = row.state or "pending"
         reporting = (
-            row.last_check_at is not None and row.last_check_at >= stale_before and state not in ("pending", "paused")
+            row.reported_at is not None and row.reported_at >= stale_before and state not in ("pending", "paused")
         )
         location = LocationOverview(row.location, state, row.last_check_at, reporting)
         entry = grouped.setdefault(row.resource_id, (row, []))

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from spectra.store import monitor_overview, save_states
+from spectra.store.clock import database_now
 from spectra.store.overview import combined_state
 from tests.factories.store import NOW, MonitorFactory, state_row
 
@@ -80,3 +81,28 @@ def test_overview_combines_locations(session: Session, make_monitor: MonitorFact
     # quorum 1 (the factory's default) with one location reporting down: down
     save_states(session, [state_row(stale.resource_id, "eu", "down")])
     assert {i.name: i.state for i in monitor_overview(session, now=NOW)}["stale"] == "down"
+
+
+@pytest.mark.parametrize(
+    ("checked_ago_s", "reported_ago_s", "reporting"),
+    [
+        (5, 5, True),
+        (500, 5, True),  # the probe's clock runs behind: it stored a result just now all the same
+        (-500, 500, False),  # the probe's clock runs ahead: its last result was stored long ago
+        (5, None, True),  # written before reported_at existed: last_check_at decides
+        (500, None, False),
+    ],
+)
+def test_a_location_is_reporting_by_when_its_result_was_stored_in_database_time(
+    session: Session, make_monitor: MonitorFactory, checked_ago_s: int, reported_ago_s: int | None, reporting: bool
+) -> None:
+    monitor = make_monitor("web", locations=("eu",))  # every 30 s: silent after 90 s
+    session.flush()
+    now = database_now(session)
+    reported = None if reported_ago_s is None else now - timedelta(seconds=reported_ago_s)
+    row = state_row(monitor.resource_id, "eu", "down", at=now - timedelta(seconds=checked_ago_s), reported_at=reported)
+    save_states(session, [row])
+
+    (overview,) = monitor_overview(session)  # judged against the database's now
+    assert [location.reporting for location in overview.locations] == [reporting]
+    assert overview.state == ("down" if reporting else "pending")

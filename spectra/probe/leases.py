@@ -5,7 +5,9 @@ lease TTL) a worker, in one transaction: heartbeats into ``probe_workers``, inse
 counts the live workers, and with one conditional UPDATE per chunk renews the leases it keeps and
 claims free ones up to its fair share ``ceil(monitors / live workers)`` (free: no worker, or run out),
 so two workers never win the same lease. Leases beyond the share (a new worker joined) are dropped
-from the schedule first and released afterwards. A slot only runs while the lease lasts past its due
+from the schedule first and released afterwards, each only while its next slot is far enough off that
+the new holder (ticking every HUNGRY_TICK_S while short of its share) has it scheduled before that slot,
+so a handover misses no slot. A slot only runs while the lease lasts past its due
 time plus the check's timeout, so a monitor whose lease moves is never checked twice in one slot.
 
 Time. Every lease time is the database's (``database_now``): a worker writes ``lease_until`` as the

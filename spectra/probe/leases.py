@@ -52,6 +52,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from spectra.probe.database_health import DatabaseHealth, describe
+from spectra.probe.database_threads import in_database_thread
 from spectra.store.clock import database_now
 from spectra.store.engine import retry_conflicts
 from spectra.store.worker_leases import (
@@ -276,12 +277,12 @@ class LeaseAssignment:
         started = self._monotonic()  # before the database reads its now: our deadline passes first
         length_s = self.ttl_s + self.outage_allowance_s
         if self._to_release:
-            await asyncio.to_thread(retry_conflicts, partial(self._release, frozenset(self._to_release)))
+            await in_database_thread(retry_conflicts, partial(self._release, frozenset(self._to_release)))
             self._to_release.clear()
         wanted = frozenset(self._wanted)
         missing = wanted - self._ensured
         soon = self._due_soon()
-        held, kept, self._hungry = await asyncio.to_thread(
+        held, kept, self._hungry = await in_database_thread(
             retry_conflicts, partial(self._sync, wanted, missing, soon, length_s)
         )
         self.health.succeeded()
@@ -295,7 +296,7 @@ class LeaseAssignment:
         excess = held - kept
         if excess:
             self._to_release |= excess
-            await asyncio.to_thread(retry_conflicts, partial(self._release, frozenset(excess)))
+            await in_database_thread(retry_conflicts, partial(self._release, frozenset(excess)))
             self._to_release -= excess
 
     def _due_soon(self) -> frozenset[int]:
@@ -360,6 +361,6 @@ class LeaseAssignment:
             self._set_owned(frozenset())
             self._valid_until = -math.inf
             try:
-                await asyncio.to_thread(retry_conflicts, partial(self._release, None))
+                await in_database_thread(retry_conflicts, partial(self._release, None))
             except Exception as error:  # they run out on their own
                 log.warning("could not release the leases of %s: %s", self.worker_id, describe(error))

@@ -35,6 +35,7 @@ from spectra.api.monitor import MonitorSpec
 from spectra.probe.checks import run_check
 from spectra.probe.checks.heartbeat import note_first_seen
 from spectra.probe.context import CheckContext, CheckRequest
+from spectra.probe.database_threads import in_database_thread
 from spectra.probe.lag import LagMetrics, LoopLag
 from spectra.probe.leases import Assignment, SoloAssignment, Timing
 from spectra.probe.result import CheckResult, Status
@@ -170,7 +171,7 @@ class Worker:
         """Reload the location's monitors now; unchanged ones keep their schedule."""
         async with self._refresh_lock:
             known = {key: monitor.spec_hash for key, monitor in self._monitors.items()}
-            rows, specs, fingerprint = await asyncio.to_thread(self._load, known)
+            rows, specs, fingerprint = await in_database_thread(self._load, known)
             self._apply(rows, specs)
             self._fingerprint = fingerprint
 
@@ -244,7 +245,7 @@ class Worker:
                 mark_paused(session, monitor_ids, self.location, at)
 
         try:
-            await asyncio.to_thread(write)
+            await in_database_thread(write)
         except Exception as error:
             log.warning("could not store the paused state of %d monitor(s): %s", len(monitor_ids), error)
 
@@ -335,7 +336,7 @@ class Worker:
                 return last_push(session, monitor_id)
 
         try:
-            return await asyncio.to_thread(read)
+            return await in_database_thread(read)
         except Exception:
             # Our database, not the monitored job, is failing: the result must not count against it.
             self._unjudged.add(monitor_id)
@@ -392,7 +393,7 @@ class Worker:
         while True:
             await asyncio.sleep(self.refresh_interval_s)
             try:
-                fingerprint = await asyncio.to_thread(self._read_fingerprint)
+                fingerprint = await in_database_thread(self._read_fingerprint)
                 if fingerprint != self._fingerprint:
                     await self.refresh()
             except Exception as error:  # the database is away: keep running what we have

@@ -33,6 +33,7 @@ from sqlalchemy import exc, text
 from sqlalchemy.orm import Session
 
 from spectra.probe.database_health import DatabaseHealth, describe
+from spectra.probe.database_threads import in_database_thread
 from spectra.probe.result import CheckResult, Status
 from spectra.probe.state import PENDING, State, StateSnapshot, next_state
 from spectra.store import insert_results
@@ -189,7 +190,7 @@ class ResultWriter:
                 session.execute(text("SELECT 1"))
 
         try:
-            await asyncio.to_thread(ping)
+            await in_database_thread(ping)
         except Exception as error:
             self.failures += 1
             self.health.failed("result writer", error)
@@ -239,7 +240,7 @@ class ResultWriter:
         previous = {(p.monitor_id, p.location): self._states.get((p.monitor_id, p.location)) for p in batch}
         self._forgotten.clear()
         try:
-            known, changes, discarded = await asyncio.to_thread(self._store, batch, previous)
+            known, changes, discarded = await in_database_thread(self._store, batch, previous)
         except _BadData as error:
             self.discarded += len(batch)
             log.error("dropped a batch of %d result(s) that cannot be stored: %s", len(batch), error)

@@ -292,7 +292,9 @@ class LeaseAssignment:
             self.lost += len(lost)
             log.warning("%d lease(s) of %s were taken by another worker after ours lapsed", len(lost), self.location)
         self._valid_until = started + length_s
-        self._set_owned(kept)  # the excess goes off the schedule before anyone else can take it
+        # The excess goes off the schedule before anyone else can take it (and what stopped being wanted
+        # while the transaction ran goes with it, released at the next tick).
+        self._set_owned(kept & self._wanted.keys())
         excess = held - kept
         if excess:
             self._to_release |= excess
@@ -320,7 +322,8 @@ class LeaseAssignment:
             prune_workers(session, self.location, now - max(_WORKER_ROW_KEEP, timedelta(seconds=10 * self.ttl_s)))
             if missing:
                 ensure_leases(session, missing, self.location)
-            live = max(1, live_workers(session, self.location, now - timedelta(seconds=self.ttl_s)))
+            seen_since = now - timedelta(seconds=self.ttl_s)
+            live = max(1, live_workers(session, self.location, seen_since))
             share = math.ceil(len(wanted) / live)
             keep = held_leases(session, self.worker_id, self.location) & wanted
             if len(keep) > share:  # hand over the excess, but none whose slot is about to come
@@ -336,7 +339,8 @@ class LeaseAssignment:
                 )
             held = frozenset(held_leases(session, self.worker_id, self.location))
             kept = held & keep
-            others = lease_counts(session, self.location, now)
+            # Only live workers hand over: one cut off from the database keeps its leases until they run out.
+            others = lease_counts(session, self.location, now, seen_since)
             others.pop(self.worker_id, None)
             hungry = len(kept) < share and any(count > share for count in others.values())
         return held, kept, hungry

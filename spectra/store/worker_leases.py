@@ -102,11 +102,15 @@ def held_leases(session: Session, worker_id: str, location: str) -> set[int]:
     return set(session.scalars(stmt))
 
 
-def lease_counts(session: Session, location: str, now: datetime) -> dict[str, int]:
-    """How many leases of ``location`` each worker holds that have not run out at ``now``."""
+def lease_counts(session: Session, location: str, now: datetime, seen_since: datetime) -> dict[str, int]:
+    """How many leases of ``location`` each live worker (seen since ``seen_since``) holds that have not run
+    out at ``now``."""
     stmt = (
         select(MonitorLease.worker_id, func.count())
-        .where(MonitorLease.location == location, MonitorLease.worker_id.is_not(None), MonitorLease.lease_until >= now)
+        .join(ProbeWorker, ProbeWorker.worker_id == MonitorLease.worker_id)
+        .where(
+            MonitorLease.location == location, MonitorLease.lease_until >= now, ProbeWorker.last_seen_at >= seen_since
+        )
         .group_by(MonitorLease.worker_id)
     )
     return {str(worker): int(count) for worker, count in session.execute(stmt)}

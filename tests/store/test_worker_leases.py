@@ -14,6 +14,7 @@ from spectra.store.worker_leases import (
     forget_worker,
     free_leases,
     held_leases,
+    lease_counts,
     live_workers,
     prune_workers,
     release_leases,
@@ -87,3 +88,16 @@ def test_a_lease_held_into_the_future_is_not_free_whatever_the_time_now(
         assert (free_leases(session, "eu", at) == {monitor}) is free
         assert take_leases(session, "b", "eu", [monitor], now=at, until=at + timedelta(seconds=70)) == int(free)
         assert held_leases(session, "a", "eu") == (set() if free else {monitor})
+
+
+def test_lease_counts_are_of_live_workers_and_leases_that_last(session: Session, make_monitor: MonitorFactory) -> None:
+    ids = [make_monitor(locations=("eu",)).resource_id for _ in range(5)]
+    ensure_leases(session, ids, "eu")
+    touch_worker(session, "live", "eu", NOW)
+    touch_worker(session, "cut-off", "eu", NOW - timedelta(seconds=30))  # has not renewed for a while
+    take_leases(session, "live", "eu", ids[:2], now=NOW, until=NOW + timedelta(seconds=60))
+    take_leases(session, "cut-off", "eu", ids[2:4], now=NOW, until=NOW + timedelta(seconds=60))
+    take_leases(session, "live", "eu", ids[4:], now=NOW, until=NOW - timedelta(seconds=1))  # ran out
+
+    assert lease_counts(session, "eu", NOW, NOW - timedelta(seconds=10)) == {"live": 2}
+    assert lease_counts(session, "eu", NOW, NOW - timedelta(seconds=60)) == {"live": 2, "cut-off": 2}

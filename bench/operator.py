@@ -100,7 +100,7 @@ def _measure(mode: str) -> dict[str, Any]:  # noqa: PLR0915 - one scenario, read
             patches: list[int] = []
             naive: list[int] = []
             cycle_ms: list[float] = []
-            previous = {key: fact.merged() for key, fact in publisher._collect(now).items()}
+            previous = {key: fact.merged() for key, fact in publisher._collect().items()}
             cycles = int(minutes * 60 / CYCLE_S)
             owed = 0.0  # state changes due, carried between cycles
             for cycle in range(cycles):
@@ -113,7 +113,7 @@ def _measure(mode: str) -> dict[str, Any]:  # noqa: PLR0915 - one scenario, read
                 share = int(CHECK_INTERVAL_S / CYCLE_S)
                 checked = [name for i, name in enumerate(names) if i % share == cycle % share]
                 write_checks(sorted(set(checked) | set(flips)))
-                facts = {key: fact.merged() for key, fact in publisher._collect(now).items()}
+                facts = {key: fact.merged() for key, fact in publisher._collect().items()}
                 naive.append(sum(1 for key, merged in facts.items() if previous.get(key) != merged))
                 previous = facts
                 started = time.perf_counter()
@@ -124,7 +124,7 @@ def _measure(mode: str) -> dict[str, Any]:  # noqa: PLR0915 - one scenario, read
                 timings = []
                 for _ in range(3):
                     started = time.perf_counter()
-                    publisher._collect(now, uptime)
+                    publisher._collect(uptime)
                     timings.append((time.perf_counter() - started) * 1000)
                 collect_ms[label] = round(statistics.median(timings), 1)
         finally:

@@ -25,7 +25,7 @@ from spectra.operator.kube import Kube
 from spectra.operator.settings import StatusSettings
 from spectra.operator.statuses import UPTIME_KEYS, Facts, Key, collect
 from spectra.runtime.loop import run_until_stopped
-from spectra.store.types import utcnow
+from spectra.store.clock import database_now
 
 log = logging.getLogger("spectra.operator")
 
@@ -75,7 +75,7 @@ class StatusPublisher:
         settings: StatusSettings,
         *,
         public_url: str | None = None,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sessions = sessions
@@ -102,10 +102,9 @@ class StatusPublisher:
 
     async def cycle(self) -> int:
         """Read the store once and patch what changed; returns the number of patches sent."""
-        now = self.clock()
         mono = self.monotonic()
         with_uptime = self._uptime_at is None or mono - self._uptime_at >= UPTIME_EVERY_S
-        facts = await asyncio.to_thread(self._collect, now, with_uptime)
+        facts = await asyncio.to_thread(self._collect, with_uptime)
         if with_uptime:
             self._uptime_at = mono
             self._uptime = {
@@ -158,8 +157,10 @@ class StatusPublisher:
 
         await run_until_stopped(stop, one_cycle, every_s=self.settings.interval_seconds, what="status pass", log=log)
 
-    def _collect(self, now: datetime, uptime: bool = True) -> dict[Key, Facts]:
+    def _collect(self, uptime: bool = True) -> dict[Key, Facts]:
         with self.sessions() as session:
+            # The database's clock by default: "still reporting" compares with times the probes stored.
+            now = self.clock() if self.clock is not None else database_now(session)
             return collect(session, now, public_url=self.public_url, source="cluster", uptime=uptime)
 
     async def _patch(self, key: Key, fact: Facts) -> bool:

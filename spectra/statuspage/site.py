@@ -30,8 +30,8 @@ from spectra.statuspage.notices import PageNotice, maintenance_notices, notify_s
 from spectra.statuspage.pages import page_routes
 from spectra.statuspage.snapshots import SnapshotCache, build_all
 from spectra.statuspage.subscription_routes import subscription_routes
+from spectra.store.clock import database_now
 from spectra.store.engine import retry_conflicts
-from spectra.store.types import utcnow
 from spectra.tokens import Tokens
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class StatusPages:
         leading: Callable[[], bool] | None = None,
         interval_s: float = DEFAULT_INTERVAL_S,
         ttl_s: float = DEFAULT_TTL_S,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._sessions = session_factory
         self.tokens = tokens
@@ -90,11 +90,11 @@ class StatusPages:
         self.cache.refresh()
         if not self._events or (self._leading is not None and not self._leading()):
             return 0
-        now = self._clock()
         events: list[PageEvent] = []
 
         def write() -> int:
             with self._sessions.begin() as session:
+                now = self._clock() if self._clock is not None else database_now(session)
                 events[:] = sync_auto_incidents(session, now)
                 # Fresh snapshots when incidents changed (a page's title, slug, subscription switch).
                 snapshots: dict[str, PageSnapshot] = build_all(session, now) if events else self.cache.all()

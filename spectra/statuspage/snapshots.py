@@ -42,7 +42,8 @@ from spectra.statuspage.model import (
 )
 from spectra.statuspage.stored_pages import PageDef, load_pages, pages_monitors
 from spectra.statuspage.uptime import component_days, history_days, load_daily_counts, maintenance_days
-from spectra.store import PageIncident, utcnow
+from spectra.store import PageIncident
+from spectra.store.clock import database_now
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +269,7 @@ class SnapshotCache:
         session_factory: sessionmaker[Session],
         ttl_s: float = 5,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = session_factory
@@ -326,7 +327,8 @@ class SnapshotCache:
         self._checked_at = self._monotonic()
         try:
             with self._sessions() as session:
-                snapshots = build_all(session, self._clock())
+                # The database's clock by default: "still reporting" compares with times the probes stored.
+                snapshots = build_all(session, self._clock() if self._clock is not None else database_now(session))
                 session.rollback()
         except Exception as error:
             self._failures.failed(error)

@@ -179,7 +179,7 @@ def test_a_database_outage_and_a_freeze_make_the_alerter_unready_and_log_a_few_l
     alerter = start_alerter(proxy.url(mariadb_url), tmp_path / "alerter.log", providers)
     try:
         wait_for(alerter.ready, "alerter ready")
-        assert alerter.metric("spectra_alerter_leader") == 1
+        wait_for(lambda: alerter.metric("spectra_alerter_leader") == 1, "the alerter leads")
         for fault in (proxy.cut, proxy.freeze):
             fault()
             wait_for(lambda: not alerter.ready(), f"/readyz reports the {fault.__name__}", timeout=45)

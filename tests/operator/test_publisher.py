@@ -182,9 +182,9 @@ async def test_uptime_is_computed_once_a_minute_and_carried_between(
     calls: list[bool] = []
     original = publisher._collect
 
-    def spy(now: datetime, uptime: bool = True) -> dict[Key, Facts]:
+    def spy(uptime: bool = True) -> dict[Key, Facts]:
         calls.append(uptime)
-        return original(now, uptime)
+        return original(uptime)
 
     monkeypatch.setattr(publisher, "_collect", spy)
     for _ in range(12):  # two minutes of 10 s cycles

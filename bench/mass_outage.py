@@ -256,9 +256,12 @@ def _stages(url: str, flipped_at: datetime) -> dict[str, dict[str, float | None]
     try:
         with engine.connect() as conn:
             for stage, sql in STAGES.items():
-                seconds = sorted(
-                    (at.replace(tzinfo=UTC) - flipped_at).total_seconds() for (at,) in conn.exec_driver_sql(sql)
-                )
+                try:
+                    stamps = [at for (at,) in conn.exec_driver_sql(sql)]
+                except sa.exc.DBAPIError:  # an older schema (when measuring an older checkout)
+                    conn.rollback()
+                    continue
+                seconds = sorted((at.replace(tzinfo=UTC) - flipped_at).total_seconds() for at in stamps)
                 out[stage] = {"p50": _round(percentile(seconds, 50)), "p95": _round(percentile(seconds, 95))}
                 out[stage]["max"] = _round(max(seconds, default=None))
     finally:

@@ -12,7 +12,6 @@ long as the leases last (SPECTRA_PROBE_OUTAGE_ALLOWANCE_S, default 60 s, see spe
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +27,7 @@ from spectra.probe.writer import ResultWriter
 from spectra.processes.bootstrap import serve_app, with_current_schema
 from spectra.runtime.readiness import Readiness, ReadinessCheck
 from spectra.store import redacted
+from spectra.store.environment import seconds_setting
 from spectra.web.app import AppParts
 
 log = logging.getLogger("spectra.probe")
@@ -37,16 +37,7 @@ OUTAGE_ALLOWANCE_ENV = "SPECTRA_PROBE_OUTAGE_ALLOWANCE_S"
 
 def outage_allowance_s() -> float:
     """How long a worker keeps its leases through a database outage: $SPECTRA_PROBE_OUTAGE_ALLOWANCE_S or 60."""
-    raw = os.environ.get(OUTAGE_ALLOWANCE_ENV, "").strip()
-    if not raw:
-        return DEFAULT_OUTAGE_ALLOWANCE_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{OUTAGE_ALLOWANCE_ENV}={raw!r} is not a number of seconds") from None
-    if not 0 <= value <= 3600:
-        raise ValueError(f"{OUTAGE_ALLOWANCE_ENV}={raw!r} must be between 0 and 3600 seconds")
-    return value
+    return seconds_setting(OUTAGE_ALLOWANCE_ENV, DEFAULT_OUTAGE_ALLOWANCE_S, minimum=0, maximum=3600)
 
 
 @dataclass

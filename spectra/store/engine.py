@@ -12,6 +12,7 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, exc, make_
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
+from spectra.store.environment import seconds_setting
 from spectra.store.types import MYSQL_DIALECTS
 
 T = TypeVar("T")
@@ -60,16 +61,7 @@ def redacted(url: str | URL) -> str:
 
 def database_timeout_s() -> float:
     """The driver's read/write timeout: $SPECTRA_DATABASE_TIMEOUT_S, else DEFAULT_TIMEOUT_S."""
-    raw = os.environ.get(TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_TIMEOUT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
-    if not 1 <= value <= 3600:
-        raise ValueError(f"{TIMEOUT_ENV}={raw!r} must be between 1 and 3600 seconds")
-    return value
+    return seconds_setting(TIMEOUT_ENV, DEFAULT_TIMEOUT_S, minimum=1, maximum=3600)
 
 
 def make_engine(url: str | URL | None = None, *, timeout_s: float | None = None, **kwargs: Any) -> Engine:

@@ -1,0 +1,19 @@
+"""Settings read from the environment: a number of seconds, refused with its variable's name when it is not one."""
+
+from __future__ import annotations
+
+import os
+
+
+def seconds_setting(name: str, default: float, *, minimum: float, maximum: float) -> float:
+    """$``name`` as seconds (``default`` when unset or empty); ValueError naming it when not in range."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number of seconds") from None
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name}={raw!r} must be between {minimum:g} and {maximum:g} seconds")
+    return value

@@ -277,32 +277,23 @@ class Alerter:
         *,
         isolated: bool,
     ) -> int:
-        queued = 0
         with self._sessions() as session:
             down = [view for view in chunk if view.confirmed_down]
             flapped = recently_resolved_by_monitor(session, [view.monitor_id for view in down], now)
             codes = iter(new_codes(session, len(down) - len(flapped)))
+            judgements: list[tuple[str, Callable[[], int]]] = []
             for view in chunk:
                 incident_id = open_incidents.get(view.monitor_id)
-                judge: Callable[[], int]
                 if view.confirmed_up:
-                    if incident_id is None:
-                        continue
-                    judge = functools.partial(self._resolve, session, incident_id, now)
+                    if incident_id is not None:
+                        judgements.append((view.ref, functools.partial(self._resolve, session, incident_id, now)))
                 elif view.monitor_id in flapped:
-                    judge = functools.partial(self._reopen, session, flapped[view.monitor_id], view, windows, now)
+                    reopen = functools.partial(self._reopen, session, flapped[view.monitor_id], view, windows, now)
+                    judgements.append((view.ref, reopen))
                 else:
-                    judge = functools.partial(self._open, session, next(codes), view, windows, now, specs=specs)
-                if not isolated:
-                    queued += judge()
-                    continue
-                try:
-                    with session.begin_nested():
-                        queued += judge()
-                except IntegrityError:  # another writer opened it first: the unique index on open incidents
-                    log.info("%s: an incident is already open", view.ref)
-            session.commit()
-        return queued
+                    open_ = functools.partial(self._open, session, next(codes), view, windows, now, specs=specs)
+                    judgements.append((view.ref, open_))
+            return _each(session, judgements, isolated=isolated)
 
     def _resolve(self, session: Session, incident_id: int, now: datetime) -> int:
         return len(resolve(session, incident_id, at=now, ack_url=self._links.ack_url(incident_id)) or [])
@@ -403,22 +394,17 @@ class Alerter:
         *,
         isolated: bool,
     ) -> int:
-        queued = 0
         with self._sessions() as session:
-            for due in chunk:
-                step = functools.partial(
-                    self._escalate, session, due, labels.get(due.monitor_id or -1), windows, now, specs=specs
+            steps = [
+                (
+                    f"incident {due.incident_id}",
+                    functools.partial(
+                        self._escalate, session, due, labels.get(due.monitor_id or -1), windows, now, specs=specs
+                    ),
                 )
-                if not isolated:
-                    queued += step()
-                    continue
-                try:
-                    with session.begin_nested():
-                        queued += step()
-                except IntegrityError:  # a page another writer queued first; the step waits for the next pass
-                    log.info("incident %s: a page of this step was queued concurrently", due.incident_id)
-            session.commit()
-        return queued
+                for due in chunk
+            ]
+            return _each(session, steps, isolated=isolated)
 
     def _escalate(
         self,
@@ -442,6 +428,26 @@ class Alerter:
         if queued is not None:
             self.metrics.steps_fired.inc()
         return len(queued or [])
+
+
+def _each(session: Session, items: Sequence[tuple[str, Callable[[], int]]], *, isolated: bool) -> int:
+    """Run each item of a chunk in the session's transaction and commit; the messages they queued.
+
+    ``isolated``: each in a savepoint of its own, so a row another writer added first (a unique key: one
+    open incident per monitor, one page per key) skips that item alone; the next pass sees the result.
+    """
+    queued = 0
+    for what, item in items:
+        if not isolated:
+            queued += item()
+            continue
+        try:
+            with session.begin_nested():
+                queued += item()
+        except IntegrityError:
+            log.info("%s: already written by another writer; skipped", what)
+    session.commit()
+    return queued
 
 
 def _suppressed(session: Session, incident_id: int, window: ActiveWindow, now: datetime) -> None:

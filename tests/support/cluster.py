@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from spectra.store import Monitor, make_engine, save_states, session_factory
 from spectra.store.clock import database_now
 from spectra.tokens import Purpose, Tokens
+from tests.support.db_proxy import DatabaseProxy
 from tests.support.processes import SPECTRA, free_port, get, run_spectra
 from tests.support.providers import Providers
 from tests.support.services import in_ci
@@ -213,3 +214,42 @@ spec:
 """
         for name in names
     )
+
+
+class Cluster:
+    """One fault test's database and the processes it starts against it; `close()` stops them all.
+
+    `apply(manifests)` applies and returns the `Store`; `alerter(...)` starts a replica (its log in the
+    test's folder), through `proxy` when given, with its clock shifted by `clock_offset`.
+    """
+
+    def __init__(self, mariadb_url: str, folder: Path, providers: Providers) -> None:
+        self.url = mariadb_url
+        self.folder = folder
+        self.providers = providers
+        self.alerters: list[Alerter] = []
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.url)
+        return self._store
+
+    def apply(self, manifests: str) -> Store:
+        apply(self.url, manifests, self.folder)
+        return self.store
+
+    def alerter(
+        self, name: str = "alerter", *, proxy: DatabaseProxy | None = None, clock_offset: str | None = None
+    ) -> Alerter:
+        url = proxy.url(self.url) if proxy is not None else self.url
+        alerter = start_alerter(url, self.folder / f"{name}.log", self.providers, clock_offset=clock_offset)
+        self.alerters.append(alerter)
+        return alerter
+
+    def close(self) -> None:
+        for alerter in self.alerters:
+            alerter.stop()
+        if self._store is not None:
+            self._store.close()

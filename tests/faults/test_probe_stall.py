@@ -37,7 +37,7 @@ ANSWER_DELAY_S = 1.0  # in flight for a quarter of each interval; 2 s short of t
 MONITORS = 3
 FREEZE_S = 6.0  # twice the timeout: a check in flight when the process stops is past its deadline
 FREEZES = 3
-STARVE_S = 20.0
+STARVE_S = 12.0  # three intervals
 HOGS = 3
 CORES = sorted(os.sched_getaffinity(0))
 

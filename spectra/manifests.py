@@ -18,6 +18,7 @@ import yaml
 
 from spectra.api import GROUP, InvalidObject, Resource, parse_object
 from spectra.api.cross_checks import check_set
+from spectra.api.plain_data import CONTROL, plain_data_problem
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -141,6 +142,8 @@ def read_documents(path: Path) -> Iterator[tuple[Origin, Any]]:
                 continue
             data = loader.construct_document(node)
             yield Origin(str(path), document, node.start_mark.line + 1), data
+    except RecursionError:  # the YAML composer recurses once per level
+        raise ValueError(f"document {document + 1}: nested too deeply to read") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -178,6 +181,13 @@ def _load_document(result: ManifestSet, origin: Origin, data: Any) -> None:
         result.errors.append(
             ManifestError(origin.file, label, "", "a manifest must be a mapping with apiVersion and kind")
         )
+        return
+    refused = plain_data_problem(data)  # before anything recurses into it (a List of itself, say)
+    if refused is not None:
+        metadata = data.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        ident = f"{data.get('kind')}/{name}" if isinstance(name, str) and not CONTROL.search(name) else label
+        result.errors.append(ManifestError(origin.file, ident, *refused))
         return
     if data.get("kind") == "List" and isinstance(data.get("items"), list):
         for item in data["items"]:

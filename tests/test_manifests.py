@@ -10,6 +10,11 @@ import pytest
 from spectra.manifests import load_paths
 from tests.factories.manifests import MONITOR_YAML
 
+HEAD = (
+    "apiVersion: spectra.dev/v1alpha1\nkind: Monitor\nmetadata: {name: hostile}\n"
+    "spec:\n  type: http\n  http: {url: 'https://example.com'}\n"
+)
+
 
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,6 +62,12 @@ def test_errors_name_file_object_and_field(tmp_path: Path) -> None:
         ("- just\n- a list\n", "must be a mapping"),
         ("metadata: {name: x}\n", "apiVersion: required"),
         ("apiVersion: spectra.dev/v1alpha1\nkind: Monitr\nmetadata: {name: x}\nspec: {}\n", "unknown kind"),
+        # Hostile documents: refused with the spot named, never a crash (tests/api/test_plain_data.py).
+        (HEAD + "  locations: &a [*a]\n", "contains itself"),
+        ("kind: List\nitems: &i\n  - kind: List\n    items: *i\n", "contains itself"),
+        (HEAD + "  x: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+        (HEAD + "  interval: 99999999999999999999h\n", "too long"),
+        (HEAD + '  interval: "1h"\n  tags: ["\\u001b[2J"]\n', "U+001B"),
     ],
 )
 def test_bad_documents(tmp_path: Path, text: str, words: str) -> None:

@@ -18,6 +18,7 @@ from spectra.api.escalation import EscalationPolicy
 from spectra.api.maintenance import MaintenanceWindow
 from spectra.api.monitor import Monitor, MonitorType
 from spectra.api.organization import Organization
+from spectra.api.plain_data import plain_data_problem
 from spectra.api.schedule import Schedule
 from spectra.api.statuspage import StatusPage
 
@@ -62,6 +63,9 @@ def parse_object(body: Mapping[str, Any]) -> Resource:
 
     Raises InvalidObject with every problem found. `status` is dropped: it is ours to write.
     """
+    refused = plain_data_problem(body)
+    if refused is not None:
+        raise InvalidObject([Problem(*refused)])
     api_version = body.get("apiVersion")
     kind = body.get("kind")
     if api_version != API_VERSION:

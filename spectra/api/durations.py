@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
@@ -16,6 +16,9 @@ _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "
 SHORT_PATTERN = r"^([0-9]+(ms|s|m|h))+$"
 LONG_PATTERN = r"^([0-9]+(ms|s|m|h|d|w))+$"
 _PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w)")
+
+
+MAX_DURATION: Final = timedelta(days=3660)  # ten years: longer is a typo, and timedelta overflows soon after
 
 
 class DurationError(ValueError):
@@ -29,6 +32,8 @@ def parse_duration(text: str, *, calendar_units: bool = False) -> timedelta:
         units = "ms, s, m, h, d, w" if calendar_units else "ms, s, m, h"
         raise DurationError(f"{text!r} is not a duration: write a number and a unit ({units}), e.g. 30s or 1h30m")
     total_ms = sum(int(number) * _UNITS_MS[unit] for number, unit in _PART.findall(text))
+    if total_ms > MAX_DURATION.total_seconds() * 1000:
+        raise DurationError(f"{text!r} is too long: at most {MAX_DURATION.days} days")
     return timedelta(milliseconds=total_ms)
 
 

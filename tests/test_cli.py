@@ -54,6 +54,25 @@ key: [broken
 """
 
 
+@pytest.mark.parametrize(
+    "document",
+    [
+        "kind: List\nitems: &i\n  - kind: List\n    items: *i\n",  # a List that contains itself
+        "apiVersion: spectra.dev/v1alpha1\nkind: Monitor\nmetadata: {name: d}\nspec: " + "[" * 20000 + "]" * 20000,
+        "apiVersion: spectra.dev/v1alpha1\nkind: Monitor\nmetadata: {name: h}\n"
+        "spec: {type: http, interval: 99999999999999999999h, http: {url: 'https://example.com'}}\n",
+        'apiVersion: spectra.dev/v1alpha1\nkind: StatusPage\nmetadata: {name: c}\nspec: {slug: c, title: "a\\u0007b"}\n',
+    ],
+    ids=["self-containing-list", "deep-nesting", "huge-duration", "control-character"],
+)
+def test_validate_refuses_hostile_documents_with_exit_1(tmp_path: Path, document: str) -> None:
+    (tmp_path / "hostile.yaml").write_text(document, encoding="utf-8")
+    done = spectra("validate", str(tmp_path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stdout.startswith(f"{tmp_path / 'hostile.yaml'}: ")
+
+
 def test_validate_reports_every_error_and_exits_1(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(BAD_SET, encoding="utf-8")

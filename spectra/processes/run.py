@@ -166,7 +166,12 @@ class Standalone:
                 await self.reload()
 
     async def reload(self) -> None:
-        manifests = await asyncio.to_thread(load_paths, self.options.paths)
+        try:
+            manifests = await asyncio.to_thread(load_paths, self.options.paths)
+        except Exception as exc:  # a bug of ours on hostile input must not end `spectra run`
+            log.exception("reload refused: the manifests could not be read (%s); still running the last good ones", exc)
+            self.metrics.config_reloads.labels("refused").inc()
+            return
         if manifests.errors:
             for error in manifests.errors:
                 log.error("%s", error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -135,6 +136,18 @@ def test_heartbeat_push(spectra_run: Run) -> None:
     assert TOKEN not in run.log_text()
 
 
+def _refused_at_least(run: Run, count: int) -> bool:
+    return run.log_text().count("reload refused") >= count
+
+
+HOSTILE_DOCUMENTS = (
+    "kind: List\nitems: &i\n  - kind: List\n    items: *i\n",
+    "apiVersion: spectra.dev/v1alpha1\nkind: Monitor\nmetadata: {name: d}\nspec: " + "[" * 5000 + "]" * 5000 + "\n",
+    "apiVersion: spectra.dev/v1alpha1\nkind: Monitor\nmetadata: {name: h}\n"
+    "spec: {type: http, interval: 99999999999999999999h, http: {url: 'https://example.com'}}\n",
+)
+
+
 def test_reload_on_change_keeps_running_and_refuses_bad_sets(spectra_run: Run, target: Target, tmp_path: Path) -> None:
     run = spectra_run
     wait_for(lambda: run.state("local-web") == "up", "monitor up")
@@ -147,6 +160,14 @@ def test_reload_on_change_keeps_running_and_refuses_bad_sets(spectra_run: Run, t
     )
     wait_for(lambda: "reload refused" in run.log_text(), "refused reload")
     assert "broken.yaml: Monitor/default/b: spec.type: required field is missing" in run.log_text()
+    assert set(run.monitors()) == {"local-web", "backup", "second"}
+
+    # Hostile files (a List that contains itself, nesting thousands deep, a huge duration) are refused the same way.
+    for number, hostile in enumerate(HOSTILE_DOCUMENTS, start=2):
+        (manifests / "broken.yaml").write_text(hostile)
+        refusals = functools.partial(_refused_at_least, run, number)
+        wait_for(refusals, f"hostile document {number - 1} refused")
+    assert run.process.poll() is None
     assert set(run.monitors()) == {"local-web", "backup", "second"}
 
     (manifests / "broken.yaml").unlink()

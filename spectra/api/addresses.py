@@ -21,6 +21,9 @@ METADATA_NETWORKS = (
     ipaddress.ip_network("169.254.0.0/16"),  # link-local, AWS/GCP/Azure/OpenStack metadata
     ipaddress.ip_network("fe80::/10"),  # IPv6 link-local
     ipaddress.ip_network("fd00:ec2::254/128"),  # AWS IMDS over IPv6
+    ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud metadata
+    ipaddress.ip_network("168.63.129.16/32"),  # Azure WireServer (and its DNS and health probes)
+    ipaddress.ip_network("192.0.0.192/32"),  # Oracle Cloud metadata
 )
 METADATA_HOSTNAMES = frozenset(
     {"metadata.google.internal", "metadata.goog", "metadata", "instance-data", "instance-data.ec2.internal"}
@@ -41,7 +44,8 @@ def parse_ip(host: str) -> IPAddress | None:
 
     Besides canonical forms this reads what `inet_aton` (and so `connect()` through
     getaddrinfo) reads: decimal `2852039166`, hex `0xA9FEA9FE`, octal `0251.0376.0251.0376`
-    and short forms `169.254.43518`. IPv4-mapped and NAT64 IPv6 forms yield the IPv4 address.
+    and short forms `169.254.43518`. IPv6 forms that carry an IPv4 address (IPv4-mapped, NAT64,
+    IPv4-compatible, 6to4, Teredo) yield the IPv4 address, so it is judged like the IPv4 spelling.
     """
     text = host.strip().strip("[]").rstrip(".")
     if not text or any(ch.isspace() for ch in text):
@@ -57,6 +61,10 @@ def parse_ip(host: str) -> IPAddress | None:
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return address.ipv4_mapped
+        if address.sixtofour is not None:  # 2002:AABB:CCDD::/48 carries AA.BB.CC.DD (6to4)
+            return address.sixtofour
+        if address.teredo is not None:  # 2001:0::/32 carries the client's IPv4 (Teredo)
+            return address.teredo[1]
         # `::` and `::1` sit inside ::/96 but are not IPv4-compatible spellings.
         if any(address in net for net in _EMBEDDING_V4) and int(address) > 1:
             return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)

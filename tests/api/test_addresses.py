@@ -22,6 +22,13 @@ METADATA_SPELLINGS = [
     "fd00:ec2::254",  # AWS IMDS IPv6
     "fe80::1",  # IPv6 link-local
     "169.254.1.1",  # any link-local
+    "2002:a9fe:a9fe::",  # 6to4 carrying 169.254.169.254
+    "2002:a9fe:101::1",  # 6to4 carrying link-local 169.254.1.1
+    "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo whose client is 169.254.169.254 (obfuscated)
+    "100.100.100.200",  # Alibaba Cloud metadata
+    "168.63.129.16",  # Azure WireServer
+    "192.0.0.192",  # Oracle Cloud metadata
+    "::ffff:100.100.100.200",
     "metadata.google.internal",
     "METADATA.GOOGLE.INTERNAL.",
 ]
@@ -46,6 +53,9 @@ def test_metadata_url_refused(host: str) -> None:
         ("2852039166", "169.254.169.254"),
         ("0x7f000001", "127.0.0.1"),
         ("::ffff:127.0.0.1", "127.0.0.1"),
+        ("2002:7f00:1::", "127.0.0.1"),  # 6to4 carrying loopback
+        ("2002:0a00:0001::5", "10.0.0.1"),  # 6to4 carrying a private address
+        ("2002:0808:0808::", "8.8.8.8"),
         ("::1", "::1"),
         ("example.com", None),
         ("1.2.3.4 junk", None),

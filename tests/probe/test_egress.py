@@ -100,6 +100,11 @@ METADATA_SPELLINGS = [
     "64:ff9b::a9fe:a9fe",  # NAT64
     "64:ff9b::169.254.169.254",
     "fd00:ec2::254",  # AWS IMDS over IPv6
+    "2002:a9fe:a9fe::",  # 6to4 carrying metadata
+    "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo carrying metadata
+    "100.100.100.200",  # Alibaba
+    "168.63.129.16",  # Azure WireServer
+    "192.0.0.192",  # Oracle
     "169.254.0.1",  # the rest of link-local
     "fe80::1",
     "metadata.google.internal",
@@ -115,8 +120,11 @@ NEVER = [
     "240.0.0.1",  # reserved
     "255.255.255.255",
 ]
-LOOPBACK = ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "0x7f000001", "localhost"]
-PRIVATE = ["10.0.0.1", "10.255.0.7", "172.16.0.1", "172.31.255.254", "192.168.1.1", "100.64.0.1", "fc00::1", "fd12::1"]
+LOOPBACK = ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "0x7f000001", "localhost", "2002:7f00:1::"]
+PRIVATE = [
+    *("10.0.0.1", "10.255.0.7", "172.16.0.1", "172.31.255.254", "192.168.1.1", "100.64.0.1", "fc00::1", "fd12::1"),
+    "2002:a00:1::",  # 6to4 carrying 10.0.0.1
+]
 CLUSTER_NAMES = [
     "kubernetes.default.svc",
     "kubernetes.default.svc.cluster.local",

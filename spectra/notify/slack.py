@@ -1,4 +1,10 @@
-"""Slack incoming webhook: POST {"text": ...} to the (secret) webhook URL."""
+"""Slack incoming webhook: POST {"text": ...} to the (secret) webhook URL.
+
+Every value put into the text is escaped as Slack asks (`&`, `<`, `>`), so what a target answered (the
+reason) or a manifest says cannot ping a channel (`<!channel>`), mention anyone, or show a link of its own
+(`<https://evil|Acknowledge>`) next to the real one; only our own Acknowledge link is markup. Link
+previews are off.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +13,27 @@ import json
 from spectra.notify.channel import ChannelName, Delivery, Message
 from spectra.notify.webhook import HttpPoster
 
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def slack_escape(value: object) -> str:
+    """``value`` as literal Slack text: control sequences (`<!here>`, `<url|label>`, `<@user>`) are inert."""
+    return str(value).translate(_ESCAPES)
+
 
 def slack_text(message: Message) -> str:
     facts = message.facts
     if facts.get("code") and facts.get("monitor"):
-        line = f"*[{str(facts.get('severity') or 'alert').upper()}] {facts['code']}* `{facts['monitor']}`"
-        line += f" is *{facts.get('state') or 'opened'}*"
+        severity = slack_escape(str(facts.get("severity") or "alert").upper())
+        monitor = slack_escape(facts["monitor"]).replace("`", "'")  # inside a code span
+        line = f"*[{severity}] {slack_escape(facts['code'])}* `{monitor}`"
+        line += f" is *{slack_escape(facts.get('state') or 'opened')}*"
         if facts.get("reason"):
-            line += f": {facts['reason']}"
+            line += f": {slack_escape(facts['reason'])}"
         if facts.get("ack_url") and facts.get("state") in {"opened", "escalated"}:
-            line += f"\n<{facts['ack_url']}|Acknowledge>"
+            line += f"\n<{slack_escape(facts['ack_url'])}|Acknowledge>"
         return line
-    return message.text or message.subject
+    return slack_escape(message.text or message.subject)
 
 
 class SlackChannel:
@@ -28,7 +43,7 @@ class SlackChannel:
         self._http = HttpPoster("Slack", timeout_s)
 
     async def send(self, message: Message) -> Delivery:
-        body = json.dumps({"text": slack_text(message)}).encode()
+        body = json.dumps({"text": slack_text(message), "unfurl_links": False, "unfurl_media": False}).encode()
         response = await self._http.post(message.recipient, body, {"Content-Type": "application/json"})
         return Delivery(status_code=response.status_code)
 

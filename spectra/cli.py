@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from spectra import __version__
 from spectra.api import Monitor
+from spectra.runtime.redaction import redact_logs
 
 log = logging.getLogger("spectra")
 
@@ -29,6 +30,7 @@ def cli(verbose: int) -> None:
     """SpectraMonitor: uptime monitoring, on-call paging and status pages as code."""
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact_logs()  # no secret in any log line, whoever logs it (runtime/redaction.py)
 
 
 @cli.command()

@@ -24,7 +24,9 @@ STOP_GRACE_S = 10.0  # components that have not ended this long after stop() are
 
 
 def web_server(app: Starlette, host: str, port: int) -> uvicorn.Server:
-    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+    # log_config=None: uvicorn's records go to our handlers (and their SecretRedactor), not to its own.
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", log_config=None)
+    return uvicorn.Server(config)
 
 
 async def serve(

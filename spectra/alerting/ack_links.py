@@ -9,6 +9,7 @@ link is not valid, never a detail or a traceback.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,6 +46,23 @@ def incident_id_of(payload: Mapping[str, Any]) -> int | None:
     return None
 
 
+_PHONE = re.compile(r"^\+?[0-9][0-9 ().\-]{5,}$")
+
+
+def public_actor(who: str | None) -> str | None:
+    """Who acknowledged, as shown to anyone holding the link: a phone number or email address is masked
+    (the page must not hand out an engineer's number); names and "link" stay as they are."""
+    if not who:
+        return who
+    if _PHONE.match(who):
+        digits = re.sub(r"[^0-9]", "", who)
+        return f"a phone ending in {digits[-2:]}"
+    local, at, domain = who.partition("@")
+    if at and local and domain:
+        return f"{local[:1]}…@{domain}"
+    return who
+
+
 @dataclass(frozen=True)
 class IncidentView:
     code: str
@@ -69,7 +87,7 @@ class IncidentView:
             state=incident.state,
             opened_at=incident.opened_at,
             acknowledged_at=incident.acknowledged_at,
-            acknowledged_by=incident.acknowledged_by,
+            acknowledged_by=public_actor(incident.acknowledged_by),
             resolved_at=incident.resolved_at,
         )
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from itsdangerous.timed import TimestampSigner
 
-from spectra.alerting.ack_links import ACK_TOKEN_MAX_AGE_S
+from spectra.alerting.ack_links import ACK_TOKEN_MAX_AGE_S, public_actor
 from spectra.alerting.page_messages import Links
 from spectra.store import Incident
 from spectra.tokens import Purpose, Tokens
@@ -158,3 +158,18 @@ async def test_page_escapes_incident_text(site: Site) -> None:
     page = (await site.client.get(f"/ack/{ack_token(site.tokens, incident_id)}")).text
     assert "<script>alert" not in page
     assert "&lt;script&gt;" in page
+
+
+@pytest.mark.parametrize(
+    ("who", "shown"),
+    [
+        ("+4915112345678", "a phone ending in 78"),
+        ("+1 (555) 000-1111", "a phone ending in 11"),
+        ("alice@example.com", "a…@example.com"),
+        ("link", "link"),
+        ("Alice Example", "Alice Example"),
+        (None, None),
+    ],
+)
+def test_the_ack_page_never_shows_whose_phone_or_address_acknowledged(who: str | None, shown: str | None) -> None:
+    assert public_actor(who) == shown

@@ -3,6 +3,7 @@
 - `monitor_factory(session)`: Monitor rows added directly (resource, hot-path row, locations), flushed;
   the `make_monitor` fixture of tests/store/conftest.py is one. For the store's own tests.
 - `state_row(...)`: one `monitor_states` row as `save_states` takes it, as of `NOW`.
+- `RefusingSessions(store)`: its sessions, or a refused connection while `down` (a database outage).
 - `Store(engine, sessions)`: Monitors applied through the real loader path (`spectra.reconcile.apply_set`,
   as `spectra run` and the operator do), for tests of what reads them (probe workers, the web).
 """
@@ -149,3 +150,18 @@ class Store:
     def ids(self) -> dict[str, int]:
         with self.sessions() as session:
             return {row.name: row.resource_id for row in session.execute(sa.select(Monitor.name, Monitor.resource_id))}
+
+
+class RefusingSessions:
+    """A `Store`'s sessions, or a refused connection while `down` (the database is away); counts the refusals."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.down = False
+        self.refused = 0
+
+    def __call__(self) -> Session:
+        if self.down:
+            self.refused += 1
+            raise sa.exc.OperationalError("SELECT 1", {}, ConnectionRefusedError(111, "Connection refused"))
+        return self.store.sessions()

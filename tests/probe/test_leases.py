@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
 from spectra.probe.context import CheckContext
 from spectra.probe.database_health import DatabaseHealth
@@ -21,7 +20,7 @@ from spectra.probe.writer import ResultWriter
 from spectra.store import CheckResult as ResultRow
 from spectra.store import MonitorLease, ProbeWorker
 from tests.factories.monitors import tcp_spec
-from tests.factories.store import Store
+from tests.factories.store import RefusingSessions, Store
 from tests.support.waiting import eventually
 
 from .servers import tcp_target
@@ -109,19 +108,6 @@ async def test_a_slot_runs_only_while_the_lease_outlasts_it(store: Store) -> Non
         assert session.scalars(sa.select(ProbeWorker.worker_id)).all() == []
 
 
-class FlakySessions:
-    """The store's sessions, or an OperationalError while `down` (the database is away)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.down = False
-
-    def __call__(self) -> Session:
-        if self.down:
-            raise OperationalError("SELECT 1", {}, ConnectionRefusedError(111, "Connection refused"))
-        return self.store.sessions()
-
-
 @pytest.mark.parametrize(
     ("outage_s", "runs", "lapsed"),
     [
@@ -137,7 +123,7 @@ async def test_a_worker_keeps_its_leases_through_a_database_outage_for_ttl_plus_
 ) -> None:
     ids = store.apply({"a": tcp_spec(9, interval="10s", timeout="1s")})
     clocks = Clocks(DB_NOW)
-    sessions = FlakySessions(store)
+    sessions = RefusingSessions(store)
     lease = LeaseAssignment(
         "default",
         sessions,
@@ -209,7 +195,7 @@ async def test_a_wall_clock_skew_does_not_move_leases(store: Store, skew_s: floa
 
 async def test_a_failed_tick_is_retried_within_about_a_second_not_after_ttl_over_4(store: Store) -> None:
     ids = store.apply({"a": tcp_spec(9, interval="60s", timeout="1s")})
-    sessions = FlakySessions(store)
+    sessions = RefusingSessions(store)
     health = DatabaseHealth()
     lease = LeaseAssignment("default", sessions, worker_id="w1", ttl_s=40.0, health=health)  # renews every 10 s
     lease.set_monitors({ids["a"]: Timing(60, 1)})

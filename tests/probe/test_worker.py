@@ -9,8 +9,6 @@ from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
 from spectra.probe.context import CheckContext
 from spectra.probe.database_health import DatabaseHealth
@@ -22,7 +20,7 @@ from spectra.probe.writer import ResultWriter
 from spectra.store import CheckResult as ResultRow
 from spectra.store import MonitorState
 from tests.factories.monitors import LOCAL_INTERVAL_S, tcp_spec
-from tests.factories.store import Store
+from tests.factories.store import RefusingSessions, Store
 from tests.support.waiting import eventually
 
 from .servers import free_port, tcp_target
@@ -184,19 +182,6 @@ async def test_stop_flushes_results_of_checks_in_flight(store: Store, ctx: Check
     assert isinstance(rows[0].scheduled_at, datetime)
 
 
-class Outage:
-    """The store's sessions, or a refused connection while `down` (the database is away)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.down = False
-
-    def __call__(self) -> Session:
-        if self.down:
-            raise OperationalError("SELECT 1", {}, ConnectionRefusedError(111, "Connection refused"))
-        return self.store.sessions()
-
-
 @pytest.mark.parametrize(
     ("allowance_s", "keeps_checking"),
     [
@@ -209,7 +194,7 @@ async def test_a_database_outage_keeps_checks_going_while_the_leases_last(
 ) -> None:
     async with tcp_target() as port:
         store.apply({f"m{i}": tcp_spec(port, interval="1s", timeout="500ms") for i in range(3)})
-        sessions = Outage(store)
+        sessions = RefusingSessions(store)
         health = DatabaseHealth(unreachable_after_s=0.5)
         assignment = LeaseAssignment(
             "default", sessions, worker_id="w1", ttl_s=2.0, outage_allowance_s=allowance_s, health=health

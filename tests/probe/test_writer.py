@@ -21,7 +21,7 @@ from spectra.store import CheckResult as ResultRow
 from spectra.store import MonitorState
 from spectra.store.clock import database_now
 from tests.factories.monitors import tcp_spec
-from tests.factories.store import Store
+from tests.factories.store import RefusingSessions, Store
 from tests.support.waiting import eventually
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -267,26 +267,11 @@ async def test_states_carry_the_database_time_of_their_write(store: Store) -> No
     assert before - timedelta(seconds=5) <= row.reported_at <= database_time
 
 
-class Outage:
-    """The store's sessions, or a refused connection while `down`; counts what was asked meanwhile."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.down = False
-        self.refused = 0
-
-    def __call__(self) -> sa.orm.Session:
-        if self.down:
-            self.refused += 1
-            raise sa.exc.OperationalError("SELECT 1", {}, ConnectionRefusedError(111, "Connection refused"))
-        return self.store.sessions()
-
-
 async def test_an_outage_is_logged_once_and_writing_resumes_within_about_a_second(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     ids = store.apply({"web": SPEC})
-    sessions = Outage(store)
+    sessions = RefusingSessions(store)
     health = DatabaseHealth()
     writer = ResultWriter(sessions, flush_interval_s=0.05, health=health)  # the default retry cap: 1 s
     writer.start()

@@ -28,11 +28,15 @@ SAMPLES = {"quick": 10, "default": 60, "full": 200}
 POLL_S = 0.5  # the alerter's poll interval (its default), passed explicitly: samples start at random phases of it
 CONTACT_PHONE = "+15550001111"
 
-MANIFESTS = """\
+
+def policy_manifests(channels: str) -> str:
+    """Alice (email and phone) and the policy `primary`: step 0 pages her at once through `channels`
+    (e.g. "email, sms"), step 1 by email an hour later (so only step 0 is measured)."""
+    return f"""\
 apiVersion: spectra.dev/v1alpha1
 kind: Contact
 metadata: {{name: alice}}
-spec: {{displayName: Alice, email: alice@example.com, phone: "{phone}", channels: [email, sms]}}
+spec: {{displayName: Alice, email: alice@example.com, phone: "{CONTACT_PHONE}", channels: [email, sms]}}
 ---
 apiVersion: spectra.dev/v1alpha1
 kind: EscalationPolicy
@@ -41,11 +45,12 @@ spec:
   steps:
     - delay: 0s
       targets: [{{contact: alice}}]
-      channels: [email, sms]
+      channels: [{channels}]
     - delay: 1h
       targets: [{{contact: alice}}]
       channels: [email]
 """
+
 
 MONITOR = """\
 ---
@@ -59,23 +64,6 @@ spec:
   escalationPolicyRef: {{name: primary}}
   http: {{url: "http://127.0.0.1:9/m{i}"}}
 """
-
-
-def _state_row(monitor_id: int, state: str, now: datetime) -> dict[str, Any]:
-    down = state == "down"
-    return {
-        "monitor_id": monitor_id,
-        "location": "default",
-        "state": state,
-        "last_status": state,
-        "consecutive_failures": 3 if down else 0,
-        "consecutive_successes": 0 if down else 3,
-        "last_check_at": now,
-        "last_latency_ms": None if down else 1.0,
-        "last_reason": "connection refused" if down else "",
-        "changed_at": now,
-        "facts": None,
-    }
 
 
 def _more(items: Callable[[], list[Any]], before: int) -> bool:
@@ -102,13 +90,14 @@ async def alert_latency(mode: str, samples: int | None = None) -> dict[str, Any]
     from spectra.reconcile import MANIFEST_SOURCE, apply_set
     from spectra.store import Monitor, make_engine, save_states, session_factory, upgrade
     from spectra.tokens import Tokens
+    from tests.factories.store import state_row
     from tests.support.providers import sendgrid_fake, twilio_fake
 
     count = samples or SAMPLES.get(mode, SAMPLES["default"])
     with tempfile.TemporaryDirectory(prefix="spectra-bench-alerting-") as tmp:
         folder = Path(tmp) / "manifests"
         folder.mkdir()
-        text = MANIFESTS.format(phone=CONTACT_PHONE) + "".join(MONITOR.format(i=i) for i in range(count))
+        text = policy_manifests("email, sms") + "".join(MONITOR.format(i=i) for i in range(count))
         (folder / "alerting.yaml").write_text(text)
         manifests = load_paths([folder])
         if manifests.errors:
@@ -124,7 +113,7 @@ async def alert_latency(mode: str, samples: int | None = None) -> dict[str, Any]
         monitor_ids = [ids[f"m{i}"] for i in range(count)]
         now = datetime.now(UTC)
         with sessions.begin() as session:
-            save_states(session, [_state_row(mid, "up", now) for mid in monitor_ids])
+            save_states(session, [state_row(mid, "default", "up", at=now) for mid in monitor_ids])
 
         async with sendgrid_fake() as sendgrid, twilio_fake() as twilio:
             env = {
@@ -164,7 +153,7 @@ async def alert_latency(mode: str, samples: int | None = None) -> dict[str, Any]
 
                     def write_down(monitor_id: int = mid) -> None:
                         with sessions.begin() as session:
-                            save_states(session, [_state_row(monitor_id, "down", datetime.now(UTC))])
+                            save_states(session, [state_row(monitor_id, "default", "down", at=datetime.now(UTC))])
 
                     await asyncio.to_thread(write_down)
                     t0 = time.perf_counter()

@@ -28,6 +28,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from aiohttp import web
 
+from bench.alerting import policy_manifests
 from bench.probe import percentile
 from tests.support.providers import sendgrid_fake
 from tests.support.services import MARIADB_URL
@@ -39,25 +40,6 @@ INTERVAL_S: Final = 5
 THRESHOLD: Final = 2
 SPECTRA: Final = str(Path(sys.executable).with_name("spectra"))
 SUBJECT = re.compile(r"default/(m\d+) is down")
-
-MANIFESTS = """\
-apiVersion: spectra.dev/v1alpha1
-kind: Contact
-metadata: {{name: alice}}
-spec: {{displayName: Alice, email: alice@example.com, channels: [email]}}
----
-apiVersion: spectra.dev/v1alpha1
-kind: EscalationPolicy
-metadata: {{name: primary}}
-spec:
-  steps:
-    - delay: 0s
-      targets: [{{contact: alice}}]
-      channels: [email]
-    - delay: 1h
-      targets: [{{contact: alice}}]
-      channels: [email]
-"""
 
 MONITOR = """\
 ---
@@ -145,7 +127,7 @@ async def mass_outage(mode: str) -> dict[str, Any]:  # noqa: PLR0915 - one scena
     try:
         with tempfile.TemporaryDirectory(prefix="spectra-bench-mass-") as tmp:
             folder = Path(tmp)
-            text = MANIFESTS.format() + "".join(
+            text = policy_manifests("email") + "".join(
                 MONITOR.format(i=i, port=target.port, interval=INTERVAL_S, threshold=THRESHOLD) for i in range(count)
             )
             (folder / "mass.yaml").write_text(text)

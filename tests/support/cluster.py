@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from spectra.store import Monitor, make_engine, save_states, session_factory
 from spectra.store.clock import database_now
 from spectra.tokens import Purpose, Tokens
+from tests.factories.store import state_row
 from tests.support.db_proxy import DatabaseProxy
 from tests.support.processes import SPECTRA, free_port, get, run_spectra
 from tests.support.providers import Providers
@@ -154,10 +155,9 @@ class Store:
         """Write each monitor's state as just checked, in the database's time (as the probe writer does)."""
         with self.sessions.begin() as session:
             now = database_now(session)
-            rows = [_state_row(monitor_id, state, location, now) for monitor_id, state in states.items()]
-            if not self.has_reported_at:  # an older schema (see CHILD_PYTHONPATH_ENV)
-                rows = [{k: v for k, v in row.items() if k != "reported_at"} for row in rows]
-            save_states(session, rows)
+            # reported_at: only on a schema that has it (an older checkout's has not; see CHILD_PYTHONPATH_ENV)
+            stored = {"reported_at": now} if self.has_reported_at else {}
+            save_states(session, [state_row(id_, location, state, at=now, **stored) for id_, state in states.items()])
 
     def rows(self, sql: str, **params: Any) -> list[sa.Row[Any]]:
         with self.engine.connect() as conn:
@@ -166,24 +166,6 @@ class Store:
     def scalar(self, sql: str, **params: Any) -> Any:
         with self.engine.connect() as conn:
             return conn.execute(sa.text(sql), params).scalar()
-
-
-def _state_row(monitor_id: int, state: str, location: str, now: Any) -> dict[str, Any]:
-    down = state == "down"
-    return {
-        "monitor_id": monitor_id,
-        "location": location,
-        "state": state,
-        "last_status": state,
-        "consecutive_failures": 2 if down else 0,
-        "consecutive_successes": 0 if down else 2,
-        "last_check_at": now,
-        "last_latency_ms": None if down else 1.0,
-        "last_reason": "HTTP 503" if down else "",
-        "changed_at": now,
-        "reported_at": now,
-        "facts": None,
-    }
 
 
 def ack_url(alerter: Alerter, incident_id: int) -> str:

@@ -70,7 +70,7 @@ class SlowTarget:
                         target.answered += 1
 
             def log_message(self, format: str, *args: object) -> None:
-                pass
+                """No access log: the test's output is the probe's."""
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

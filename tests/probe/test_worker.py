@@ -226,6 +226,7 @@ async def test_a_database_outage_keeps_checks_going_while_the_leases_last(
             assert (sample("spectra_database_unreachable_seconds") or 0) >= 3
             sessions.down = False
             await eventually(lambda: writer.buffered == 0 and health.problem() is None and assignment.problem() is None)
-        # Reclaiming after a lapse waits for each monitor's gap between slots; a busy machine stretches that.
-        await eventually(lambda: len(assignment.owned) == 3, timeout=60)
-        await eventually(lambda: sample("spectra_leases_held") == 3)  # the metrics loop reads it after a tick
+            # Still running: the worker holds all three again and the gauge says so (after the block it has
+            # released them, and the gauge is whatever its last metrics pass saw).
+            await eventually(lambda: len(assignment.owned) == 3)
+            await eventually(lambda: sample("spectra_leases_held") == 3)

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from spectra.api.monitor import MonitorSpec
+from spectra.domain.egress import EgressGuard, EgressPolicy
 from spectra.probe.checks import run_check
 from spectra.probe.context import CheckContext, CheckRequest
-from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.result import CheckResult
 
 

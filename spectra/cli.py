@@ -371,9 +371,9 @@ def check(paths: tuple[Path, ...], strict_egress: bool, concurrency: int, artifa
     import asyncio
 
     from spectra.api.cross_checks import secret_refs
+    from spectra.domain.egress import EgressGuard, EgressPolicy
     from spectra.manifests import load_paths
     from spectra.probe.context import CheckContext, CheckRequest
-    from spectra.probe.egress import EgressGuard, EgressPolicy
     from spectra.probe.oneshot import check_once, render_table
 
     result = load_paths(paths, check_secrets=not skip_secrets)

@@ -19,7 +19,7 @@ import httpx
 from spectra.api.base import ValueSource
 from spectra.api.monitor import MonitorSpec
 from spectra.api.secrets import NoSecrets, SecretResolver
-from spectra.probe.egress import EgressGuard, EgressPolicy
+from spectra.domain.egress import EgressGuard, EgressPolicy
 from spectra.probe.http_client import make_client
 from spectra.probe.lag import LoopLag
 

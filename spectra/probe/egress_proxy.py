@@ -15,7 +15,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
-from spectra.probe.egress import EgressGuard, EgressRefused
+from spectra.domain.egress import EgressGuard, EgressRefused
 
 _HOP_HEADERS = ("proxy-connection:", "proxy-authorization:", "connection:", "keep-alive:")
 HEAD_TIMEOUT_S = 30.0  # a client that opens a connection and says nothing

@@ -24,7 +24,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from spectra.probe.egress import EgressGuard, EgressRefused, GuardedResolver
+from spectra.domain.egress import EgressGuard, EgressRefused, GuardedResolver
 
 USER_AGENT = "SpectraMonitor/0.1 (+https://spectra.dev)"
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.api.secrets import NoSecrets, SecretResolver
+from spectra.domain.egress import EgressGuard, EgressPolicy
 from spectra.probe.context import CheckContext
 from spectra.probe.database_health import DatabaseHealth
-from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.leases import DEFAULT_OUTAGE_ALLOWANCE_S, LeaseAssignment
 from spectra.probe.metrics import ProbeMetrics
 from spectra.probe.worker import Worker

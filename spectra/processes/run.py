@@ -19,9 +19,9 @@ from pathlib import Path
 from prometheus_client import Counter
 from sqlalchemy import Engine, func, select
 
+from spectra.domain.egress import EgressGuard, EgressPolicy
 from spectra.manifests import ManifestSet, discover, load_paths
 from spectra.probe.context import CheckContext
-from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.leases import SoloAssignment
 from spectra.probe.metrics import ProbeMetrics
 from spectra.probe.worker import Worker

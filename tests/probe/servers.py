@@ -23,8 +23,8 @@ import pytest
 import trustme
 
 from spectra.api.monitor import MonitorSpec, MonitorType
+from spectra.domain.egress import EgressGuard, EgressPolicy
 from spectra.probe.context import CheckContext, CheckRequest
-from spectra.probe.egress import EgressGuard, EgressPolicy
 
 LOCALHOST = "127.0.0.1"
 METADATA = "169.254.169.254"

@@ -20,9 +20,9 @@ import pytest_asyncio
 from aiohttp import web
 
 from spectra.api.monitor import MonitorSpec
+from spectra.domain.egress import EgressGuard, EgressPolicy
 from spectra.probe.checks import run_check
 from spectra.probe.context import CheckContext, CheckRequest
-from spectra.probe.egress import EgressGuard, EgressPolicy
 from spectra.probe.result import CheckResult, Status
 
 try:

@@ -15,8 +15,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from spectra.domain.egress import EgressRefused
 from spectra.probe.context import CheckContext, CheckRequest, MissingSecret
-from spectra.probe.egress import EgressRefused
 from spectra.probe.lag import ate_budget
 from spectra.probe.result import CheckResult, Status
 

@@ -48,8 +48,8 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from spectra.api.checks.browser import BrowserStep
+from spectra.domain.egress import EgressRefused
 from spectra.probe.context import CheckContext, CheckRequest, MissingSecret
-from spectra.probe.egress import EgressRefused
 from spectra.probe.egress_proxy import EgressProxy
 from spectra.probe.result import CheckResult
 

@@ -29,8 +29,8 @@ import dns.rdata
 import dns.rdatatype
 import dns.resolver
 
+from spectra.domain.egress import first_address
 from spectra.probe.context import CheckContext, CheckRequest
-from spectra.probe.egress import first_address
 from spectra.probe.result import CheckResult
 from spectra.probe.sockets import elapsed_ms, format_address
 

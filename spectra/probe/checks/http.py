@@ -20,10 +20,10 @@ import aiohttp
 import httpx
 
 from spectra.api.checks.http import HttpCheck, HttpExpect
+from spectra.domain.egress import EgressRefused
 from spectra.probe import assertions
 from spectra.probe.certificates import CertificateInfo, expiry_reason, parse_der
 from spectra.probe.context import CheckContext, CheckRequest
-from spectra.probe.egress import EgressRefused
 from spectra.probe.http_client import timings, traced
 from spectra.probe.result import CheckResult
 

@@ -15,8 +15,8 @@ from icmplib import Host, async_ping  # type: ignore[import-untyped]
 from icmplib.exceptions import ICMPLibError, SocketPermissionError  # type: ignore[import-untyped]
 
 from spectra.api.checks.icmp import IcmpExpect
+from spectra.domain.egress import first_address
 from spectra.probe.context import CheckContext, CheckRequest
-from spectra.probe.egress import first_address
 from spectra.probe.result import CheckResult
 from spectra.probe.sockets import elapsed_ms
 

@@ -12,8 +12,8 @@ import socket
 import time
 from typing import Any
 
+from spectra.domain.egress import first_address
 from spectra.probe.context import CheckContext, CheckRequest
-from spectra.probe.egress import first_address
 from spectra.probe.result import CheckResult
 from spectra.probe.sockets import elapsed_ms, format_address, preview
 

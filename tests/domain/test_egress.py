@@ -18,12 +18,11 @@ import pytest
 from aiohttp import web
 
 from spectra.api.addresses import IPAddress
+from spectra.domain.egress import EgressGuard, EgressPolicy, EgressRefused
 from spectra.probe.checks import run_check
 from spectra.probe.context import CheckContext
-from spectra.probe.egress import EgressGuard, EgressPolicy, EgressRefused
 from spectra.probe.result import Status
-
-from .servers import ServeApp, request
+from tests.probe.servers import ServeApp, request
 
 # --- a stub resolver -------------------------------------------------------------------------------
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
+from spectra.runtime.cross_site import CrossSiteRefusal
 from spectra.runtime.health import health_routes
 from spectra.runtime.metrics import Metrics
 from spectra.runtime.readiness import ReadinessCheck
@@ -44,4 +46,4 @@ def create_app(parts: AppParts) -> Starlette:
         *heartbeat_routes(parts.session_factory),
         *parts.routes,
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(CrossSiteRefusal)])  # forms refuse cross-site posts

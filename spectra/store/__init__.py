@@ -45,6 +45,7 @@ from spectra.store.statuspages import PageIncident, PageIncidentSource, PageInci
 from spectra.store.subscribers import WHOLE_PAGE, Subscriber
 from spectra.store.types import BigIntPK, JSONType, UTCDateTime, utcnow
 from spectra.store.upsert import upsert, upsert_statement
+from spectra.store.webhook_requests import WebhookRequest
 from spectra.store.worker_leases import MonitorLease, ProbeWorker
 
 __all__ = [
@@ -90,6 +91,7 @@ __all__ = [
     "UTCDateTime",
     "User",
     "UserSession",
+    "WebhookRequest",
     "acquire_lease",
     "current_revision",
     "database_url",

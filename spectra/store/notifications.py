@@ -10,7 +10,8 @@ from sqlalchemy import CheckConstraint, Double, ForeignKey, Index, Integer, Stri
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from spectra.store.base import MYSQL_TABLE_OPTIONS, Base
-from spectra.store.types import BigIntPK, JSONType, UTCDateTime, utcnow
+from spectra.store.sealing import SealedJSON
+from spectra.store.types import BigIntPK, UTCDateTime, utcnow
 
 
 class NotificationStatus(enum.StrEnum):
@@ -40,7 +41,9 @@ class Notification(Base):
     channel: Mapped[str] = mapped_column(String(32))
     recipient: Mapped[str] = mapped_column(String(320))  # address, E.164 number or webhook name
     subject: Mapped[str | None] = mapped_column(String(500))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Text, html, facts and headers: sealed at rest, as they carry link tokens (spectra.store.sealing);
+    # emptied once delivery is final.
+    payload: Mapped[dict[str, Any]] = mapped_column(SealedJSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), default=NotificationStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

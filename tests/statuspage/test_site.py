@@ -160,7 +160,8 @@ async def client(db: PageDb) -> AsyncIterator[httpx.AsyncClient]:
     [
         ("status.example.test", "/healthz", 200, "ok"),  # a page's hostname never shadows the fixed paths
         ("status.example.test", "/readyz", 200, "ready"),
-        ("status.example.test", "/api/v1/monitors", 200, '"name"'),
+        # The monitor API answers (not the page), refusing a Host that is not loopback (DNS rebinding).
+        ("status.example.test", "/api/v1/monitors", 421, "loopback addresses"),
         ("status.example.test", "/", 200, "Main status"),
         ("status.example.test:8080", "/", 200, "Main status"),
         ("other.example.test", "/", 404, ""),

@@ -23,8 +23,8 @@ async def part_page(request: Request) -> Response:
     return PlainTextResponse(f"part: {request.url.path}\n")
 
 
-def client(parts: AppParts) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(parts)), base_url="http://spectra.test")
+def client(parts: AppParts, base_url: str = "http://spectra.test") -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(parts)), base_url=base_url)
 
 
 @sqlite_only
@@ -74,7 +74,7 @@ async def test_fixed_routes_then_the_parts_routes(sessions: sessionmaker[Session
 async def test_on_loopback_the_monitor_api_needs_no_token(sessions: sessionmaker[Session]) -> None:
     parts = AppParts(session_factory=sessions, metrics=Metrics(), readiness=Readiness())
     assert (parts.loopback_only, parts.api_token, parts.routes) == (True, None, ())
-    async with client(parts) as http:
+    async with client(parts, base_url="http://127.0.0.1:8080") as http:
         response = await http.get("/api/v1/monitors")
         missing = await http.get("/")
     assert (response.status_code, response.json()) == (200, [])

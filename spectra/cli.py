@@ -237,7 +237,14 @@ def probe(location: str, database: str | None, listen: str, concurrency: int, al
     metavar="HOST:PORT",
     help="Health, metrics, ack links and Twilio webhooks.",
 )
-def alerter(database: str | None, listen: str) -> None:
+@click.option(
+    "--allow-private-targets",
+    is_flag=True,
+    envvar="SPECTRA_ALLOW_PRIVATE_TARGETS",
+    help="Let webhook and Slack deliveries reach loopback and private addresses (refused by default; metadata "
+    "addresses always are).",
+)
+def alerter(database: str | None, listen: str, allow_private_targets: bool) -> None:
     """Run the alerter (cluster mode): incidents, escalation and notification delivery from the shared database.
 
     Start two or more replicas: one holds the lease in the database and alerts, the others stand by.
@@ -247,7 +254,9 @@ def alerter(database: str | None, listen: str) -> None:
     from spectra.store import database_url
 
     host, port = _server_setup(listen)
-    options = AlerterOptions(database_url=database_url(database), host=host, port=port)
+    options = AlerterOptions(
+        database_url=database_url(database), host=host, port=port, allow_private=allow_private_targets
+    )
     sys.exit(_run_async(run_alerter(options, secrets=_cluster_secrets())))
 
 

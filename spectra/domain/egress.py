@@ -1,9 +1,10 @@
-"""The egress guard: which addresses probes may connect to, checked at connect time.
+"""The egress guard: which addresses probes and notification deliveries may connect to, checked at connect time.
 
 Every checker resolves its target through `EgressGuard.resolve` and connects to the addresses it
 returns, never to the name again, so a DNS answer that changes between check and connect (DNS
 rebinding) cannot slip past. HTTP goes through `GuardedResolver`, the same check inside aiohttp's
-connector, which also covers every redirect hop.
+connector, which also covers every redirect hop; `guarded_session` is an aiohttp session built on it
+(webhook and Slack deliveries), which checks IP-literal hosts too.
 
 Always refused: link-local and cloud metadata addresses in any spelling, multicast, reserved and
 unspecified addresses. Refused unless the policy allows them: loopback, private ranges (RFC 1918,
@@ -14,12 +15,15 @@ user's own machine); cluster mode does not by default.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from spectra.api.addresses import METADATA_HOSTNAMES, IPAddress, is_metadata_address, parse_ip
@@ -29,6 +33,10 @@ _PRIVATE = tuple(
     for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7", "198.18.0.0/15")
 )
 _CLUSTER_SUFFIXES = (".svc", ".cluster.local", ".local", ".internal")
+
+
+def _is_private(address: IPAddress) -> bool:
+    return any(address in net for net in _PRIVATE if net.version == address.version) or address.is_private
 
 
 class EgressRefused(OSError):
@@ -58,9 +66,23 @@ class EgressPolicy:
             return
         if address.is_reserved:
             raise EgressRefused(f"{host} -> {address}: multicast, unspecified and reserved addresses are refused")
-        private = any(address in net for net in _PRIVATE if net.version == address.version) or address.is_private
-        if private and not self.allow_private:
+        if _is_private(address) and not self.allow_private:
             raise EgressRefused(f"{host} -> {address}: private addresses are not allowed by the egress policy")
+
+    def is_internal(self, address: IPAddress) -> bool:
+        """Loopback, private or link-local (metadata): an address inside the network this process runs in."""
+        address = parse_ip(str(address)) or address
+        return is_metadata_address(address) or address.is_loopback or _is_private(address)
+
+    def may_disclose(self, address: IPAddress) -> bool:
+        """Whether a DNS answer may be shown: internal addresses only where the policy lets us connect to them.
+        Multicast, reserved and unspecified answers (0.0.0.0 from a sinkhole resolver) reveal nothing inside."""
+        address = parse_ip(str(address)) or address
+        if is_metadata_address(address):
+            return False
+        if address.is_loopback:
+            return self.allow_loopback
+        return self.allow_private or not _is_private(address)
 
     def check_name(self, host: str) -> None:
         """Refuse names that are always internal, before asking DNS."""
@@ -113,6 +135,39 @@ class EgressGuard:
             self.policy.check_name(host)
 
 
+# The addresses the guard let connections of the current task reach, while `reached_addresses` collects them.
+_REACHED: ContextVar[list[IPAddress] | None] = ContextVar("spectra_egress_reached", default=None)
+
+
+@contextlib.contextmanager
+def reached_addresses() -> Iterator[list[IPAddress]]:
+    """Every address a guarded session connects to inside the block (in this task): what an error was about."""
+    reached: list[IPAddress] = []
+    token = _REACHED.set(reached)
+    try:
+        yield reached
+    finally:
+        _REACHED.reset(token)
+
+
+def _note_reached(address: IPAddress) -> None:
+    reached = _REACHED.get()
+    if reached is not None:
+        reached.append(address)
+
+
+def refusal_in(error: BaseException) -> EgressRefused | None:
+    """The EgressRefused behind `error`, however aiohttp wrapped it (ClientConnectorDNSError and the like)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, EgressRefused):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 class GuardedResolver(AbstractResolver):
     """aiohttp resolver that applies the egress policy to every address it hands to the connector."""
 
@@ -124,6 +179,7 @@ class GuardedResolver(AbstractResolver):
     ) -> list[ResolveResult]:
         results: list[ResolveResult] = []
         for fam, addr in await self.guard.resolve(host, port, family=family):
+            _note_reached(ipaddress.ip_address(str(addr[0]).split("%", 1)[0]))
             results.append(
                 ResolveResult(
                     hostname=host,
@@ -138,6 +194,35 @@ class GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         return None
+
+
+def guarded_session(guard: EgressGuard, *, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
+    """An aiohttp session whose every connection passes `guard`: names through `GuardedResolver` (checked at
+    connect time, never cached), IP-literal hosts (which aiohttp does not resolve) by a middleware on every
+    request. A fresh connection per request: a pooled one would skip the check. No proxy or netrc from the
+    environment (a proxy would connect for us, past the guard), no cookies."""
+    connector = aiohttp.TCPConnector(resolver=GuardedResolver(guard), use_dns_cache=False, force_close=True)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        trust_env=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        middlewares=(_literal_host_check(guard),),
+    )
+
+
+def _literal_host_check(guard: EgressGuard) -> aiohttp.ClientMiddlewareType:
+    async def check(request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
+        host = request.url.host or ""
+        if request.url.scheme not in ("http", "https"):
+            raise EgressRefused(f"{request.url.scheme}: only http and https URLs are requested")
+        guard.check_url_host(host)
+        literal = parse_ip(host)
+        if literal is not None:
+            _note_reached(literal)
+        return await handler(request)
+
+    return check
 
 
 def first_address(addresses: Iterable[tuple[int, Any]]) -> tuple[int, Any]:

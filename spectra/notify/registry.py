@@ -1,4 +1,9 @@
-"""Which channel delivers each ChannelName: the providers whose settings are in the environment, else the console."""
+"""Which channel delivers each ChannelName: the providers whose settings are in the environment, else the console.
+
+Webhook and Slack URLs come from tenants' Secrets, so their deliveries pass the egress policy the process
+runs under. SendGrid and Twilio hosts are the operator's settings (SPECTRA_SENDGRID_URL, SPECTRA_TWILIO_URL),
+not a tenant's, so they do not.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import logging
 import os
 from collections.abc import Mapping
 
+from spectra.domain.egress import EgressPolicy
 from spectra.notify.channel import Channel, ChannelName
 from spectra.notify.console import ConsoleChannel
 from spectra.notify.email import SendGridChannel, sendgrid_settings
@@ -19,16 +25,22 @@ from spectra.notify.webhook import WebhookChannel
 log = logging.getLogger("spectra.notify")
 
 
-def channels_from_env(env: Mapping[str, str] = os.environ) -> dict[ChannelName, Channel]:
-    """Every channel: SendGrid / Twilio where their keys are set, else console; webhook, slack, console always."""
+def channels_from_env(
+    env: Mapping[str, str] = os.environ, *, egress: EgressPolicy | None = None
+) -> dict[ChannelName, Channel]:
+    """Every channel: SendGrid / Twilio where their keys are set, else console; webhook, slack, console always.
+
+    `egress` is what webhook and Slack deliveries may reach; None is the strict (cluster) default.
+    """
+    egress = egress if egress is not None else EgressPolicy()
     console = ConsoleChannel()
     channels: dict[ChannelName, Channel] = {
         ChannelName.CONSOLE: console,
         ChannelName.EMAIL: console,
         ChannelName.SMS: console,
         ChannelName.VOICE: console,
-        ChannelName.WEBHOOK: WebhookChannel(env.get("SPECTRA_SECRET_KEY") or None),
-        ChannelName.SLACK: SlackChannel(),
+        ChannelName.WEBHOOK: WebhookChannel(env.get("SPECTRA_SECRET_KEY") or None, egress=egress),
+        ChannelName.SLACK: SlackChannel(egress=egress),
     }
     sendgrid = sendgrid_settings(env)
     if sendgrid is not None:

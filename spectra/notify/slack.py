@@ -3,13 +3,14 @@
 Every value put into the text is escaped as Slack asks (`&`, `<`, `>`), so what a target answered (the
 reason) or a manifest says cannot ping a channel (`<!channel>`), mention anyone, or show a link of its own
 (`<https://evil|Acknowledge>`) next to the real one; only our own Acknowledge link is markup. Link
-previews are off.
+previews are off. The URL is a tenant's Secret: it passes the egress guard like a webhook's (`HttpPoster`).
 """
 
 from __future__ import annotations
 
 import json
 
+from spectra.domain.egress import EgressPolicy
 from spectra.notify.channel import ChannelName, Delivery, Message
 from spectra.notify.webhook import HttpPoster
 
@@ -39,8 +40,8 @@ def slack_text(message: Message) -> str:
 class SlackChannel:
     name = ChannelName.SLACK
 
-    def __init__(self, *, timeout_s: float = 10.0) -> None:
-        self._http = HttpPoster("Slack", timeout_s)
+    def __init__(self, *, egress: EgressPolicy, timeout_s: float = 10.0) -> None:
+        self._http = HttpPoster("Slack", timeout_s, egress)
 
     async def send(self, message: Message) -> Delivery:
         body = json.dumps({"text": slack_text(message), "unfurl_links": False, "unfurl_media": False}).encode()

@@ -6,7 +6,9 @@ incidents and subscriber mails, on the active replica only; `spectra web` serves
 server on 0.0.0.0:8082 with /healthz, /readyz, /metrics, the ack links and the Twilio webhooks.
 Settings: SPECTRA_DATABASE_URL, SPECTRA_PUBLIC_URL (base of links and of the Twilio signature check),
 SPECTRA_SECRET_KEY (signs ack links; must be the same on every replica), SENDGRID_API_KEY,
-SPECTRA_EMAIL_FROM, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER, SPECTRA_SENDGRID_URL, SPECTRA_TWILIO_URL.
+SPECTRA_EMAIL_FROM, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER, SPECTRA_SENDGRID_URL, SPECTRA_TWILIO_URL,
+SPECTRA_ALLOW_PRIVATE_TARGETS (webhook and Slack deliveries may reach loopback and private addresses; off by
+default, as for `spectra probe`; metadata addresses are always refused).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.api.secrets import NoSecrets, SecretResolver
+from spectra.domain.egress import EgressPolicy
 from spectra.processes.alerting_side import AlertingSide
 from spectra.processes.bootstrap import public_url, secret_key_is_set, serve_app, with_current_schema
 from spectra.runtime.readiness import Readiness
@@ -35,6 +38,8 @@ class AlerterOptions:
     host: str = "0.0.0.0"  # noqa: S104 - an alerter pod serves health, metrics and webhooks to the cluster
     port: int = DEFAULT_PORT
     public_url: str | None = None
+    # Webhook and Slack URLs come from tenants' Secrets: inside the cluster only when the operator says so.
+    allow_private: bool = False
 
 
 async def run_alerter(options: AlerterOptions, *, secrets: SecretResolver | None = None) -> int:
@@ -46,7 +51,8 @@ async def _serve(options: AlerterOptions, sessions: sessionmaker[Session], secre
     links_base = public_url(
         options.public_url, options.host, options.port, unset_warning="links in notifications point at"
     )
-    side = AlertingSide(sessions, secrets if secrets is not None else NoSecrets(), links_base)
+    egress = EgressPolicy(allow_loopback=options.allow_private, allow_private=options.allow_private)
+    side = AlertingSide(sessions, secrets if secrets is not None else NoSecrets(), links_base, egress=egress)
     readiness = Readiness()
     # The status pages themselves are served by `spectra web`; here only the alerting side's links and hooks.
     parts = AppParts(

@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute
 from spectra.alerting import Alerter
 from spectra.alerting.metrics import AlertingMetrics
 from spectra.api.secrets import SecretResolver
+from spectra.domain.egress import EgressPolicy
 from spectra.housekeeping import Housekeeping
 from spectra.notify.metrics import SenderMetrics
 from spectra.notify.outbox import Sender, outbox_health
@@ -34,12 +35,17 @@ class AlertingSide:
         secrets: SecretResolver,
         links_base: str,
         *,
+        egress: EgressPolicy,
         registry: CollectorRegistry | None = None,
     ) -> None:
+        """`egress`: what webhook and Slack deliveries (URLs from tenants' Secrets) may reach."""
         tokens = Tokens()
         self.metrics = AlertingMetrics(registry)
         self.sender = Sender(
-            sessions, channels_from_env(), secrets=secrets, metrics=SenderMetrics(self.metrics.registry)
+            sessions,
+            channels_from_env(egress=egress),
+            secrets=secrets,
+            metrics=SenderMetrics(self.metrics.registry),
         )
         self.alerter = alerter = Alerter(
             sessions,

@@ -132,6 +132,7 @@ class Standalone:
             self.sessions,
             self.secrets,
             public_url(options.public_url, options.host, options.port),
+            egress=EgressPolicy.standalone(),  # deliveries may reach this machine and its network, as probes may
             registry=self.metrics.registry,
         )
         readiness = self.readiness

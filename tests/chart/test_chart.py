@@ -399,3 +399,13 @@ def test_notes_render(helm: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "kubectl get monitors" in result.stdout
     assert "console channel" in result.stdout
+
+
+def test_alerter_private_targets_are_off_unless_set(render: Callable[..., Rendered], default_chart: Rendered) -> None:
+    # Webhook and Slack URLs come from tenants' Secrets: inside the cluster only when the operator says so.
+    def alerter_args(chart: Rendered) -> list[str]:
+        return list(chart.get("Deployment", f"{FULL}-alerter")["spec"]["template"]["spec"]["containers"][0]["args"])
+
+    assert "--allow-private-targets" not in alerter_args(default_chart)
+    allowed = render("--set", "alerter.allowPrivateTargets=true")
+    assert alerter_args(allowed) == ["alerter", "--listen", "0.0.0.0:8082", "--allow-private-targets"]

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.api.secrets import SecretResolver
+from spectra.domain.egress import EgressPolicy
 from spectra.notify import outbox
 from spectra.notify.channel import Channel, ChannelName, Delivery, Message, run_blocking
 from spectra.notify.console import ConsoleChannel
@@ -267,7 +268,7 @@ async def test_secrets_stay_out_of_rows_attempts_and_logs(
     missing = Message(ChannelName.WEBHOOK, secret_ref("default", "hooks", "gone"), "s", "t", "k2")
     receiver.script = [503]
     queue(sessions, ok, missing)
-    webhook = WebhookChannel(b"spectra-signing-key")
+    webhook = WebhookChannel(b"spectra-signing-key", egress=EgressPolicy.standalone())
     s = sender(sessions, {ChannelName.WEBHOOK: webhook}, secrets=Secrets())
     await drain(s, sessions, clock)
     await s.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from spectra.domain.egress import EgressPolicy
 from spectra.notify.channel import ChannelName
 from spectra.notify.slack import SlackChannel, slack_text
 from tests.factories.notify import ACK_URL, FACTS, msg
@@ -11,7 +12,7 @@ from tests.support.providers import receiver_fake
 
 
 async def test_slack_posts_text() -> None:
-    channel = SlackChannel()
+    channel = SlackChannel(egress=EgressPolicy.standalone())
     async with receiver_fake(None) as slack:
         try:
             delivery = await channel.send(msg(ChannelName.SLACK, f"{slack.url}/services/T/B/X"))

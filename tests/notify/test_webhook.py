@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from spectra.domain.egress import EgressPolicy
 from spectra.notify.channel import ChannelName, PermanentFailure, TemporaryFailure
 from spectra.notify.webhook import WebhookChannel, verify
 from tests.factories.notify import free_port, msg
@@ -12,7 +13,7 @@ from tests.support.providers import FakeReceiver
 
 async def test_webhook_is_signed_json(receiver: FakeReceiver) -> None:
     message = msg(ChannelName.WEBHOOK, f"{receiver.url}/hook")
-    channel = WebhookChannel(b"spectra-signing-key")
+    channel = WebhookChannel(b"spectra-signing-key", egress=EgressPolicy.standalone())
     try:
         await channel.send(message)
     finally:
@@ -30,7 +31,7 @@ async def test_webhook_is_signed_json(receiver: FakeReceiver) -> None:
 
 
 async def test_webhook_with_the_wrong_key_is_refused_permanently(receiver: FakeReceiver) -> None:
-    channel = WebhookChannel(b"another-key")
+    channel = WebhookChannel(b"another-key", egress=EgressPolicy.standalone())
     with pytest.raises(PermanentFailure) as caught:
         await channel.send(msg(ChannelName.WEBHOOK, f"{receiver.url}/hook-secret-path"))
     await channel.aclose()
@@ -40,7 +41,7 @@ async def test_webhook_with_the_wrong_key_is_refused_permanently(receiver: FakeR
 
 async def test_webhook_unreachable_error_has_no_url() -> None:
     url = f"http://127.0.0.1:{free_port()}/very-secret-token"
-    channel = WebhookChannel(b"k", timeout_s=5)
+    channel = WebhookChannel(b"k", egress=EgressPolicy.standalone(), timeout_s=5)
     with pytest.raises(TemporaryFailure) as caught:
         await channel.send(msg(ChannelName.WEBHOOK, url))
     await channel.aclose()

@@ -5,6 +5,8 @@
 - :func:`public_url`: the base of every link we send (ack, confirm, unsubscribe, Twilio callbacks).
 - :func:`secret_key_is_set`: links are signed with SPECTRA_SECRET_KEY; without it they die with the
   process and other replicas refuse them.
+- :func:`server_limits`: the web server's limits from the environment (read deadline, connection cap,
+  trusted proxies).
 - :func:`serve_app`: the web app beside the components until SIGTERM.
 """
 
@@ -14,17 +16,28 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.runtime.lifecycle import serve, web_server
 from spectra.runtime.readiness import Readiness
+from spectra.runtime.server_limits import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_READ_TIMEOUT_S,
+    ServerLimits,
+    trusted_proxies,
+)
 from spectra.store import current_revision, head_revision, make_engine, redacted, session_factory
+from spectra.store.environment import count_setting, seconds_setting
 from spectra.web.app import AppParts, create_app
 
 log = logging.getLogger("spectra")
+
+READ_TIMEOUT_ENV: Final = "SPECTRA_HTTP_READ_TIMEOUT_S"
+MAX_CONNECTIONS_ENV: Final = "SPECTRA_HTTP_MAX_CONNECTIONS"
+TRUSTED_PROXIES_ENV: Final = "SPECTRA_TRUSTED_PROXIES"
 
 
 async def schema_is_current(engine: Engine, url: str) -> bool:
@@ -69,6 +82,16 @@ def secret_key_is_set(consequence: str) -> bool:
     return False
 
 
+def server_limits() -> ServerLimits:
+    """The web server's limits: $SPECTRA_HTTP_READ_TIMEOUT_S, $SPECTRA_HTTP_MAX_CONNECTIONS and
+    $SPECTRA_TRUSTED_PROXIES, else safe defaults; ValueError naming the variable that is wrong."""
+    return ServerLimits(
+        read_timeout_s=seconds_setting(READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT_S, minimum=1, maximum=300),
+        max_connections=count_setting(MAX_CONNECTIONS_ENV, DEFAULT_MAX_CONNECTIONS, minimum=1, maximum=100_000),
+        trusted_proxies=trusted_proxies(os.environ.get(TRUSTED_PROXIES_ENV, ""), setting=TRUSTED_PROXIES_ENV),
+    )
+
+
 def is_loopback(host: str) -> bool:
     return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
 
@@ -84,7 +107,18 @@ async def serve_app(
     announce: str,
     background: Mapping[str, Coroutine[Any, Any, Any]] | None = None,
 ) -> int:
-    """Log `announce` with the address, then serve `create_app(parts)` beside `components` until SIGTERM."""
+    """Log `announce` with the address, then serve `create_app(parts)` beside `components` until SIGTERM.
+
+    Returns 1 at once, naming the setting, when a web setting in the environment is not valid.
+    """
+    try:
+        limits = server_limits()
+        app = create_app(parts)  # reads the settings of its routes (the heartbeat limit)
+    except ValueError as exc:
+        log.error("%s", exc)
+        for coroutine in (*components.values(), *(background or {}).values()):
+            coroutine.close()  # never started: closed so that nothing warns of a coroutine never awaited
+        return 1
     log.info("%s, listening on http://%s:%d", announce, f"[{host}]" if ":" in host else host, port)
-    server = web_server(create_app(parts), host, port)
+    server = web_server(app, host, port, limits)
     return await serve(components, server, readiness=readiness, stop=stop, background=background)

@@ -11,21 +11,38 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import replace
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 
 from spectra.runtime.readiness import Readiness
+from spectra.runtime.server_limits import ServerLimits, connection_cap, guarded_protocol, raise_open_files_limit
 
 log = logging.getLogger("spectra")
 
 STOP_GRACE_S = 10.0  # components that have not ended this long after stop() are cancelled
 
 
-def web_server(app: Starlette, host: str, port: int) -> uvicorn.Server:
-    # log_config=None: uvicorn's records go to our handlers (and their SecretRedactor), not to its own.
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", log_config=None)
+def web_server(app: Starlette, host: str, port: int, limits: ServerLimits | None = None) -> uvicorn.Server:
+    """A uvicorn server for `app` within `limits` (safe defaults); raises the open-files limit first."""
+    limits = limits or ServerLimits()
+    open_files = raise_open_files_limit()
+    guarded = guarded_protocol(replace(limits, max_connections=connection_cap(limits.max_connections, open_files)))
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=guarded,
+        ws="none",  # nothing of ours speaks WebSocket: no upgrade path to guard
+        # Forwarded headers only from the proxies named; uvicorn's own default believes loopback.
+        proxy_headers=bool(limits.trusted_proxies),
+        forwarded_allow_ips=list(limits.trusted_proxies),
+        log_level="warning",
+        lifespan="off",
+        log_config=None,  # uvicorn's records go to our handlers (and their SecretRedactor), not to its own
+    )
     return uvicorn.Server(config)
 
 

@@ -2,8 +2,9 @@
 
 Every minute the hourly and daily buckets of the last two hours are recomputed from raw results
 (idempotent, so late results are picked up and two processes doing it at once do no harm); every
-hour the retention policy prunes raw results and old rollups. Status pages and uptime figures read
-the rollups, so without this they would have no history.
+hour the retention policy prunes raw results and old rollups, and the expired records of handled
+webhook requests go. Status pages and uptime figures read the rollups, so without this they would have
+no history.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.runtime.loop import run_until_stopped
 from spectra.store import RetentionPolicy, rollup, utcnow
+from spectra.store.webhook_requests import prune_webhook_requests
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,10 @@ class Housekeeping:
         if self._last_prune is None or now - self._last_prune >= PRUNE_EVERY:
             with self._sessions.begin() as session:
                 counts = self.retention.apply(session, now)
+                forgotten = prune_webhook_requests(session, now)
             self._last_prune = now
+            if forgotten:
+                log.info("retention: forgot %d expired webhook requests", forgotten)
             if counts.raw or counts.hourly or counts.daily:
                 log.info(
                     "retention: pruned %d raw results, %d hourly, %d daily rollups",

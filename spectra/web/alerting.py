@@ -34,6 +34,7 @@ def alerting_routes(web: AlertingWeb, sessions: sessionmaker[Session]) -> list[B
         *ack_routes(web.tokens, sessions, web.after_change),
         *twilio_routes(
             PhoneAcks(sessions),
+            sessions=sessions,
             auth_token=web.twilio_auth_token,
             public_url=web.public_url,
             after_change=web.after_change,

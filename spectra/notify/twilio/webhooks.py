@@ -5,15 +5,23 @@ fields, keyed with TWILIO_AUTH_TOKEN; checked with the twilio library's RequestV
 gets 403 and changes nothing. What a reply or a key press means is not decided here: a :class:`PhoneReplies`
 (the alerting side's, :mod:`spectra.alerting.phone_acks`) answers, and this module turns its answer into
 TwiML.
+
+A signature never expires, so a captured request could be sent again (after the incident was resolved and
+reopened, say). Each request acts once: its MessageSid or CallSid is recorded
+(:mod:`spectra.store.webhook_requests`) before anything is asked, and a request whose id was seen, or that
+has none, gets a harmless answer (no reply text, the call hung up) without acting. One call gathers one key
+press (the answer hangs up), so the CallSid alone identifies it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -23,11 +31,14 @@ from twilio.twiml.messaging_response import MessagingResponse  # type: ignore[im
 from twilio.twiml.voice_response import VoiceResponse  # type: ignore[import-untyped]
 
 from spectra.runtime.forms import read_body, read_form
+from spectra.store.webhook_requests import first_time, forget
 
 log = logging.getLogger(__name__)
 
 TWIML: Final = "application/xml"
 NOT_ACCEPTED: Final = "Not accepted: reply with the code of an incident you were paged for."
+# Twilio's ids: two letters (SM, MM, CA, ...) and 32 hex digits.
+_SID: Final = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
 
 
 @dataclass(frozen=True)
@@ -90,20 +101,55 @@ def _twiml(xml: str) -> Response:
     return Response(xml, media_type=TWIML)
 
 
+def _replay_sms() -> Response:
+    return _twiml(str(MessagingResponse().to_xml()))  # no <Message>: nothing is texted back
+
+
+def _replay_voice() -> Response:
+    response = VoiceResponse()
+    response.hangup()
+    return _twiml(str(response.to_xml()))
+
+
+async def _once(
+    sessions: sessionmaker[Session], kind: str, sid: str, handle: Callable[[], Awaitable[Response]]
+) -> Response | None:
+    """``handle()`` if this is the first request with ``sid``, else None; a failure forgets ``sid`` again,
+    so Twilio's retry acts."""
+    if not _SID.fullmatch(sid):
+        log.warning("a signed Twilio %s webhook without a valid id was answered without acting", kind)
+        return None
+    key = f"twilio:{kind}:{sid}"
+    if not await run_in_threadpool(first_time, sessions, key):
+        log.warning("a replayed Twilio %s webhook (%s) was answered without acting", kind, sid)
+        return None
+    try:
+        return await handle()
+    except BaseException:
+        await run_in_threadpool(forget, sessions, key)
+        raise
+
+
 def twilio_routes(
     replies: PhoneReplies,
     *,
+    sessions: sessionmaker[Session],
     auth_token: str | None,
     public_url: str,
     after_change: Callable[[], None] = lambda: None,
 ) -> list[Route]:
-    """POST `/hooks/twilio/sms` and `/hooks/twilio/voice`; `after_change` runs after a reply acted."""
+    """POST `/hooks/twilio/sms` and `/hooks/twilio/voice`; `after_change` runs after a reply acted.
+    `sessions` records the requests handled (each acts once)."""
 
     async def sms(request: Request) -> Response:
         form = await _signed_form(auth_token, public_url, request)
         if form is None:
             log.warning("refused an SMS webhook without a valid Twilio signature")
             return _forbidden()
+        answered = await _once(sessions, "sms", form.first("MessageSid"), lambda: answer_sms(form))
+        return answered or _replay_sms()
+
+    async def answer_sms(form: _Form) -> Response:
         sender, body = form.first("From"), form.first("Body")
         answer = await run_in_threadpool(replies.on_sms, sender, body) if sender else None
         response = MessagingResponse()
@@ -121,10 +167,14 @@ def twilio_routes(
         if form is None:
             log.warning("refused a voice webhook without a valid Twilio signature")
             return _forbidden()
+        incident = request.query_params.get("incident", "")
+        answered = await _once(sessions, "voice", form.first("CallSid"), lambda: answer_key(form, incident))
+        return answered or _replay_voice()
+
+    async def answer_key(form: _Form, incident: str) -> Response:
         response = VoiceResponse()
         called = form.first("Called") or form.first("To")
         digits = form.first("Digits").strip()
-        incident = request.query_params.get("incident", "")
         outcome = await run_in_threadpool(replies.on_key, called, digits, incident) if called else None
         if outcome is True:
             log.info("incident acknowledged by phone")

@@ -3,21 +3,28 @@ incident go to a PhoneReplies, whose answer comes back as TwiML (`after_change` 
 
 A small fake PhoneReplies answers in most tests; the last ones go through the real app with the alerting
 side's PhoneAcks (which numbers may acknowledge what is tested in tests/alerting/test_phone_acks.py).
+Each request acts once: a replay of a signed request (same MessageSid / CallSid) gets a harmless answer
+and asks nothing. Every test has a database (the handled requests are recorded there); SQLite only here,
+the unique key on both databases is tested in tests/store/test_webhook_requests.py.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
+from spectra.alerting import resolve_incident
 from spectra.notify.twilio.webhooks import NOT_ACCEPTED, SmsAnswer, twilio_routes
+from spectra.store import Incident, WebhookRequest
 from spectra.tokens import Tokens
 from spectra.web.alerting import AlertingWeb
 from tests.factories.alerting import (
@@ -28,6 +35,7 @@ from tests.factories.alerting import (
     SECRET_KEY,
     TWILIO_AUTH_TOKEN,
     TWILIO_NUMBER,
+    Site,
     alerting_app,
     client_for,
     open_site,
@@ -35,14 +43,24 @@ from tests.factories.alerting import (
 )
 from tests.support.databases import sqlite_only
 
+pytestmark = sqlite_only
+
 SMS = "/hooks/twilio/sms"
 VOICE = "/hooks/twilio/voice"
 ACKED = SmsAnswer(f"Acknowledged incident {CODE}: api is down", acted=True)
 
 
+_SIDS = itertools.count(1)
+
+
+def new_sid(prefix: str) -> str:
+    """A Twilio id not used before in this run: each form is a new request unless a test replays it."""
+    return f"{prefix}{next(_SIDS):032x}"
+
+
 def sms_form(body: str, sender: str = PAGED_PHONE) -> dict[str, str]:
     return {
-        "MessageSid": "SM" + "0" * 32,
+        "MessageSid": new_sid("SM"),
         "AccountSid": "AC" + "1" * 32,
         "From": sender,
         "To": TWILIO_NUMBER,
@@ -54,7 +72,7 @@ def sms_form(body: str, sender: str = PAGED_PHONE) -> dict[str, str]:
 def voice_form(digits: str, called: str = PAGED_PHONE) -> dict[str, str]:
     # An outbound call: From is our Twilio number, To / Called the person we paged.
     return {
-        "CallSid": "CA" + "0" * 32,
+        "CallSid": new_sid("CA"),
         "AccountSid": "AC" + "1" * 32,
         "From": TWILIO_NUMBER,
         "To": called,
@@ -103,18 +121,27 @@ class Hooks:
     changes: list[int]  # one entry per `after_change` call
 
 
-def hooks_app(replies: FakeReplies, changes: list[int], auth_token: str | None = TWILIO_AUTH_TOKEN) -> Starlette:
+def hooks_app(
+    replies: FakeReplies,
+    changes: list[int],
+    sessions: sessionmaker[Session],
+    auth_token: str | None = TWILIO_AUTH_TOKEN,
+) -> Starlette:
     routes = twilio_routes(
-        replies, auth_token=auth_token, public_url=PUBLIC_URL, after_change=lambda: changes.append(1)
+        replies,
+        sessions=sessions,
+        auth_token=auth_token,
+        public_url=PUBLIC_URL,
+        after_change=lambda: changes.append(1),
     )
     return Starlette(routes=routes)
 
 
 @pytest.fixture
-async def hooks() -> AsyncIterator[Hooks]:
+async def hooks(sessions: sessionmaker[Session]) -> AsyncIterator[Hooks]:
     replies = FakeReplies()
     changes: list[int] = []
-    async with client_for(hooks_app(replies, changes)) as client:
+    async with client_for(hooks_app(replies, changes, sessions)) as client:
         yield Hooks(client, replies, changes)
 
 
@@ -150,10 +177,12 @@ async def test_bad_signatures_get_403_and_change_nothing(
 
 
 @pytest.mark.parametrize(("path", "form"), [(SMS, sms_form(f"ack {CODE}")), (f"{VOICE}?incident=7", voice_form("1"))])
-async def test_no_auth_token_configured_refuses_everything(path: str, form: dict[str, str]) -> None:
+async def test_no_auth_token_configured_refuses_everything(
+    sessions: sessionmaker[Session], path: str, form: dict[str, str]
+) -> None:
     replies = FakeReplies(ACKED, True)
     changes: list[int] = []
-    async with client_for(hooks_app(replies, changes, auth_token=None)) as client:
+    async with client_for(hooks_app(replies, changes, sessions, auth_token=None)) as client:
         response = await signed_post(client, path, form)
     assert response.status_code == 403
     assert replies.asked == []
@@ -240,7 +269,6 @@ async def test_what_a_key_press_asks(
 # --- through the real app, with the alerting side's PhoneAcks ---------------------------------------
 
 
-@sqlite_only
 async def test_sms_from_the_paged_number_acknowledges_through_the_app(sessions: sessionmaker[Session]) -> None:
     async with open_site(sessions) as site:
         response = await signed_post(site.client, SMS, sms_form(f"ack {CODE}"))
@@ -255,7 +283,7 @@ async def test_sms_from_the_paged_number_acknowledges_through_the_app(sessions: 
         ]
         assert site.wakes == [1]
 
-        # Twilio retries webhooks; a second reply acknowledges nothing more.
+        # A second reply (a new message) acknowledges nothing more.
         again = await signed_post(site.client, SMS, sms_form(f"ack {CODE}"))
         assert again.status_code == 200
         assert "already acknowledged" in again.text
@@ -263,7 +291,6 @@ async def test_sms_from_the_paged_number_acknowledges_through_the_app(sessions: 
         assert site.wakes == [1]
 
 
-@sqlite_only
 async def test_an_unknown_code_and_a_stranger_get_the_same_answer(sessions: sessionmaker[Session]) -> None:
     async with open_site(sessions) as site:
         stranger = await signed_post(site.client, SMS, sms_form(f"ack {CODE}", OTHER_PHONE))
@@ -276,7 +303,6 @@ async def test_an_unknown_code_and_a_stranger_get_the_same_answer(sessions: sess
         assert site.wakes == []
 
 
-@sqlite_only
 async def test_voice_key_1_from_the_paged_number_acknowledges_through_the_app(sessions: sessionmaker[Session]) -> None:
     async with open_site(sessions) as site:
         response = await signed_post(site.client, f"{VOICE}?incident={site.incident_id}", voice_form("1"))
@@ -289,7 +315,6 @@ async def test_voice_key_1_from_the_paged_number_acknowledges_through_the_app(se
         assert site.wakes == [1]
 
 
-@sqlite_only
 async def test_an_app_without_a_twilio_auth_token_refuses_everything(sessions: sessionmaker[Session]) -> None:
     paged = paged_incident(sessions)
     app = alerting_app(sessions, AlertingWeb(Tokens(SECRET_KEY), PUBLIC_URL))  # no twilio_auth_token
@@ -297,3 +322,137 @@ async def test_an_app_without_a_twilio_auth_token_refuses_everything(sessions: s
         response = await signed_post(client, SMS, sms_form(f"ack {CODE}"))
     assert response.status_code == 403
     assert paged.incident().state == "open"
+
+
+# --- replays: each signed request acts once -----------------------------------------------------------
+
+REPLAY_SMS_ANSWER = "<Response />"  # nothing is texted back
+REPLAY_VOICE_ANSWER = "<Response><Hangup /></Response>"
+
+
+def replay_answer(path: str) -> str:
+    return REPLAY_SMS_ANSWER if path.startswith(SMS) else REPLAY_VOICE_ANSWER
+
+
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [(SMS, lambda: sms_form(f"ack {CODE}")), (f"{VOICE}?incident=7", lambda: voice_form("1"))],
+    ids=["sms", "voice"],
+)
+async def test_a_replayed_request_asks_nothing_and_gets_a_harmless_answer(
+    hooks: Hooks, path: str, form: Callable[[], dict[str, str]]
+) -> None:
+    hooks.replies.sms_answer, hooks.replies.key_outcome = ACKED, True
+    request = form()
+    first = await signed_post(hooks.client, path, request)
+    assert first.status_code == 200
+    assert "Acknowledged" in first.text
+    for _ in range(3):
+        replayed = await signed_post(hooks.client, path, request)
+        assert replayed.status_code == 200
+        assert replayed.headers["content-type"].startswith("application/xml")
+        assert replay_answer(path) in replayed.text
+        assert "Acknowledged" not in replayed.text
+    assert len(hooks.replies.asked) == 1
+    assert hooks.changes == [1]
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "sid"),
+    [
+        (SMS, "MessageSid", ""),
+        (SMS, "MessageSid", "SM1234"),
+        (SMS, "MessageSid", "SM" + "g" * 32),
+        (SMS, "MessageSid", "SM" + "0" * 32 + "' OR 1=1"),
+        (f"{VOICE}?incident=7", "CallSid", ""),
+        (f"{VOICE}?incident=7", "CallSid", "CA" + "0" * 31),
+        (f"{VOICE}?incident=7", "CallSid", "x" * 300),
+    ],
+    ids=["sms-none", "sms-short", "sms-not-hex", "sms-trailing", "voice-none", "voice-short", "voice-long"],
+)
+async def test_a_signed_request_without_a_valid_id_never_acts(hooks: Hooks, path: str, field: str, sid: str) -> None:
+    hooks.replies.sms_answer, hooks.replies.key_outcome = ACKED, True
+    request = {**(sms_form(f"ack {CODE}") if path == SMS else voice_form("1")), field: sid}
+    response = await signed_post(hooks.client, path, request)
+    assert response.status_code == 200
+    assert replay_answer(path) in response.text
+    assert hooks.replies.asked == []
+    assert hooks.changes == []
+
+
+@dataclass
+class FailingOnce(FakeReplies):
+    """Fails the first question (the database went away mid-request), then answers."""
+
+    failed: bool = False
+
+    def on_sms(self, sender: str, body: str) -> SmsAnswer | None:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("database went away")
+        return super().on_sms(sender, body)
+
+
+async def test_a_request_that_failed_acts_when_twilio_retries_it(sessions: sessionmaker[Session]) -> None:
+    replies, changes = FailingOnce(sms_answer=ACKED), list[int]()
+    request = sms_form(f"ack {CODE}")
+    async with client_for(hooks_app(replies, changes, sessions)) as client:
+        with pytest.raises(ConnectionError):
+            await signed_post(client, SMS, request)
+        with sessions() as session:  # not remembered: the retry must act
+            assert session.scalars(sa.select(WebhookRequest)).all() == []
+        retried = await signed_post(client, SMS, request)
+    assert f"Acknowledged incident {CODE}" in retried.text
+    assert changes == [1]
+
+
+def reopen(site: Site) -> None:
+    """Resolve the incident, then reopen it as a flap does (the same incident, open again)."""
+    with site.sessions.begin() as session:
+        assert resolve_incident(session, site.incident_id, by="alice", channel="web")
+    with site.sessions.begin() as session:
+        incident = session.get(Incident, site.incident_id)
+        assert incident is not None
+        incident.state, incident.resolved_at = "open", None
+        incident.acknowledged_at, incident.acknowledged_by = None, None
+
+
+def acks(site: Site) -> int:
+    return len([event for event in site.events() if event[0] == "acknowledged"])
+
+
+@pytest.mark.parametrize("channel", ["sms", "voice"])
+@pytest.mark.parametrize("reopened", [False, True], ids=["at-once", "after-resolved-and-reopened"])
+async def test_a_replayed_ack_acknowledges_nothing_through_the_app(
+    sessions: sessionmaker[Session], channel: str, reopened: bool
+) -> None:
+    async with open_site(sessions) as site:
+        path = SMS if channel == "sms" else f"{VOICE}?incident={site.incident_id}"
+
+        def request() -> dict[str, str]:
+            return sms_form(f"ack {CODE}") if channel == "sms" else voice_form("1")
+
+        captured = request()
+        first = await signed_post(site.client, path, captured)
+        assert "Acknowledged" in first.text
+        assert site.incident().state == "acknowledged"
+        if reopened:
+            reopen(site)
+            assert site.incident().state == "open"
+
+        for _ in range(3):
+            replayed = await signed_post(site.client, path, captured)
+            assert replayed.status_code == 200
+            assert replay_answer(path) in replayed.text
+        assert site.incident().state == ("open" if reopened else "acknowledged")
+        assert acks(site) == 1
+        assert site.wakes == [1]
+        with sessions() as session:
+            sid = captured["MessageSid" if channel == "sms" else "CallSid"]
+            assert session.scalars(sa.select(WebhookRequest.request_key)).all() == [f"twilio:{channel}:{sid}"]
+
+        if reopened:  # the person may still acknowledge: a new message or call acts
+            fresh = await signed_post(site.client, path, request())
+            assert "Acknowledged" in fresh.text
+            assert site.incident().state == "acknowledged"
+            assert acks(site) == 2

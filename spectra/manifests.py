@@ -90,16 +90,29 @@ class _Loader(yaml.SafeLoader):
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
 
+    def construct_timestamp_as_text(self, node: yaml.ScalarNode) -> str:
+        return str(self.construct_scalar(node))
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:  # a list, set or mapping used as a key: YAML allows it, no manifest means it
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain value, not a list or mapping", key_node.start_mark
+                ) from None
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+# An explicit `!!timestamp` is text too (implicit ones already are, above).
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_timestamp_as_text)
 
 
 def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[ManifestError]]:
@@ -132,9 +145,10 @@ def read_documents(path: Path) -> Iterator[tuple[Origin, Any]]:
         raise ValueError(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except OSError as exc:
         raise ValueError(f"cannot read: {exc.strerror}") from None
-    loader = _Loader(text)
     document = 0
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # the reader refuses control characters here, before any document
         while loader.check_node():
             node = loader.get_node()
             document += 1
@@ -144,13 +158,24 @@ def read_documents(path: Path) -> Iterator[tuple[Origin, Any]]:
             yield Origin(str(path), document, node.start_mark.line + 1), data
     except RecursionError:  # the YAML composer recurses once per level
         raise ValueError(f"document {document + 1}: nested too deeply to read") from None
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+        # PyYAML's constructors of explicit tags (!!int, !!float, !!binary...) trust their input.
+        raise ValueError(f"document {document}: invalid YAML: a tagged value cannot be read ({exc})") from None
+    except yaml.reader.ReaderError as exc:  # raised before any mark exists: say where from the position
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise ValueError(
+            f"document {document + 1}: invalid YAML: character #x{exc.character:04x} is not allowed"
+            f" (line {line}, column {column})"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ValueError(f"document {document + 1}: invalid YAML: {problem}{where}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def load_paths(paths: Iterable[str | Path], *, check_secrets: bool = True) -> ManifestSet:

@@ -13,7 +13,9 @@ browser add theirs with `pytestmark`):
 - `e2e`: starts real spectra processes (tests/e2e, tests/test_cli.py, the bench smoke test);
 - `browser`: drives Chromium (set in the module);
 - `faults`: fault injection on real processes (tests/faults: database outages and freezes, provider
-  errors and hangs, stopped processes, clock skew); also `e2e`.
+  errors and hangs, stopped processes, clock skew); also `e2e`;
+- `fuzz`: property tests over hostile input and the bounded fuzzing run of `spectra validate`
+  (tests/fuzz; the run starts the real command, so it is also `e2e`).
 The inner loop is `pytest -m "not e2e"`; CI runs everything.
 """
 
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 TESTS = Path(__file__).resolve().parent
 E2E = TESTS / "e2e"
 FAULTS = TESTS / "faults"
+FUZZ = TESTS / "fuzz"
 _FIXTURE_MARKERS = {"mariadb_url": "mariadb", "mariadb_server": "mariadb", "kube_tools": "kube", "cluster": "kube"}
 
 
@@ -54,6 +57,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if item.path.is_relative_to(FAULTS):
             item.add_marker("e2e")
             item.add_marker("faults")
+        if item.path.is_relative_to(FUZZ):
+            item.add_marker("fuzz")
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("database_url") == "mariadb":
             item.add_marker("mariadb")

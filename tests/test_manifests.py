@@ -68,6 +68,14 @@ def test_errors_name_file_object_and_field(tmp_path: Path) -> None:
         (HEAD + "  x: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
         (HEAD + "  interval: 99999999999999999999h\n", "too long"),
         (HEAD + '  interval: "1h"\n  tags: ["\\u001b[2J"]\n', "U+001B"),
+        # Found by the fuzzing tier (tests/fuzz): each raised out of the YAML library before.
+        ("\x1fkind: Monitor\n", "character #x001f is not allowed (line 1, column 1)"),
+        ("a: 1\nb: x\x07\n", "(line 2, column 5)"),
+        ("!!set {a}: 1\n", "a key must be a plain value"),
+        ("[a, b]: 1\n", "a key must be a plain value"),
+        ("a: !!int 12ab\n", "a tagged value cannot be read"),
+        ("a: !!float x\n", "a tagged value cannot be read"),
+        ("a: !!timestamp 2026-13-45&a\n", "apiVersion: required"),  # read as text, like kubectl
     ],
 )
 def test_bad_documents(tmp_path: Path, text: str, words: str) -> None:

@@ -8,6 +8,10 @@
 
 Unknown and non-public pages (and monitors not on a public page) get the same 404. Every 200 carries a
 strong ETag and Last-Modified; If-None-Match / If-Modified-Since get 304.
+
+Feeds hold absolute links, built from the public URL (SPECTRA_PUBLIC_URL) when one is set, whatever the
+request's Host says. Without one they are built from the Host header, so those answers vary by Host, are
+private (no shared cache keeps one client's Host for another) and their ETag covers the base URL.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from spectra.statuspage.render import Rendered, Renderer
 STATIC_DIR: Final = resources.files("spectra.statuspage") / "static"
 
 CACHE_CONTROL: Final = "public, max-age=5"
+# Answers built from the request's Host header: only the client's own cache may keep them.
+HOST_BUILT_CACHE_CONTROL: Final = "private, max-age=5"
 NOT_FOUND_HTML: Final = (
     b'<!doctype html><html lang="en"><head><meta charset="utf-8">'
     b'<meta name="viewport" content="width=device-width, initial-scale=1"><title>Not found</title></head>'
@@ -87,14 +93,17 @@ def not_modified(request: Request, etag: str, last_modified: datetime) -> bool:
     return False
 
 
-def cached_response(request: Request, rendered: Rendered) -> Response:
+def cached_response(request: Request, rendered: Rendered, *, built_from_host: bool = False) -> Response:
+    """The rendered bytes (or 304); `built_from_host`: the body holds links made from the Host header."""
     headers = {
         **SECURITY_HEADERS,
         "ETag": f'"{rendered.etag}"',
         "Last-Modified": http_date(rendered.last_modified),
-        "Cache-Control": CACHE_CONTROL,
+        "Cache-Control": HOST_BUILT_CACHE_CONTROL if built_from_host else CACHE_CONTROL,
         "Content-Security-Policy": rendered.csp or DATA_CSP,
     }
+    if built_from_host:
+        headers["Vary"] = "Host"
     if not_modified(request, rendered.etag, rendered.last_modified):
         return Response(status_code=304, headers=headers)
     return Response(rendered.body, 200, headers, media_type=rendered.media_type)
@@ -116,13 +125,21 @@ def _badge_response(request: Request, data: BadgeData, svg: str) -> Response:
     return cached_response(request, rendered)
 
 
-def _base_url(request: Request) -> str:
-    return f"{request.url.scheme}://{request.url.netloc}"
+def page_routes(
+    cache: SnapshotSource, renderer: Renderer | None = None, *, public_url: str | None = None
+) -> list[Route]:
+    """The public routes, reading snapshots from ``cache`` (a SnapshotCache).
 
-
-def page_routes(cache: SnapshotSource, renderer: Renderer | None = None) -> list[Route]:
-    """The public routes, reading snapshots from ``cache`` (a SnapshotCache)."""
+    ``public_url`` is the configured SPECTRA_PUBLIC_URL, the base of the feeds' links; None when it is not
+    configured (the links then come from the request's Host, see the module's docstring).
+    """
     render = renderer or Renderer()
+
+    def feed(request: Request, kind: str, snapshot: PageSnapshot) -> Response:
+        if public_url is not None:
+            return cached_response(request, render.feed(kind, snapshot, public_url))
+        base_url = f"{request.url.scheme}://{request.url.netloc}"
+        return cached_response(request, render.feed(kind, snapshot, base_url), built_from_host=True)
 
     def public(snapshot: PageSnapshot | None) -> PageSnapshot | None:
         return snapshot if snapshot is not None and snapshot.public else None
@@ -145,11 +162,11 @@ def page_routes(cache: SnapshotSource, renderer: Renderer | None = None) -> list
 
     async def atom(request: Request) -> Response:
         snapshot = await snapshot_of(request)
-        return cached_response(request, render.feed("atom", snapshot, _base_url(request))) if snapshot else not_found()
+        return feed(request, "atom", snapshot) if snapshot else not_found()
 
     async def rss(request: Request) -> Response:
         snapshot = await snapshot_of(request)
-        return cached_response(request, render.feed("rss", snapshot, _base_url(request))) if snapshot else not_found()
+        return feed(request, "rss", snapshot) if snapshot else not_found()
 
     async def badge_data(request: Request) -> BadgeData | None:
         snapshots = (await run_in_threadpool(cache.all)).values()

@@ -200,14 +200,16 @@ class Renderer:
         )
 
     def feed(self, kind: str, snapshot: PageSnapshot, base_url: str) -> Rendered:
+        """The feed with links under `base_url`; its ETag covers the base, so feeds of two bases never share one."""
         render, media = (
             (render_atom, "application/atom+xml; charset=utf-8")
             if kind == "atom"
             else (render_rss, "application/rss+xml; charset=utf-8")
         )
+        etag = f"{etag_of(snapshot)}.{hashlib.sha256(base_url.encode()).hexdigest()[:16]}"
         return self._get(
             kind,
             snapshot,
             base_url,
-            lambda: Rendered(render(snapshot, base_url), media, etag_of(snapshot), utc(snapshot.generated_at)),
+            lambda: Rendered(render(snapshot, base_url), media, etag, utc(snapshot.generated_at)),
         )

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import BaseRoute
 
 from spectra.runtime.loop import run_until_stopped
+from spectra.runtime.public_url import configured_public_url
 from spectra.statuspage.incidents import PageEvent, sync_auto_incidents
 from spectra.statuspage.model import PageSnapshot
 from spectra.statuspage.notices import PageNotice, maintenance_notices, notify_subscribers
@@ -67,7 +68,9 @@ class StatusPages:
 
     def routes(self) -> list[BaseRoute]:
         """Page routes (``/s/{slug}``, ``/`` on a page's hostnames, JSON, feeds, badges) and subscription links."""
-        routes: list[BaseRoute] = list(page_routes(self.cache))
+        # Feeds' links: from the configured public URL, never from a Host header when one is configured.
+        feeds_base = self.public_url if configured_public_url() is not None else None
+        routes: list[BaseRoute] = list(page_routes(self.cache, public_url=feeds_base))
         routes += subscription_routes(self.cache, self._sessions, self.tokens, self.public_url, self._wake)
         return routes
 

@@ -182,8 +182,8 @@ class FakeCache:
         return dict(self.pages)
 
 
-def app_for(cache: FakeCache, renderer: Renderer | None = None) -> Starlette:
-    return Starlette(routes=page_routes(cache, renderer))
+def app_for(cache: FakeCache, renderer: Renderer | None = None, *, public_url: str | None = None) -> Starlette:
+    return Starlette(routes=page_routes(cache, renderer, public_url=public_url))
 
 
 def client_for(app: Starlette, base_url: str = "https://spectra.example.test") -> httpx.AsyncClient:

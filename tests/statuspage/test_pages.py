@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 
+import httpx
 import pytest
 
 from spectra.statuspage.model import GroupView
@@ -22,6 +23,8 @@ PRIVATE = snapshot(
     version="p1",
 )
 
+PUBLIC = "https://status.example.test"  # SPECTRA_PUBLIC_URL
+
 ALL_PATHS = [
     "/s/{slug}",
     "/api/v1/status-pages/{slug}",
@@ -37,11 +40,12 @@ def cache() -> FakeCache:
 
 @pytest.mark.parametrize("path", ALL_PATHS)
 async def test_public_page_routes_answer_200(cache: FakeCache, path: str) -> None:
-    async with client_for(app_for(cache)) as client:
+    async with client_for(app_for(cache, public_url=PUBLIC)) as client:
         response = await client.get(path.format(slug="acme"))
     assert response.status_code == 200
     assert response.headers["cache-control"] == "public, max-age=5"
-    assert response.headers["etag"] == '"v1"'
+    assert "vary" not in response.headers
+    assert response.headers["etag"].startswith('"v1')  # feeds: v1.<hash of the links' base>
     assert response.headers["last-modified"] == format_datetime(NOW.replace(microsecond=0), usegmt=True)
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "no-referrer"
@@ -218,3 +222,70 @@ async def test_csp_allows_only_self_and_the_logo_host(cache: FakeCache) -> None:
     assert "script-src 'self';" in csp
     assert "'unsafe-inline'" not in csp
     assert "style-src 'self' 'sha256-" in csp
+
+
+# --- feeds: links from the public URL, never from a poisoned Host ------------------------------------------
+
+FEEDS = ["/s/acme/feed.atom", "/s/acme/feed.rss"]
+CLEAN_HOST = "spectra.example.test"
+POISONS = [
+    pytest.param("evil.example", {}, id="evil-host"),
+    pytest.param("evil.example:443", {}, id="evil-host-with-port"),
+    pytest.param(CLEAN_HOST, {"X-Forwarded-Host": "evil.example"}, id="x-forwarded-host"),
+    pytest.param(CLEAN_HOST, {"Forwarded": "host=evil.example;proto=https"}, id="forwarded"),
+    pytest.param(CLEAN_HOST, {"X-Original-Host": "evil.example", "X-Host": "evil.example"}, id="other-headers"),
+]
+
+
+async def _get_feed(
+    cache: FakeCache, path: str, public_url: str | None, host: str, headers: dict[str, str]
+) -> tuple[httpx.Response, httpx.Response]:
+    """The feed as a clean client gets it, then as the poisoning one does."""
+    app = app_for(cache, public_url=public_url)
+    async with client_for(app, base_url=f"https://{CLEAN_HOST}") as clean_client:
+        clean = await clean_client.get(path)
+    async with client_for(app, base_url=f"https://{host}") as client:
+        poisoned = await client.get(path, headers=headers)
+    return clean, poisoned
+
+
+@pytest.mark.parametrize("path", FEEDS)
+@pytest.mark.parametrize(("host", "headers"), POISONS)
+async def test_with_a_public_url_feeds_ignore_the_host_and_stay_publicly_cacheable(
+    cache: FakeCache, path: str, host: str, headers: dict[str, str]
+) -> None:
+    clean, poisoned = await _get_feed(cache, path, PUBLIC, host, headers)
+    assert poisoned.status_code == 200
+    assert "evil" not in poisoned.text
+    assert f"{PUBLIC}/s/acme" in poisoned.text
+    assert poisoned.content == clean.content
+    assert poisoned.headers["etag"] == clean.headers["etag"]
+    assert poisoned.headers["cache-control"] == "public, max-age=5"
+
+
+@pytest.mark.parametrize("path", FEEDS)
+@pytest.mark.parametrize(("host", "headers"), POISONS)
+async def test_without_a_public_url_host_built_feeds_are_private_and_tagged_by_their_base(
+    cache: FakeCache, path: str, host: str, headers: dict[str, str]
+) -> None:
+    clean, poisoned = await _get_feed(cache, path, None, host, headers)
+    assert f"https://{CLEAN_HOST}/s/acme" in clean.text
+    for response in (clean, poisoned):
+        assert response.status_code == 200
+        assert response.headers["cache-control"] == "private, max-age=5"
+        assert response.headers["vary"] == "Host"
+    # Only the Host header counts (forwarding headers are not trusted); a poisoned answer differs from a
+    # clean one in body and ETag, so no cache can hand one for the other.
+    if host == CLEAN_HOST:
+        assert "evil" not in poisoned.text
+        assert poisoned.headers["etag"] == clean.headers["etag"]
+    else:
+        assert poisoned.headers["etag"] != clean.headers["etag"]
+
+
+@pytest.mark.parametrize("path", FEEDS)
+async def test_a_clean_etag_does_not_revalidate_a_host_built_feed_of_another_host(cache: FakeCache, path: str) -> None:
+    clean, _ = await _get_feed(cache, path, None, CLEAN_HOST, {})
+    async with client_for(app_for(cache), base_url="https://evil.example") as client:
+        revalidated = await client.get(path, headers={"If-None-Match": clean.headers["etag"]})
+    assert revalidated.status_code == 200  # not 304: the cached clean copy is not confirmed for this Host

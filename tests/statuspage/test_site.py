@@ -189,3 +189,25 @@ async def test_without_statuspages_nothing_is_mounted(db: PageDb) -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         assert (await http.get("/s/main")).status_code == 404
         assert (await http.get("/healthz")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("configured", "links", "cache_control"),
+    [
+        ("https://status.example.test/", f"{PUBLIC_URL}/s/main", "public, max-age=5"),
+        ("", "http://evil.example/s/main", "private, max-age=5"),  # only this client sees its own Host
+    ],
+    ids=["public-url-set", "public-url-unset"],
+)
+async def test_feeds_take_their_links_from_spectra_public_url_when_it_is_set(
+    db: PageDb, monkeypatch: pytest.MonkeyPatch, configured: str, links: str, cache_control: str
+) -> None:
+    monkeypatch.setenv("SPECTRA_PUBLIC_URL", configured)
+    db.set_states(ALL_UP, now=NOW)
+    parts = AppParts(db.sessions, Metrics(), lambda: None, routes=pages(db, Wakes()).routes())
+    transport = httpx.ASGITransport(app=create_app(parts))
+    async with httpx.AsyncClient(transport=transport, base_url="http://evil.example") as http:
+        response = await http.get("/s/main/feed.atom")
+    assert response.status_code == 200
+    assert f'href="{links}"' in response.text
+    assert response.headers["cache-control"] == cache_control

@@ -69,10 +69,10 @@ class EgressPolicy:
         if _is_private(address) and not self.allow_private:
             raise EgressRefused(f"{host} -> {address}: private addresses are not allowed by the egress policy")
 
-    def is_internal(self, address: IPAddress) -> bool:
+    @staticmethod
+    def is_internal(address: IPAddress) -> bool:
         """Loopback, private or link-local (metadata): an address inside the network this process runs in."""
-        address = parse_ip(str(address)) or address
-        return is_metadata_address(address) or address.is_loopback or _is_private(address)
+        return not EgressPolicy().may_disclose(address)
 
     def may_disclose(self, address: IPAddress) -> bool:
         """Whether a DNS answer may be shown: internal addresses only where the policy lets us connect to them.
@@ -82,6 +82,8 @@ class EgressPolicy:
             return False
         if address.is_loopback:
             return self.allow_loopback
+        if address.is_unspecified or address.is_multicast or address.is_reserved:
+            return True  # before the private ranges: Python counts 0.0.0.0/8 and 240.0.0.0/4 among them
         return self.allow_private or not _is_private(address)
 
     def check_name(self, host: str) -> None:

@@ -368,3 +368,35 @@ async def test_a_name_without_answers_is_down(ctx: CheckContext, dns: FakeDns) -
     result = await run_check(http("http://nowhere.example.com/"), ctx)
     assert (result.status, result.reason) == (Status.DOWN, "DNS lookup failed: Name or service not known")
     assert dns.lookups == ["nowhere.example.com"]
+
+
+# --- what may be told, and what counts as inside (DNS answers, delivery errors) ------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "strict", "standalone", "internal"),
+    [
+        ("93.184.216.34", True, True, False),
+        ("2606:2800:220:1::1", True, True, False),
+        ("10.0.0.5", False, True, True),
+        ("100.64.0.1", False, True, True),  # CGNAT
+        ("fd12::6", False, True, True),  # ULA
+        ("127.0.0.1", False, True, True),
+        ("::1", False, True, True),
+        ("::ffff:127.0.0.1", False, True, True),  # judged by the IPv4 address it carries
+        ("2002:7f00:1::", False, True, True),  # 6to4 of loopback
+        ("169.254.169.254", False, False, True),  # metadata: never told
+        ("100.100.100.200", False, False, True),
+        ("2002:a9fe:a9fe::", False, False, True),
+        ("0.0.0.0", True, True, False),  # sinkhole answers reveal nothing inside
+        ("224.0.0.1", True, True, False),
+        ("240.0.0.1", True, True, False),
+    ],
+)
+def test_what_a_policy_discloses_and_calls_internal(
+    address: str, strict: bool, standalone: bool, internal: bool
+) -> None:
+    ip = ipaddress.ip_address(address)
+    assert EgressPolicy().may_disclose(ip) is strict
+    assert EgressPolicy.standalone().may_disclose(ip) is standalone
+    assert EgressPolicy().is_internal(ip) is internal

@@ -7,6 +7,11 @@ CAA by their target alone (`mail.example.com`) or in full (`10 mail.example.com`
 A `server` the user names passes the egress guard. The system resolver (from /etc/resolv.conf) does
 not: it is the machine's own infrastructure, the one the guard itself asks for every name, and it is
 often at an address the guard refuses to probe (127.0.0.53, a cluster DNS service, 169.254.169.253).
+
+The same policy decides what a check may tell (docs/probe.md, "DNS checks under the egress policy"):
+names it calls cluster-internal are not asked at all, an A/AAAA answer at an address it refuses makes
+the check DOWN without showing any answer (whatever was expected, so the check cannot be used to
+confirm a guess), and the system resolver's own address is shown only where the policy would allow it.
 """
 
 from __future__ import annotations
@@ -29,13 +34,14 @@ import dns.rdata
 import dns.rdatatype
 import dns.resolver
 
-from spectra.domain.egress import first_address
+from spectra.domain.egress import EgressPolicy, first_address
 from spectra.probe.context import CheckContext, CheckRequest
 from spectra.probe.result import CheckResult
 from spectra.probe.sockets import elapsed_ms, format_address
 
 _SERVER = re.compile(r"\[(?P<v6>.+)\]:(?P<v6port>\d+)|(?P<host>[^:\[\]]+):(?P<port>\d+)")
 _SHOWN_ANSWERS = 5  # in the reason; facts hold them all
+_SYSTEM_RESOLVER = "the system resolver"  # shown instead of its address where the policy hides it
 
 
 def split_server(server: str) -> tuple[str, int]:
@@ -100,9 +106,25 @@ def answer_forms(record_type: str, rdata: dns.rdata.Rdata) -> set[str]:
     return forms
 
 
+def _system_server_text(server: tuple[str, int], policy: EgressPolicy) -> str:
+    """The system resolver's address where the policy lets checks reach it, else just what it is (a
+    cluster DNS service's address is the cluster's own)."""
+    address = ipaddress.ip_address(server[0])
+    return format_address(server) if policy.may_disclose(address) else _SYSTEM_RESOLVER
+
+
+def _addresses(rdatas: list[dns.rdata.Rdata]) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses among A / AAAA answers (other types hold names and text: public data of the zone)."""
+    found = []
+    for rdata in rdatas:
+        if rdata.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            found.append(ipaddress.ip_address(rdata.address))  # type: ignore[attr-defined]
+    return found
+
+
 async def _ask(
     query: dns.message.Message, servers: list[tuple[str, int]], timeout: float
-) -> tuple[dns.message.Message, bool, str]:
+) -> tuple[dns.message.Message, bool, tuple[str, int]]:
     """The first server that answers wins; errors of all but the last are passed over."""
     last: Exception | None = None
     backend = dns.asyncbackend.get_backend("asyncio")
@@ -121,7 +143,7 @@ async def _ask(
         except (OSError, dns.exception.DNSException) as exc:
             last = exc
             continue
-        return response, used_tcp, format_address((where, port))
+        return response, used_tcp, (where, port)
     assert last is not None
     raise last
 
@@ -131,15 +153,20 @@ async def check(request: CheckRequest, ctx: CheckContext) -> CheckResult:
     assert spec is not None
     record_type = spec.record_type
     total = request.spec.effective_timeout.total_seconds()
+    policy = ctx.egress.policy
+    # Asking the cluster's resolver about its own names would map the cluster (which services exist).
+    policy.check_name(spec.name)
     if spec.server is not None:
         host, port = split_server(spec.server)
         _, sockaddr = first_address(await ctx.egress.resolve(host, port, type_=socket.SOCK_DGRAM))
         servers = [(sockaddr[0], sockaddr[1])]
+        server_names = {server: format_address(server) for server in servers}  # the guard allowed it
     else:
         servers = system_nameservers(ctx)
         if not servers:
             return CheckResult.down(None, "no DNS server configured: /etc/resolv.conf lists none; set dns.server")
-    server_text = ", ".join(format_address(server) for server in servers)
+        server_names = {server: _system_server_text(server, policy) for server in servers}
+    server_text = ", ".join(dict.fromkeys(server_names.values()))
     facts: dict[str, Any] = {"server": server_text, "record_type": record_type}
     try:
         query = dns.message.make_query(spec.name, dns.rdatatype.from_text(record_type))
@@ -163,9 +190,14 @@ async def check(request: CheckRequest, ctx: CheckContext) -> CheckResult:
     rcode = dns.rcode.to_text(response.rcode())
     rdtype = dns.rdatatype.from_text(record_type)
     rdatas = [rdata for rrset in response.answer if rrset.rdtype == rdtype for rdata in rrset]
-    answers = [display(record_type, rdata) for rdata in rdatas]
-    facts.update(server=answered_by, rcode=rcode, answers=answers, tcp=used_tcp)
     label = f"{spec.name} {record_type}"
+    facts.update(server=server_names[answered_by], rcode=rcode, tcp=used_tcp)
+    if any(not policy.may_disclose(address) for address in _addresses(rdatas)):
+        # One hidden answer hides them all (and the count), and no expectation can pass: an UP or a
+        # "got ..." would confirm a guessed internal address.
+        return CheckResult.down(latency, f"{label}: resolves to an address the egress policy does not allow", **facts)
+    answers = [display(record_type, rdata) for rdata in rdatas]
+    facts["answers"] = answers
     if rcode != spec.expect.rcode:
         return CheckResult.down(latency, f"{label}: {rcode}, expected {spec.expect.rcode}", **facts)
     if rcode != "NOERROR":

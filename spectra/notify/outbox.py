@@ -10,6 +10,10 @@ and records it as soon as the database is back (and never claims that row meanwh
 is sent by a task of its own on the sender's own threads, so one hanging provider holds up nothing else.
 Temporary failures are retried for RETRY_WINDOW_S after the message was queued; a message refused or
 given up is written to its incident's timeline, and a page's incident escalates to its next step at once.
+
+Message bodies carry link tokens (ack, confirm, unsubscribe), so no row holds one in clear: the payload
+column is sealed at rest (:mod:`spectra.store.sealing`) and emptied once delivery is final (sent or given
+up); errors and timeline notes lose anything shaped like a link token or a credential.
 """
 
 from __future__ import annotations
@@ -45,9 +49,11 @@ from spectra.notify.console import ConsoleChannel
 from spectra.notify.metrics import SenderMetrics
 from spectra.notify.registry import channels_from_env
 from spectra.runtime.loop import FailureLog
+from spectra.runtime.redaction import CREDENTIAL_SHAPES, REDACTED
 from spectra.store.engine import retry_conflicts
 from spectra.store.incidents import EscalationState, EscalationStatus, Incident, IncidentEvent, IncidentEventType
 from spectra.store.notifications import Notification, NotificationAttempt, NotificationStatus
+from spectra.store.sealing import UNREADABLE
 
 log = logging.getLogger("spectra.notify.outbox")
 
@@ -84,6 +90,8 @@ _DUE_STATUSES: Final = (
     NotificationStatus.FAILED.value,
     NotificationStatus.SENDING.value,  # a sender died holding it: due again when its lease runs out
 )
+
+_FINAL_STATUSES: Final = (NotificationStatus.SENT.value, NotificationStatus.DEAD.value)
 
 SessionFactory = Callable[[], Session]
 
@@ -172,6 +180,11 @@ def _refuse_inline_url(message: Message) -> bool:
 
 def message_of(row: Notification) -> Message:
     payload: dict[str, Any] = row.payload or {}
+    if UNREADABLE in payload:
+        # Sealed with another SPECTRA_SECRET_KEY: its links would be refused anyway; the subject (incident
+        # code and title, or what the mail is about) still tells the recipient something.
+        log.warning("notification %s: body %s; sending its subject alone", row.id, payload[UNREADABLE])
+        payload = {"text": row.subject}
     return Message(
         channel=ChannelName(row.channel),
         recipient=row.recipient,
@@ -623,6 +636,8 @@ class Sender:
             values.update(sent_at=now, provider_message_id=outcome.provider_message_id, last_error=None)
         elif outcome.next_attempt_at is not None:
             values["next_attempt_at"] = outcome.next_attempt_at
+        if outcome.status in _FINAL_STATUSES:
+            values["payload"] = {}  # the body and its links have no use any more
         with self._session_factory() as session:
             result = session.execute(
                 sa.update(table)
@@ -733,12 +748,14 @@ def _duration(seconds: float) -> str:
 
 
 def _scrub(text: str | None, secrets: list[str]) -> str | None:
+    """``text`` without the recipient's secret values, link tokens and credentials (a provider's error may
+    quote what it was sent)."""
     if text is None:
         return None
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
-    return text
+    return CREDENTIAL_SHAPES.sub(REDACTED, text)
 
 
 def _clip(text: str | None) -> str | None:

@@ -180,8 +180,10 @@ class GuardedResolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results: list[ResolveResult] = []
+        reached = _REACHED.get()  # None on the probes' path: nothing to note
         for fam, addr in await self.guard.resolve(host, port, family=family):
-            _note_reached(ipaddress.ip_address(str(addr[0]).split("%", 1)[0]))
+            if reached is not None:
+                reached.append(ipaddress.ip_address(str(addr[0]).split("%", 1)[0]))
             results.append(
                 ResolveResult(
                     hostname=host,

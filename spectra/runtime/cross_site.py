@@ -3,7 +3,10 @@
 A POST (PUT, PATCH, DELETE) is refused with 403 when the browser says it is cross-site
 (``Sec-Fetch-Site: cross-site``) or when its ``Origin`` is another origin than ours: the public URL's
 origin, or the request's own (its Host; the scheme may differ, as behind a TLS-terminating proxy).
-``Origin: null`` (sandboxed frames, file pages, some redirects) is another origin. Requests with
+``Origin: null`` (sandboxed frames, file pages, some redirects) is another origin, unless the browser
+says ``Sec-Fetch-Site: same-origin``: our own pages send ``Referrer-Policy: no-referrer`` (links carry
+tokens), under which a browser writes ``null`` for the origin of their own form posts, and a page cannot
+forge ``Sec-Fetch-*`` headers. Requests with
 neither header stay allowed: browsers always send one of them on a cross-origin POST, so such requests
 come from other clients (curl, Twilio's signed webhooks, heartbeat pushes), which no web page can steer.
 GET, HEAD and OPTIONS pass: they never change state.
@@ -30,12 +33,15 @@ SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def is_cross_site(headers: Headers, trusted_origins: frozenset[str]) -> bool:
     """Whether a browser sent this request from another site or origin (False without both headers)."""
-    if headers.get("sec-fetch-site", "").strip().lower() == "cross-site":
+    fetch_site = headers.get("sec-fetch-site", "").strip().lower()
+    if fetch_site == "cross-site":
         return True
     origin = headers.get("origin")
     if origin is None:
         return False
     origin = origin.strip().lower()
+    if origin == "null":
+        return fetch_site != "same-origin"
     if origin in trusted_origins:
         return False
     parts = urlsplit(origin)

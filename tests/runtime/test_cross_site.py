@@ -42,6 +42,8 @@ REFUSED = [
     ("evil origin", {"Origin": "https://evil.example"}),
     ("evil origin, same-origin claim", {"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"}),
     ("null origin", {"Origin": "null"}),
+    ("null origin, cross-site", {"Origin": "null", "Sec-Fetch-Site": "cross-site"}),
+    ("null origin, same-site", {"Origin": "null", "Sec-Fetch-Site": "same-site"}),
     ("cross-site fetch", {"Sec-Fetch-Site": "cross-site"}),
     ("cross-site fetch, own origin", {"Sec-Fetch-Site": "cross-site", "Origin": OWN}),
     ("same-site sibling", {"Origin": "https://other.example.test", "Sec-Fetch-Site": "same-site"}),
@@ -58,6 +60,8 @@ ALLOWED = [
     ("public URL's origin", {"Origin": PUBLIC, "Sec-Fetch-Site": "same-origin"}),
     ("own host behind a TLS proxy", {"Origin": "https://pages.internal:8080"}),
     ("typed or bookmarked", {"Sec-Fetch-Site": "none"}),
+    # Our pages say Referrer-Policy: no-referrer, so the browser writes a null origin on their own forms.
+    ("own form under no-referrer", {"Origin": "null", "Sec-Fetch-Site": "same-origin"}),
 ]
 
 

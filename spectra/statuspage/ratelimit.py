@@ -1,8 +1,9 @@
 """An in-memory sliding-window rate limiter: at most `limit` hits per key in any `window_s` seconds.
 
-Used on subscribe, keyed by client IP and by address. Per process (no shared state between replicas):
-a limit of 5 an hour becomes 5 an hour per replica, which is still a limit. Memory is bounded: keys
-whose hits have all left the window are dropped, and past `max_keys` the oldest key is evicted.
+Used on subscribe, keyed by client IP and by mailbox (:func:`mailbox_key`). Per process (no shared
+state between replicas): a limit of 5 an hour becomes 5 an hour per replica, which is still a limit.
+Memory is bounded: keys whose hits have all left the window are dropped, and past `max_keys` the
+oldest key is evicted.
 """
 
 from __future__ import annotations
@@ -76,3 +77,13 @@ class SlidingWindowLimiter:
             self._current(key, now)
         while len(self._hits) >= self._max_keys:  # room for the key about to be added
             self._hits.popitem(last=False)
+
+
+def mailbox_key(address: str) -> str:
+    """The mailbox an address delivers to, for rate limits: lower-cased, ``+tag`` cut from the local part.
+
+    ``Bob+x@Example.com`` and ``bob@example.com`` are one mailbox. Dots are kept: only some providers
+    ignore them, and treating ``b.ob`` as ``bob`` would let one person's requests throttle another's.
+    """
+    local, _, domain = address.strip().rpartition("@")
+    return f"{local.split('+', 1)[0].lower()}@{domain.lower()}"

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Final
 
 from spectra.notify.channel import ChannelName, Message
+from spectra.runtime.timefmt import utc
 from spectra.statuspage.model import PageLike, page_key
 from spectra.statuspage.render import TEMPLATES
 from spectra.store.subscribers import WHOLE_PAGE, Subscriber
@@ -37,8 +38,21 @@ def page_url(public_url: str, slug: str) -> str:
     return f"{public_url.rstrip('/')}/s/{slug}"
 
 
-def confirm_token(tokens: Tokens, page: PageLike, email: str, component: str) -> str:
-    return tokens.make(Purpose.CONFIRM, {"page": page_key(page), "email": email, "component": component})
+def unsubscribed_stamp(unsubscribed_at: datetime | None) -> str | None:
+    """The subscription's unsubscribe time as a confirm link carries it (None: never unsubscribed)."""
+    return utc(unsubscribed_at).isoformat(timespec="microseconds") if unsubscribed_at is not None else None
+
+
+def confirm_token(
+    tokens: Tokens, page: PageLike, email: str, component: str, unsubscribed_at: datetime | None = None
+) -> str:
+    """A confirm link's token, bound to the state it was made for: a subscription never unsubscribed, or
+    one unsubscribed at `unsubscribed_at` (so a link mailed before an unsubscribe cannot undo it)."""
+    payload = {"page": page_key(page), "email": email, "component": component}
+    stamp = unsubscribed_stamp(unsubscribed_at)
+    if stamp is not None:
+        payload["unsubscribed"] = stamp
+    return tokens.make(Purpose.CONFIRM, payload)
 
 
 def unsubscribe_token(tokens: Tokens, subscriber: Subscriber) -> str:
@@ -58,9 +72,18 @@ def unsubscribe_url(tokens: Tokens, public_url: str, slug: str, subscriber: Subs
 
 
 def confirmation_message(
-    tokens: Tokens, public_url: str, page: PageLike, *, email: str, component: str, now: datetime, suffix: str = ""
+    tokens: Tokens,
+    public_url: str,
+    page: PageLike,
+    *,
+    email: str,
+    component: str,
+    now: datetime,
+    suffix: str = "",
+    unsubscribed_at: datetime | None = None,
 ) -> Message:
-    confirm_url = f"{page_url(public_url, page.slug)}/confirm/{confirm_token(tokens, page, email, component)}"
+    token = confirm_token(tokens, page, email, component, unsubscribed_at)
+    confirm_url = f"{page_url(public_url, page.slug)}/confirm/{token}"
     subject = f"Confirm your subscription to {page.title}"
     scope = scope_text(component)
     text = (

@@ -1,10 +1,12 @@
 """The HTTP side of email subscriptions to a status page (or one component of it).
 
 - `POST /s/{slug}/subscribe` (form: `email`, optional `component`): rate limited per client IP and per
-  address; creates or refreshes an unconfirmed `Subscriber` row and queues a confirmation mail through
-  the outbox with a signed `Purpose.CONFIRM` link. The answer is the same page whether the address is
-  new, pending or already confirmed, so the form tells nobody who is subscribed.
-- `/s/{slug}/confirm/{token}`: GET shows a "Confirm subscription" button, POST confirms (idempotent).
+  mailbox (`+tag` and case variants are one mailbox); creates an unconfirmed `Subscriber` row (or uses
+  the existing one) and queues a confirmation mail through the outbox with a signed `Purpose.CONFIRM`
+  link. The answer is sent before any of that: the same page, after the same work, whether the address
+  is new, pending, confirmed or unsubscribed, so neither the page nor its timing tells who is subscribed.
+- `/s/{slug}/confirm/{token}`: GET shows a "Confirm subscription" button, POST confirms (idempotent;
+  refused once the subscription has moved on from the state the link was made for, e.g. unsubscribed).
 - `/s/{slug}/unsubscribe/{token}`: GET shows an "Unsubscribe" button, POST unsubscribes; RFC 8058
   one-click (`List-Unsubscribe=One-Click` POSTed by the mail provider) is the same POST.
 
@@ -22,7 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -31,10 +35,10 @@ from starlette.routing import Route
 from spectra.runtime.forms import read_body, read_form
 from spectra.runtime.headers import LINK_PAGE_HEADERS
 from spectra.statuspage.model import PageLike, PageSource, accepts_subscriptions, component_names, page_key
-from spectra.statuspage.ratelimit import SlidingWindowLimiter
+from spectra.statuspage.ratelimit import SlidingWindowLimiter, mailbox_key
 from spectra.statuspage.render import TEMPLATES
 from spectra.statuspage.subscription_mail import CONFIRM_MAX_AGE_S, UNSUBSCRIBE_MAX_AGE_S, page_url, scope_text
-from spectra.statuspage.subscriptions import confirm, subscribe, unsubscribe
+from spectra.statuspage.subscriptions import Confirmation, confirm, subscribe, unsubscribe
 from spectra.store.engine import retry_conflicts
 from spectra.store.subscribers import COMPONENT_LEN, SUBSCRIBER_EMAIL_LEN, WHOLE_PAGE
 from spectra.tokens import InvalidToken, Purpose, Tokens
@@ -59,10 +63,15 @@ def normalize_email(raw: str) -> str | None:
 
 @dataclass
 class SubscribeLimits:
-    """Subscribe attempts: 5 an hour per client IP, 3 a day per address (per process)."""
+    """Subscribe attempts (per process): 5 an hour per client IP, 3 an hour per mailbox.
+
+    The mailbox limit bounds the confirmation mails one mailbox can be sent, however its address is
+    spelled, and lasts one sliding hour: requests for someone else's address cannot lock its owner out
+    for long, and each one that got through mailed the owner a working confirm link.
+    """
 
     per_ip: SlidingWindowLimiter = field(default_factory=lambda: SlidingWindowLimiter(5, 3600))
-    per_address: SlidingWindowLimiter = field(default_factory=lambda: SlidingWindowLimiter(3, 24 * 3600))
+    per_mailbox: SlidingWindowLimiter = field(default_factory=lambda: SlidingWindowLimiter(3, 3600))
 
 
 def client_ip(request: Request) -> str:
@@ -178,16 +187,27 @@ class _Handlers:
             return self.rejected(page, "Check the address", "That does not look like an email address.", 400)
         if component != WHOLE_PAGE and (len(component) > COMPONENT_LEN or component not in component_names(page)):
             return self.rejected(page, "Unknown component", "This page has no component of that name.", 400)
-        if not self.limits.per_address.hit(f"address:{email}"):
-            return self.too_many(page, self.limits.per_address.retry_after_s(f"address:{email}"))
-        queued = await run_in_threadpool(
-            retry_conflicts,
-            lambda: subscribe(self.factory, self.tokens, self.public_url, page, email=email, component=component),
-        )
+        mailbox = f"mailbox:{mailbox_key(email)}"
+        if not self.limits.per_mailbox.hit(mailbox):
+            return self.too_many(page, self.limits.per_mailbox.retry_after_s(mailbox))
+        # The same page whatever the address's state, sent before the store is read: what differs by state
+        # (a row, a mail or nothing) runs after the answer, so neither its text nor its timing tells.
+        sent = _render("subscribe_sent.html", page, self.public_url)
+        sent.background = BackgroundTask(self.record_subscription, page, email, component)
+        return sent
+
+    async def record_subscription(self, page: PageLike, email: str, component: str) -> None:
+        """The subscribe's store work, after the answer; a failure is logged (without the address)."""
+        try:
+            queued = await run_in_threadpool(
+                retry_conflicts,
+                lambda: subscribe(self.factory, self.tokens, self.public_url, page, email=email, component=component),
+            )
+        except SQLAlchemyError as error:
+            log.warning("subscription to %s not recorded: %s", page_key(page), type(error).__name__)
+            return
         if queued:
             self.after_enqueue()
-        # The same page whatever the address's state: nobody learns who is subscribed.
-        return _render("subscribe_sent.html", page, self.public_url)
 
     async def confirm_get(self, request: Request) -> Response:
         found = self.link(request, Purpose.CONFIRM, CONFIRM_MAX_AGE_S)
@@ -204,7 +224,14 @@ class _Handlers:
         component = str(found.payload.get("component", WHOLE_PAGE))
         if component != WHOLE_PAGE and component not in component_names(page):
             return self.invalid(page)  # the component is gone from the page
-        await run_in_threadpool(retry_conflicts, lambda: confirm(self.factory, page, email, component))
+        unsubscribed = found.payload.get("unsubscribed")
+        if unsubscribed is not None and not isinstance(unsubscribed, str):
+            return self.invalid(page)
+        outcome = await run_in_threadpool(
+            retry_conflicts, lambda: confirm(self.factory, page, email, component, unsubscribed=unsubscribed)
+        )
+        if outcome is Confirmation.REFUSED:
+            return self.invalid(page)
         return _render("subscribe_confirm.html", page, self.public_url, done=True, scope=scope_text(component))
 
     async def unsubscribe_get(self, request: Request) -> Response:

@@ -1,13 +1,17 @@
 """Subscriptions' lifecycle with double opt-in: subscribe (queue a confirmation mail), confirm, unsubscribe.
 
-A confirmed, active subscription is never touched by a new subscribe; a pending or unsubscribed one is
-made pending again and gets a new mail (one a day at most, by the outbox's idempotency key). Every
-change runs in one transaction; a concurrent creator of the same row wins and its row is used.
+A confirmed, active subscription is never touched by a new subscribe; a pending or unsubscribed one gets
+a new mail (one a day at most, by the outbox's idempotency key). An unsubscribed one stays unsubscribed
+until its owner confirms again: a confirm link acts only on the state it was made for (a subscription
+never unsubscribed, or one unsubscribed at the time the link carries), so a link mailed before an
+unsubscribe cannot undo it. Every change runs in one transaction; a concurrent creator of the same row
+wins and its row is used.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -15,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.notify.outbox import enqueue
 from spectra.statuspage.model import PageLike
-from spectra.statuspage.subscription_mail import confirmation_message
+from spectra.statuspage.subscription_mail import confirmation_message, unsubscribed_stamp
 from spectra.store.subscribers import Subscriber
 from spectra.tokens import Tokens
 
@@ -61,35 +65,54 @@ def subscribe(
 ) -> bool:
     """Record an unconfirmed subscription and queue its confirmation mail; True when a mail was queued.
 
-    A confirmed, active subscription is left alone (nothing is sent); a pending or unsubscribed one is
-    made pending again and gets a new mail (one a day at most, by the idempotency key).
+    A confirmed, active subscription is left alone (nothing is sent); a pending or unsubscribed one gets a
+    new mail (one a day at most, by the idempotency key), whose link is bound to its current state.
     """
     now = now or datetime.now(UTC)
     with factory.begin() as session:
         row = _row(session, page.namespace, page.name, email, component)
         if row.confirmed_at is not None and row.unsubscribed_at is None:
             return False
-        again = ""
-        if row.unsubscribed_at is not None:
-            # Back after unsubscribing: pending again, and a fresh mail even if one went out today.
-            again = f":again{int(row.unsubscribed_at.timestamp())}"
-            row.confirmed_at = None
-            row.unsubscribed_at = None
-        return enqueue(
-            session,
-            confirmation_message(tokens, public_url, page, email=email, component=component, now=now, suffix=again),
+        # Back after unsubscribing: a fresh mail even if one went out today.
+        again = f":again{int(row.unsubscribed_at.timestamp())}" if row.unsubscribed_at is not None else ""
+        message = confirmation_message(
+            tokens,
+            public_url,
+            page,
+            email=email,
+            component=component,
+            now=now,
+            suffix=again,
+            unsubscribed_at=row.unsubscribed_at,
         )
+        return enqueue(session, message)
 
 
-def confirm(factory: sessionmaker[Session], page: PageLike, email: str, component: str) -> bool:
-    """Confirm (and re-activate) the subscription; True when it changed."""
+class Confirmation(StrEnum):
+    CONFIRMED = "confirmed"
+    ALREADY_CONFIRMED = "already confirmed"
+    REFUSED = "refused"  # no such subscription, or the link was made for an earlier state of it
+
+
+def confirm(
+    factory: sessionmaker[Session], page: PageLike, email: str, component: str, *, unsubscribed: str | None = None
+) -> Confirmation:
+    """Confirm (or re-activate) the subscription a confirm link was made for.
+
+    ``unsubscribed`` is the link's stamp (:func:`unsubscribed_stamp`): the link acts only while the
+    subscription is in that state, never-unsubscribed (None) or unsubscribed at that time.
+    """
     with factory.begin() as session:
-        row = _row(session, page.namespace, page.name, email, component)
+        row = _find(session, page.namespace, page.name, email, component)
+        if row is None:
+            return Confirmation.REFUSED
         if row.confirmed_at is not None and row.unsubscribed_at is None:
-            return False
+            return Confirmation.ALREADY_CONFIRMED
+        if unsubscribed_stamp(row.unsubscribed_at) != unsubscribed:
+            return Confirmation.REFUSED
         row.confirmed_at = datetime.now(UTC)
         row.unsubscribed_at = None
-        return True
+        return Confirmation.CONFIRMED
 
 
 def unsubscribe(factory: sessionmaker[Session], page: PageLike, subscriber_id: int, email: str) -> bool:

@@ -1,4 +1,4 @@
-"""The sliding-window limiter, on a fake clock."""
+"""The sliding-window limiter, on a fake clock; the mailbox key it is used with on subscribe."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from spectra.statuspage.ratelimit import SlidingWindowLimiter
+from spectra.statuspage.ratelimit import SlidingWindowLimiter, mailbox_key
 
 
 class Clock:
@@ -106,3 +106,22 @@ def test_threads_never_exceed_the_limit() -> None:
 def test_bad_settings(limit: int, window: float) -> None:
     with pytest.raises(ValueError, match="limit"):
         SlidingWindowLimiter(limit, window)
+
+
+@pytest.mark.parametrize(
+    ("address", "mailbox"),
+    [
+        ("bob@example.com", "bob@example.com"),
+        ("Bob@Example.COM", "bob@example.com"),
+        ("bob+status@example.com", "bob@example.com"),
+        ("BOB+Status+More@EXAMPLE.com", "bob@example.com"),
+        ("bob+@example.com", "bob@example.com"),
+        ("b.o.b@example.com", "b.o.b@example.com"),  # dots are kept: only some providers ignore them
+        ("b.o.b+x@example.com", "b.o.b@example.com"),
+        ("bob@example.org", "bob@example.org"),
+        ("+only-a-tag@example.com", "@example.com"),  # such addresses share one (stricter) limit
+        (" bob@example.com ", "bob@example.com"),
+    ],
+)
+def test_mailbox_key_folds_case_and_tags_and_keeps_dots(address: str, mailbox: str) -> None:
+    assert mailbox_key(address) == mailbox

@@ -6,15 +6,18 @@ tests/statuspage/test_subscription_mail.py.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
@@ -216,19 +219,25 @@ async def test_unsubscribe_get_shows_a_button_and_post_unsubscribes(
 @sqlite_only
 async def test_subscribing_again_after_unsubscribing_needs_a_new_confirmation(site: Site) -> None:
     await site.client.post("/s/acme/subscribe", data={"email": "erin@example.com"})
-    await site.client.post(confirm_link_of(site.mails()[0]))
+    first_link = confirm_link_of(site.mails()[0])
+    await site.client.post(first_link)
     [row] = site.subscribers()
     await site.client.post(f"/s/acme/unsubscribe/{unsubscribe_token(site.tokens, row)}")
     assert site.subscribers()[0].unsubscribed_at is not None
 
-    await site.client.post("/s/acme/subscribe", data={"email": "erin@example.com"})
-    [row] = site.subscribers()
-    assert row.confirmed_at is None
-    assert row.unsubscribed_at is None
+    # The first mail's link cannot undo the unsubscribe, before or after a new request.
+    for _ in range(2):
+        replayed = await site.client.post(first_link)
+        assert replayed.status_code == 400
+        assert "This link is not valid" in replayed.text
+        assert site.subscribers()[0].unsubscribed_at is not None
+        await site.client.post("/s/acme/subscribe", data={"email": "erin@example.com"})
+
     mails = site.mails()
     assert len(mails) == 2  # a fresh confirmation, although one went out today
     await site.client.post(confirm_link_of(mails[1]))
-    assert site.subscribers()[0].confirmed_at is not None
+    [row] = site.subscribers()
+    assert (row.confirmed_at is not None, row.unsubscribed_at) == (True, None)
 
 
 def _tampered(token: str) -> str:
@@ -349,21 +358,63 @@ async def test_rate_limit_per_client_ip(site: Site) -> None:
 
 
 @sqlite_only
-async def test_rate_limit_per_address(site: Site) -> None:
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ["ivy@example.com"] * 4,
+        ["Ivy@Example.com", "IVY@EXAMPLE.COM", "ivy@example.com", "iVy@example.COM"],
+        ["ivy+a@example.com", "ivy+b@example.com", "ivy+c+d@example.com", "ivy@example.com"],
+        ["Ivy+News@Example.com", "ivy@example.com", "IVY+x@example.com", "ivy+@example.com"],
+    ],
+    ids=["same", "case", "tags", "tags-and-case"],
+)
+async def test_rate_limit_per_mailbox_whatever_the_spelling(site: Site, spellings: list[str]) -> None:
     statuses = []
-    for n in range(4):
-        async with site.client_from(f"198.51.100.{n}") as client:
-            response = await client.post("/s/acme/subscribe", data={"email": "Ivy@Example.com"})
+    for n, email in enumerate(spellings):
+        async with site.client_from(f"198.51.100.{n}") as client:  # a new client each time
+            response = await client.post("/s/acme/subscribe", data={"email": email})
             statuses.append(response.status_code)
+            if response.status_code == 429:
+                assert 0 < int(response.headers["Retry-After"]) <= 3600  # an hour at most, not a day
     assert statuses == [200, 200, 200, 429]
-    async with site.client_from("198.51.100.9") as client:
-        other = await client.post("/s/acme/subscribe", data={"email": "jack@example.com"})
-    assert other.status_code == 200
+    assert len(site.mails()) <= 3
+    # Dots are kept (only some providers ignore them) and other mailboxes are not affected.
+    for email in ("i.vy@example.com", "ivy@example.org", "jack@example.com"):
+        async with site.client_from("198.51.100.9") as client:
+            assert (await client.post("/s/acme/subscribe", data={"email": email})).status_code == 200
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@sqlite_only
+async def test_a_throttled_owner_still_confirms_with_the_mailed_link_and_is_free_within_the_hour(
+    sessions: sessionmaker[Session],
+) -> None:
+    clock = FakeClock()
+    limits = SubscribeLimits(per_mailbox=SlidingWindowLimiter(3, 3600, clock=clock))
+    async with open_site(sessions, limits) as site:
+        for n, tag in enumerate(("a", "b", "c")):  # someone else asks for the owner's mailbox
+            async with site.client_from(f"203.0.113.{n}") as attacker:
+                await attacker.post("/s/acme/subscribe", data={"email": f"owner+{tag}@example.com"})
+        async with site.client_from("192.0.2.1") as owner:
+            assert (await owner.post("/s/acme/subscribe", data={"email": "owner@example.com"})).status_code == 429
+            # What was mailed works: the owner confirms one of those subscriptions (links are not limited).
+            done = await owner.post(confirm_link_of(site.mails()[0]))
+            assert "Subscription confirmed" in done.text
+            clock.now += 3601  # a sliding hour, not a day
+            assert (await owner.post("/s/acme/subscribe", data={"email": "owner@example.com"})).status_code == 200
+        assert "owner@example.com" in {row.email for row in site.subscribers()}
 
 
 @sqlite_only
 async def test_rate_limits_are_configurable(sessions: sessionmaker[Session]) -> None:
-    limits = SubscribeLimits(per_ip=SlidingWindowLimiter(1, 60), per_address=SlidingWindowLimiter(10, 60))
+    limits = SubscribeLimits(per_ip=SlidingWindowLimiter(1, 60), per_mailbox=SlidingWindowLimiter(10, 60))
     async with open_site(sessions, limits) as site:
         assert (await site.client.post("/s/acme/subscribe", data={"email": "k@example.com"})).status_code == 200
         assert (await site.client.post("/s/acme/subscribe", data={"email": "l@example.com"})).status_code == 429
@@ -394,3 +445,88 @@ async def test_pages_escape_the_title_and_send_security_headers(site: Site) -> N
 )
 def test_normalize_email(raw: str, normalized: str | None) -> None:
     assert normalize_email(raw) == normalized
+
+
+# --- the answer does not depend on the address's state, in text or in the work done before it -----------
+
+
+async def _subscribe_recorded(site: Site, engine: sa.Engine, email: str) -> tuple[int, bytes, list[str]]:
+    """POST the form straight to the ASGI app; its status, body, and what happened in order: the answer's
+    messages ("answer:..."), every SQL statement ("store:SELECT" ...) and the sender's wake ("wake")."""
+    happened: list[str] = []
+    status, body = 0, b""
+
+    def statement(_conn: object, _cursor: object, sql: str, *_args: object) -> None:
+        happened.append(f"store:{sql.split(None, 1)[0].upper()}")
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": f"email={email}".encode(), "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        nonlocal status, body
+        happened.append(f"answer:{message['type']}")
+        status = int(message.get("status", status))
+        body += bytes(message.get("body", b""))
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": "/s/acme/subscribe",
+        "raw_path": b"/s/acme/subscribe",
+        "query_string": b"",
+        "headers": [(b"host", b"status.example.test"), (b"content-type", b"application/x-www-form-urlencoded")],
+        "client": ("192.0.2.50", 40000),
+        "server": ("status.example.test", 443),
+    }
+    wakes_before = len(site.wakes)
+    sa.event.listen(engine, "before_cursor_execute", statement)
+    try:
+        await site.app(scope, receive, send)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", statement)
+    happened += ["wake"] * (len(site.wakes) - wakes_before)
+    return status, body, happened
+
+
+@sqlite_only
+async def test_the_subscribe_answer_is_the_same_and_sent_before_any_store_work_whatever_the_state(
+    site: Site, engine: sa.Engine
+) -> None:
+    site.add_subscriber("pending@example.com", confirmed=False)
+    site.add_subscriber("confirmed@example.com", confirmed=True)
+    gone = site.add_subscriber("unsubscribed@example.com", confirmed=True)
+    with site.sessions.begin() as session:
+        session.get_one(Subscriber, gone).unsubscribed_at = NOW
+
+    answers = {}
+    for state in ("new", "pending", "confirmed", "unsubscribed"):
+        status, body, happened = await _subscribe_recorded(site, engine, f"{state}@example.com")
+        answer = [event for event in happened if event.startswith("answer:")]
+        first_store = next(n for n, event in enumerate(happened) if event.startswith("store:"))
+        # The whole answer went out before the store was first touched: what differs by state comes after.
+        assert happened[:first_store] == answer == ["answer:http.response.start", "answer:http.response.body"], state
+        answers[state] = (status, body)
+    assert len(set(answers.values())) == 1
+    assert answers["new"][0] == 200
+    # The work after the answer did differ: mails for the new, pending and unsubscribed addresses only.
+    assert sorted(mail.recipient for mail in site.mails()) == [
+        "new@example.com",
+        "pending@example.com",
+        "unsubscribed@example.com",
+    ]
+
+
+@sqlite_only
+async def test_a_failed_subscription_write_is_logged_without_the_address(
+    site: Site, engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine.dispose()
+    site.sessions.configure(bind=sa.create_engine("sqlite:////nonexistent/dir/spectra.db"))
+    with caplog.at_level(logging.WARNING, logger="spectra.statuspage.subscription_routes"):
+        response = await site.client.post("/s/acme/subscribe", data={"email": "olga@example.com"})
+    assert response.status_code == 200  # the answer went out before the write failed
+    assert "subscription to default/acme not recorded: OperationalError" in caplog.text
+    assert "olga" not in caplog.text

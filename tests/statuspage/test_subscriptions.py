@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.statuspage.model import PageLike
-from spectra.statuspage.subscriptions import confirm, subscribe, unsubscribe
+from spectra.statuspage.subscription_mail import unsubscribed_stamp
+from spectra.statuspage.subscriptions import Confirmation, confirm, subscribe, unsubscribe
 from spectra.store import Notification, Subscriber
 from spectra.tokens import Tokens
 from tests.factories.pages import NOW, PUBLIC_URL, SECRET_KEY, subscription_page
@@ -88,12 +90,12 @@ def test_a_pending_subscription_gets_one_confirmation_mail_a_day(sessions: sessi
 
 def test_confirm_makes_a_pending_subscription_confirmed_once(sessions: sessionmaker[Session]) -> None:
     sub(sessions)
-    assert confirm(sessions, PAGE, ANN, "") is True
+    assert confirm(sessions, PAGE, ANN, "") is Confirmation.CONFIRMED
     [first] = subscribers(sessions)
     assert first.confirmed_at is not None
     assert states(sessions) == [("acme", ANN, "", "confirmed")]
 
-    assert confirm(sessions, PAGE, ANN, "") is False  # already confirmed: nothing changes
+    assert confirm(sessions, PAGE, ANN, "") is Confirmation.ALREADY_CONFIRMED  # nothing changes
     [again] = subscribers(sessions)
     assert again.confirmed_at == first.confirmed_at
 
@@ -139,7 +141,9 @@ def test_unsubscribe_needs_the_right_id_address_and_page(sessions: sessionmaker[
     assert states(sessions) == [("acme", ANN, "", "confirmed")]
 
 
-def test_subscribing_again_after_unsubscribing_is_pending_with_a_fresh_mail(sessions: sessionmaker[Session]) -> None:
+def test_subscribing_again_after_unsubscribing_mails_a_link_for_the_unsubscribed_state(
+    sessions: sessionmaker[Session],
+) -> None:
     sub(sessions)
     confirm(sessions, PAGE, ANN, "")
     unsubscribe(sessions, PAGE, only_id(sessions), ANN)
@@ -147,30 +151,58 @@ def test_subscribing_again_after_unsubscribing_is_pending_with_a_fresh_mail(sess
     assert gone.unsubscribed_at is not None
 
     assert sub(sessions) is True  # although a confirmation went out today
-    assert states(sessions) == [("acme", ANN, "", "pending")]
+    # Still unsubscribed until the new link is used: subscribing alone never re-activates anything.
+    assert states(sessions) == [("acme", ANN, "", "unsubscribed")]
     again = f":again{int(gone.unsubscribed_at.timestamp())}"
     assert [key for _, key in mails(sessions)] == [
         f"subscribe:default/acme:{ANN}::2026-11-24",
         f"subscribe:default/acme:{ANN}::2026-11-24{again}",
     ]
-    assert confirm(sessions, PAGE, ANN, "") is True
+    stamp = unsubscribed_stamp(gone.unsubscribed_at)
+    assert confirm(sessions, PAGE, ANN, "", unsubscribed=stamp) is Confirmation.CONFIRMED
     assert states(sessions) == [("acme", ANN, "", "confirmed")]
 
 
-def test_confirm_reactivates_an_unsubscribed_subscription(sessions: sessionmaker[Session]) -> None:
+@pytest.mark.parametrize(
+    ("link_made_for", "outcome"),
+    [
+        ("never unsubscribed", Confirmation.REFUSED),  # the first mail's link, used after the unsubscribe
+        ("an earlier unsubscribe", Confirmation.REFUSED),
+        ("a made-up time", Confirmation.REFUSED),
+        ("this unsubscribe", Confirmation.CONFIRMED),  # the link mailed after it, on a new request
+    ],
+)
+def test_a_confirm_link_acts_only_on_the_state_it_was_made_for(
+    sessions: sessionmaker[Session], link_made_for: str, outcome: Confirmation
+) -> None:
     sub(sessions)
     confirm(sessions, PAGE, ANN, "")
     unsubscribe(sessions, PAGE, only_id(sessions), ANN)
-    assert confirm(sessions, PAGE, ANN, "") is True
-    [row] = subscribers(sessions)
-    assert (row.confirmed_at is not None, row.unsubscribed_at) == (True, None)
+    [first_gone] = subscribers(sessions)
+    confirm(sessions, PAGE, ANN, "", unsubscribed=unsubscribed_stamp(first_gone.unsubscribed_at))
+    unsubscribe(sessions, PAGE, only_id(sessions), ANN)
+    [gone] = subscribers(sessions)
+    stamps = {
+        "never unsubscribed": None,
+        "an earlier unsubscribe": unsubscribed_stamp(first_gone.unsubscribed_at),
+        "a made-up time": "2026-11-24T12:00:00.000000+00:00",
+        "this unsubscribe": unsubscribed_stamp(gone.unsubscribed_at),
+    }
+    assert confirm(sessions, PAGE, ANN, "", unsubscribed=stamps[link_made_for]) is outcome
+    expected = "confirmed" if outcome is Confirmation.CONFIRMED else "unsubscribed"
+    assert states(sessions) == [("acme", ANN, "", expected)]
+
+
+def test_a_confirm_link_for_a_subscription_that_is_gone_creates_nothing(sessions: sessionmaker[Session]) -> None:
+    assert confirm(sessions, PAGE, ANN, "") is Confirmation.REFUSED
+    assert subscribers(sessions) == []
 
 
 def test_whole_page_component_and_other_page_subscriptions_are_separate(sessions: sessionmaker[Session]) -> None:
     assert sub(sessions) is True
     assert sub(sessions, component="API") is True
     assert sub(sessions, page=OTHER_PAGE) is True
-    assert confirm(sessions, PAGE, ANN, "API") is True
+    assert confirm(sessions, PAGE, ANN, "API") is Confirmation.CONFIRMED
     assert states(sessions) == [
         ("acme", ANN, "", "pending"),
         ("acme", ANN, "API", "confirmed"),

@@ -22,6 +22,7 @@ from spectra.api.secrets import NoSecrets, SecretResolver
 from spectra.domain.egress import EgressGuard, EgressPolicy
 from spectra.probe.http_client import make_client
 from spectra.probe.lag import LoopLag
+from spectra.probe.scrubbing import note_resolved
 
 MAX_BODY_BYTES = 1024 * 1024  # bodies are read up to this size; assertions see no more
 REGEX_TIMEOUT_S = 0.1  # a pathological bodyRegex cannot stall the worker
@@ -69,6 +70,7 @@ class CheckContext:
         value = self.secrets.get(namespace, ref.name, ref.key)
         if value is None:
             raise MissingSecret(f"Secret {namespace}/{ref.name} has no key {ref.key!r}")
+        note_resolved(value)  # run_check takes it out of the result, whatever the target echoes
         return value
 
     def shared(self, name: str, factory: Callable[[], Any]) -> Any:

@@ -1,7 +1,9 @@
 """One checker module per check type behind one interface: `async def check(request, ctx) -> CheckResult`.
 
 `run_check` applies the per-check timeout and turns every failure, including our own bugs, into a
-DOWN result with a reason, so one bad monitor never stops a worker. A DOWN or DEGRADED result during
+DOWN result with a reason, so one bad monitor never stops a worker. It is also where a result leaves the
+checker: every secret value the check resolved is taken out of its reason and facts
+(:mod:`spectra.probe.scrubbing`), whatever the target echoed. A DOWN or DEGRADED result during
 which the probe's own event loop lost a real share of the time budget (``spectra.probe.lag``) becomes
 a STALLED result instead: timeouts, packet loss and slow answers measured while the probe was not
 running say nothing about the target.
@@ -13,14 +15,18 @@ import asyncio
 import importlib
 import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 
 from spectra.domain.egress import EgressRefused
 from spectra.probe.context import CheckContext, CheckRequest, MissingSecret
 from spectra.probe.lag import ate_budget
 from spectra.probe.result import CheckResult, Status
+from spectra.probe.scrubbing import ResolvedSecrets, collecting
 
 log = logging.getLogger(__name__)
+# httpx logs every request's URL at INFO; a redirect URL may carry what the target echoed (a secret).
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 Checker = Callable[[CheckRequest, CheckContext], Awaitable[CheckResult]]
 
@@ -48,12 +54,19 @@ _LAG_SENSITIVE = frozenset({Status.DOWN, Status.DEGRADED})
 
 
 async def run_check(request: CheckRequest, ctx: CheckContext) -> CheckResult:
-    """Run one check with its timeout; never raises. STALLED when the probe's own lag voids a failure."""
+    """Run one check with its timeout; never raises. STALLED when the probe's own lag voids a failure.
+    No secret value the check resolved is left in the result."""
+    with collecting() as secrets:
+        result = await _judged(request, ctx, secrets)
+    return secrets.scrub_result(result)
+
+
+async def _judged(request: CheckRequest, ctx: CheckContext, secrets: ResolvedSecrets) -> CheckResult:
     lag = ctx.loop_lag
     if lag is None:
-        return await _run_check(request, ctx)
+        return await _run_check(request, ctx, secrets)
     mark = lag.mark()
-    result = await _run_check(request, ctx)
+    result = await _run_check(request, ctx, secrets)
     if result.status not in _LAG_SENSITIVE:
         return result
     lost_s = lag.since(mark)
@@ -67,7 +80,7 @@ async def run_check(request: CheckRequest, ctx: CheckContext) -> CheckResult:
     return CheckResult.stalled(result.latency_ms, reason, **facts)
 
 
-async def _run_check(request: CheckRequest, ctx: CheckContext) -> CheckResult:
+async def _run_check(request: CheckRequest, ctx: CheckContext, secrets: ResolvedSecrets) -> CheckResult:
     spec = request.spec
     timeout = spec.effective_timeout.total_seconds()
     started = time.perf_counter()
@@ -84,7 +97,8 @@ async def _run_check(request: CheckRequest, ctx: CheckContext) -> CheckResult:
     except ImportError as exc:
         return CheckResult.down(None, f"{spec.type} checks are not installed here: {exc}")
     except Exception as exc:  # a checker bug must not take the worker down
-        log.exception("checker %s failed on %s", spec.type, request.ref)
+        # The traceback may quote what the target sent (an echoed secret): logged scrubbed.
+        log.error("checker %s failed on %s\n%s", spec.type, request.ref, secrets.scrub(traceback.format_exc()))
         return CheckResult.down(_elapsed(started), f"internal error: {type(exc).__name__}: {exc}")
 
 

@@ -4,10 +4,10 @@ A POST (PUT, PATCH, DELETE) is refused with 403 when the browser says it is cros
 (``Sec-Fetch-Site: cross-site``) or when its ``Origin`` is another origin than ours: the public URL's
 origin, or the request's own (its Host; the scheme may differ, as behind a TLS-terminating proxy).
 ``Origin: null`` (sandboxed frames, file pages, some redirects) is another origin, unless the browser
-says ``Sec-Fetch-Site: same-origin``: our own pages send ``Referrer-Policy: no-referrer`` (links carry
-tokens), under which a browser writes ``null`` for the origin of their own form posts, and a page cannot
-forge ``Sec-Fetch-*`` headers. Requests with
-neither header stay allowed: browsers always send one of them on a cross-origin POST, so such requests
+says ``Sec-Fetch-Site: same-origin``: under ``Referrer-Policy: no-referrer`` (a privacy setting, or a
+page cached from before our pages said ``same-origin``) a browser writes ``null`` for the origin of our
+own form posts, and a page cannot forge ``Sec-Fetch-*`` headers. Requests with neither header stay
+allowed: browsers always send one of them on a cross-origin POST, so such requests
 come from other clients (curl, Twilio's signed webhooks, heartbeat pushes), which no web page can steer.
 GET, HEAD and OPTIONS pass: they never change state.
 """

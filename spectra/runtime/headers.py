@@ -11,7 +11,7 @@ from typing import Final
 
 SECURITY_HEADERS: Final = {
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # links carry tokens: never to another site; our own forms keep their Origin
     "X-Frame-Options": "DENY",
 }
 

@@ -31,7 +31,7 @@ async def test_get_shows_the_incident_and_changes_nothing(site: Site) -> None:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/html")
         assert response.headers["cache-control"] == "no-store"
-        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["referrer-policy"] == "same-origin"
         page = response.text
         assert CODE in page
         assert "default/api" in page

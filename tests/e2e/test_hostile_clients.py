@@ -204,7 +204,7 @@ def test_cross_site_posts_are_refused_and_same_origin_and_header_less_posts_work
         "curl@example.com": {},
         "own@example.com": {"Origin": f"http://{web.own}", "Sec-Fetch-Site": "same-origin"},
         "public@example.com": {"Origin": PUBLIC_URL, "Sec-Fetch-Site": "same-origin"},
-        "form@example.com": {"Origin": "null", "Sec-Fetch-Site": "same-origin"},  # our no-referrer pages
+        "form@example.com": {"Origin": "null", "Sec-Fetch-Site": "same-origin"},  # a browser under no-referrer
     }
     for email, headers in refused.items():
         answer = web.subscribe(email, headers)

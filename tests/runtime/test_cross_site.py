@@ -60,7 +60,7 @@ ALLOWED = [
     ("public URL's origin", {"Origin": PUBLIC, "Sec-Fetch-Site": "same-origin"}),
     ("own host behind a TLS proxy", {"Origin": "https://pages.internal:8080"}),
     ("typed or bookmarked", {"Sec-Fetch-Site": "none"}),
-    # Our pages say Referrer-Policy: no-referrer, so the browser writes a null origin on their own forms.
+    # Under Referrer-Policy: no-referrer (a privacy setting) the browser writes a null origin on our own forms.
     ("own form under no-referrer", {"Origin": "null", "Sec-Fetch-Site": "same-origin"}),
 ]
 

@@ -48,7 +48,7 @@ async def test_public_page_routes_answer_200(cache: FakeCache, path: str) -> Non
     assert response.headers["etag"].startswith('"v1')  # feeds: v1.<hash of the links' base>
     assert response.headers["last-modified"] == format_datetime(NOW.replace(microsecond=0), usegmt=True)
     assert response.headers["x-content-type-options"] == "nosniff"
-    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["referrer-policy"] == "same-origin"
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["content-security-policy"].startswith("default-src 'none'")
 

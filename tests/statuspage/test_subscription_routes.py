@@ -427,7 +427,7 @@ async def test_pages_escape_the_title_and_send_security_headers(site: Site) -> N
     response = await site.client.post("/s/acme/subscribe", data={"email": "mia@example.com"})
     assert "<script>alert(1)</script>" not in response.text
     assert "&lt;script&gt;" in response.text
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "same-origin"
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
 
 

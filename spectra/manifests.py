@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from spectra.api import GROUP, InvalidObject, Resource, parse_object
+from spectra.api import GROUP, InvalidObject, Monitor, Resource, parse_object
 from spectra.api.cross_checks import check_set
 from spectra.api.plain_data import CONTROL, plain_data_problem
 
@@ -195,7 +195,32 @@ def load_paths(paths: Iterable[str | Path], *, check_secrets: bool = True) -> Ma
     for resource, problem in check_set([item.resource for item in result.resources], secrets):
         origin = by_id[id(resource)].origin
         result.errors.append(ManifestError(origin.file, resource.ref, problem.field, problem.message))
+    _check_push_tokens(result)
     return result
+
+
+def _check_push_tokens(result: ManifestSet) -> None:
+    """Each heartbeat monitor needs a push token of its own: a push must name one monitor (the store
+    holds each token's hash once). Compared by value, since two Secrets may hold the same token."""
+    owners: dict[str, str] = {}
+    for item in result.resources:
+        resource = item.resource
+        if not isinstance(resource, Monitor) or resource.spec.heartbeat is None:
+            continue
+        ref = resource.spec.heartbeat.token_from.secret_key_ref
+        token = result.get(resource.namespace, ref.name, ref.key)
+        if not token:
+            continue
+        first = owners.setdefault(token, resource.ref)
+        if first != resource.ref:
+            result.errors.append(
+                ManifestError(
+                    item.origin.file,
+                    resource.ref,
+                    "spec.heartbeat.tokenFrom",
+                    f"the same push token as {first}: each heartbeat monitor needs a token of its own",
+                )
+            )
 
 
 def _load_document(result: ManifestSet, origin: Origin, data: Any) -> None:

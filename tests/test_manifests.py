@@ -169,3 +169,31 @@ def test_checks_across_the_set_name_file_object_and_field(tmp_path: Path) -> Non
         " in namespace default",
     ]
     assert load_paths([first]).ok
+
+
+def test_two_heartbeat_monitors_with_one_push_token_are_refused(tmp_path: Path) -> None:
+    """A push must name one monitor; the same value in two Secrets counts too, and is never shown."""
+    second = HEARTBEAT.replace("name: backup}", "name: nightly}").replace("name: tokens,", "name: other,")
+    secrets = (
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: tokens}\nstringData: {backup: same-T0KEN}\n---\n"
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: other}\nstringData: {backup: same-T0KEN}\n"
+    )
+    path = write(tmp_path / "m.yaml", HEARTBEAT + "---\n" + second + "---\n" + secrets)
+    result = load_paths([path])
+    assert [str(e) for e in result.errors] == [
+        f"{path}: Monitor/default/nightly: spec.heartbeat.tokenFrom: the same push token as Monitor/default/backup:"
+        " each heartbeat monitor needs a token of its own"
+    ]
+    assert "T0KEN" not in str(result.errors)
+    assert load_paths(
+        [
+            write(
+                tmp_path / "m.yaml",
+                HEARTBEAT
+                + "---\n"
+                + second
+                + "---\n"
+                + secrets.replace("other}\nstringData: {backup: same", "other}\nstringData: {backup: own"),
+            )
+        ]
+    ).ok

@@ -179,7 +179,12 @@ class Standalone:
             log.error("reload refused: %d error(s); still running the last good manifests", len(manifests.errors))
             self.metrics.config_reloads.labels("refused").inc()
             return
-        report = await asyncio.to_thread(self._apply, manifests)
+        try:
+            report = await asyncio.to_thread(self._apply, manifests)  # one transaction: all of it or nothing
+        except Exception as exc:  # a conflict the checks above missed must not end `spectra run` either
+            log.exception("reload refused: the manifests could not be applied (%s); still running the last good", exc)
+            self.metrics.config_reloads.labels("refused").inc()
+            return
         if self.secrets is not None:
             self.secrets.manifests = manifests
         if self.worker is not None:

@@ -145,6 +145,10 @@ HOSTILE_DOCUMENTS = (
     "apiVersion: spectra.dev/v1alpha1\nkind: Monitor\nmetadata: {name: d}\nspec: " + "[" * 5000 + "]" * 5000 + "\n",
     "apiVersion: spectra.dev/v1alpha1\nkind: Monitor\nmetadata: {name: h}\n"
     "spec: {type: http, interval: 99999999999999999999h, http: {url: 'https://example.com'}}\n",
+    "\x1fkind: Monitor\n",  # a control character the YAML reader refuses before any document
+    "!!set {a}: 1\n",  # a key YAML allows and a manifest never means
+    # A second heartbeat monitor with the token of `backup`: the store holds each token once.
+    to_yaml(heartbeat_monitor("copy", "tokens", "backup", interval="2s", grace="1s")),
 )
 
 
@@ -162,7 +166,7 @@ def test_reload_on_change_keeps_running_and_refuses_bad_sets(spectra_run: Run, t
     assert "broken.yaml: Monitor/default/b: spec.type: required field is missing" in run.log_text()
     assert set(run.monitors()) == {"local-web", "backup", "second"}
 
-    # Hostile files (a List that contains itself, nesting thousands deep, a huge duration) are refused the same way.
+    # Hostile files (a List that contains itself, nesting thousands deep, a huge duration, ...) are refused the same way.
     for number, hostile in enumerate(HOSTILE_DOCUMENTS, start=2):
         (manifests / "broken.yaml").write_text(hostile)
         refusals = functools.partial(_refused_at_least, run, number)

@@ -125,6 +125,12 @@ def test_workloads_and_commands(default_chart: Rendered) -> None:
     job = default_chart.get("Job", f"{FULL}-migrations")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["db", "upgrade"]
+    # The migrations seal the outbox with the processes' key (optional: absent before the first install).
+    assert _env(job)["SPECTRA_SECRET_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{FULL}-secret-key",
+        "key": "secret-key",
+        "optional": True,
+    }
 
 
 def _env(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from spectra.runtime.clients import client_key
 from spectra.runtime.forms import read_body, read_form
 from spectra.runtime.headers import LINK_PAGE_HEADERS
 from spectra.statuspage.model import PageLike, PageSource, accepts_subscriptions, component_names, page_key
@@ -74,10 +75,6 @@ class SubscribeLimits:
     per_mailbox: SlidingWindowLimiter = field(default_factory=lambda: SlidingWindowLimiter(3, 3600))
 
 
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client is not None else "unknown"
-
-
 def _render(
     template: str, page: PageLike | None, public_url: str, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
@@ -111,7 +108,7 @@ def subscription_routes(
     wake: Callable[[], None] | None = None,
     *,
     limits: SubscribeLimits | None = None,
-    client_ip_of: Callable[[Request], str] = client_ip,
+    client_ip_of: Callable[[Request], str] = client_key,
 ) -> list[Route]:
     """The subscribe, confirm and unsubscribe routes; mount them in any Starlette app."""
     handlers = _Handlers(
@@ -135,7 +132,7 @@ class _Handlers:
     public_url: str
     after_enqueue: Callable[[], None]
     limits: SubscribeLimits
-    client_ip_of: Callable[[Request], str] = client_ip
+    client_ip_of: Callable[[Request], str] = client_key
 
     def page_of(self, request: Request) -> PageLike | None:
         page = self.cache.get(request.path_params["slug"])

@@ -11,7 +11,6 @@ from many addresses queues behind itself instead of in front of the status pages
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from collections import Counter
 from typing import Final
 
@@ -21,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from spectra.runtime.clients import client_key
 from spectra.statuspage.ratelimit import SlidingWindowLimiter
 from spectra.store import record_push, utcnow
 from spectra.store.engine import retry_conflicts
@@ -29,26 +29,12 @@ from spectra.store.environment import count_setting
 UNKNOWN_PER_MINUTE_ENV: Final = "SPECTRA_HEARTBEAT_UNKNOWN_PER_MINUTE"
 DEFAULT_UNKNOWN_PER_MINUTE: Final = 30
 HEARTBEAT_LOOKUPS: Final = 4
-# One IPv6 subscriber usually holds a whole /64: counting its addresses one by one would be no limit.
-IPV6_CLIENT_PREFIX: Final = 64
 
 
 def unknown_token_limiter() -> SlidingWindowLimiter:
     """Unknown tokens per client address a minute: $SPECTRA_HEARTBEAT_UNKNOWN_PER_MINUTE, default 30."""
     limit = count_setting(UNKNOWN_PER_MINUTE_ENV, DEFAULT_UNKNOWN_PER_MINUTE, minimum=1, maximum=1_000_000)
     return SlidingWindowLimiter(limit, 60)
-
-
-def client_key(request: Request) -> str:
-    """Who is counted: the client's address (as the trusted proxies, if any, report it); an IPv6 one's /64."""
-    host = request.client.host if request.client is not None else ""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host or "unknown"
-    if address.version == 6:
-        return str(ipaddress.ip_network(f"{address}/{IPV6_CLIENT_PREFIX}", strict=False))
-    return str(address)
 
 
 def heartbeat_routes(factory: sessionmaker[Session], *, unknown: SlidingWindowLimiter | None = None) -> list[Route]:

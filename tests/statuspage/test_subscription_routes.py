@@ -358,6 +358,18 @@ async def test_rate_limit_per_client_ip(site: Site) -> None:
 
 
 @sqlite_only
+async def test_rate_limit_counts_an_ipv6_client_by_its_64(site: Site) -> None:
+    """One /64 is one client, however many of its addresses it uses; the next /64 is another."""
+    statuses = []
+    for n in range(6):
+        async with site.client_from(f"2001:db8:0:7::{n + 1:x}") as client:
+            statuses.append((await client.post("/s/acme/subscribe", data={"email": f"v6-{n}@example.com"})).status_code)
+    assert statuses == [200] * 5 + [429]
+    async with site.client_from("2001:db8:0:8::1") as other:
+        assert (await other.post("/s/acme/subscribe", data={"email": "v6-other@example.com"})).status_code == 200
+
+
+@sqlite_only
 @pytest.mark.parametrize(
     "spellings",
     [

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.runtime.lifecycle import serve, web_server
+from spectra.runtime.public_url import configured_public_url
 from spectra.runtime.readiness import Readiness
 from spectra.runtime.server_limits import (
     DEFAULT_MAX_CONNECTIONS,
@@ -64,7 +65,7 @@ async def with_current_schema(url: str, run: Callable[[sessionmaker[Session]], A
 
 def public_url(explicit: str | None, host: str, port: int, *, unset_warning: str | None = None) -> str:
     """`explicit`, else SPECTRA_PUBLIC_URL, else ``http://HOST:PORT`` (logging `unset_warning` with the URL)."""
-    public = (explicit or os.environ.get("SPECTRA_PUBLIC_URL") or "").rstrip("/")
+    public = (explicit or "").strip().rstrip("/") or configured_public_url()
     if public:
         return public
     bracketed = f"[{host}]" if ":" in host else host

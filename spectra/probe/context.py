@@ -1,4 +1,5 @@
-"""What every checker shares: the egress guard, secrets, one HTTP client and one TLS context.
+"""What every checker shares: the egress guard, secrets, one HTTP client, one TLS context, and the
+evaluator processes for expectations whose cost the tenant controls (started on first use).
 
 Creating an HTTP client or an SSLContext costs about 20 ms each, so a worker makes them once and
 every check reuses them.
@@ -20,12 +21,14 @@ from spectra.api.base import ValueSource
 from spectra.api.monitor import MonitorSpec
 from spectra.api.secrets import NoSecrets, SecretResolver
 from spectra.domain.egress import EgressGuard, EgressPolicy
+from spectra.probe.evaluator import Evaluators
 from spectra.probe.http_client import make_client
 from spectra.probe.lag import LoopLag
 from spectra.probe.scrubbing import note_resolved
 
 MAX_BODY_BYTES = 1024 * 1024  # bodies are read up to this size; assertions see no more
-REGEX_TIMEOUT_S = 0.1  # a pathological bodyRegex cannot stall the worker
+# Time one check's bodyRegex and jsonPath expectations may take together, in an evaluator process.
+EVALUATION_BUDGET_S = 1.0
 
 
 class MissingSecret(LookupError):
@@ -57,7 +60,7 @@ class CheckContext:
     secrets: SecretResolver = field(default_factory=NoSecrets)
     ssl_context: ssl.SSLContext = field(default_factory=default_ssl_context)
     max_body_bytes: int = MAX_BODY_BYTES
-    regex_timeout_s: float = REGEX_TIMEOUT_S
+    evaluation_budget_s: float = EVALUATION_BUDGET_S
     # Heartbeat monitors: when the monitor last received a push (None: never).
     last_push: Callable[[CheckRequest], Awaitable[datetime | None]] | None = None
     artifacts_dir: Path = field(default_factory=lambda: Path("artifacts"))
@@ -82,6 +85,10 @@ class CheckContext:
     def http_client(self) -> httpx.AsyncClient:
         client: httpx.AsyncClient = self.shared("http", lambda: make_client(self.egress, self.ssl_context))
         return client
+
+    def evaluators(self) -> Evaluators:
+        evaluators: Evaluators = self.shared("evaluators", lambda: Evaluators(self.evaluation_budget_s))
+        return evaluators
 
     async def aclose(self) -> None:
         for resource in list(self._resources.values()):

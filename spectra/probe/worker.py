@@ -386,6 +386,7 @@ class Worker:
         await self.scheduler.stop(self.grace_s)
         await self.writer.stop()
         await self.assignment.release()
+        await self.ctx.aclose()  # the evaluator processes and Chromium go with the checks that used them
         self._done.set()
 
     async def _refresh_loop(self) -> None:

@@ -28,7 +28,7 @@ from spectra.operator.publisher import StatusPublisher
 from spectra.operator.resync import Resync
 from spectra.operator.secrets import KubernetesSecrets
 from spectra.operator.settings import OperatorSettings
-from spectra.processes.bootstrap import with_current_schema
+from spectra.processes.bootstrap import server_limits, with_current_schema
 from spectra.runtime.health import health_routes
 from spectra.runtime.lifecycle import serve, web_server
 from spectra.runtime.loop import run_until_stopped
@@ -67,6 +67,11 @@ async def run_operator(options: OperatorOptions) -> int:
 
 async def _serve(options: OperatorOptions, sessions: sessionmaker[Session]) -> int:
     settings = options.settings
+    try:
+        limits = server_limits()  # the same web server settings as every process, checked before anything starts
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 1
     kube = Kube(load_config(options.kubeconfig))
     secrets = KubernetesSecrets(kube.read_secret, ttl=min(30.0, settings.secret_refresh_seconds))
     applier = Applier(sessions, secrets)
@@ -115,7 +120,8 @@ async def _serve(options: OperatorOptions, sessions: sessionmaker[Session]) -> i
         "retry": _every(settings.secret_refresh_seconds, stop, leader, resync.run_once, "retry"),
     }
     app = Starlette(routes=health_routes(readiness, OperatorMetrics(publisher)))
-    return await serve(components, web_server(app, options.host, options.port), readiness=readiness, stop=stop_all)
+    server = web_server(app, options.host, options.port, limits)
+    return await serve(components, server, readiness=readiness, stop=stop_all)
 
 
 class OperatorMetrics(Metrics):

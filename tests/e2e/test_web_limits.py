@@ -307,3 +307,15 @@ def test_a_bad_web_setting_stops_spectra_web_naming_it(tmp_path: Path, name: str
     assert ended.returncode == 1, ended.stderr
     assert name in ended.stderr
     assert "Traceback" not in ended.stderr + ended.stdout
+
+
+def test_a_bad_web_setting_stops_spectra_operator_naming_it(tmp_path: Path) -> None:
+    """The operator's health server takes the same settings, checked before it reaches for the cluster."""
+    database = f"sqlite:///{tmp_path / 'operator.db'}"
+    assert run_spectra("db", "upgrade", "--database", database, env=_env()).returncode == 0
+    listen = f"127.0.0.1:{free_port()}"
+    env = _env(SPECTRA_HTTP_READ_TIMEOUT_S="0") | {"KUBECONFIG": str(tmp_path / "no-kubeconfig")}
+    ended = run_spectra("operator", "--database", database, "--listen", listen, env=env)
+    assert ended.returncode == 1, ended.stderr
+    assert "SPECTRA_HTTP_READ_TIMEOUT_S" in ended.stderr
+    assert "Traceback" not in ended.stderr + ended.stdout

@@ -199,6 +199,20 @@ async def test_hostile_input_is_a_down_with_a_reason_and_the_next_check_works(
     assert (after.status, after.reason) == (Status.UP, "HTTP 200")
 
 
+@pytest.mark.parametrize("charset", ["zlib", "idna", "rot13", "no-such-codec"])
+async def test_a_charset_that_cannot_decode_text_falls_back_to_utf_8(
+    serve_app: ServeApp, ctx: CheckContext, charset: str
+) -> None:
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(body=b'{"status": "ok"}', headers={"Content-Type": f"application/json; charset={charset}"})
+
+    app = web.Application()
+    app.router.add_get("/", answer)
+    url = await serve_app(app)
+    result = await run_check(unvalidated_http(url + "/", HEALTHY), ctx)
+    assert (result.status, result.reason) == (Status.UP, "HTTP 200")
+
+
 # --- the loop, the processes -------------------------------------------------------------------------
 
 

@@ -207,11 +207,12 @@ def _public_url(url: httpx.URL) -> str:
 
 
 def _decode(body: bytes, charset: str | None) -> str:
+    """The body as text in the charset the target names; UTF-8 when Python has no such text codec, or the
+    codec refuses `errors="replace"` (a target can name zlib or idna)."""
     try:
-        codec = codecs.lookup(charset or "utf-8").name
-    except LookupError:
-        codec = "utf-8"
-    return body.decode(codec, errors="replace")
+        return body.decode(codecs.lookup(charset or "utf-8").name, errors="replace")
+    except (LookupError, UnicodeError):
+        return body.decode("utf-8", errors="replace")
 
 
 @lru_cache(maxsize=1024)  # the same few certificates are seen over and over

@@ -6,8 +6,13 @@ The block of the same name in a Monitor's spec; the checker is `spectra.probe.ch
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Literal
 
+import jsonpath
+from jsonpath.filter import BaseExpression, FilterQuery
+from jsonpath.segments import JSONPathRecursiveDescentSegment
+from jsonpath.selectors import Filter, KeysFilter
 from pydantic import Field, field_validator, model_validator
 
 from spectra.api.addresses import TargetUrl
@@ -38,9 +43,91 @@ class HttpHeader(ApiModel):
         return self
 
 
+# What a JSONPath may ask for, so that its cost grows with the body, not with powers of it. Far above
+# what monitoring a health endpoint takes; the evaluation budget stops whatever still costs too much.
+MAX_JSON_PATH_DESCENTS = 1  # `..`: each one more multiplies the work by the size of the body
+MAX_JSON_PATH_FILTER_DEPTH = 3  # filters within filters: `[?@.a[?@.b]]` is 2
+MAX_JSON_PATH_SEGMENTS = 32  # `.name`, `[0]`, `[*]`, ... counted over the whole expression, filters included
+MAX_JSON_PATH_BRANCHES = 64  # union sizes multiplied: `['a','b'][0,1]` is 4 (a repeated union repeats its work)
+
+
+@dataclass
+class _JsonPathShape:
+    descents: int = 0
+    filter_depth: int = 0
+    segments: int = 0
+    branches: int = 1
+
+
+def json_path_problem(path: str) -> str | None:
+    """Why `path` is refused (it does not compile with python-jsonpath, the evaluator's library, or it is
+    over a limit above), or None."""
+    try:
+        compiled = jsonpath.compile(path)
+    except RecursionError:  # python-jsonpath's JSONPathRecursionError, too
+        return "not a valid JSONPath: nested too deeply"
+    except jsonpath.JSONPathError as exc:
+        message = str(exc).strip().splitlines()
+        return f"not a valid JSONPath: {message[0] if message else type(exc).__name__}"
+    shape = _JsonPathShape()
+    _measure_path(compiled, 0, shape)
+    if shape.descents > MAX_JSON_PATH_DESCENTS:
+        return f"at most {MAX_JSON_PATH_DESCENTS} recursive descent (`..`) per JSONPath, found {shape.descents}"
+    if shape.filter_depth > MAX_JSON_PATH_FILTER_DEPTH:
+        return f"filters nested at most {MAX_JSON_PATH_FILTER_DEPTH} deep, found {shape.filter_depth}"
+    if shape.segments > MAX_JSON_PATH_SEGMENTS:
+        return f"at most {MAX_JSON_PATH_SEGMENTS} segments per JSONPath, found {shape.segments}"
+    if shape.branches > MAX_JSON_PATH_BRANCHES:
+        return f"unions multiply to at most {MAX_JSON_PATH_BRANCHES} branches, found {shape.branches}"
+    return None
+
+
+def _measure_path(
+    path: jsonpath.JSONPath | jsonpath.CompoundJSONPath, filter_depth: int, shape: _JsonPathShape
+) -> None:
+    if isinstance(path, jsonpath.CompoundJSONPath):  # `a | b`, `a & b`: every part is evaluated
+        _measure_path(path.path, filter_depth, shape)
+        for _, part in path.paths:
+            _measure_path(part, filter_depth, shape)
+        return
+    for segment in path.segments:
+        shape.segments += 1
+        shape.descents += isinstance(segment, JSONPathRecursiveDescentSegment)
+        shape.branches *= max(1, len(segment.selectors))
+        for selector in segment.selectors:
+            if isinstance(selector, Filter | KeysFilter):
+                shape.filter_depth = max(shape.filter_depth, filter_depth + 1)
+                _measure_expression(selector.expression, filter_depth + 1, shape)
+
+
+def _measure_expression(expression: BaseExpression, filter_depth: int, shape: _JsonPathShape) -> None:
+    """The paths inside a filter (`@.a`, `$.b`, function arguments) count like the outer one."""
+    if isinstance(expression, FilterQuery):
+        _measure_path(expression.path, filter_depth, shape)
+        return
+    for child in expression.children():
+        _measure_expression(child, filter_depth, shape)
+
+
 class JsonPathExpectation(ApiModel):
-    path: str = Field(description="JSONPath into the response body, e.g. `$.status`.", pattern=r"^\$", max_length=512)
+    path: str = Field(
+        description="JSONPath into the response body, e.g. `$.status` (python-jsonpath syntax, checked at "
+        f"validation). At most {MAX_JSON_PATH_DESCENTS} recursive descent (`..`), filters nested at most "
+        f"{MAX_JSON_PATH_FILTER_DEPTH} deep, {MAX_JSON_PATH_SEGMENTS} segments, and unions multiplying to at "
+        f"most {MAX_JSON_PATH_BRANCHES} branches. Evaluated with bodyRegex within the probe's evaluation "
+        "budget (1s per check).",
+        pattern=r"^\$",
+        max_length=512,
+    )
     equals: str | int | float | bool | None = Field(description="The value found there must equal this.")
+
+    @field_validator("path")
+    @classmethod
+    def _compiles_within_limits(cls, value: str) -> str:
+        problem = json_path_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class HttpExpect(ApiModel):
@@ -53,7 +140,8 @@ class HttpExpect(ApiModel):
     body_contains: str | None = Field(default=None, description="The body must contain this text.", max_length=4096)
     body_regex: str | None = Field(
         default=None,
-        description="The body must match this regular expression (searched, time-capped).",
+        description="The body must match this regular expression (searched with the `regex` library). "
+        "Evaluated with jsonPath within the probe's evaluation budget (1s per check).",
         max_length=4096,
     )
     json_path: list[JsonPathExpectation] = Field(

@@ -39,7 +39,7 @@ from spectra.statuspage.model import PageLike, PageSource, accepts_subscriptions
 from spectra.statuspage.ratelimit import SlidingWindowLimiter, mailbox_key
 from spectra.statuspage.render import TEMPLATES
 from spectra.statuspage.subscription_mail import CONFIRM_MAX_AGE_S, UNSUBSCRIBE_MAX_AGE_S, page_url, scope_text
-from spectra.statuspage.subscriptions import Confirmation, confirm, subscribe, unsubscribe
+from spectra.statuspage.subscriptions import Confirmation, confirm, confirmation_of, subscribe, unsubscribe
 from spectra.store.engine import retry_conflicts
 from spectra.store.subscribers import COMPONENT_LEN, SUBSCRIBER_EMAIL_LEN, WHOLE_PAGE
 from spectra.tokens import InvalidToken, Purpose, Tokens
@@ -98,6 +98,18 @@ def _not_found() -> Response:
 class _Link:
     page: PageLike
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _ConfirmTarget:
+    page: PageLike
+    email: str
+    component: str
+    unsubscribed: str | None  # the link's stamp: which state of the subscription it was mailed for
+
+    @property
+    def scope(self) -> str:
+        return scope_text(self.component)
 
 
 def subscription_routes(
@@ -207,29 +219,45 @@ class _Handlers:
             self.after_enqueue()
 
     async def confirm_get(self, request: Request) -> Response:
-        found = self.link(request, Purpose.CONFIRM, CONFIRM_MAX_AGE_S)
-        if not isinstance(found, _Link):
-            return found
-        scope = scope_text(str(found.payload.get("component", WHOLE_PAGE)))
-        return _render("subscribe_confirm.html", found.page, self.public_url, done=False, scope=scope)
-
-    async def confirm_post(self, request: Request) -> Response:
-        found = self.link(request, Purpose.CONFIRM, CONFIRM_MAX_AGE_S)
-        if not isinstance(found, _Link):
-            return found
-        page, email = found.page, str(found.payload["email"])
-        component = str(found.payload.get("component", WHOLE_PAGE))
-        if component != WHOLE_PAGE and component not in component_names(page):
-            return self.invalid(page)  # the component is gone from the page
-        unsubscribed = found.payload.get("unsubscribed")
-        if unsubscribed is not None and not isinstance(unsubscribed, str):
-            return self.invalid(page)
+        """The page with the button: shown only while the link would still act (GET changes nothing)."""
+        target = self.confirm_target(request)
+        if not isinstance(target, _ConfirmTarget):
+            return target
         outcome = await run_in_threadpool(
-            retry_conflicts, lambda: confirm(self.factory, page, email, component, unsubscribed=unsubscribed)
+            lambda: confirmation_of(
+                self.factory, target.page, target.email, target.component, unsubscribed=target.unsubscribed
+            )
         )
         if outcome is Confirmation.REFUSED:
+            return self.invalid(target.page)
+        done = outcome is Confirmation.ALREADY_CONFIRMED
+        return _render("subscribe_confirm.html", target.page, self.public_url, done=done, scope=target.scope)
+
+    async def confirm_post(self, request: Request) -> Response:
+        target = self.confirm_target(request)
+        if not isinstance(target, _ConfirmTarget):
+            return target
+        page, email, component, stamp = target.page, target.email, target.component, target.unsubscribed
+        outcome = await run_in_threadpool(
+            retry_conflicts, lambda: confirm(self.factory, page, email, component, unsubscribed=stamp)
+        )
+        if outcome is Confirmation.REFUSED:
+            return self.invalid(target.page)
+        return _render("subscribe_confirm.html", target.page, self.public_url, done=True, scope=target.scope)
+
+    def confirm_target(self, request: Request) -> _ConfirmTarget | Response:
+        """The subscription a confirm link names, or the answer when the link cannot name one."""
+        found = self.link(request, Purpose.CONFIRM, CONFIRM_MAX_AGE_S)
+        if not isinstance(found, _Link):
+            return found
+        page, payload = found.page, found.payload
+        component = str(payload.get("component", WHOLE_PAGE))
+        if component != WHOLE_PAGE and component not in component_names(page):
+            return self.invalid(page)  # the component is gone from the page
+        unsubscribed = payload.get("unsubscribed")
+        if unsubscribed is not None and not isinstance(unsubscribed, str):
             return self.invalid(page)
-        return _render("subscribe_confirm.html", page, self.public_url, done=True, scope=scope_text(component))
+        return _ConfirmTarget(page, str(payload["email"]), component, unsubscribed)
 
     async def unsubscribe_get(self, request: Request) -> Response:
         found = self.link(request, Purpose.UNSUBSCRIBE, UNSUBSCRIBE_MAX_AGE_S)

@@ -94,6 +94,14 @@ class Confirmation(StrEnum):
     REFUSED = "refused"  # no such subscription, or the link was made for an earlier state of it
 
 
+def confirmation_of(
+    factory: sessionmaker[Session], page: PageLike, email: str, component: str, *, unsubscribed: str | None = None
+) -> Confirmation:
+    """What the confirm link would do now, changing nothing (the page a GET of the link shows)."""
+    with factory() as session:
+        return _confirmation(_find(session, page.namespace, page.name, email, component), unsubscribed)
+
+
 def confirm(
     factory: sessionmaker[Session], page: PageLike, email: str, component: str, *, unsubscribed: str | None = None
 ) -> Confirmation:
@@ -104,15 +112,22 @@ def confirm(
     """
     with factory.begin() as session:
         row = _find(session, page.namespace, page.name, email, component)
-        if row is None:
-            return Confirmation.REFUSED
-        if row.confirmed_at is not None and row.unsubscribed_at is None:
-            return Confirmation.ALREADY_CONFIRMED
-        if unsubscribed_stamp(row.unsubscribed_at) != unsubscribed:
-            return Confirmation.REFUSED
-        row.confirmed_at = datetime.now(UTC)
-        row.unsubscribed_at = None
-        return Confirmation.CONFIRMED
+        outcome = _confirmation(row, unsubscribed)
+        if row is not None and outcome is Confirmation.CONFIRMED:
+            row.confirmed_at = datetime.now(UTC)
+            row.unsubscribed_at = None
+        return outcome
+
+
+def _confirmation(row: Subscriber | None, unsubscribed: str | None) -> Confirmation:
+    """The one rule of confirm links, for the GET page and the POST alike."""
+    if row is None:
+        return Confirmation.REFUSED
+    if row.confirmed_at is not None and row.unsubscribed_at is None:
+        return Confirmation.ALREADY_CONFIRMED
+    if unsubscribed_stamp(row.unsubscribed_at) != unsubscribed:
+        return Confirmation.REFUSED
+    return Confirmation.CONFIRMED
 
 
 def unsubscribe(factory: sessionmaker[Session], page: PageLike, subscriber_id: int, email: str) -> bool:

@@ -240,6 +240,29 @@ async def test_subscribing_again_after_unsubscribing_needs_a_new_confirmation(si
     assert (row.confirmed_at is not None, row.unsubscribed_at) == (True, None)
 
 
+@sqlite_only
+async def test_the_confirm_page_shows_the_button_only_while_the_link_would_act(site: Site) -> None:
+    """GET changes nothing and promises nothing the POST would refuse."""
+    await site.client.post("/s/acme/subscribe", data={"email": "finn@example.com"})
+    link = confirm_link_of(site.mails()[0])
+    pending = await site.client.get(link)
+    assert (pending.status_code, 'method="post"' in pending.text) == (200, True)
+    assert site.subscribers()[0].confirmed_at is None
+
+    await site.client.post(link)
+    confirmed = await site.client.get(link)
+    assert (confirmed.status_code, 'method="post"' in confirmed.text) == (200, False)
+    assert "Subscription confirmed" in confirmed.text
+
+    [row] = site.subscribers()
+    await site.client.post(f"/s/acme/unsubscribe/{unsubscribe_token(site.tokens, row)}")
+    after_unsubscribe = await site.client.get(link)
+    assert after_unsubscribe.status_code == 400
+    assert "This link is not valid" in after_unsubscribe.text
+    assert 'method="post"' not in after_unsubscribe.text
+    assert site.subscribers()[0].unsubscribed_at is not None
+
+
 def _tampered(token: str) -> str:
     return token[:-2] + ("AA" if not token.endswith("AA") else "BB")
 

@@ -19,13 +19,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from spectra.api import InvalidObject, Organization, Resource, StatusPage, parse_object
+from spectra.api import InvalidObject, Monitor, Organization, Resource, StatusPage, parse_object
 from spectra.api.cross_checks import references, secret_refs
 from spectra.operator.organizations import admit
 from spectra.operator.secrets import KubernetesSecrets
 from spectra.reconcile import CLUSTER_SOURCE, apply_one, delete_one
 from spectra.runtime.timefmt import rfc3339
+from spectra.store import Monitor as MonitorRow
 from spectra.store import Resource as ResourceRow
+from spectra.store import push_token_hash
 from spectra.store.engine import is_conflict
 from spectra.store.types import utcnow
 
@@ -119,7 +121,7 @@ class Applier:
 
     def _store(self, resource: Resource) -> Outcome:
         with self.sessions() as session:
-            conflict = _conflict(session, resource)
+            conflict = _conflict(session, resource) or self._push_token_conflict(session, resource)
             if conflict:
                 return Outcome(False, "Conflict", conflict)
             admission = admit(session, resource, self.clock())
@@ -137,6 +139,22 @@ class Applier:
         if missing:
             return Outcome(False, "MissingReference", "; ".join(missing), applied=True)
         return Outcome(True, "Applied", "in the store and scheduled", applied=True)
+
+    def _push_token_conflict(self, session: Session, resource: Resource) -> str | None:
+        """A heartbeat monitor's push token must name it alone (the store holds each token's hash once).
+        The other monitor is not named: it may be another tenant's, and the token is a secret."""
+        if not isinstance(resource, Monitor) or resource.spec.heartbeat is None:
+            return None
+        ref = resource.spec.heartbeat.token_from.secret_key_ref
+        token = self.secrets.get(resource.namespace, ref.name, ref.key)
+        if not token:
+            return None
+        owner = session.execute(
+            select(MonitorRow.namespace, MonitorRow.name).where(MonitorRow.push_token_hash == push_token_hash(token))
+        ).first()
+        if owner is None or tuple(owner) == (resource.namespace, resource.name):
+            return None
+        return "spec.heartbeat.tokenFrom: this push token is already used by another monitor: give each its own"
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         with self.sessions() as session:

@@ -101,8 +101,8 @@ def test_transition_time_moves_only_with_the_status() -> None:
     assert "observedGeneration" not in status_patch(Outcome(False, "Invalid", "x"), body, NOW)
 
 
-def heartbeat(name: str) -> dict[str, Any]:
-    body = manifests.heartbeat_monitor(name, "beat", interval="5m", grace="1m")
+def heartbeat(name: str, namespace: str = "default", secret: str = "beat") -> dict[str, Any]:
+    body = manifests.heartbeat_monitor(name, secret, namespace=namespace, interval="5m", grace="1m")
     body["metadata"] |= {"generation": 3, "uid": f"uid-{name}"}
     return body
 
@@ -163,6 +163,25 @@ def test_a_slug_or_host_name_claimed_twice_is_a_conflict(applier: Applier, secon
     assert (outcome.ready, outcome.reason, outcome.applied) == (False, "Conflict", False)
     assert outcome.message.startswith(field)
     assert "StatusPage/team-a/a" in outcome.message
+
+
+def test_a_push_token_used_by_another_monitor_is_a_conflict_that_names_neither(
+    applier: Applier, store: FakeSecretStore
+) -> None:
+    """Before: the store's unique key refused the row, kopf retried forever and Ready never came."""
+    store.put("team-a", "push", token="shared-T0KEN-0123456789")
+    store.put("team-b", "push", token="shared-T0KEN-0123456789")  # the same value in another tenant's Secret
+    assert applier.apply(heartbeat("nightly", "team-a", "push")).ready
+    assert applier.apply(heartbeat("nightly", "team-a", "push")).ready  # itself is no conflict
+
+    outcome = applier.apply(heartbeat("copy", "team-b", "push"))
+    assert (outcome.ready, outcome.reason, outcome.applied) == (False, "Conflict", False)
+    assert outcome.message.startswith("spec.heartbeat.tokenFrom: ")
+    assert "team-a" not in outcome.message
+    assert "T0KEN" not in outcome.message
+
+    store.put("team-b", "push", token="own-T0KEN-9876543210")
+    assert applier.apply(heartbeat("copy", "team-b", "push")).ready
 
 
 def test_organization_plan_limits(applier: Applier, sessions: sessionmaker[Session]) -> None:

@@ -130,7 +130,12 @@ class _Ended(Exception):
 
 
 class _Unavailable(Exception):
-    """No evaluator process could be started; the message is the check's reason."""
+    """No evaluator process could be started."""
+
+
+class EvaluatorUnavailable(Exception):
+    """The probe could not evaluate (no process would start or stay up): our failure, no verdict on the
+    target; the checker reports it as STALLED, never as the target being down."""
 
 
 class _Process:
@@ -237,7 +242,7 @@ class Evaluators:
                 try:
                     process = await self._take()
                 except _Unavailable as unavailable:
-                    return str(unavailable)
+                    raise EvaluatorUnavailable(str(unavailable)) from None
                 try:
                     failure = await process.evaluate(text, expectations, self.budget_s)
                 except _Overrun as overrun:
@@ -254,7 +259,7 @@ class Evaluators:
                 self._busy.discard(process)
                 self._idle.append(process)
                 return failure
-            return "the evaluator process ended before its first step, twice"
+            raise EvaluatorUnavailable("the evaluator process ended before its first step, twice")
 
     async def _take(self) -> _Process:
         while self._idle:

@@ -283,6 +283,19 @@ async def test_plain_checks_start_no_evaluator(base: str, ctx: CheckContext) -> 
     assert evaluator_pids() == set()
 
 
+@pytest.mark.parametrize("expect", [{"bodyRegex": "ok"}, {"jsonPath": [{"path": "$.a", "equals": 1}]}])
+async def test_an_evaluator_that_cannot_start_is_no_verdict_on_the_target(
+    base: str, ctx: CheckContext, monkeypatch: pytest.MonkeyPatch, expect: dict[str, Any]
+) -> None:
+    """Our failure, not the target's: STALLED (never stored, never counted), as when the probe is starved."""
+    monkeypatch.setattr("spectra.probe.evaluator.sys.executable", "/nonexistent/python")
+    result = await run_check(unvalidated_http(f"{base}/healthy", expect), ctx)
+    assert result.status is Status.STALLED, result
+    assert result.reason.startswith(
+        "probe could not evaluate the expectations: the expression evaluator could not start"
+    )
+
+
 # --- ordinary expectations pass and fail as they did in-process --------------------------------------
 
 ORDINARY = [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import logging
 import socket
 import ssl
 import time
@@ -23,9 +24,11 @@ from spectra.domain.egress import EgressRefused
 from spectra.probe import assertions
 from spectra.probe.certificates import CertificateInfo, expiry_reason, parse_der
 from spectra.probe.context import CheckContext, CheckRequest
-from spectra.probe.evaluator import BodyExpectations
+from spectra.probe.evaluator import BodyExpectations, EvaluatorUnavailable
 from spectra.probe.http_client import timings, traced
 from spectra.probe.result import CheckResult
+
+log = logging.getLogger(__name__)
 
 
 class TooManyRedirects(Exception):
@@ -154,7 +157,11 @@ async def _evaluate(
         wanted = ", ".join(str(status) for status in expect.status)
         return CheckResult.down(latency, f"HTTP {code} (expected {wanted})", **facts)
 
-    failure = await _body_failure(expect, text, ctx)
+    try:
+        failure = await _body_failure(expect, text, ctx)
+    except EvaluatorUnavailable as exc:  # ours, not the target's: no verdict (see spectra.probe.lag)
+        log.warning("expectations not evaluated: %s", exc)
+        return CheckResult.stalled(latency, f"probe could not evaluate the expectations: {exc}; no verdict", **facts)
     if failure is not None:
         if truncated:
             failure += f" (only the first {facts['body_bytes']} bytes are read)"

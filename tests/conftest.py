@@ -62,6 +62,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("database_url") == "mariadb":
             item.add_marker("mariadb")
+        if item.get_closest_marker("e2e") is not None:
+            # Under `pytest -n 2 --dist loadgroup` (scripts/test) the tests that start processes run one at a
+            # time on one worker, as they always did; the unit tests go to the other core beside them.
+            item.add_marker(pytest.mark.xdist_group("processes"))
 
 
 # --- databases ---------------------------------------------------------------------------------

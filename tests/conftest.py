@@ -62,9 +62,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("database_url") == "mariadb":
             item.add_marker("mariadb")
-        if item.get_closest_marker("e2e") is not None:
-            # Under `pytest -n 2 --dist loadgroup` (scripts/test) the tests that start processes run one at a
-            # time on one worker, as they always did; the unit tests go to the other core beside them.
+        if item.get_closest_marker("e2e") is not None or item.get_closest_marker("browser") is not None:
+            # Under `pytest -n 2 --dist loadgroup` (scripts/test) the tests that start processes or Chromium
+            # run one at a time on one worker, as they always did; the unit tests take the other core.
             item.add_marker(pytest.mark.xdist_group("processes"))
 
 

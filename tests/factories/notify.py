@@ -3,7 +3,6 @@ provider stand-ins (tests/support/providers.py), and an address where nothing li
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from spectra.notify.channel import ChannelName, Message
@@ -47,13 +46,6 @@ def msg(
         facts=dict(FACTS) if facts is None else facts,
         headers=headers or {},
     )
-
-
-def free_port() -> int:
-    """A local port nothing listens on (for "unreachable")."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def sendgrid_channel(fake: FakeSendGrid, key: str | None = None) -> SendGridChannel:

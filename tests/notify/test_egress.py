@@ -21,7 +21,8 @@ from spectra.notify.registry import channels_from_env
 from spectra.notify.slack import SlackChannel
 from spectra.notify.webhook import WebhookChannel, delivery_failure
 from tests.domain.test_egress import FakeDns
-from tests.factories.notify import free_port, msg
+from tests.factories.notify import msg
+from tests.support.processes import free_port
 from tests.support.providers import FakeReceiver, receiver_fake
 
 STRICT = EgressPolicy()

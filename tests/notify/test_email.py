@@ -6,7 +6,8 @@ import pytest
 
 from spectra.notify.channel import ChannelName, Message, PermanentFailure, TemporaryFailure
 from spectra.notify.email import SendGridChannel, render_email
-from tests.factories.notify import ACK_URL, FROM_EMAIL, free_port, msg, sendgrid_channel
+from tests.factories.notify import ACK_URL, FROM_EMAIL, msg, sendgrid_channel
+from tests.support.processes import free_port
 from tests.support.providers import FakeSendGrid, Step
 
 

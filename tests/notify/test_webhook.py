@@ -7,7 +7,8 @@ import pytest
 from spectra.domain.egress import EgressPolicy
 from spectra.notify.channel import ChannelName, PermanentFailure, TemporaryFailure
 from spectra.notify.webhook import WebhookChannel, verify
-from tests.factories.notify import free_port, msg
+from tests.factories.notify import msg
+from tests.support.processes import free_port
 from tests.support.providers import FakeReceiver
 
 

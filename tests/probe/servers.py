@@ -25,6 +25,7 @@ import trustme
 from spectra.api.monitor import MonitorSpec, MonitorType
 from spectra.domain.egress import EgressGuard, EgressPolicy
 from spectra.probe.context import CheckContext, CheckRequest
+from tests.support.processes import free_port
 
 LOCALHOST = "127.0.0.1"
 METADATA = "169.254.169.254"
@@ -76,23 +77,6 @@ async def check_context(
         yield ctx
     finally:
         await ctx.aclose()
-
-
-def free_port(*types: int) -> int:
-    """A loopback port that is free for every socket type given (TCP by default) right now."""
-    kinds = types or (socket.SOCK_STREAM,)
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, kinds[0]) as first:
-            first.bind((LOCALHOST, 0))
-            port: int = first.getsockname()[1]
-            try:
-                for kind in kinds[1:]:
-                    with socket.socket(socket.AF_INET, kind) as other:
-                        other.bind((LOCALHOST, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port found")
 
 
 # --- TCP ---------------------------------------------------------------------------------------

@@ -12,8 +12,9 @@ from spectra.api.monitor import DnsCheck
 from spectra.probe.checks import run_check
 from spectra.probe.checks.dns import normalize, split_server
 from spectra.probe.result import Status
+from tests.support.processes import free_port
 
-from .servers import LOCALHOST, METADATA, check_context, dnsmasq, free_port, request, unvalidated_request
+from .servers import LOCALHOST, METADATA, check_context, dnsmasq, request, unvalidated_request
 
 BIG_TXT = ["a" * 200, "b" * 200, "c" * 200]  # > 512 bytes: truncated over UDP, so it comes over TCP
 

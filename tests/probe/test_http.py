@@ -16,8 +16,9 @@ from spectra.probe.checks import run_check
 from spectra.probe.checks.http import check
 from spectra.probe.context import CheckContext, CheckRequest
 from spectra.probe.result import Status
+from tests.support.processes import free_port
 
-from .servers import LOCAL_TIMEOUT, ServeApp, check_context, client_context, free_port, leaf, request, server_context
+from .servers import LOCAL_TIMEOUT, ServeApp, check_context, client_context, leaf, request, server_context
 
 SECRET = "s3cr3t-T0ken-value"
 JSON_DOC = {"status": "ok", "version": 3, "healthy": True, "checks": {"db": "up"}}

@@ -21,9 +21,10 @@ from spectra.probe.metrics import ProbeMetrics
 from spectra.probe.result import Status
 from tests.factories.monitors import tcp_spec
 from tests.factories.store import Store
+from tests.support.processes import free_port
 from tests.support.waiting import eventually
 
-from .servers import banner_handler, free_port, request, tcp_server
+from .servers import banner_handler, request, tcp_server
 from .test_worker import make_worker, results, running
 
 STALL_S = 2.0

@@ -10,6 +10,7 @@ import trustme
 from spectra.api.monitor import TcpCheck
 from spectra.probe.checks import run_check
 from spectra.probe.result import Status
+from tests.support.processes import free_port
 
 from .servers import (
     LOCAL_TIMEOUT,
@@ -18,7 +19,6 @@ from .servers import (
     banner_handler,
     check_context,
     client_context,
-    free_port,
     leaf,
     request,
     server_context,

@@ -11,13 +11,13 @@ import pytest
 from spectra.api.monitor import UdpCheck
 from spectra.probe.checks import run_check
 from spectra.probe.result import Status
+from tests.support.processes import free_port
 
 from .servers import (
     LOCAL_TIMEOUT,
     LOCALHOST,
     METADATA,
     check_context,
-    free_port,
     request,
     udp_server,
     unvalidated_request,

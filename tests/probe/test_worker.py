@@ -21,9 +21,10 @@ from spectra.store import CheckResult as ResultRow
 from spectra.store import MonitorState
 from tests.factories.monitors import LOCAL_INTERVAL_S, tcp_spec
 from tests.factories.store import RefusingSessions, Store
+from tests.support.processes import free_port
 from tests.support.waiting import eventually
 
-from .servers import free_port, tcp_target
+from .servers import tcp_target
 
 
 def make_worker(

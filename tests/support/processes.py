@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import random
 import socket
 import subprocess
 import sys
@@ -23,10 +25,37 @@ def run_spectra(
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports handed to processes come from below the kernel's ephemeral range, so no socket bound to port 0
+# (a server inside a test on the other pytest worker) can take one between this check and the process's
+# own bind; each worker draws from its own stripe of that range, so two workers never pick the same one.
+_PORTS = range(15000, _ephemeral_low())
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+_draw = random.Random()
+
+
+def free_port(*types: int) -> int:
+    """A loopback port that is free for every socket type given (TCP by default) right now."""
+    kinds = types or (socket.SOCK_STREAM,)
+    for _ in range(500):
+        port = _draw.randrange(_PORTS.start, _PORTS.stop)
+        if port % _WORKERS != _WORKER % _WORKERS:
+            continue
+        try:
+            for kind in kinds:
+                with socket.socket(socket.AF_INET, kind) as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port found")
 
 
 class Target:

@@ -8,7 +8,8 @@ import pytest
 from spectra.notify.channel import ChannelName, PermanentFailure, TemporaryFailure
 from spectra.notify.twilio.client import TwilioAccount
 from spectra.notify.twilio.sms import TwilioSmsChannel
-from tests.factories.notify import free_port, msg, twilio_account
+from tests.factories.notify import msg, twilio_account
+from tests.support.processes import free_port
 from tests.support.providers import FakeTwilio, Step
 
 

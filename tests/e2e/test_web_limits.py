@@ -162,11 +162,12 @@ def test_slow_clients_are_closed_after_the_read_timeout_and_spectra_run_keeps_wo
         (folder / "more.yaml").write_text(to_yaml(nightly, secret("more-tokens", nightly=f"{TOKEN}-nightly")))
         listed = f"{run.base}/api/v1/monitors"
         wait_for(lambda: '"name":"nightly"' in get(listed)[1], "the added monitor after a reload", timeout=60)
+        # The line comes once the worker has taken the new set too, a moment after the API shows it.
+        wait_for(lambda: "reloaded:" in run.log.read_text(), "the reload's log line", timeout=60)
         assert run.process.poll() is None
-        log = run.stop()
+        run.stop()
     finally:
         run.kill()
-    assert "reloaded:" in log
 
 
 def test_connections_over_the_cap_are_closed_at_once(start: Callable[..., Process]) -> None:

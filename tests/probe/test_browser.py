@@ -236,7 +236,7 @@ async def test_concurrent_checks_share_the_browser_but_not_cookies(site: str, ct
 
 async def test_text_that_never_appears_is_down_with_a_failure_screenshot(site: str, ctx: CheckContext) -> None:
     steps: list[dict[str, Any]] = [{"goto": f"{site}/"}, {"expectText": {"selector": "h1", "text": "Welcome"}}]
-    result = await run_check(browser_request("no-text", steps, timeout="3s"), ctx)
+    result = await run_check(browser_request("no-text", steps, timeout="6s"), ctx)
 
     assert result.status is Status.DOWN
     assert result.reason.startswith("step 2 (expectText h1): text 'Welcome' not found within ")
@@ -263,7 +263,7 @@ async def test_text_that_never_appears_is_down_with_a_failure_screenshot(site: s
 async def test_missing_element_is_down_naming_the_step(
     site: str, ctx: CheckContext, step: dict[str, Any], reason: str
 ) -> None:
-    result = await run_check(browser_request("missing", [{"goto": f"{site}/"}, step], timeout="2s"), ctx)
+    result = await run_check(browser_request("missing", [{"goto": f"{site}/"}, step], timeout="5s"), ctx)
     assert result.status is Status.DOWN
     assert result.reason.startswith(reason), result.reason
     assert result.facts["steps_completed"] == 1
@@ -313,7 +313,7 @@ async def test_secret_fill_value_never_appears(site: str, ctx: CheckContext) -> 
         {"waitFor": "#echo"},
         {"expectText": {"selector": "#echo", "text": "not the password"}},
     ]
-    result = await run_check(browser_request("leaky", steps, timeout="3s"), ctx)
+    result = await run_check(browser_request("leaky", steps, timeout="6s"), ctx)
     assert result.status is Status.DOWN
     assert result.reason.startswith("step 5 (expectText #echo): text 'not the password' not found")
     assert "***" in result.reason

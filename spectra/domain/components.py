@@ -24,6 +24,7 @@ from typing import Final
 
 from sqlalchemy.orm import Session
 
+from spectra.api.discovery import COMPONENT_LABEL, STATUS_PAGE_LABEL, component_label
 from spectra.api.statuspage import Component
 from spectra.domain.maintenance import WindowDef, in_maintenance
 from spectra.domain.monitors import MonitorRef, matches
@@ -41,18 +42,27 @@ _RANK: Final = {state: rank for rank, state in enumerate(SEVERITY)}
 
 
 def component_monitors(
-    namespace: str, component: Component, monitors: Mapping[str, Sequence[MonitorRef]]
+    namespace: str, component: Component, monitors: Mapping[str, Sequence[MonitorRef]], *, page: str | None = None
 ) -> tuple[MonitorRef, ...]:
-    """The monitors of one component: named ones (same namespace) or those matching its selector."""
+    """The monitors of one component of `page` (same namespace): the named ones or those matching its
+    selector, and those that join it by label (`spectra.dev/status-page: <page>` with
+    `spectra.dev/component: <component name as a label>`, as discovered monitors do)."""
     candidates = monitors.get(namespace, ())
+    joined = [m for m in candidates if page is not None and joins(m.labels, page, component.name)]
     if component.monitors is not None:
         by_name = {monitor.name: monitor for monitor in candidates}
-        return tuple(by_name[name] for name in component.monitors if name in by_name)
+        named = [by_name[name] for name in component.monitors if name in by_name]
+        return tuple(named + [m for m in sorted(joined, key=lambda m: m.name) if m not in named])
     selector = component.monitor_selector
-    if selector is None:
-        return ()
-    chosen = (m for m in candidates if matches(m.labels, selector.match_labels))
-    return tuple(sorted(chosen, key=lambda m: m.name))
+    chosen = {m.id: m for m in joined}
+    if selector is not None:
+        chosen.update({m.id: m for m in candidates if matches(m.labels, selector.match_labels)})
+    return tuple(sorted(chosen.values(), key=lambda m: m.name))
+
+
+def joins(labels: Mapping[str, str], page: str, component: str) -> bool:
+    """Whether a monitor's labels ask to join `component` of `page`."""
+    return labels.get(STATUS_PAGE_LABEL) == page and labels.get(COMPONENT_LABEL) == component_label(component)
 
 
 def component_state(monitor_states: Iterable[str | None]) -> str:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 
 from spectra.domain.leadership import Leadership
-from spectra.operator import handlers
+from spectra.operator import discovery_sync, handlers
 from spectra.operator.apply import Applier
 from spectra.operator.child_sync import ChildSync
 from spectra.operator.kube import Kube, load_config
@@ -77,6 +77,7 @@ async def _serve(options: OperatorOptions, sessions: sessionmaker[Session]) -> i
     applier = Applier(sessions, secrets)
     registry = kopf.OperatorRegistry()
     handlers.register(registry, applier)
+    discovery_sync.register(registry, discovery_sync.DiscoverySync(kube))
     publisher = StatusPublisher(sessions, kube, settings.status, public_url=settings.web.public_url)
     owned = ChildSync(sessions, kube, settings)
     resync = Resync(applier, kube, secrets)

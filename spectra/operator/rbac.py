@@ -26,6 +26,11 @@ OPERATOR_CLUSTER_RULES: Final[list[Rule]] = [
         "verbs": ["get", "list", "watch"],
     },
     {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"], "verbs": ["get", "list", "watch", "patch"]},
+    # Discovery: annotated Ingresses, HTTPRoutes and Services get Monitors, which the operator writes.
+    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["spectra.dev"], "resources": ["monitors"], "verbs": ["create", "update", "delete"]},
 ]
 
 # In the operator's own namespace only: the children it makes (owned by the operator's Deployment, hence

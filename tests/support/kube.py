@@ -152,6 +152,7 @@ RESOURCES: dict[str, kmock.ResourceInfo] = {
     "v1/services": _info("Service", True, ("svc",), categories={"all"}, status=True),
     "apps/v1/deployments": _info("Deployment", True, ("deploy",), categories={"all"}, status=True),
     "networking.k8s.io/v1/ingresses": _info("Ingress", True, ("ing",), status=True),
+    "gateway.networking.k8s.io/v1/httproutes": _info("HTTPRoute", True, status=True),
     # What the Helm chart (charts/spectra) renders, so that its objects can be applied (tests/chart/test_apply.py).
     "v1/serviceaccounts": _info("ServiceAccount", True, ("sa",)),
     "v1/configmaps": _info("ConfigMap", True, ("cm",)),

@@ -73,8 +73,8 @@ ANNOTATIONS: Final = (
     Annotation(
         "port",
         "metrics",
-        "the Service's first port",
-        "Service only: the port to check, by name or number.",
+        "the Service's first port; the scheme's (Ingress, HTTPRoute)",
+        "Port to check: a Service's port by name or number; for an Ingress or HTTPRoute, the number in the URL.",
         "spec.http.url",
     ),
     Annotation(

@@ -35,7 +35,12 @@ from spectra.api.discovery import (
 MAX_NAME: Final = 63
 # Labels discovery owns on a Monitor (the rest of a Monitor's labels are left alone).
 OWNED_LABELS: Final = (MANAGED_BY, DISCOVERED_FROM, SOURCE_NAME, SOURCE_UID, STATUS_PAGE_LABEL, COMPONENT_LABEL)
+_HOST: Final = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 _PLAIN_PATH: Final = re.compile(r"/[A-Za-z0-9/._~%!$&'*+,;=:@-]*")
+
+
+class SourceProblem(ValueError):
+    """The source itself (not an annotation) cannot give a Monitor: the message names its field."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,7 @@ def discovered(source: Source, namespace: NamespaceDiscovery) -> Discovered:
     try:
         spec_overrides, expect, page_labels = monitor_overrides(annotations)
         endpoints = _endpoints(source, annotations)
-    except AnnotationError as exc:
+    except (AnnotationError, SourceProblem) as exc:
         return Discovered(problem=str(exc))
     if not endpoints:
         return Discovered(problem=f"{source.kind.kind} {source.namespace}/{source.name}: {_no_endpoint(source)}")
@@ -232,12 +237,26 @@ def _endpoints(source: Source, annotations: Mapping[str, str]) -> list[Endpoint]
         pairs, tls = _ingress_hosts(spec)
     else:
         pairs, tls = _route_hosts(spec), None
+    port = _port_number(annotations.get(PREFIX + "port"))
     found: dict[str, Endpoint] = {}
     for host, path in pairs:
+        if not _HOST.fullmatch(host):
+            field_name = "spec.rules[].host" if source.kind.kind == "Ingress" else "spec.hostnames[]"
+            raise SourceProblem(f"{source.ref}: {field_name} {host[:256]!r} is not a host name")
         chosen_scheme = scheme or ("https" if tls is None or tls(host) else "http")
         key = host if override is not None else f"{host}{path}"
-        found.setdefault(key, Endpoint(key, f"{chosen_scheme}://{host}{override or path}"))
+        found.setdefault(key, Endpoint(key, f"{chosen_scheme}://{host}{port}{override or path}"))
     return list(found.values())
+
+
+def _port_number(raw: str | None) -> str:
+    """`:8443` for an Ingress or HTTPRoute whose hosts answer on another port than the scheme's."""
+    if raw is None:
+        return ""
+    value = raw.strip()
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise AnnotationError(PREFIX + "port", f"{value!r} is not a port number (1-65535)")
+    return f":{int(value)}"
 
 
 def _ingress_hosts(spec: Mapping[str, Any]) -> tuple[list[tuple[str, str]], Any]:

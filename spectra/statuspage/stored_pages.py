@@ -64,7 +64,9 @@ def pages_monitors(session: Session, pages: Sequence[PageDef], now: datetime) ->
     monitors = load_monitors(session)
     windows = load_windows(session)
     by_component = {
-        (page.namespace, page.name, component.name): component_monitors(page.namespace, component, monitors, page=page.name)
+        (page.namespace, page.name, component.name): component_monitors(
+            page.namespace, component, monitors, page=page.name
+        )
         for page in pages
         for group in page.spec.groups
         for component in group.components

@@ -74,3 +74,33 @@ def test_component_monitors(component: dict[str, object], names: list[str]) -> N
     model = Component.model_validate({"name": "C", **component})
     assert [m.name for m in component_monitors("shop", model, MONITORS)] == names
     assert component_monitors("empty", model, MONITORS) == ()
+
+
+JOINING = {
+    "shop": [
+        MonitorRef(1, "shop", "listed", {}),
+        MonitorRef(2, "shop", "joined", {"spectra.dev/status-page": "public", "spectra.dev/component": "web-shop"}),
+        MonitorRef(
+            3, "shop", "other-page", {"spectra.dev/status-page": "internal", "spectra.dev/component": "web-shop"}
+        ),
+        MonitorRef(4, "shop", "selected", {"tier": "web"}),
+    ],
+    "other": [
+        MonitorRef(5, "other", "elsewhere", {"spectra.dev/status-page": "public", "spectra.dev/component": "web-shop"})
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("component", "page", "names"),
+    [
+        ({"monitors": ["listed"]}, "public", ["listed", "joined"]),  # named first, then those that joined
+        ({"monitors": ["joined"]}, "public", ["joined"]),  # listed and joined: once
+        ({"monitorSelector": {"matchLabels": {"tier": "web"}}}, "public", ["joined", "selected"]),
+        ({"monitors": ["listed"]}, "internal", ["listed", "other-page"]),
+        ({"monitors": ["listed"]}, None, ["listed"]),  # no page named: labels do not join
+    ],
+)
+def test_monitors_join_a_component_by_label(component: dict[str, object], page: str | None, names: list[str]) -> None:
+    model = Component.model_validate({"name": "Web Shop", **component})
+    assert [m.name for m in component_monitors("shop", model, JOINING, page=page)] == names

@@ -137,6 +137,71 @@ def namespace_object(name: str) -> Body:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
+def ingress(
+    name: str,
+    hosts: Sequence[str],
+    *,
+    namespace: str = "default",
+    paths: Sequence[str] = ("/",),
+    tls_hosts: Sequence[str] = (),
+    annotations: Mapping[str, str] | None = None,
+) -> Body:
+    """An Ingress routing `paths` of each host to one backend Service (discovery reads hosts and paths)."""
+    backend = {"service": {"name": "backend", "port": {"number": 80}}}
+    spec: Body = {
+        "rules": [
+            {"host": host, "http": {"paths": [{"path": p, "pathType": "Prefix", "backend": backend} for p in paths]}}
+            for host in hosts
+        ]
+    }
+    if tls_hosts:
+        spec["tls"] = [{"hosts": list(tls_hosts), "secretName": f"{name}-tls"}]
+    return _core("networking.k8s.io/v1", "Ingress", name, namespace, spec, annotations)
+
+
+def http_route(
+    name: str,
+    hostnames: Sequence[str],
+    *,
+    namespace: str = "default",
+    paths: Sequence[str] = ("/",),
+    annotations: Mapping[str, str] | None = None,
+) -> Body:
+    """A Gateway API HTTPRoute attached to a Gateway `web`."""
+    spec: Body = {
+        "parentRefs": [{"name": "web"}],
+        "hostnames": list(hostnames),
+        "rules": [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": p}} for p in paths],
+                "backendRefs": [{"name": "backend", "port": 80}],
+            }
+        ],
+    }
+    return _core("gateway.networking.k8s.io/v1", "HTTPRoute", name, namespace, spec, annotations)
+
+
+def service(
+    name: str,
+    ports: Mapping[str, int],
+    *,
+    namespace: str = "default",
+    annotations: Mapping[str, str] | None = None,
+) -> Body:
+    """A ClusterIP Service with named ports."""
+    spec: Body = {"selector": {"app": name}, "ports": [{"name": n, "port": p} for n, p in ports.items()]}
+    return _core("v1", "Service", name, namespace, spec, annotations)
+
+
+def _core(
+    api_version: str, kind: str, name: str, namespace: str, spec: Body, annotations: Mapping[str, str] | None
+) -> Body:
+    metadata: Body = {"name": name, "namespace": namespace}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec}
+
+
 def operator_deployment(*, uid: str | None = None) -> Body:
     """The operator's own Deployment (with `uid`: as the API server returns it)."""
     labels = {"app": OPERATOR_NAME}

@@ -3,7 +3,9 @@
 `ClusterEmulator` runs `kmock.KubernetesEmulator` on its own event loop in a background thread so that
 subprocesses (`kubectl`, `helm`, `spectra operator`) and synchronous test code can share one cluster.
 The stock emulator is a merge-patch store; `_Emulator` adds what clients rely on: uids, resource
-versions, generations, status subresources, typed lists, selectors, generateName and PUT.
+versions, generations, status subresources, typed lists, selectors, generateName and PUT, and the Tables
+that `kubectl get` prints for custom resources, made from the CRD's printer columns as kube-apiserver
+makes them (tests/support/kube_tables.py).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from kmock._internal import rendering
 
 from spectra.api import GROUP, KINDS, VERSION
 from spectra.api.crd import all_crds
+from tests.support import kube_tables
 from tests.support.services import missing_service
 
 T = TypeVar("T")
@@ -142,6 +145,7 @@ def spectra_resource(kind: str) -> str:
 
 
 MONITORS = spectra_resource("Monitor")
+CRDS = "apiextensions.k8s.io/v1/customresourcedefinitions"
 RESOURCES: dict[str, kmock.ResourceInfo] = {
     # kopf discovers nothing to watch until namespaces and CRDs are served.
     "v1/namespaces": _info("Namespace", False, ("ns",), status=True),
@@ -435,12 +439,36 @@ class _Emulator(kmock.KubernetesEmulator):
                 entry.update(shortNames=[], categories=[], verbs=["get", "patch", "update"])
         return served
 
+    def _printer_columns(self, request: rendering.Request) -> list[Obj] | None:
+        """The CRD's printer columns when a client asks for a Table of custom resources (hold the lock).
+
+        None otherwise: other clients get objects, and built-in kinds have no server-side printers here
+        (kubectl then prints NAME and AGE itself)."""
+        resource = request.resource
+        if resource is None or not resource.group or kube_tables.table_version(request.headers) is None:
+            return None
+        crd = self._stored((kmock.resource(CRDS), None, f"{resource.plural}.{resource.group}"))
+        return None if crd is None or crd.deleted else kube_tables.printer_columns(crd.raw, resource.version)
+
+    @staticmethod
+    def _table(request: rendering.Request, columns: list[Obj], objects: list[Obj], revision: str) -> Obj:
+        """The Table a custom resource's GET answers, as kube-apiserver makes it from the CRD."""
+        version = kube_tables.table_version(request.headers)
+        assert version is not None, "_printer_columns answers only requests for a Table"
+        include = request.params.get("includeObject", "Metadata")
+        return kube_tables.table(
+            columns, objects, api_version=version, resource_version=revision, include_object=include
+        )
+
     async def _serve_list(self, request: rendering.Request) -> Obj:
         assert request.resource is not None
         info = self._info(request.resource)
         async with self._lock:
             items = copy.deepcopy(self.select(request.resource, request.namespace, request.params))
             revision = str(self.revision)
+            columns = self._printer_columns(request)
+        if columns is not None:
+            return self._table(request, columns, items, revision)
         api_version = f"{request.resource.group}/{request.resource.version}".lstrip("/")
         # Without kind/apiVersion kubectl fails: "Object 'Kind' is missing in ...".
         return {
@@ -458,7 +486,11 @@ class _Emulator(kmock.KubernetesEmulator):
             obj = self._stored((request.resource, request.namespace if info.namespaced else None, request.name or ""))
             if obj is None or obj.deleted:
                 raise _not_found(request.resource, request.name)
-            return copy.deepcopy(obj.raw)
+            raw: Obj = copy.deepcopy(obj.raw)
+            columns = self._printer_columns(request)
+        if columns is not None:
+            return self._table(request, columns, [raw], raw["metadata"]["resourceVersion"])
+        return raw
 
     async def _serve_update(self, request: rendering.Request) -> Obj:
         # The state changed in _change(); answer with it (or the last state of an object just released).
@@ -485,11 +517,23 @@ class _Emulator(kmock.KubernetesEmulator):
         async with self._lock:  # mark the bus and snapshot together: no change falls between them
             marker = await bus.mark()
             current = copy.deepcopy(self.select(request.resource, request.namespace, params))
+            columns = self._printer_columns(request)
+
+        def printed(event: Obj) -> Obj:
+            """`kubectl get -w` asks for Tables: each event then carries a one-row Table."""
+            if columns is None:
+                return event
+            obj = event["object"]
+            return {
+                "type": event["type"],
+                "object": self._table(request, columns, [obj], obj["metadata"]["resourceVersion"]),
+            }
+
         stream = bus.stream(since=marker)
         try:
             for obj in current:
                 if int(obj["metadata"]["resourceVersion"]) > since:  # a watch from N shows only what came after N
-                    yield {"type": "ADDED", "object": obj}
+                    yield printed({"type": "ADDED", "object": obj})
             while True:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 try:
@@ -501,7 +545,7 @@ class _Emulator(kmock.KubernetesEmulator):
                 obj = event["object"]
                 meta = obj.get("metadata", {})
                 if request.namespace in {None, meta.get("namespace")} and _selector_ok(obj, params):
-                    yield event
+                    yield printed(event)
         finally:
             if isinstance(stream, AsyncGenerator):  # it is one: close it here, not at garbage collection
                 await stream.aclose()

@@ -184,7 +184,9 @@ class KindInfo:
     categories: tuple[str, ...] = field(default=("spectra",))
 
 
-READY_COLUMN = PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status', description="Ready")
+READY_COLUMN = PrinterColumn(
+    "Ready", '.status.conditions[?(@.type=="Ready")].status', description="The Ready condition: True or False"
+)
 AGE_COLUMN = PrinterColumn("Age", ".metadata.creationTimestamp", type="date")
 
 

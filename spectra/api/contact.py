@@ -79,7 +79,12 @@ class Contact(Resource):
     info: ClassVar[KindInfo] = KindInfo(
         plural="contacts",
         short_names=("ct",),
-        columns=(PrinterColumn("Name", ".spec.displayName"), READY_COLUMN, AGE_COLUMN),
+        columns=(
+            PrinterColumn("Display Name", ".spec.displayName"),  # "Name" would repeat kubectl's NAME header
+            PrinterColumn("Channels", ".spec.channels", description="Channels the person is paged on"),
+            READY_COLUMN,
+            AGE_COLUMN,
+        ),
     )
     kind: Literal["Contact"] = Field(description="Contact.")
     spec: ContactSpec = Field(description="How to reach the person.")

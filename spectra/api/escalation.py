@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Field, model_validator
 from spectra.api.base import (
     AGE_COLUMN,
     DNS_SUBDOMAIN,
+    READY_COLUMN,
     ApiModel,
     FieldError,
     KindInfo,
@@ -109,6 +110,7 @@ class EscalationPolicySpec(ApiModel):
 
 
 class EscalationPolicyStatus(StatusBase):
+    steps: int | None = Field(default=None, description="How many steps the policy has.")
     open_incidents: int | None = Field(default=None, description="Open incidents escalating under this policy.")
 
 
@@ -119,8 +121,10 @@ class EscalationPolicy(Resource):
         plural="escalationpolicies",
         short_names=("ep", "escalation"),
         columns=(
-            PrinterColumn("Steps", ".spec.steps[*].delay", description="Step delays"),
+            # A count needs the status: a JSONPath column shows one value (`.spec.steps[*]` the first step).
+            PrinterColumn("Steps", ".status.steps", type="integer", description="How many steps the policy has"),
             PrinterColumn("Open Incidents", ".status.openIncidents", type="integer"),
+            READY_COLUMN,
             AGE_COLUMN,
         ),
     )

@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from spectra.api.base import (
     AGE_COLUMN,
     DNS_SUBDOMAIN,
+    READY_COLUMN,
     ApiModel,
     AwareDateTime,
     FieldError,
@@ -146,7 +147,10 @@ class MaintenanceWindow(Resource):
         short_names=("mw", "maint"),
         columns=(
             PrinterColumn("Active", ".status.active", type="boolean"),
-            PrinterColumn("Next Start", ".status.nextStart", type="date"),
+            # Text, not `date`: a `date` column shows ages and prints a future time as <invalid>.
+            PrinterColumn("Start", ".status.nextStart", description="Start of the current or next occurrence (UTC)"),
+            PrinterColumn("End", ".status.nextEnd", description="End of the current or next occurrence (UTC)"),
+            READY_COLUMN,
             AGE_COLUMN,
         ),
     )

@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, JsonValue, field_validator, model_valida
 from spectra.api.base import (
     AGE_COLUMN,
     DNS_LABEL,
+    READY_COLUMN,
     ApiModel,
     FieldError,
     KindInfo,
@@ -204,8 +205,10 @@ class Monitor(Resource):
             PrinterColumn("Type", ".spec.type"),
             PrinterColumn("Target", ".status.target"),
             PrinterColumn("State", ".status.state"),
-            PrinterColumn("Uptime", ".status.uptime24h", description="Uptime over 24 hours"),
-            PrinterColumn("Last Check", ".status.lastCheck", type="date"),
+            PrinterColumn("Uptime 24h", ".status.uptime24h", description="Uptime over the last 24 hours"),
+            # An age ("12s"): a last check is in the past (a `date` column cannot show a future time).
+            PrinterColumn("Last Check", ".status.lastCheck", type="date", description="Time since the last check"),
+            READY_COLUMN,
             AGE_COLUMN,
         ),
     )

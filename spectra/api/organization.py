@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from spectra.api.base import (
     AGE_COLUMN,
     DNS_LABEL,
+    READY_COLUMN,
     ApiModel,
     AwareDateTime,
     KindInfo,
@@ -70,6 +71,7 @@ class Organization(Resource):
             PrinterColumn("Display Name", ".spec.displayName"),
             PrinterColumn("Suspended", ".spec.suspended", type="boolean"),
             PrinterColumn("Monitors", ".status.usage.monitors", type="integer"),
+            READY_COLUMN,
             AGE_COLUMN,
         ),
     )

@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from spectra.api.base import (
     AGE_COLUMN,
     DNS_SUBDOMAIN,
+    READY_COLUMN,
     ApiModel,
     AwareDateTime,
     ClockTime,
@@ -136,8 +137,10 @@ class Schedule(Resource):
         short_names=("sched",),
         columns=(
             PrinterColumn("Zone", ".spec.timeZone"),
-            PrinterColumn("On Call", ".status.onCallNow[*]"),
-            PrinterColumn("Next Handoff", ".status.nextHandoff", type="date"),
+            PrinterColumn("On Call", ".status.onCallNow[*]", description="Who is on call now"),
+            # Text, not `date`: a `date` column shows ages and prints a future time as <invalid>.
+            PrinterColumn("Next Handoff", ".status.nextHandoff", description="When on call next changes (UTC)"),
+            READY_COLUMN,
             AGE_COLUMN,
         ),
     )

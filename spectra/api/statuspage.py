@@ -11,6 +11,7 @@ from spectra.api.addresses import TargetError, check_url
 from spectra.api.base import (
     AGE_COLUMN,
     DNS_SUBDOMAIN,
+    READY_COLUMN,
     SLUG,
     ApiModel,
     FieldError,
@@ -142,6 +143,7 @@ class StatusPage(Resource):
             PrinterColumn("Slug", ".spec.slug"),
             PrinterColumn("URL", ".status.url"),
             PrinterColumn("Overall", ".status.overall"),
+            READY_COLUMN,
             AGE_COLUMN,
         ),
     )

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from spectra.api.escalation import EscalationPolicySpec
 from spectra.api.organization import OrganizationSpec
 from spectra.api.schedule import ScheduleSpec
 from spectra.api.statuspage import StatusPageSpec
@@ -199,7 +200,8 @@ def _spec_facts(row: _SpecRow, context: _Context) -> Facts | None:
         handoff = next_handoff(spec, context.now)
         return Facts({"onCallNow": on_call(spec, context.now)}, {"nextHandoff": rfc3339(handoff)})
     if row.kind == "EscalationPolicy":
-        return Facts({"openIncidents": context.policy_incidents.get((row.namespace, row.name), 0)}, {})
+        steps = len(EscalationPolicySpec.model_validate(row.spec).steps)  # `kubectl get` shows the count
+        return Facts({"steps": steps, "openIncidents": context.policy_incidents.get((row.namespace, row.name), 0)}, {})
     if row.kind == "StatusPage":
         return _page_facts(row.namespace, StatusPageSpec.model_validate(row.spec), context)
     if row.kind == "MaintenanceWindow":

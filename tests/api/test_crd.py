@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -89,10 +90,43 @@ def test_crd_names_and_subresources(kind: str) -> None:
 
 def test_monitor_printer_columns() -> None:
     columns = CRDS["Monitor"]["spec"]["versions"][0]["additionalPrinterColumns"]
-    assert [c["name"] for c in columns] == ["Type", "Target", "State", "Uptime", "Last Check", "Age"]
+    names = [c["name"] for c in columns]
+    assert names == ["Type", "Target", "State", "Uptime 24h", "Last Check", "Ready", "Age"]
     status = schema_of("Monitor")["properties"]["status"]["properties"]
-    for column in columns[1:-1]:
+    for column in columns[1:-2]:
         assert column["jsonPath"].removeprefix(".status.") in status
+
+
+# Times that are always in the past: a `date` column shows an age and prints a future time as <invalid>.
+PAST_TIMES = {".metadata.creationTimestamp", ".status.lastCheck"}
+COLUMN_TYPES = {"string": {"string", "array", "boolean"}, "integer": {"integer"}, "boolean": {"boolean"}}
+
+
+def _column_field(kind: str, json_path: str) -> dict[str, Any]:
+    """The schema node a printer column's JSONPath reads (filters and `[*]` step into list items)."""
+    node = schema_of(kind)
+    for part in re.findall(r"\.(\w+)|\[[^]]*\]", json_path):
+        if not part:  # a bracket: [*], [0] or a filter, all of which read items
+            node = node["items"]
+        elif part == "metadata":
+            return {"type": "object"}
+        else:
+            node = node["properties"][part]
+    return node
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_printer_columns_read_well(kind: str) -> None:
+    """Headers unique next to kubectl's NAME; dates only of past times; each column reads a field of its type."""
+    columns = CRDS[kind]["spec"]["versions"][0]["additionalPrinterColumns"]
+    headers = ["NAME", *(column["name"].upper() for column in columns)]
+    assert len(set(headers)) == len(headers), headers
+    for column in columns:
+        if column["type"] == "date":
+            assert column["jsonPath"] in PAST_TIMES, f"{column['name']} may hold a future time: make it a string"
+            continue
+        field = _column_field(kind, column["jsonPath"])
+        assert field["type"] in COLUMN_TYPES[column["type"]], (column, field)
 
 
 def example_objects() -> list[tuple[str, dict[str, Any]]]:

@@ -274,8 +274,9 @@ def test_schedule_on_call_and_next_handoff(
 # --- escalation policies ----------------------------------------------------------------------
 
 
-def policy(name: str, namespace: str = "default") -> Any:
-    return body("EscalationPolicy", name, {"steps": [{"targets": [{"contact": "alice"}]}]}, namespace=namespace)
+def policy(name: str, namespace: str = "default", *, steps: int = 1) -> Any:
+    spec = {"steps": [{"delay": f"{index * 10}m", "targets": [{"contact": "alice"}]} for index in range(steps)]}
+    return body("EscalationPolicy", name, spec, namespace=namespace)
 
 
 def test_policy_counts_unresolved_incidents_of_its_namespace(session: Session) -> None:
@@ -296,6 +297,15 @@ def test_policy_counts_unresolved_incidents_of_its_namespace(session: Session) -
         ("team-b", "primary"): 1,
     }
     assert all(not f.minor for f in facts.values())
+
+
+def test_policy_counts_its_steps(session: Session) -> None:
+    """`kubectl get escalationpolicies` shows this count under STEPS (a JSONPath column cannot count)."""
+    seed(session, policy("single"), policy("three", steps=3))
+    facts = collect(session, NOW)
+    check_shape(facts)
+    assert facts[("EscalationPolicy", "default", "single")].major["steps"] == 1
+    assert facts[("EscalationPolicy", "default", "three")].major["steps"] == 3
 
 
 # --- status pages -----------------------------------------------------------------------------
@@ -530,5 +540,5 @@ def test_a_constant_number_of_queries(engine: Engine, session: Session) -> None:
     seed_tenant(session, [f"m-{i:03d}" for i in range(5, 50)])
     many, facts = count_statements(engine, session)
     assert len([key for key in facts if key[0] == "Monitor"]) == 50
-    assert facts[("EscalationPolicy", "default", "primary")].major == {"openIncidents": 50}
+    assert facts[("EscalationPolicy", "default", "primary")].major == {"steps": 1, "openIncidents": 50}
     assert few == many <= 12

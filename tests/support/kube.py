@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 import aiohttp.web
 import attrs
+import jsonpatch
 import kmock
 import yaml
 from kmock._internal import dicts as kmock_dicts
@@ -340,7 +341,10 @@ class _Emulator(kmock.KubernetesEmulator):
                 candidate = copy.deepcopy(body)
             else:
                 patch = _strip_directives(body) if isinstance(body, dict) else body
-                candidate = copy.deepcopy(dict(kmock_dicts.patch_dict(copy.deepcopy(old), patch)))
+                try:
+                    candidate = copy.deepcopy(dict(kmock_dicts.patch_dict(copy.deepcopy(old), patch)))
+                except jsonpatch.JsonPatchException as exc:  # kopf's `test` of resourceVersion: 422, as the API server
+                    raise _ApiError(422, "Invalid", f"the JSON patch does not apply: {exc}") from exc
             new = self._next_version(resource, old, candidate, info, status_only=request.subresource == "status")
         if new == old:
             return None  # a no-op keeps the resourceVersion and sends no event, as the API server does

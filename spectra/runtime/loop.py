@@ -123,5 +123,8 @@ async def run_until_stopped(
             failures.failed(error)
         else:
             failures.succeeded()
+        # asyncio.timeout, not wait_for: wait_for (3.11) runs the wait as a task of its own, which kopf,
+        # as it stops, cancels among the tasks started after it, and the loop would end cancelled.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), timeout=every_s)
+            async with asyncio.timeout(every_s):
+                await stopping.wait()

@@ -62,6 +62,24 @@ async def test_stop_ends_the_pause_without_waiting_for_the_period() -> None:
     await asyncio.wait_for(loop, timeout=30)  # far less than the hour the pause would last
 
 
+async def test_the_pause_is_no_task_of_its_own_that_kopf_could_cancel() -> None:
+    """kopf, as it stops, cancels every task started after it: a pause run as such a task ended the loop cancelled."""
+    stopping = asyncio.Event()
+    first_pass = asyncio.Event()
+
+    async def one_pass() -> None:
+        first_pass.set()
+
+    before = asyncio.all_tasks()
+    loop = asyncio.create_task(run_until_stopped(stopping, one_pass, every_s=3600, what="pass", log=log))
+    await asyncio.wait_for(first_pass.wait(), timeout=30)
+    await asyncio.sleep(0)  # into the pause
+    assert asyncio.all_tasks() - before == {loop}
+    stopping.set()
+    await asyncio.wait_for(loop, timeout=30)
+    assert not loop.cancelled()
+
+
 async def test_a_stopped_loop_runs_no_pass() -> None:
     stopping = asyncio.Event()
     stopping.set()

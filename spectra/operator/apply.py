@@ -1,10 +1,10 @@
 """One custom-resource body -> validated model -> the same loader standalone mode uses -> the store.
 
-The operator's kopf handlers, its retry loop and its Secret refresher all call `Applier.apply`; the
-answer (`Outcome`) becomes the object's `Ready` condition. An object that does not validate, or whose
-Secret is missing, leaves the store as it was: the last good version keeps running, and `Ready=False`
-names the field. Missing referenced objects are applied anyway (they may arrive in the next second) and
-reported until they exist.
+The operator's kopf handlers, its periodic pass and its re-apply of waiting objects all call
+`Applier.apply`; the answer (`Outcome`) becomes the object's `Ready` condition. An object that does not
+validate, or whose Secret is missing, leaves the store as it was: the last good version keeps running,
+and `Ready=False` names the field. Missing referenced objects are applied anyway (they may arrive in the
+next second) and reported until they exist; the outcome says what they wait for (`waits.py`).
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from spectra.api import InvalidObject, Monitor, Organization, Resource, StatusPage, parse_object
-from spectra.api.cross_checks import references, secret_refs
+from spectra.api import KINDS, InvalidObject, Monitor, Organization, Resource, StatusPage, parse_object
+from spectra.api.cross_checks import Reference, references, secret_refs
 from spectra.operator.organizations import admit
 from spectra.operator.secrets import KubernetesSecrets
+from spectra.operator.waits import ObjectKey, SecretKey
 from spectra.reconcile import CLUSTER_SOURCE, apply_one, delete_one
 from spectra.runtime.timefmt import rfc3339
 from spectra.store import Monitor as MonitorRow
@@ -44,6 +45,9 @@ class Outcome:
     reason: str
     message: str
     applied: bool = False  # the store now holds this version (possibly held)
+    # What a MissingReference or SecretMissing outcome waits for (the operator re-applies it when it arrives).
+    awaited_objects: tuple[ObjectKey, ...] = ()
+    awaited_secrets: tuple[SecretKey, ...] = ()
 
     def condition(self, generation: int | None, previous: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
         """The Ready condition; its transition time moves only when its status does."""
@@ -66,6 +70,39 @@ def ready_condition(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
         if isinstance(condition, Mapping) and condition.get("type") == "Ready":
             return condition
     return None
+
+
+def changed(outcome: Outcome, body: Mapping[str, Any]) -> bool:
+    """Whether the Ready condition would say something new (then an Event is worth posting)."""
+    previous = ready_condition(body)
+    status = "True" if outcome.ready else "False"
+    return previous is None or (previous.get("status"), previous.get("reason"), previous.get("message")) != (
+        status,
+        outcome.reason,
+        outcome.message[:1024],
+    )
+
+
+def needs_patch(outcome: Outcome, body: Mapping[str, Any]) -> bool:
+    """Whether `status_patch` would change the object's status: a new condition, or a new generation."""
+    if changed(outcome, body):
+        return True
+    generation = (body.get("metadata") or {}).get("generation")
+    previous = ready_condition(body) or {}
+    if previous.get("observedGeneration") != generation:
+        return True
+    observed = (body.get("status") or {}).get("observedGeneration")
+    return (outcome.applied or outcome.ready) and observed != generation
+
+
+def object_key(body: Mapping[str, Any]) -> ObjectKey:
+    """(kind, namespace, name) of a body; the namespace is "" for cluster-scoped kinds."""
+    kind = str(body.get("kind"))
+    meta = body.get("metadata") or {}
+    model = KINDS.get(kind)
+    namespaced = model is None or model.info.namespaced
+    namespace = str(meta.get("namespace") or "default") if namespaced else ""
+    return kind, namespace, str(meta.get("name"))
 
 
 def status_patch(outcome: Outcome, body: Mapping[str, Any], now: datetime) -> dict[str, Any]:
@@ -106,7 +143,12 @@ class Applier:
             return Outcome(False, "Invalid", "; ".join(str(problem) for problem in exc.problems))
         missing_secrets = self._missing_secrets(resource)
         if missing_secrets:
-            return Outcome(False, "SecretMissing", "; ".join(missing_secrets))
+            return Outcome(
+                False,
+                "SecretMissing",
+                "; ".join(problem for problem, _ in missing_secrets),
+                awaited_secrets=tuple(sorted({(resource.namespace, name) for _, name in missing_secrets})),
+            )
         # The kopf handler and the retry pass (maybe on another replica) can store the same new object
         # at once: the loser's insert hits the unique key. Applying is idempotent, so apply again: the
         # row now exists and becomes an update. (Raising instead would make kopf wait its 60 s backoff.)
@@ -137,7 +179,16 @@ class Applier:
         if not admission.admitted:
             return Outcome(False, admission.reason, admission.message, applied=True)
         if missing:
-            return Outcome(False, "MissingReference", "; ".join(missing), applied=True)
+            return Outcome(
+                False,
+                "MissingReference",
+                "; ".join(
+                    f"{ref.field}: {ref.kind} {ref.name!r} does not exist in namespace {resource.namespace}"
+                    for ref in missing
+                ),
+                applied=True,
+                awaited_objects=tuple(sorted({(ref.kind, resource.namespace, ref.name) for ref in missing})),
+            )
         return Outcome(True, "Applied", "in the store and scheduled", applied=True)
 
     def _push_token_conflict(self, session: Session, resource: Resource) -> str | None:
@@ -164,15 +215,17 @@ class Applier:
             log.info("removed %s/%s from the store", kind, f"{namespace}/{name}" if namespace else name)
         return removed
 
-    def _missing_secrets(self, resource: Resource) -> list[str]:
-        problems: list[str] = []
+    def _missing_secrets(self, resource: Resource) -> list[tuple[str, str]]:
+        """(problem, Secret name) of every secretKeyRef whose Secret or key is missing."""
+        problems: list[tuple[str, str]] = []
         for field, source in secret_refs(resource):
             ref = source.secret_key_ref
             keys = self.secrets.keys(resource.namespace, ref.name)
             if keys is None:
-                problems.append(f"{field}: Secret {ref.name!r} does not exist in namespace {resource.namespace}")
+                problem = f"{field}: Secret {ref.name!r} does not exist in namespace {resource.namespace}"
+                problems.append((problem, ref.name))
             elif ref.key not in keys:
-                problems.append(f"{field}: Secret {ref.name!r} has no key {ref.key!r}")
+                problems.append((f"{field}: Secret {ref.name!r} has no key {ref.key!r}", ref.name))
         return problems
 
 
@@ -181,7 +234,7 @@ def _retryable(exc: IntegrityError | OperationalError) -> bool:
     return isinstance(exc, IntegrityError) or is_conflict(exc)
 
 
-def _missing_references(session: Session, resource: Resource) -> list[str]:
+def _missing_references(session: Session, resource: Resource) -> list[Reference]:
     wanted = list(references(resource))
     if not wanted:
         return []
@@ -194,11 +247,7 @@ def _missing_references(session: Session, resource: Resource) -> list[str]:
             )
         ).all()
     )
-    return [
-        f"{ref.field}: {ref.kind} {ref.name!r} does not exist in namespace {resource.namespace}"
-        for ref in wanted
-        if (ref.kind, ref.name) not in stored
-    ]
+    return [ref for ref in wanted if (ref.kind, ref.name) not in stored]
 
 
 def _conflict(session: Session, resource: Resource) -> str | None:

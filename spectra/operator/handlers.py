@@ -1,7 +1,11 @@
-"""kopf handlers: thin. Body -> `Applier` (the loader standalone mode uses) -> Ready condition.
+"""kopf handlers: thin. Body -> `Resync.reconcile` (the `Applier`, the loader standalone mode uses) ->
+Ready condition.
 
 Every kind gets the same three: reconcile on resume, create and update; forget on delete (kopf keeps
-a finalizer on each object until that handler has run, also across operator restarts).
+a finalizer on each object until that handler has run, also across operator restarts). The handler
+writes the status itself, under the object's lock, rather than through kopf's patch (sent after the
+handler returns): otherwise a waiting object applied again a moment later, when what it waited for
+arrived, could have its fresh Ready condition overwritten by the handler's older one.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ from typing import Any
 import kopf
 
 from spectra.api import GROUP, KINDS, VERSION
-from spectra.operator.apply import Applier, Outcome, ready_condition, status_patch
-from spectra.store.types import utcnow
+from spectra.operator.apply import changed, object_key
+from spectra.operator.resync import Resync
 
 FINALIZER = "spectra.dev/finalizer"
 PEERING_LIFETIME_S = 20
@@ -35,32 +39,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def changed(outcome: Outcome, body: Mapping[str, Any]) -> bool:
-    """Whether the Ready condition would say something new (then an Event is worth posting)."""
-    previous = ready_condition(body)
-    status = "True" if outcome.ready else "False"
-    return previous is None or (previous.get("status"), previous.get("reason"), previous.get("message")) != (
-        status,
-        outcome.reason,
-        outcome.message[:1024],
-    )
-
-
-def register(registry: kopf.OperatorRegistry, applier: Applier) -> None:
-    def reconcile(
-        *, body: kopf.Body, patch: kopf.Patch, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
-    ) -> None:
+def register(registry: kopf.OperatorRegistry, resync: Resync) -> None:
+    def reconcile(*, body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any) -> None:
         raw = plain(body)
-        outcome = applier.apply(raw)
-        for key, value in status_patch(outcome, raw, utcnow()).items():
-            patch.status[key] = value
-        if not outcome.ready and changed(outcome, raw):
+        outcome = resync.reconcile(raw, always_patch=True, post_event=False)
+        if outcome is not None and not outcome.ready and changed(outcome, raw):
             kopf.warn(body, reason=outcome.reason, message=outcome.message[:1024])
             logger.warning("%s: %s", outcome.reason, outcome.message)
 
     def forget(*, body: kopf.Body, **_: Any) -> None:
-        meta = body.get("metadata", {})
-        applier.delete(str(body.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name")))
+        resync.forget(object_key(body))
 
     # kopf authenticates through the official client: in-cluster credentials, else the kubeconfig.
     kopf.on.login(registry=registry)(kopf.login_via_client)

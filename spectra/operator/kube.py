@@ -58,6 +58,21 @@ class Kube:
             raise
         return True
 
+    def get_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object as the API has it now (None when it is gone); namespace "" for cluster-scoped kinds."""
+        plural = PLURALS[kind]
+        try:
+            if namespace:
+                found: Any = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+            else:
+                found = self.custom.get_cluster_custom_object(GROUP, VERSION, plural, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        body: dict[str, Any] = found
+        return body
+
     def list_objects(self, kind: str) -> list[dict[str, Any]]:
         result: Any = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind])
         items: list[dict[str, Any]] = result.get("items", [])

@@ -1,7 +1,9 @@
 """`spectra operator`: kopf handlers plus the loops that keep status, children and retries current.
 
 kopf peering (object `spectra`) lets one operator replica handle objects; the loops run only on the
-replica holding the database lease `operator`, so two replicas never patch the same status twice.
+replica holding the database lease `operator`, so two replicas never patch the same status twice. The
+one exception, the re-apply of objects waiting for a reference or Secret, runs everywhere: it acts only
+on what the replica's own handlers and passes saw.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from spectra.operator.publisher import StatusPublisher
 from spectra.operator.resync import Resync
 from spectra.operator.secrets import KubernetesSecrets
 from spectra.operator.settings import OperatorSettings
+from spectra.operator.waits import Waits
 from spectra.processes.bootstrap import server_limits, with_current_schema
 from spectra.runtime.health import health_routes
 from spectra.runtime.lifecycle import serve, web_server
@@ -75,12 +78,12 @@ async def _serve(options: OperatorOptions, sessions: sessionmaker[Session]) -> i
     kube = Kube(load_config(options.kubeconfig))
     secrets = KubernetesSecrets(kube.read_secret, ttl=min(30.0, settings.secret_refresh_seconds))
     applier = Applier(sessions, secrets)
+    resync = Resync(applier, kube, secrets, Waits())
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, applier)
+    handlers.register(registry, resync)
     discovery_sync.register(registry, discovery_sync.DiscoverySync(kube))
     publisher = StatusPublisher(sessions, kube, settings.status, public_url=settings.web.public_url)
     owned = ChildSync(sessions, kube, settings)
-    resync = Resync(applier, kube, secrets)
     holder = f"{socket.gethostname()}-{os.getpid()}"
     leader = Leadership(sessions, holder, name="operator")
     stop = asyncio.Event()
@@ -119,6 +122,8 @@ async def _serve(options: OperatorOptions, sessions: sessionmaker[Session]) -> i
         "status": publisher.run(stop, lambda: leader.is_leader(utcnow()), resync.objects),
         "children": _every(settings.status.interval_seconds, stop, leader, owned.sync, "children"),
         "retry": _every(settings.secret_refresh_seconds, stop, leader, resync.run_once, "retry"),
+        # On every replica, not only the lease holder: it re-applies what this replica's handlers saw wait.
+        "converge": resync.converge(stop),
     }
     app = Starlette(routes=health_routes(readiness, OperatorMetrics(publisher)))
     server = web_server(app, options.host, options.port, limits)

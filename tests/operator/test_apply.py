@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from spectra.operator.apply import Applier, Outcome, secret_names, status_patch
+from spectra.operator.apply import Applier, Outcome, needs_patch, object_key, secret_names, status_patch
 from spectra.operator.secrets import KubernetesSecrets
 from spectra.store import Monitor as MonitorRow
 from spectra.store import Resource as ResourceRow
@@ -101,6 +101,25 @@ def test_transition_time_moves_only_with_the_status() -> None:
     assert "observedGeneration" not in status_patch(Outcome(False, "Invalid", "x"), body, NOW)
 
 
+def test_a_status_is_patched_only_when_it_would_say_something_new() -> None:
+    applied = Outcome(True, "Applied", "ok", applied=True)
+    body = monitor("web")  # generation 3, no status yet
+    assert needs_patch(applied, body)
+    body["status"] = status_patch(applied, body, NOW)
+    assert not needs_patch(applied, body)
+    assert needs_patch(Outcome(False, "MissingReference", "x", applied=True), body)
+    body["metadata"]["generation"] = 4  # an edit with the same outcome: observedGeneration must follow
+    assert needs_patch(applied, body)
+    invalid = Outcome(False, "Invalid", "x")
+    body["status"] = status_patch(invalid, body, NOW)
+    assert not needs_patch(invalid, body)
+
+
+def test_object_keys_name_the_namespace_of_namespaced_kinds_only() -> None:
+    assert object_key(monitor("web", namespace="shop")) == ("Monitor", "shop", "web")
+    assert object_key(org("acme", ["acme-prod"])) == ("Organization", "", "acme")
+
+
 def heartbeat(name: str, namespace: str = "default", secret: str = "beat") -> dict[str, Any]:
     body = manifests.heartbeat_monitor(name, secret, namespace=namespace, interval="5m", grace="1m")
     body["metadata"] |= {"generation": 3, "uid": f"uid-{name}"}
@@ -115,8 +134,11 @@ def test_missing_secret_then_created_then_rotated(
     outcome = applier.apply(body)
     assert (outcome.ready, outcome.reason) == (False, "SecretMissing")
     assert outcome.message == "spec.heartbeat.tokenFrom.secretKeyRef: Secret 'beat' does not exist in namespace default"
+    assert outcome.awaited_secrets == (("default", "beat"),)  # the operator re-applies it when the Secret appears
     store.put("default", "beat", other="x")
-    assert "has no key 'token'" in applier.apply(body).message
+    missing_key = applier.apply(body)
+    assert "has no key 'token'" in missing_key.message
+    assert missing_key.awaited_secrets == (("default", "beat"),)
     store.put("default", "beat", token="first-token")
     assert applier.apply(body).ready
     store.put("default", "beat", token="second-token")
@@ -141,6 +163,13 @@ def test_missing_reference_is_applied_but_not_ready(applier: Applier) -> None:
     assert not outcome.ready
     assert outcome.reason == "MissingReference"
     assert "spec.escalationPolicyRef.name: EscalationPolicy 'primary' does not exist" in outcome.message
+    assert outcome.awaited_objects == (("EscalationPolicy", "default", "primary"),)
+    assert outcome.awaited_secrets == ()
+
+
+def test_an_outcome_with_nothing_missing_awaits_nothing(applier: Applier) -> None:
+    for outcome in (applier.apply(monitor("web")), applier.apply(monitor("bad", interval="nope"))):
+        assert (outcome.awaited_objects, outcome.awaited_secrets) == ((), ())
 
 
 def page(name: str, namespace: str, slug: str, hostnames: list[str]) -> dict[str, Any]:

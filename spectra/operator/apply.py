@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.api import KINDS, InvalidObject, Monitor, Organization, Resource, StatusPage, parse_object
 from spectra.api.cross_checks import Reference, references, secret_refs
+from spectra.api.discovery import DISCOVERED_FROM
 from spectra.operator.organizations import admit
 from spectra.operator.secrets import KubernetesSecrets
 from spectra.operator.waits import ObjectKey, SecretKey
@@ -131,16 +132,27 @@ class Applier:
         secrets: KubernetesSecrets,
         *,
         clock: Callable[[], datetime] = utcnow,
+        allow_private_targets: bool = False,
     ) -> None:
         self.sessions = sessions
         self.secrets = secrets
         self.clock = clock
+        self.allow_private_targets = allow_private_targets  # the probes' setting (operator settings probe.*)
 
     def apply(self, body: Mapping[str, Any]) -> Outcome:
         try:
             resource = parse_object(body)
         except InvalidObject as exc:
             return Outcome(False, "Invalid", "; ".join(str(problem) for problem in exc.problems))
+        if self._in_cluster_target(resource):
+            # Nothing to check it with: the probes refuse cluster addresses. Stored, it would only be DOWN.
+            self.delete(resource.kind_name, resource.namespace, resource.name)
+            return Outcome(
+                False,
+                "PrivateTarget",
+                "spec.http.url: a Service is checked inside the cluster, which the probes may not reach: "
+                "set the operator setting probe.allowPrivateTargets (chart operator.config.probe.allowPrivateTargets)",
+            )
         missing_secrets = self._missing_secrets(resource)
         if missing_secrets:
             return Outcome(
@@ -190,6 +202,14 @@ class Applier:
                 awaited_objects=tuple(sorted({(ref.kind, resource.namespace, ref.name) for ref in missing})),
             )
         return Outcome(True, "Applied", "in the store and scheduled", applied=True)
+
+    def _in_cluster_target(self, resource: Resource) -> bool:
+        """A Monitor discovered from a Service targets it inside the cluster (`<name>.<namespace>.svc`)."""
+        return (
+            not self.allow_private_targets
+            and isinstance(resource, Monitor)
+            and resource.metadata.labels.get(DISCOVERED_FROM) == "service"
+        )
 
     def _push_token_conflict(self, session: Session, resource: Resource) -> str | None:
         """A heartbeat monitor's push token must name it alone (the store holds each token's hash once).

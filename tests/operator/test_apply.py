@@ -306,3 +306,38 @@ def test_an_object_stored_concurrently_by_another_writer_is_applied_again(
     with sessions() as session:
         assert session.scalars(select(ResourceRow.name).where(ResourceRow.kind == "Monitor")).all() == ["web"]
         assert session.scalars(select(MonitorRow.name)).all() == ["web"]
+
+
+@pytest.mark.parametrize(
+    ("labels", "allowed", "reason"),
+    [
+        ({"spectra.dev/discovered-from": "service"}, False, "PrivateTarget"),
+        ({"spectra.dev/discovered-from": "service"}, True, "Applied"),
+        ({"spectra.dev/discovered-from": "ingress"}, False, "Applied"),  # a public host: the probes decide
+        ({}, False, "Applied"),  # written by hand: the probe's egress guard judges what it resolves to
+    ],
+)
+def test_a_services_monitor_needs_private_targets_allowed(
+    sessions: sessionmaker[Session], store: FakeSecretStore, labels: dict[str, str], allowed: bool, reason: str
+) -> None:
+    applier = Applier(sessions, KubernetesSecrets(store.read, ttl=0), clock=lambda: NOW, allow_private_targets=allowed)
+    body = manifests.monitor("api-svc", url="http://api.default.svc:8080/", labels=labels)
+    outcome = applier.apply(body)
+    assert outcome.reason == reason
+    with sessions() as session:
+        stored = session.scalar(select(ResourceRow.name).where(ResourceRow.name == "api-svc"))
+    assert (stored is not None) == (reason == "Applied")
+    if reason == "PrivateTarget":
+        assert "probe.allowPrivateTargets" in outcome.message
+
+
+def test_a_services_monitor_stored_before_the_setting_changed_is_removed(
+    sessions: sessionmaker[Session], store: FakeSecretStore
+) -> None:
+    body = manifests.monitor(
+        "api-svc", url="http://api.default.svc:8080/", labels={"spectra.dev/discovered-from": "service"}
+    )
+    assert Applier(sessions, KubernetesSecrets(store.read, ttl=0), allow_private_targets=True).apply(body).ready
+    assert Applier(sessions, KubernetesSecrets(store.read, ttl=0)).apply(body).reason == "PrivateTarget"
+    with sessions() as session:
+        assert session.scalar(select(ResourceRow.name).where(ResourceRow.name == "api-svc")) is None

@@ -22,7 +22,6 @@ import sqlalchemy as sa
 import yaml
 
 from spectra.store import upgrade
-from tests.e2e.test_operator import Operator, ready
 from tests.e2e.test_probe_service import start_probe
 from tests.e2e.test_standalone import Run
 from tests.e2e.test_web_command import MANIFESTS as STATUS_PAGE
@@ -30,6 +29,7 @@ from tests.factories.manifests import OPERATOR_IMAGE, local_monitor, operator_cl
 from tests.faults.test_alerter_faults import ALICE, contact_and_policy
 from tests.support.cluster import Cluster, child_env, monitors_yaml
 from tests.support.kube import MONITORS, ClusterEmulator
+from tests.support.operator import Operator, ready
 from tests.support.paths import EXAMPLES
 from tests.support.processes import SPECTRA, Target, free_port, get, run_spectra
 from tests.support.providers import Providers

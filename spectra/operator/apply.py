@@ -9,6 +9,7 @@ next second) and reported until they exist; the outcome says what they wait for 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -202,6 +203,23 @@ class Applier:
                 awaited_objects=tuple(sorted({(ref.kind, resource.namespace, ref.name) for ref in missing})),
             )
         return Outcome(True, "Applied", "in the store and scheduled", applied=True)
+
+    def may_name(self, key: ObjectKey) -> list[ObjectKey]:
+        """Stored objects of the cluster in `key`'s namespace whose spec mentions its name: a superset of
+        those that reference it (applying one more object again is harmless; missing one is not)."""
+        kind, namespace, name = key
+        mention = json.dumps(name)
+        with self.sessions() as session:
+            rows = session.execute(
+                select(ResourceRow.kind, ResourceRow.namespace, ResourceRow.name, ResourceRow.spec).where(
+                    ResourceRow.namespace == namespace, ResourceRow.source == CLUSTER_SOURCE
+                )
+            ).all()
+        return [
+            (row_kind, row_namespace, row_name)
+            for row_kind, row_namespace, row_name, spec in rows
+            if (row_kind, row_name) != (kind, name) and mention in json.dumps(spec)
+        ]
 
     def _in_cluster_target(self, resource: Resource) -> bool:
         """A Monitor discovered from a Service targets it inside the cluster (`<name>.<namespace>.svc`)."""

@@ -94,10 +94,12 @@ class Resync:
         return None if done is None else done[0]
 
     def forget(self, key: ObjectKey) -> None:
-        """The object is deleted: its rows go, and it waits for nothing."""
+        """The object is deleted: its rows go, it waits for nothing, and the objects that may name it are
+        applied again (a Monitor whose EscalationPolicy was deleted is Ready no more)."""
         with self._lock(key):
             self.applier.delete(*key)
             self.waits.forget(key)
+        self.waits.make_due(self.applier.may_name(key))
 
     def _reconcile(
         self, key: ObjectKey, body: Mapping[str, Any], *, always_patch: bool, post_event: bool

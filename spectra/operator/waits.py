@@ -129,6 +129,12 @@ class Waits:
                 self._due.pop(waiter, None)
         return len(gone)
 
+    def make_due(self, waiters: Iterable[ObjectKey]) -> None:
+        """Apply these again soon, whatever they wait for (e.g. what they name was deleted)."""
+        with self._lock:
+            wake = self._make_due(waiters)
+        self._call_wake(wake)
+
     def applied(self, key: ObjectKey) -> None:
         """`key` is in the store now: its waiters are due."""
         with self._lock:

@@ -181,3 +181,22 @@ def test_a_secret_rotated_before_the_pass_first_looked_is_picked_up(
     with sessions() as session:
         stored = session.scalar(select(MonitorRow.push_token_hash).where(MonitorRow.name == "nightly"))
     assert stored == push_token_hash("second")
+
+
+def test_deleting_what_an_object_names_makes_it_not_ready_at_once(cluster: ClusterEmulator, resync: Resync) -> None:
+    resync.reconcile(cluster.create(CONTACTS, contact()))
+    resync.reconcile(cluster.create(POLICIES, paging_alice()))
+    resync.reconcile(cluster.create(MONITORS, monitor("checkout", escalationPolicyRef={"name": "primary"})))
+    resync.reconcile(cluster.create(MONITORS, monitor("unrelated")))
+    assert ready(cluster, MONITORS, "checkout") == ("True", "Applied")
+    assert resync.converge_once() == 0
+
+    cluster.kubectl("delete", "escalationpolicy", "primary")
+    resync.forget(PRIMARY)  # kopf's delete handler
+    assert resync.converge_once() == 1  # the monitor that names it, not the unrelated one
+    assert ready(cluster, MONITORS, "checkout") == ("False", "MissingReference")
+    assert resync.waits.waiting_for(CHECKOUT) == {PRIMARY}
+
+    resync.reconcile(cluster.create(POLICIES, paging_alice()))  # back again: Ready again
+    assert resync.converge_once() == 1
+    assert ready(cluster, MONITORS, "checkout") == ("True", "Applied")

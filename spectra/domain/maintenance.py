@@ -88,7 +88,9 @@ def _rule(spec: MaintenanceWindowSpec, created_at: datetime) -> rrule | None:
     if recurrence is None:
         return None
     zone = ZoneInfo(recurrence.time_zone)
-    first = (recurrence.start or created_at).astimezone(zone)
+    # Without a start, the time it was applied, to the minute: RRULE fields left out (BYSECOND, which no
+    # one writes) come from DTSTART, and occurrences at 03:00:17 read as a bug.
+    first = (recurrence.start or created_at.replace(second=0, microsecond=0)).astimezone(zone)
     # A wall-clock DTSTART in the window's zone: each occurrence keeps the wall time, offsets follow DST.
     dtstart = first.replace(tzinfo=zone)
     rule = rrulestr(recurrence.rrule, dtstart=dtstart, cache=True)

@@ -85,6 +85,17 @@ def test_recurrence_defaults_to_the_time_the_window_was_applied() -> None:
     assert not active_windows([w], "default", "web", {}, applied + timedelta(days=3, minutes=30))
 
 
+def test_a_recurrence_without_start_begins_on_the_whole_minute() -> None:
+    weekly = {
+        "recurrence": {"rrule": "FREQ=WEEKLY;BYDAY=SA;BYHOUR=2;BYMINUTE=0", "duration": "1h"},
+        "monitors": ["web"],
+    }
+    w = window(weekly, created=datetime(2026, 3, 2, 23, 17, 41, 123456, tzinfo=UTC))
+    occurrence = window_occurrences(w, START, START + timedelta(days=8))[0]
+    assert (occurrence[0].second, occurrence[0].microsecond) == (0, 0)
+    assert occurrence[0] == datetime(2026, 3, 7, 2, 0, tzinfo=UTC)
+
+
 def test_occurrences_over_a_span_keep_the_wall_time_across_dst() -> None:
     span = window_occurrences(
         window(SUNDAY_2AM_BERLIN), datetime(2026, 3, 21, tzinfo=UTC), datetime(2026, 4, 30, tzinfo=UTC)

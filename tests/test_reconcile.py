@@ -35,13 +35,13 @@ def test_applying_twice_changes_nothing(session: Session) -> None:
     resources = load(EXAMPLES)
     first = apply_set(session, resources, MANIFEST_SOURCE)
     session.commit()
-    assert len(first.created) == len(resources) == 28
+    assert len(first.created) == len(resources) == 30
     before = snapshot(session)
 
     second = apply_set(session, load(EXAMPLES), MANIFEST_SOURCE)
     session.commit()
     assert not second.changed
-    assert len(second.unchanged) == 28
+    assert len(second.unchanged) == 30
     assert snapshot(session) == before
 
 

@@ -24,6 +24,7 @@ from tests.factories.manifests import (
 from tests.support.cluster import start_alerter
 from tests.support.kube import MONITORS, ClusterEmulator
 from tests.support.operator import Operator, condition, ready
+from tests.support.paths import EXAMPLES
 from tests.support.processes import SPECTRA, Target, free_port
 from tests.support.providers import Providers
 from tests.support.waiting import wait_for
@@ -306,3 +307,25 @@ def test_a_discovered_monitor_checks_a_local_target_and_pages(
         probe.kill()
         probe.wait()
         print(probe_log.read_text(errors="replace")[-4000:])
+
+
+def test_the_discovery_example_works_as_its_readme_says(
+    cluster: ClusterEmulator, operators: Callable[..., Operator]
+) -> None:
+    operators()
+    cluster.kubectl("apply", "-f", str(EXAMPLES / "07-discovery"))
+    follows(
+        cluster,
+        "shop",
+        "storefront",
+        {"https://shop.example.com/", "https://shop.example.com/cart"},
+        "example: storefront",
+    )
+    follows(cluster, "shop", "checkout", {"https://checkout.example.com/healthz"}, "example: checkout")
+    assert urls(cluster, "shop", "admin") == set()
+    (checkout,) = discovered(cluster, "shop", "checkout").values()
+    assert checkout["spec"]["escalationPolicyRef"] == {"name": "web-team"}  # the namespace's default
+    assert (checkout["spec"]["interval"], checkout["spec"]["locations"]) == ("15s", ["eu-west", "us-east"])
+    assert checkout["metadata"]["labels"]["spectra.dev/component"] == "checkout"
+    names = [*discovered(cluster, "shop", "storefront"), checkout["metadata"]["name"]]
+    wait_for(lambda: all(ready(cluster, MONITORS, "shop", name) for name in names), "the example's Monitors Ready")

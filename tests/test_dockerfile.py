@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import click
 import pytest
 
-from spectra.cli import cli
 from tests.chart.rendering import CI_VALUES, render_chart
+from tests.support.cli import spectra_command
 from tests.support.paths import REPO
 
 if TYPE_CHECKING:
@@ -120,14 +120,7 @@ def _check_command(where: str, command: list[str], args: list[str]) -> None:
     if command != ["spectra"]:
         assert command[0] == "python", f"{where}: {command}"  # the helm test pod's urllib check
         return
-    group: click.Command = cli
-    words = list(args)
-    path: list[str] = []
-    while isinstance(group, click.Group) and words and not words[0].startswith("-"):
-        name = words.pop(0)
-        assert name in group.commands, f"{where}: `spectra {' '.join([*path, name])}` does not exist"
-        group = group.commands[name]
-        path.append(name)
+    group, path, words = spectra_command(args, where)
     options = {opt for param in group.params if isinstance(param, click.Option) for opt in param.opts}
     for word in words:
         if word.startswith("-"):

@@ -35,10 +35,10 @@ import pytest
 import yaml
 
 from spectra.api.monitor import DEFAULT_LOCATION
-from spectra.cli import cli
 from spectra.operator.child_manifests import probe_name
 from spectra.operator.settings import OperatorSettings
 from tests.chart.rendering import KUBE_VERSION, Rendered, run_helm
+from tests.support.cli import spectra_command
 from tests.support.kube import ClusterEmulator, KubeTools, objects_of
 from tests.support.paths import CHART, REPO
 from tests.support.processes import run_spectra
@@ -230,14 +230,7 @@ def parse_helm(helm: Path, command: Command) -> Parsed:
 
 def check_spectra(argv: list[str], where: str) -> list[str]:
     """The sub-command path of `spectra ARGV` after click parsed the whole line (unknown words fail)."""
-    command: click.Command = cli
-    words = list(argv)
-    path: list[str] = []
-    while isinstance(command, click.Group) and words and not words[0].startswith("-"):
-        name = words.pop(0)
-        assert name in command.commands, f"{where}: `spectra {' '.join([*path, name])}` does not exist"
-        command = command.commands[name]
-        path.append(name)
+    command, path, words = spectra_command(argv, where)
     try:
         command.make_context(" ".join(["spectra", *path]), list(words))
     except click.ClickException as exc:

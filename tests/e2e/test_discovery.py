@@ -77,6 +77,14 @@ def follows(cluster: ClusterEmulator, namespace: str, source: str, expected: set
     return taken
 
 
+def owner(cluster: ClusterEmulator, resource: str, namespace: str, source: str) -> None:
+    """Every discovered Monitor of `source` is owned by it (Kubernetes' garbage collector deletes it with it)."""
+    uid = cluster.existing(resource, namespace, source)["metadata"]["uid"]
+    for monitor in discovered(cluster, namespace, source).values():
+        (reference,) = monitor["metadata"]["ownerReferences"]
+        assert (reference["uid"], reference["name"], reference["controller"]) == (uid, source, True)
+
+
 def warnings(cluster: ClusterEmulator, namespace: str, name: str) -> list[str]:
     return [
         e["message"]
@@ -184,6 +192,7 @@ def test_an_httproute_gets_monitors_and_deleting_it_removes_them(
     follows(
         cluster, "default", "www", {"https://www.example.test/", "https://www.example.test/shop"}, "HTTPRoute annotated"
     )
+    owner(cluster, "gateway.networking.k8s.io/v1/httproutes", "default", "www")
     assert {tuple(m["spec"]["http"]["expect"]["status"]) for m in discovered(cluster, "default", "www").values()} == {
         (200, 204)
     }
@@ -230,6 +239,7 @@ def test_a_service_needs_private_targets_allowed(cluster: ClusterEmulator, opera
     operators()
     apply(cluster, service("api", {"http": 8080}, annotations=ON))
     follows(cluster, "default", "api", {"http://api.default.svc:8080/"}, "Service annotated")
+    owner(cluster, "v1/services", "default", "api")
     (name,) = discovered(cluster, "default", "api")
     wait_for(lambda: condition(cluster, MONITORS, "default", name).get("reason") == "PrivateTarget", "Ready=False")
     found = condition(cluster, MONITORS, "default", name)

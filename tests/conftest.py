@@ -21,6 +21,7 @@ The inner loop is `pytest -m "not e2e"`; CI runs everything.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.store import make_engine, session_factory, upgrade
+from tests.support.fake_dns import FakeDns
 from tests.support.processes import Target
 from tests.support.providers import Providers
 from tests.support.services import MARIADB_HINT, MARIADB_URL, missing_service
@@ -219,3 +221,12 @@ def providers() -> Iterator[Providers]:
     fakes = Providers()
     yield fakes
     fakes.close()
+
+
+@pytest.fixture
+async def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
+    """A stub resolver on the running loop for this test (tests/support/fake_dns.py)."""
+    loop = asyncio.get_running_loop()
+    fake = FakeDns(loop.getaddrinfo)
+    monkeypatch.setattr(loop, "getaddrinfo", fake.getaddrinfo)
+    return fake

@@ -22,7 +22,7 @@ import pytest
 
 from tests.e2e.test_standalone import Run
 from tests.factories.manifests import local_monitor, to_yaml
-from tests.support.processes import Target, get
+from tests.support.processes import Target, evaluator_pids, get
 from tests.support.waiting import wait_for
 
 WATCH_S = 25.0  # how long /healthz and the plain monitor are watched while the hostile checks run
@@ -48,23 +48,6 @@ def manifests(port: int) -> str:
         http("plain", "/index.html", None, interval="1s", timeout="900ms"),
         http("ordinary-json", "/status.json", {"jsonPath": [{"path": "$.status", "equals": "ok"}]}),
     )
-
-
-def evaluator_pids(parent: int) -> set[int]:
-    """The evaluator processes `parent` started, from /proc (Linux)."""
-    found: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:"))
-        if int(ppid) == parent and b"spectra.probe.evaluator" in command:
-            found.add(int(entry.name))
-    return found
 
 
 def checks_of(database: Path, name: str) -> int:

@@ -20,8 +20,8 @@ from spectra.notify.channel import Channel, ChannelName, PermanentFailure, Tempo
 from spectra.notify.registry import channels_from_env
 from spectra.notify.slack import SlackChannel
 from spectra.notify.webhook import WebhookChannel, delivery_failure
-from tests.domain.test_egress import FakeDns
 from tests.factories.notify import msg
+from tests.support.fake_dns import FakeDns
 from tests.support.processes import free_port
 from tests.support.providers import FakeReceiver, receiver_fake
 
@@ -29,14 +29,6 @@ STRICT = EgressPolicy()
 STANDALONE = EgressPolicy.standalone()
 KEY = b"spectra-signing-key"
 REBINDING_NAME = "hooks.tenant.example"  # answered by the stub resolver
-
-
-@pytest.fixture
-async def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
-    loop = asyncio.get_running_loop()
-    fake = FakeDns(loop.getaddrinfo)
-    monkeypatch.setattr(loop, "getaddrinfo", fake.getaddrinfo)
-    return fake
 
 
 @pytest.fixture

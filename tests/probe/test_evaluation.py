@@ -24,6 +24,7 @@ from spectra.probe.checks import run_check
 from spectra.probe.context import EVALUATION_BUDGET_S, CheckContext, CheckRequest
 from spectra.probe.evaluator import BodyExpectations, Evaluators, JsonScalar, evaluate_body
 from spectra.probe.result import Status
+from tests.support.processes import evaluator_pids
 from tests.support.waiting import eventually
 
 from .servers import ServeApp, check_context
@@ -135,23 +136,6 @@ def expecting(regex: str | None = None, *json_paths: tuple[str, JsonScalar]) -> 
     return BodyExpectations(regex, tuple(json_paths))
 
 
-def evaluator_pids() -> set[int]:
-    """This process's evaluator children, from /proc (Linux)."""
-    found: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-            command = (entry / "cmdline").read_bytes()
-        except OSError:  # gone meanwhile
-            continue
-        parent = next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:"))
-        if int(parent) == os.getpid() and b"spectra.probe.evaluator" in command:
-            found.add(int(entry.name))
-    return found
-
-
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -234,7 +218,7 @@ async def test_the_loop_runs_on_while_an_evaluation_would_take_minutes() -> None
         hostile.cancel()
         with pytest.raises(asyncio.CancelledError):
             await hostile
-        await eventually(lambda: busy not in evaluator_pids(), timeout=30)
+        await eventually(lambda: busy not in evaluator_pids(os.getpid()), timeout=30)
         assert len(pool.pids) == 1
     finally:
         await pool.aclose()
@@ -272,15 +256,15 @@ async def test_closing_the_context_stops_every_evaluator() -> None:
         ok = expecting(None, ("$.a", 1))
         both = await asyncio.gather(pool.evaluate('{"a": 1}', ok), pool.evaluate('{"a": 1}', ok))
         assert list(both) == [None, None]
-        assert len(evaluator_pids()) == 2
-    assert evaluator_pids() == set()
+        assert len(evaluator_pids(os.getpid())) == 2
+    assert evaluator_pids(os.getpid()) == set()
 
 
 async def test_plain_checks_start_no_evaluator(base: str, ctx: CheckContext) -> None:
     for expect in ({}, {"bodyContains": "ok"}):
         result = await run_check(unvalidated_http(f"{base}/healthy", expect), ctx)
         assert result.status is Status.UP
-    assert evaluator_pids() == set()
+    assert evaluator_pids(os.getpid()) == set()
 
 
 @pytest.mark.parametrize("expect", [{"bodyRegex": "ok"}, {"jsonPath": [{"path": "$.a", "equals": 1}]}])

@@ -101,3 +101,20 @@ def get(url: str, method: str = "GET", host: str | None = None) -> tuple[int, st
         return error.code, error.read().decode()
     except OSError:
         return 0, ""
+
+
+def evaluator_pids(parent: int) -> set[int]:
+    """The evaluator processes (spectra.probe.evaluator) that process `parent` started, from /proc (Linux)."""
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        ppid = next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:"))
+        if int(ppid) == parent and b"spectra.probe.evaluator" in command:
+            found.add(int(entry.name))
+    return found

@@ -3,7 +3,21 @@
 The only package that talks SQL. It imports nothing else of SpectraMonitor.
 """
 
-from spectra.store.accounts import AuditLog, User, UserSession
+from spectra.store.accounts import (
+    ApiToken,
+    AuditLog,
+    GlobalMaintenance,
+    Impersonation,
+    Membership,
+    RecoveryCode,
+    RefreshToken,
+    Role,
+    Throttle,
+    UsedLink,
+    User,
+    UserSession,
+    UserStatus,
+)
 from spectra.store.base import NAMING_CONVENTION, Base
 from spectra.store.config import Monitor, MonitorLocation, Resource, load_spec
 from spectra.store.engine import (
@@ -53,6 +67,7 @@ __all__ = [
     "NAMING_CONVENTION",
     "OPEN_STATES",
     "WHOLE_PAGE",
+    "ApiToken",
     "AuditLog",
     "Base",
     "BigIntPK",
@@ -61,8 +76,10 @@ __all__ = [
     "DailyRollup",
     "EscalationState",
     "EscalationStatus",
+    "GlobalMaintenance",
     "HeartbeatPush",
     "HourlyRollup",
+    "Impersonation",
     "Incident",
     "IncidentEvent",
     "IncidentEventType",
@@ -70,6 +87,7 @@ __all__ = [
     "JSONType",
     "LeaderLease",
     "LocationOverview",
+    "Membership",
     "Monitor",
     "MonitorLease",
     "MonitorLocation",
@@ -84,13 +102,19 @@ __all__ = [
     "PageIncidentUpdate",
     "ProbeWorker",
     "PruneCounts",
+    "RecoveryCode",
+    "RefreshToken",
     "Resource",
     "RetentionPolicy",
+    "Role",
     "RollupCounts",
     "Subscriber",
+    "Throttle",
     "UTCDateTime",
+    "UsedLink",
     "User",
     "UserSession",
+    "UserStatus",
     "WebhookRequest",
     "acquire_lease",
     "current_revision",

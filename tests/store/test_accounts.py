@@ -1,4 +1,4 @@
-"""Users, sessions and the audit log."""
+"""Identity tables: users, memberships, sessions and refresh tokens, API tokens, the audit log."""
 
 from __future__ import annotations
 
@@ -9,54 +9,130 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from spectra.store import AuditLog, User, UserSession
+from spectra.store import (
+    ApiToken,
+    AuditLog,
+    Impersonation,
+    Membership,
+    RecoveryCode,
+    RefreshToken,
+    Role,
+    User,
+    UserSession,
+    UserStatus,
+)
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 
 
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def test_user_email_is_normalised_and_unique(session: Session) -> None:
-    session.add(User(email="Alice@Example.com", role="admin"))
+    session.add(User(email="Alice@Example.com"))
     session.commit()
-    assert session.scalars(sa.select(User.email)).one() == "alice@example.com"
-    session.add(User(email="alice@example.COM", role="viewer"))
+    user = session.scalars(sa.select(User)).one()
+    assert (user.email, user.status, user.platform_admin, user.mfa_enabled) == (
+        "alice@example.com",
+        UserStatus.ACTIVE,
+        False,
+        False,
+    )
+    session.add(User(email="alice@example.COM"))
     with pytest.raises(sa.exc.IntegrityError):
         session.commit()
 
 
-def test_sessions_are_keyed_by_token_hash_and_go_with_the_user(session: Session) -> None:
-    token = "raw-session-token"
-    user = User(email="bob@example.com", role="viewer", display_name="Bob")
-    user.sessions.append(
-        UserSession(id=hashlib.sha256(token.encode()).hexdigest(), expires_at=T0 + timedelta(days=1), ip="2001:db8::1")
-    )
+def test_one_membership_per_organization(session: Session) -> None:
+    user = User(email="bob@example.com", memberships=[Membership(organization="acme", role=Role.ADMIN)])
     session.add(user)
     session.commit()
-    assert session.get(UserSession, hashlib.sha256(token.encode()).hexdigest()) is not None
-    assert (user.disabled, user.password_hash) == (False, None)
+    session.add(Membership(user_id=user.id, organization="acme", role=Role.USER))
+    with pytest.raises(sa.exc.IntegrityError):
+        session.commit()
+    session.rollback()
+    session.add(Membership(user_id=user.id, organization="globex"))
+    session.commit()
+    assert sorted(m.organization for m in user.memberships) == ["acme", "globex"]
+
+
+def test_a_session_family_goes_with_the_user(session: Session) -> None:
+    user = User(email="carol@example.com")
+    family = UserSession(sid="s" * 43, expires_at=T0 + timedelta(days=1), ip="2001:db8::1")
+    family.refresh_tokens = [
+        RefreshToken(token_hash=digest("first"), rotated_at=T0),
+        RefreshToken(token_hash=digest("second")),
+    ]
+    user.sessions.append(family)
+    session.add(user)
+    session.commit()
+    session.add_all(
+        [
+            ApiToken(
+                user_id=user.id,
+                organization="acme",
+                name="ci",
+                token_hash=digest("t"),
+                prefix="spt_ab12",
+                scopes=["read"],
+            ),
+            RecoveryCode(user_id=user.id, code_hash=digest("code")),
+        ]
+    )
+    session.commit()
+    assert (
+        session.scalar(sa.select(RefreshToken.session_id).where(RefreshToken.token_hash == digest("first")))
+        == family.id
+    )
 
     session.execute(sa.delete(User))
     session.commit()
-    assert session.scalar(sa.select(sa.func.count()).select_from(UserSession)) == 0
+    for table in (UserSession, RefreshToken, ApiToken, RecoveryCode):
+        assert session.scalar(sa.select(sa.func.count()).select_from(table)) == 0
 
 
-def test_expired_sessions_query(session: Session) -> None:
-    user = User(email="c@example.com", role="viewer")
+def test_a_refresh_token_digest_is_unique(session: Session) -> None:
+    user = User(email="dan@example.com")
     user.sessions = [
-        UserSession(id="a" * 64, expires_at=T0 - timedelta(seconds=1)),
-        UserSession(id="b" * 64, expires_at=T0 + timedelta(hours=1)),
+        UserSession(sid="a" * 43, expires_at=T0, refresh_tokens=[RefreshToken(token_hash=digest("x"))]),
+        UserSession(sid="b" * 43, expires_at=T0, refresh_tokens=[RefreshToken(token_hash=digest("x"))]),
     ]
     session.add(user)
+    with pytest.raises(sa.exc.IntegrityError):
+        session.commit()
+
+
+def test_an_impersonation_session_names_both_people(session: Session) -> None:
+    staff = User(email="staff@spectra.example", platform_admin=True)
+    member = User(email="erin@acme.example")
+    session.add_all([staff, member])
+    session.flush()
+    impersonation = Impersonation(
+        impersonator_id=staff.id, user_id=member.id, organization="acme", reason="ticket 4711", expires_at=T0
+    )
+    session.add(impersonation)
+    session.flush()
+    session.add(UserSession(sid="i" * 43, user_id=member.id, impersonation_id=impersonation.id, expires_at=T0))
     session.commit()
-    assert session.scalars(sa.select(UserSession.id).where(UserSession.expires_at < T0)).all() == ["a" * 64]
+    found = session.scalars(sa.select(UserSession).where(UserSession.impersonation_id.is_not(None))).one()
+    assert found.user_id == member.id
 
 
-def test_audit_log_targets_are_optional(session: Session) -> None:
+def test_audit_log_targets_are_optional_and_records_outlive_users(session: Session) -> None:
+    user = User(email="frank@example.com")
+    session.add(user)
+    session.flush()
     session.add_all(
         [
-            AuditLog(at=T0, actor="alice@example.com", action="login"),
+            AuditLog(at=T0, actor=user.email, actor_user_id=user.id, organization="acme", action="login"),
             AuditLog(
                 at=T0 + timedelta(seconds=1),
-                actor="alice@example.com",
+                actor=user.email,
+                actor_user_id=user.id,
+                impersonator="staff@spectra.example",
+                organization="acme",
+                ip="192.0.2.7",
                 action="incident.acknowledge",
                 target_kind="Incident",
                 target_namespace="default",
@@ -66,5 +142,12 @@ def test_audit_log_targets_are_optional(session: Session) -> None:
         ]
     )
     session.commit()
-    rows = session.execute(sa.select(AuditLog.action, AuditLog.target_kind).order_by(AuditLog.at)).all()
-    assert [tuple(row) for row in rows] == [("login", None), ("incident.acknowledge", "Incident")]
+    session.delete(user)
+    session.commit()
+    rows = session.execute(
+        sa.select(AuditLog.action, AuditLog.target_kind, AuditLog.impersonator).order_by(AuditLog.at)
+    ).all()
+    assert [tuple(row) for row in rows] == [
+        ("login", None, None),
+        ("incident.acknowledge", "Incident", "staff@spectra.example"),
+    ]

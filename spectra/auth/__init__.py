@@ -1,0 +1,18 @@
+"""Accounts, roles and sessions: who may do what, proven how. No HTTP here: the web floor mounts it.
+
+One module per concept:
+
+- `passwords.py`: argon2id hashes (parameters inside each hash, raised ones rehash at sign-in) and the
+  NIST 800-63B rules (length, a list of breached passwords, no composition rules).
+- `totp.py`: TOTP enrolment and verification (RFC 6238, a code good once per time step), the secret sealed
+  at rest, single-use recovery codes kept as keyed digests, the enrolment QR code as server-made SVG.
+- `access_tokens.py`: short-lived access JWTs (pinned algorithm, `kid` for key rotation, the RFC 8693
+  `act` claim while impersonating).
+- `sessions.py`: sign-in sessions as refresh token families: rotation on every use, idle and absolute
+  lifetimes, reuse of a rotated token revokes the family, logout and sign out everywhere.
+- `api_tokens.py`: named, scoped API tokens, shown once, kept as digests.
+- `policy.py`: the one place that decides every permission (roles, scopes, tenant isolation).
+- `throttle.py`: growing delays after failed sign-ins, per account and per client address.
+- `audit.py`: the append-only audit log: writing, filtering, exporting.
+- `accounts.py`: users, memberships, invitations, password resets and the first admin's setup link.
+"""

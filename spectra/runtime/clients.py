@@ -17,7 +17,11 @@ IPV6_CLIENT_PREFIX: Final = 64
 
 def client_key(request: Request) -> str:
     """The client's address; an IPv6 one's /64; the peer's name when it is not an address (test clients)."""
-    host = request.client.host if request.client is not None else ""
+    return client_of_host(request.client.host if request.client is not None else "")
+
+
+def client_of_host(host: str) -> str:
+    """`client_key` of an address given as text (a key it made comes back unchanged)."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

@@ -30,10 +30,9 @@ class AppParts:
     session_factory: sessionmaker[Session]
     metrics: Metrics  # the process's own metrics (a probe worker's only where one runs)
     readiness: ReadinessCheck
-    # The monitor API is open only when the server listens on loopback (standalone's default);
-    # otherwise it needs this token (the console's tokens replace it later).
+    # Without an API token, the monitor API answers only when the server listens on loopback
+    # (standalone's default); with one, anywhere.
     loopback_only: bool = True
-    api_token: str | None = None
     # The routes of the process's parts, after the fixed paths: `/` on a status page's own hostname
     # must never shadow /healthz and the APIs, so the status pages' routes come last.
     routes: Sequence[BaseRoute] = ()
@@ -42,7 +41,7 @@ class AppParts:
 def create_app(parts: AppParts) -> Starlette:
     routes: list[BaseRoute] = [
         *health_routes(parts.readiness, parts.metrics),
-        *monitor_routes(parts.session_factory, loopback_only=parts.loopback_only, api_token=parts.api_token),
+        *monitor_routes(parts.session_factory, loopback_only=parts.loopback_only),
         *heartbeat_routes(parts.session_factory),
         *parts.routes,
     ]

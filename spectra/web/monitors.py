@@ -1,7 +1,9 @@
 """`/api/v1/monitors`: every monitor with its combined state and per-location states, as JSON.
 
-Open when the server listens on loopback only (standalone's default); otherwise a bearer token is
-needed. Never secrets: names, targets (validated to carry no credentials), states and reasons only.
+With an API token (`Authorization: Bearer spt_...`, scope `read`), the monitors of the token's
+organization's namespaces, on any server. Without one, every monitor when the server listens on
+loopback only (standalone's default), otherwise 401. Never secrets: names, targets (validated to carry
+no credentials), states and reasons only.
 
 Open means open to this machine, not to every page a local browser opens: a page of evil.example
 whose name is re-pointed at 127.0.0.1 (DNS rebinding) reaches the port, but its requests say
@@ -11,7 +13,6 @@ whose name is re-pointed at 127.0.0.1 (DNS rebinding) reaches the port, but its 
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,7 +23,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from spectra.store import MonitorOverview, monitor_overview
+from spectra.auth import api_tokens, policy
+from spectra.auth.policy import Action
+from spectra.store import MonitorOverview, monitor_overview, utcnow
+from spectra.web import bearer
 
 
 def monitor_json(monitor: MonitorOverview) -> dict[str, Any]:
@@ -68,25 +72,35 @@ def names_loopback(host_header: str) -> bool:
         return False
 
 
-def _authorized(request: Request, loopback_only: bool, api_token: str | None) -> bool:
-    if loopback_only:
-        return True
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if api_token is None or scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(token.encode(), api_token.encode())
-
-
-def monitor_routes(factory: sessionmaker[Session], *, loopback_only: bool, api_token: str | None) -> list[Route]:
-    def overview() -> list[dict[str, Any]]:
+def monitor_routes(factory: sessionmaker[Session], *, loopback_only: bool) -> list[Route]:
+    def everything() -> list[dict[str, Any]]:
         with factory() as session:
             return [monitor_json(item) for item in monitor_overview(session)]
 
+    def for_token(token: str) -> Response:
+        with factory.begin() as session:  # commits the token's last use
+            try:
+                principal = bearer.authenticate(session, token, now=utcnow())
+            except api_tokens.InvalidApiToken as refused:
+                return bearer.invalid_token(refused)
+            try:
+                policy.require(principal, Action.MONITORS_READ, organization=principal.organization)
+            except policy.Denied as refused:
+                return bearer.denied(principal, Action.MONITORS_READ, refused)
+            visible = policy.visible_namespaces(session, principal)
+            return JSONResponse([monitor_json(item) for item in monitor_overview(session) if item.namespace in visible])
+
     async def monitors(request: Request) -> Response:
-        if loopback_only and not names_loopback(request.headers.get("host", "")):
+        token = bearer.bearer_token(request.headers.get("authorization", ""))
+        if token is not None:
+            # A bearer token is always checked, on loopback too: it is never silently ignored, and its
+            # organization's monitors are what its client expects. A page of another site cannot send
+            # it, so any Host is served.
+            return await run_in_threadpool(for_token, token)
+        if not loopback_only:
+            return bearer.needs_credentials("this API needs an API token: Authorization: Bearer spt_...")
+        if not names_loopback(request.headers.get("host", "")):
             return JSONResponse({"error": "this API answers only to localhost and loopback addresses"}, 421)
-        if not _authorized(request, loopback_only, api_token):
-            return JSONResponse({"error": "this API needs a token when the server is not loopback-only"}, 401)
-        return JSONResponse(await run_in_threadpool(overview))
+        return JSONResponse(await run_in_threadpool(everything))
 
     return [Route("/api/v1/monitors", monitors)]

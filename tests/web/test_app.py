@@ -11,11 +11,12 @@ from starlette.routing import Route
 
 from spectra.runtime.metrics import Metrics
 from spectra.runtime.readiness import Readiness
+from spectra.store import Role
 from spectra.web.app import AppParts, create_app
+from tests.factories.accounts import member, token_of
 from tests.factories.store import monitor_factory
 from tests.support.databases import sqlite_only
 
-API_TOKEN = "api-token-0123456789"
 PUSH_TOKEN = "cron-push-token-5f2c9a"
 
 
@@ -31,6 +32,7 @@ def client(parts: AppParts, base_url: str = "http://spectra.test") -> httpx.Asyn
 async def test_fixed_routes_then_the_parts_routes(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         monitor_factory(session)("cron", locations=("eu",), push_token=PUSH_TOKEN)
+        api_token = token_of(session, member(session, "solo@example.com", "", Role.USER))
     metrics = Metrics()
     Counter("spectra_test_requests", "A metric of the process", registry=metrics.registry).inc(3)
     readiness = Readiness()
@@ -39,7 +41,6 @@ async def test_fixed_routes_then_the_parts_routes(sessions: sessionmaker[Session
         metrics=metrics,
         readiness=readiness,
         loopback_only=False,
-        api_token=API_TOKEN,
         # A status page on its own hostname serves `/` and could serve anything: never before the fixed paths.
         routes=[Route("/", part_page), Route("/healthz", part_page), Route("/{path:path}", part_page)],
     )
@@ -50,7 +51,7 @@ async def test_fixed_routes_then_the_parts_routes(sessions: sessionmaker[Session
         ready = await http.get("/readyz")
         scraped = await http.get("/metrics")
         closed = await http.get("/api/v1/monitors")
-        monitors = await http.get("/api/v1/monitors", headers={"Authorization": f"Bearer {API_TOKEN}"})
+        monitors = await http.get("/api/v1/monitors", headers={"Authorization": f"Bearer {api_token}"})
         pushed = await http.post(f"/api/v1/heartbeat/{PUSH_TOKEN}")
         unknown = await http.get("/api/v1/heartbeat/guess")
         home = await http.get("/")
@@ -73,7 +74,7 @@ async def test_fixed_routes_then_the_parts_routes(sessions: sessionmaker[Session
 @sqlite_only
 async def test_on_loopback_the_monitor_api_needs_no_token(sessions: sessionmaker[Session]) -> None:
     parts = AppParts(session_factory=sessions, metrics=Metrics(), readiness=Readiness())
-    assert (parts.loopback_only, parts.api_token, parts.routes) == (True, None, ())
+    assert (parts.loopback_only, parts.routes) == (True, ())
     async with client(parts, base_url="http://127.0.0.1:8080") as http:
         response = await http.get("/api/v1/monitors")
         missing = await http.get("/")

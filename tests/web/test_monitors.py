@@ -1,19 +1,23 @@
-"""`/api/v1/monitors`: the overview as JSON (`monitor_json`), open on loopback (to loopback Hosts only), else
-behind a bearer token."""
+"""`/api/v1/monitors`: the overview as JSON (`monitor_json`); with an API token, the monitors of the token's
+organization, anywhere; without one, every monitor on loopback (to loopback Hosts only), else 401."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 
-from spectra.store import monitor_overview, save_states
+from spectra.auth import api_tokens
+from spectra.store import ApiToken, Role, monitor_overview, save_states
 from spectra.web.monitors import monitor_json, monitor_routes, names_loopback
+from tests.factories.accounts import TOKEN_MADE_AT, member, organization_resource, token_of
 from tests.factories.store import NOW, monitor_factory, state_row
 from tests.support.databases import sqlite_only
 
-TOKEN = "api-token-0123456789"
+NEEDS_CREDENTIALS = 'Bearer realm="spectra"'
+INVALID_TOKEN = 'Bearer realm="spectra", error="invalid_token"'
 
 
 def test_overview_json_has_the_api_fields(session: Session) -> None:
@@ -43,21 +47,23 @@ def test_a_monitor_never_checked_has_no_times(session: Session) -> None:
 
 
 def client(
-    sessions: sessionmaker[Session],
-    *,
-    loopback_only: bool,
-    api_token: str | None = TOKEN,
-    base_url: str = "http://spectra.test",
+    sessions: sessionmaker[Session], *, loopback_only: bool, base_url: str = "http://spectra.test"
 ) -> httpx.AsyncClient:
-    app = Starlette(routes=monitor_routes(sessions, loopback_only=loopback_only, api_token=api_token))
+    app = Starlette(routes=monitor_routes(sessions, loopback_only=loopback_only))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+
+
+def standalone_token(sessions: sessionmaker[Session]) -> str:
+    """A `read` token of a member of standalone's implicit organization (no Organization stored)."""
+    with sessions.begin() as session:
+        return token_of(session, member(session, "solo@example.com", "", Role.USER))
 
 
 @sqlite_only
 async def test_on_loopback_the_api_is_open(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         monitor_factory(session)("api", locations=("eu",))
-    async with client(sessions, loopback_only=True, api_token=None, base_url="http://127.0.0.1:8080") as http:
+    async with client(sessions, loopback_only=True, base_url="http://127.0.0.1:8080") as http:
         response = await http.get("/api/v1/monitors")
     assert response.status_code == 200
     assert [(item["name"], item["state"]) for item in response.json()] == [("api", "pending")]
@@ -83,7 +89,7 @@ def test_hosts_that_do_not(host: str) -> None:
 
 @sqlite_only
 async def test_on_loopback_a_foreign_host_is_misdirected(sessions: sessionmaker[Session]) -> None:
-    async with client(sessions, loopback_only=True, api_token=None) as http:
+    async with client(sessions, loopback_only=True) as http:
         refused = {host: await http.get("/api/v1/monitors", headers={"Host": host}) for host in FOREIGN_HOSTS[:6]}
         served = {host: await http.get("/api/v1/monitors", headers={"Host": host}) for host in LOOPBACK_HOSTS}
     assert {host: response.status_code for host, response in refused.items()} == dict.fromkeys(FOREIGN_HOSTS[:6], 421)
@@ -94,40 +100,91 @@ async def test_on_loopback_a_foreign_host_is_misdirected(sessions: sessionmaker[
 @sqlite_only
 async def test_behind_a_token_any_host_is_served(sessions: sessionmaker[Session]) -> None:
     # A rebinding page cannot send the bearer token, so the Host rule is only for the open API.
-    async with client(sessions, loopback_only=False) as http:
-        response = await http.get(
-            "/api/v1/monitors", headers={"Host": "status.example.com", "Authorization": f"Bearer {TOKEN}"}
-        )
-    assert response.status_code == 200
+    token = standalone_token(sessions)
+    for loopback_only in (False, True):
+        async with client(sessions, loopback_only=loopback_only) as http:
+            response = await http.get(
+                "/api/v1/monitors", headers={"Host": "status.example.com", "Authorization": f"Bearer {token}"}
+            )
+        assert response.status_code == 200
 
 
 @sqlite_only
-@pytest.mark.parametrize(
-    ("authorization", "status"),
-    [
-        (None, 401),
-        (f"Basic {TOKEN}", 401),
-        ("Bearer not-the-token", 401),
-        (f"Bearer {TOKEN}x", 401),
-        (f"Bearer {TOKEN}", 200),
-        (f"bearer {TOKEN}", 200),  # the scheme is case-insensitive
-    ],
-)
-async def test_elsewhere_it_needs_the_bearer_token(
-    sessions: sessionmaker[Session], authorization: str | None, status: int
-) -> None:
-    headers = {"Authorization": authorization} if authorization is not None else {}
+async def test_elsewhere_it_needs_an_api_token(sessions: sessionmaker[Session]) -> None:
+    token = standalone_token(sessions)
+    cases: list[tuple[str | None, int, str | None]] = [
+        # (Authorization, status, WWW-Authenticate)
+        (None, 401, NEEDS_CREDENTIALS),
+        (f"Basic {token}", 401, NEEDS_CREDENTIALS),
+        ("Bearer", 401, NEEDS_CREDENTIALS),
+        ("Bearer   ", 401, NEEDS_CREDENTIALS),
+        ("Bearer not-the-token", 401, INVALID_TOKEN),
+        (f"Bearer {token}x", 401, INVALID_TOKEN),
+        (f"Bearer {token[:-1]}", 401, INVALID_TOKEN),
+        (f"Bearer spt_{'A' * 43}", 401, INVALID_TOKEN),
+        (f"Bearer {token}", 200, None),
+        (f"bearer {token}", 200, None),  # the scheme is case-insensitive
+        (f"BEARER  {token} ", 200, None),
+    ]
     async with client(sessions, loopback_only=False) as http:
-        response = await http.get("/api/v1/monitors", headers=headers)
-    assert response.status_code == status
-    if status == 401:
-        assert response.json() == {"error": "this API needs a token when the server is not loopback-only"}
-    else:
-        assert response.json() == []
+        for authorization, status, challenge in cases:
+            headers = {"Authorization": authorization} if authorization is not None else {}
+            response = await http.get("/api/v1/monitors", headers=headers)
+            assert (authorization, response.status_code) == (authorization, status)
+            assert response.headers.get("www-authenticate") == challenge
+            if challenge == NEEDS_CREDENTIALS:
+                assert response.json() == {"error": "this API needs an API token: Authorization: Bearer spt_..."}
+            elif challenge == INVALID_TOKEN:
+                assert response.json() == {"error": "invalid API token"}
+            else:
+                assert response.json() == []
 
 
-@sqlite_only
-async def test_without_a_configured_token_it_stays_closed(sessions: sessionmaker[Session]) -> None:
-    async with client(sessions, loopback_only=False, api_token=None) as http:
-        for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer None"}):
-            assert (await http.get("/api/v1/monitors", headers=headers)).status_code == 401
+async def test_a_token_sees_its_organizations_monitors_only(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        organization_resource(session, "acme", ["acme-prod", "acme-dev"])
+        organization_resource(session, "globex", ["globex"])
+        make = monitor_factory(session)
+        for namespace, name in [("acme-prod", "api"), ("acme-dev", "api"), ("globex", "shop"), ("default", "infra")]:
+            make(name, namespace=namespace, locations=("eu",))
+        uma = member(session, "uma@acme.example", "acme", Role.USER)
+        gina = member(session, "gina@globex.example", "globex", Role.ADMIN)
+        acme_read = token_of(session, uma, "read")
+        acme_incidents = token_of(session, uma, "incidents:write", name="pager")
+        globex_admin = token_of(session, gina, "admin", name="ops")
+        revoked = token_of(session, gina, "read", name="old")
+        row = session.scalars(select(ApiToken).where(ApiToken.name == "old")).one()
+        api_tokens.revoke(session, gina, row.id, now=TOKEN_MADE_AT)
+
+    async with client(sessions, loopback_only=False) as http:
+
+        async def names(token: str, **headers: str) -> list[str]:
+            response = await http.get("/api/v1/monitors", headers={"Authorization": f"Bearer {token}", **headers})
+            assert response.status_code == 200, response.text
+            return [f"{item['namespace']}/{item['name']}" for item in response.json()]
+
+        assert await names(acme_read) == ["acme-dev/api", "acme-prod/api"]
+        assert await names(globex_admin) == ["globex/shop"]
+        no_scope = await http.get("/api/v1/monitors", headers={"Authorization": f"Bearer {acme_incidents}"})
+        gone = await http.get("/api/v1/monitors", headers={"Authorization": f"Bearer {revoked}"})
+
+    assert no_scope.status_code == 403
+    assert no_scope.json() == {"error": "this API token's scopes do not allow monitors.read"}
+    assert (
+        no_scope.headers["www-authenticate"] == 'Bearer realm="spectra", error="insufficient_scope", scope="read admin"'
+    )
+    assert (gone.status_code, gone.json(), gone.headers["www-authenticate"]) == (
+        401,
+        {"error": "invalid API token"},
+        INVALID_TOKEN,
+    )
+    # On loopback, a token still sees only its organization's monitors; without one, every monitor.
+    async with client(sessions, loopback_only=True, base_url="http://127.0.0.1:8080") as http:
+        mine = await http.get("/api/v1/monitors", headers={"Authorization": f"Bearer {acme_read}"})
+        everything = await http.get("/api/v1/monitors")
+    assert [item["namespace"] for item in mine.json()] == ["acme-dev", "acme-prod"]
+    assert len(everything.json()) == 4
+    with sessions() as session:
+        used = {row.name: row.last_used_at for row in session.scalars(select(ApiToken))}
+    # Each use is recorded (and committed), a refused scope's too; a revoked token's is not.
+    assert {name for name, at in used.items() if at is not None} == {"ci", "pager", "ops"}

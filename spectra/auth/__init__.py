@@ -15,4 +15,6 @@ One module per concept:
 - `throttle.py`: growing delays after failed sign-ins, per account and per client address.
 - `audit.py`: the append-only audit log: writing, filtering, exporting.
 - `accounts.py`: users, memberships, invitations, password resets and the first admin's setup link.
+- `global_maintenance.py`: turning global maintenance on and off, audited (its state, which the alerter
+  and status pages read: spectra.domain.global_maintenance).
 """

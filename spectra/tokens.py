@@ -1,4 +1,5 @@
-"""Signed, single-purpose, expiring tokens for links: ack, confirm, unsubscribe.
+"""Signed, single-purpose, expiring tokens for links: ack, confirm, unsubscribe, and the account links
+(first setup, invitation, password reset; spectra.auth.accounts makes them single-use).
 
 Each purpose has its own salt, so a token made for one purpose is refused for every other; tokens
 carry a timestamp and are refused after `max_age`. The key is SPECTRA_SECRET_KEY.
@@ -19,6 +20,9 @@ class Purpose(StrEnum):
     ACK = "ack"
     CONFIRM = "subscription-confirm"
     UNSUBSCRIBE = "unsubscribe"
+    SETUP = "account-setup"
+    INVITE = "account-invite"
+    RESET = "password-reset"
 
 
 class InvalidToken(ValueError):

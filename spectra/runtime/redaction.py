@@ -5,7 +5,8 @@ Twilio's client logs phone numbers and bodies at INFO), and our own messages may
 token. Rather than trusting every call site, the handler's filter rewrites each record once it is
 formatted: the values of the secret settings of the environment (provider keys and tokens, the signing
 key, the database password) and anything shaped like a credential (SendGrid keys, bearer and basic
-authorization values, the token part of ack, confirm and unsubscribe links) become ``[redacted]``.
+authorization values, the token part of ack, confirm, unsubscribe, invitation and password-reset links)
+become ``[redacted]``. The first admin's setup link is not: `spectra run` logs it on purpose.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ CREDENTIAL_SHAPES: Final = re.compile(
     r"|(?<=/ack/)[A-Za-z0-9._\-]{16,}"  # signed link tokens in paths
     r"|(?<=/confirm/)[A-Za-z0-9._\-]{16,}"
     r"|(?<=/unsubscribe/)[A-Za-z0-9._\-]{16,}"
+    r"|(?<=/invite/)[A-Za-z0-9._\-]{16,}"
+    r"|(?<=/reset/)[A-Za-z0-9._\-]{16,}"
 )
 
 

@@ -7,7 +7,9 @@ Every ``poll_interval_s`` (0.5 s) the leader (see :mod:`spectra.domain.leadershi
    escalation re-armed; monitors that are ``up`` again have their incident resolved, and everyone
    paged is told through the same channels;
 2. escalations whose next step is due fire it, unless the monitor is in a maintenance window: then
-   the step waits for the window's end (timeline ``suppressed``, naming the window);
+   the step waits for the window's end (timeline ``suppressed``, naming the window); during global
+   maintenance (spectra/domain/global_maintenance.py) every due step waits (timeline ``suppressed``,
+   naming global maintenance) and, once it has ended, falls due at its end, as at a window's end;
 3. the sender is woken after each chunk that queued anything.
 
 A mass outage. Judgements and steps are made CHUNK at a time, one transaction per chunk (a savepoint per
@@ -47,8 +49,10 @@ from spectra.alerting.escalation import (
     defer,
     due_escalations,
     fire_step,
+    hold,
     policy_snapshot,
     rearm,
+    release_held,
     snapshot_policy,
 )
 from spectra.alerting.incidents import (
@@ -63,6 +67,8 @@ from spectra.alerting.metrics import AlertingMetrics
 from spectra.alerting.page_messages import Links
 from spectra.alerting.recipients import PassSpecs
 from spectra.api.secrets import SecretResolver
+from spectra.domain.global_maintenance import GlobalMaintenanceCache
+from spectra.domain.global_maintenance import Status as GlobalMaintenance
 from spectra.domain.leadership import Leadership
 from spectra.domain.maintenance import ActiveWindow, WindowDef, active_windows, load_windows
 from spectra.notify.outbox import OutboxHealth
@@ -95,6 +101,9 @@ LEASE_NAME: Final = "alerter"  # the leader_leases row of the active alerter
 CHUNK: Final = 50  # judgements or steps per transaction
 UNHEALTHY_AFTER_S: Final = 10.0  # failing passes for this long make the process not ready
 OUTBOX_EVERY_S: Final = 5.0  # how often the leader reads the outbox's health for the metrics
+# After global maintenance ended, held steps are released once, and again this often in case a step was
+# held by a leader that lost its lease in the middle of a pass (a cheap indexed UPDATE that finds none).
+RELEASE_AGAIN_S: Final = 60.0
 
 
 def default_instance_id() -> str:
@@ -120,6 +129,7 @@ class Alerter:
         clock: Callable[[], datetime] | None = None,
         metrics: AlertingMetrics | None = None,
         outbox_health: Callable[[Session], OutboxHealth] | None = None,
+        global_maintenance: GlobalMaintenanceCache | None = None,
     ) -> None:
         self._sessions = session_factory
         self._secrets = secrets
@@ -136,6 +146,9 @@ class Alerter:
         self._stopping = asyncio.Event()
         self.failures = FailureLog("alerter pass", log)
         self._pass_started: float | None = None
+        self._global = global_maintenance or GlobalMaintenanceCache()
+        self._released: tuple[datetime | None, datetime] | None = None  # the global maintenance released last
+        self._released_at = 0.0
 
     @property
     def leading(self) -> bool:
@@ -203,6 +216,7 @@ class Alerter:
             now = explicit or database_now(session)
             views = monitor_views(session, now)
             windows = load_windows(session)
+            maintenance = self._global.status(session, now)
             open_incidents: dict[int, int] = {
                 monitor_id: incident_id
                 for incident_id, monitor_id in session.execute(
@@ -214,6 +228,9 @@ class Alerter:
             }
             self._read_outbox(session)
             session.rollback()
+        self.metrics.global_maintenance.set(1 if maintenance.on else 0)
+        if not maintenance.on:
+            self._release_held(maintenance)
         # Only changes need a transaction: down without an incident, or up with one.
         changes = [
             view
@@ -227,7 +244,11 @@ class Alerter:
             if not self._still_leading():
                 return queued
             queued += self._woken(
-                self._in_chunks(functools.partial(self._confirm_chunk, judged, open_incidents, windows, now, specs))
+                self._in_chunks(
+                    functools.partial(
+                        self._confirm_chunk, judged, open_incidents, windows, now, specs, maintenance=maintenance
+                    )
+                )
             )
         with self._sessions() as session:
             due = due_escalations(session, now)
@@ -237,7 +258,9 @@ class Alerter:
             if not self._still_leading():
                 return queued
             queued += self._woken(
-                self._in_chunks(functools.partial(self._escalate_chunk, steps, labels, windows, now, specs))
+                self._in_chunks(
+                    functools.partial(self._escalate_chunk, steps, labels, windows, now, specs, maintenance=maintenance)
+                )
             )
         return queued
 
@@ -258,6 +281,26 @@ class Alerter:
         except IntegrityError:
             return retry_conflicts(functools.partial(body, isolated=True))
 
+    def _release_held(self, maintenance: GlobalMaintenance) -> None:
+        """Once global maintenance has ended, the steps it held fall due at its end (see RELEASE_AGAIN_S)."""
+        ended = maintenance.ended_at
+        if ended is None:
+            return
+        key = (maintenance.started_at, ended)
+        if key == self._released and time.monotonic() - self._released_at < RELEASE_AGAIN_S:
+            return
+
+        def release() -> int:
+            with self._sessions() as session:
+                released = release_held(session, ended)
+                session.commit()
+                return released
+
+        released = retry_conflicts(release)
+        self._released, self._released_at = key, time.monotonic()
+        if released:
+            log.info("global maintenance ended at %s: %d held escalation step(s) fall due", ended.isoformat(), released)
+
     def _read_outbox(self, session: Session) -> None:
         if self._outbox_health is None or time.monotonic() - self._outbox_read_at < OUTBOX_EVERY_S:
             return
@@ -275,6 +318,7 @@ class Alerter:
         now: datetime,
         specs: PassSpecs,
         *,
+        maintenance: GlobalMaintenance,
         isolated: bool,
     ) -> int:
         with self._sessions() as session:
@@ -288,10 +332,14 @@ class Alerter:
                     if incident_id is not None:
                         judgements.append((view.ref, functools.partial(self._resolve, session, incident_id, now)))
                 elif view.monitor_id in flapped:
-                    reopen = functools.partial(self._reopen, session, flapped[view.monitor_id], view, windows, now)
+                    reopen = functools.partial(
+                        self._reopen, session, flapped[view.monitor_id], view, windows, now, maintenance=maintenance
+                    )
                     judgements.append((view.ref, reopen))
                 else:
-                    open_ = functools.partial(self._open, session, next(codes), view, windows, now, specs=specs)
+                    open_ = functools.partial(
+                        self._open, session, next(codes), view, windows, now, maintenance=maintenance, specs=specs
+                    )
                     judgements.append((view.ref, open_))
             return _each(session, judgements, isolated=isolated)
 
@@ -306,6 +354,7 @@ class Alerter:
         windows: Sequence[WindowDef],
         now: datetime,
         *,
+        maintenance: GlobalMaintenance,
         specs: PassSpecs,
     ) -> int:
         active = active_windows(windows, view.namespace, view.name, view.labels, now)
@@ -350,15 +399,21 @@ class Alerter:
                     status=EscalationStatus.ACTIVE.value,
                 )
             )
-        for window in active[:1]:
-            _suppressed(session, incident.id, window, now)
+        _suppressed_for(session, incident.id, maintenance, active, now)
         session.flush()
         self.metrics.incidents_opened.labels("opened").inc()
         log.info("incident %s opened: %s", incident.code, incident.title)
         return 0
 
     def _reopen(
-        self, session: Session, incident: Incident, view: MonitorView, windows: Sequence[WindowDef], now: datetime
+        self,
+        session: Session,
+        incident: Incident,
+        view: MonitorView,
+        windows: Sequence[WindowDef],
+        now: datetime,
+        *,
+        maintenance: GlobalMaintenance,
     ) -> int:
         active = active_windows(windows, view.namespace, view.name, view.labels, now)
         lock_incident(session, incident.id)
@@ -377,8 +432,7 @@ class Alerter:
         policy = snapshot_policy(incident.policy_snapshot)
         if policy is not None:
             rearm(session, incident.id, policy, now)
-        for window in active[:1]:
-            _suppressed(session, incident.id, window, now)
+        _suppressed_for(session, incident.id, maintenance, active, now)
         session.flush()
         self.metrics.incidents_opened.labels("reopened").inc()
         log.info("incident %s reopened", incident.code)
@@ -392,6 +446,7 @@ class Alerter:
         now: datetime,
         specs: PassSpecs,
         *,
+        maintenance: GlobalMaintenance,
         isolated: bool,
     ) -> int:
         with self._sessions() as session:
@@ -399,7 +454,14 @@ class Alerter:
                 (
                     f"incident {due.incident_id}",
                     functools.partial(
-                        self._escalate, session, due, labels.get(due.monitor_id or -1), windows, now, specs=specs
+                        self._escalate,
+                        session,
+                        due,
+                        labels.get(due.monitor_id or -1),
+                        windows,
+                        now,
+                        maintenance=maintenance,
+                        specs=specs,
                     ),
                 )
                 for due in chunk
@@ -414,8 +476,15 @@ class Alerter:
         windows: Sequence[WindowDef],
         now: datetime,
         *,
+        maintenance: GlobalMaintenance,
         specs: PassSpecs,
     ) -> int:
+        if maintenance.on and due.incident_state == IncidentState.OPEN.value:
+            # Every monitor, whether or not it still exists: no page goes out anywhere.
+            lock_incident(session, due.incident_id)
+            if hold(session, due):
+                _suppressed_globally(session, due.incident_id, maintenance, now)
+            return 0
         if view is not None and due.incident_state == IncidentState.OPEN.value:
             active = active_windows(windows, view.namespace, view.name, view.labels, now)
             if active:
@@ -450,15 +519,48 @@ def _each(session: Session, items: Sequence[tuple[str, Callable[[], int]]], *, i
     return queued
 
 
+def _suppressed_for(
+    session: Session, incident_id: int, maintenance: GlobalMaintenance, windows: Sequence[ActiveWindow], now: datetime
+) -> None:
+    """On opening or reopening: say why nobody will be paged, if so (global maintenance names itself first)."""
+    if maintenance.on:
+        _suppressed_globally(session, incident_id, maintenance, now)
+        return
+    for window in windows[:1]:
+        _suppressed(session, incident_id, window, now)
+
+
+def _suppressed_events(session: Session, incident_id: int) -> list[dict[str, object] | None]:
+    return list(
+        session.scalars(
+            select(IncidentEvent.data).where(
+                IncidentEvent.incident_id == incident_id, IncidentEvent.type == IncidentEventType.SUPPRESSED.value
+            )
+        )
+    )
+
+
+def _suppressed_globally(session: Session, incident_id: int, maintenance: GlobalMaintenance, now: datetime) -> None:
+    """Record that paging waits for global maintenance (once per incident and global maintenance)."""
+    started = maintenance.started_at.isoformat() if maintenance.started_at is not None else ""
+    if any((data or {}).get("global_maintenance") == started for data in _suppressed_events(session, incident_id)):
+        return
+    until = maintenance.until.isoformat() if maintenance.until is not None else None
+    why = maintenance.message if len(maintenance.message) <= 200 else maintenance.message[:199] + "…"
+    add_event(
+        session,
+        incident_id,
+        IncidentEventType.SUPPRESSED,
+        now,
+        f"global maintenance until {until or 'it is turned off'}: nobody is paged ({why})",
+        data={"global_maintenance": started, "until": until},
+    )
+
+
 def _suppressed(session: Session, incident_id: int, window: ActiveWindow, now: datetime) -> None:
     """Record that paging waits for ``window`` (once per window occurrence)."""
     data = {"window": window.ref, "until": window.end.isoformat()}
-    existing = session.scalars(
-        select(IncidentEvent.data).where(
-            IncidentEvent.incident_id == incident_id, IncidentEvent.type == IncidentEventType.SUPPRESSED.value
-        )
-    ).all()
-    if data in existing:
+    if data in _suppressed_events(session, incident_id):
         return
     add_event(
         session,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from pydantic import ValidationError
@@ -47,6 +47,8 @@ from spectra.store import (
 )
 
 DEFAULT_REPEAT_SPACING: Final = timedelta(minutes=5)
+# The due time of a step held by global maintenance: never reached, and found again by equality.
+HELD: Final = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 # --- the snapshot ------------------------------------------------------------------------------
@@ -170,6 +172,24 @@ def claim_step(session: Session, due: Due, position: Position) -> bool:
 def defer(session: Session, due: Due, until: datetime) -> bool:
     """Push the due step to ``until`` (a maintenance window's end)."""
     return bool(session.execute(_guarded(due, next_step_at=until)).rowcount)  # type: ignore[attr-defined]
+
+
+def hold(session: Session, due: Due) -> bool:
+    """Hold the due step during global maintenance, whose end is not known (it may be turned off at any
+    time): its due time becomes HELD until :func:`release_held` sets it to the maintenance's end."""
+    return defer(session, due, HELD)
+
+
+def release_held(session: Session, ended_at: datetime) -> int:
+    """Every held step falls due at ``ended_at`` (global maintenance's end), as a deferred step falls due
+    at a maintenance window's end; the number released. The version moves, so a step read before loses."""
+    stmt = (
+        update(EscalationState)
+        .where(EscalationState.status == EscalationStatus.ACTIVE.value, EscalationState.next_step_at == HELD)
+        .values(next_step_at=ended_at, version=EscalationState.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
 
 def stop(session: Session, due: Due) -> bool:

@@ -3,7 +3,8 @@
 What an operator alerts on (docs/reliability.md): `spectra_alerter_leader` summed over replicas is not 1;
 `spectra_alerter_pass_failures_total` growing; `spectra_outbox_oldest_pending_seconds` above a few
 minutes; `spectra_pages_given_up` growing (the sender's own counter is
-`spectra_notifications_given_up_total`, notify/metrics.py).
+`spectra_notifications_given_up_total`, notify/metrics.py); `spectra_global_maintenance` 1 for longer
+than planned (every page is held).
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ class AlertingMetrics(Metrics):
             "spectra_incidents_opened_total", "Incidents opened or reopened, by how.", ["how"], registry=r
         )
         self.steps_fired = Counter("spectra_escalation_steps_fired_total", "Escalation steps fired.", registry=r)
+        self.global_maintenance = Gauge(
+            "spectra_global_maintenance",
+            "1 while global maintenance holds every page (read by the active alerter).",
+            registry=r,
+        )
         self.outbox_pending = Gauge(
             "spectra_outbox_pending", "Notifications waiting to be delivered (read by the active alerter).", registry=r
         )

@@ -62,6 +62,14 @@ class MaintenanceView:
 
 
 @dataclass(frozen=True)
+class PlatformNotice:
+    """Global maintenance's message, shown on every public page while it is in effect (plain text)."""
+
+    message: str
+    until: datetime | None
+
+
+@dataclass(frozen=True)
 class PageSnapshot:
     namespace: str
     name: str
@@ -81,6 +89,7 @@ class PageSnapshot:
     generated_at: datetime  # when the data was read
     stale: bool = False  # True when served from the last good snapshot because the database failed
     version: str = ""  # content hash: the ETag
+    notice: PlatformNotice | None = None  # global maintenance's banner, when it asks to be shown
 
 
 # --- what subscriptions and notices need of a page (PageSnapshot fits; tests pass smaller objects) ------

@@ -119,6 +119,15 @@ def _public_dict(snapshot: PageSnapshot) -> dict[str, Any]:
         ],
         "generatedAt": iso_utc(snapshot.generated_at),
         "stale": snapshot.stale,
+        # Global maintenance's message (plain text), while it asks to be shown on every page.
+        "notice": (
+            {
+                "message": snapshot.notice.message,
+                "until": iso_utc(snapshot.notice.until) if snapshot.notice.until else None,
+            }
+            if snapshot.notice is not None
+            else None
+        ),
     }
 
 

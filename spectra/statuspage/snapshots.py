@@ -26,6 +26,7 @@ from typing import Final
 from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from spectra.domain import global_maintenance
 from spectra.domain.components import component_state, overall_state
 from spectra.domain.maintenance import WindowDef, window_occurrences
 from spectra.domain.monitors import MonitorRef
@@ -39,6 +40,7 @@ from spectra.statuspage.model import (
     MaintenanceView,
     PageIncidentView,
     PageSnapshot,
+    PlatformNotice,
 )
 from spectra.statuspage.stored_pages import PageDef, load_pages, pages_monitors
 from spectra.statuspage.uptime import component_days, history_days, load_daily_counts, maintenance_days
@@ -91,6 +93,9 @@ def _build(session: Session, pages: Sequence[PageDef], now: datetime) -> list[Pa
     counts = load_daily_counts(session, used, all_days[0], all_days[-1])
     maintenance = maintenance_days(windows, used.values(), all_days[0], all_days[-1])
     incidents = _load_incidents(session, pages, now)
+    # One read per build: snapshots are themselves cached (SnapshotCache), so no cache is needed here.
+    platform = global_maintenance.current(session, now=now)
+    notice = PlatformNotice(platform.message, platform.until) if platform.banner is not None else None
     snapshots: list[PageSnapshot] = []
     for page in pages:
         days = all_days[-page.spec.history_days :]
@@ -123,6 +128,7 @@ def _build(session: Session, pages: Sequence[PageDef], now: datetime) -> list[Pa
                 refs_by_component=refs_by_component,
                 incidents=page_incidents,
                 windows=windows,
+                notice=notice,
                 now=now,
             )
         )
@@ -136,6 +142,7 @@ def _page_snapshot(
     refs_by_component: Sequence[tuple[str, Sequence[MonitorRef]]],
     incidents: list[PageIncident],
     windows: Sequence[WindowDef],
+    notice: PlatformNotice | None,
     now: datetime,
 ) -> PageSnapshot:
     spec = page.spec
@@ -166,6 +173,7 @@ def _page_snapshot(
         maintenance=_maintenance_views(page, refs_by_component, windows, now),
         past_incidents=tuple((day, tuple(by_day[day])) for day in past_days),
         generated_at=now,
+        notice=notice,
     )
     return dataclasses.replace(snapshot, version=snapshot_version(snapshot))
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 import pytest
 
 from spectra.statuspage.formatting import STATE_COLOURS, accent_colours, contrast
-from spectra.statuspage.model import DayBar, GroupView, MaintenanceView
+from spectra.statuspage.model import DayBar, GroupView, MaintenanceView, PlatformNotice
 from spectra.statuspage.render import render_html, render_json
 from tests.factories.pages import ACCENTS, NOW, TODAY, component, days, incident, maintenance, quiet_days, snapshot
 
@@ -229,6 +229,28 @@ def test_json_matches_the_snapshot() -> None:
         TODAY.isoformat(),
         (TODAY - timedelta(days=1)).isoformat(),
     ]
+
+
+def test_global_maintenance_banner_is_plain_escaped_text() -> None:
+    message = f"Upgrading <b>everything</b> {XSS}\nBack soon & thanks"
+    html = html_of(notice=PlatformNotice(message, NOW + timedelta(hours=2)))
+    assert XSS not in html
+    assert "<b>everything</b>" not in html
+    assert (
+        "Upgrading &lt;b&gt;everything&lt;/b&gt; &lt;script&gt;alert(1)&lt;/script&gt;\nBack soon &amp; thanks" in html
+    )
+    assert '<section class="notice" role="status" aria-labelledby="notice-h">' in html
+    until = (NOW + timedelta(hours=2)).strftime("%Y-%m-%d %H:%M UTC")
+    assert f">{until}</time>" in html
+    assert html.index('class="notice"') < html.index('class="banner')  # above the overall state
+    assert 'class="notice"' not in html_of()
+    assert "Until" not in html_of(notice=PlatformNotice("Upgrading", None))
+
+
+def test_global_maintenance_banner_in_json() -> None:
+    value = json.loads(render_json(snapshot(notice=PlatformNotice("Upgrading <b>it</b>", NOW + timedelta(hours=2)))))
+    assert value["notice"] == {"message": "Upgrading <b>it</b>", "until": "2026-11-24T14:00:30Z"}
+    assert json.loads(render_json(snapshot()))["notice"] is None
 
 
 # --- In Debian's Chromium: the CSP lets the page's own style and script work, colours are readable --------------

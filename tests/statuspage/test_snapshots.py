@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,8 +12,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
+from spectra.domain.global_maintenance import switch_off, switch_on
 from spectra.statuspage.incidents import add_update, open_incident
-from spectra.statuspage.snapshots import SnapshotCache, build_all, build_snapshot
+from spectra.statuspage.model import PlatformNotice
+from spectra.statuspage.snapshots import SnapshotCache, build_all, build_snapshot, snapshot_version
 from spectra.store import DailyRollup
 from tests.factories.pages import DB_NOW as NOW
 from tests.factories.pages import MONITORS, PAGE, PageDb, page_db
@@ -136,6 +139,36 @@ def test_snapshot_content(db: PageDb) -> None:
     assert message is not None
     assert "<strong>database</strong>" in message
     assert "<img" not in message
+
+
+def test_global_maintenance_shows_its_message_on_every_page_while_it_asks(db: PageDb) -> None:
+    second = PAGE.replace("name: main", "name: second").replace("slug: main", "slug: second")
+    db.apply(second.replace("hostnames: [status.example.test]", "hostnames: []"))
+    until = NOW + timedelta(hours=1)
+    with db.sessions.begin() as session:
+        switch_on(
+            session,
+            message="Upgrading <b>everything</b>",
+            until=until,
+            show_on_status_pages=True,
+            started_by="cli",
+            now=NOW - timedelta(minutes=5),
+        )
+    with db.sessions() as session:
+        during = build_all(session, NOW)
+        after_until = build_all(session, until)
+    assert {slug: page.notice for slug, page in during.items()} == {
+        "main": PlatformNotice("Upgrading <b>everything</b>", until),
+        "second": PlatformNotice("Upgrading <b>everything</b>", until),
+    }
+    assert snapshot_version(during["main"]) != snapshot_version(dataclasses.replace(during["main"], notice=None))
+    assert all(page.notice is None for page in after_until.values())
+
+    with db.sessions.begin() as session:  # on again, without the banner: pages say nothing
+        switch_off(session, now=NOW)
+        switch_on(session, message="Quiet", until=None, show_on_status_pages=False, started_by="cli", now=NOW)
+    with db.sessions() as session:
+        assert all(page.notice is None for page in build_all(session, NOW).values())
 
 
 def test_build_all_by_slug_and_missing_page(db: PageDb) -> None:

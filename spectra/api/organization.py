@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import EmailStr, Field, field_validator
 
 from spectra.api.base import (
     AGE_COLUMN,
@@ -39,6 +39,11 @@ class OrganizationSpec(ApiModel):
         default=None, description="After this time the tenant is treated as suspended."
     )
     suspended: bool = Field(default=False, description="Stop all checks and paging of this tenant.")
+    admins: list[EmailStr] = Field(
+        default_factory=list,
+        description="Email addresses invited as the tenant's first admins (once each; roles then change in the app).",
+        max_length=50,
+    )
 
     @field_validator("namespaces")
     @classmethod
@@ -48,6 +53,13 @@ class OrganizationSpec(ApiModel):
                 raise ValueError(f"{name!r} is not a namespace name")
         if len(set(value)) != len(value):
             raise ValueError("a namespace is listed twice")
+        return value
+
+    @field_validator("admins")
+    @classmethod
+    def _admins(cls, value: list[str]) -> list[str]:
+        if len({address.lower() for address in value}) != len(value):
+            raise ValueError("an address is listed twice")
         return value
 
 

@@ -5,7 +5,8 @@ checks the monitors; the alerter opens incidents and escalates, and the sender d
 (to the console without provider keys); the web app serves health, metrics, the monitor API, ack links and
 the Twilio webhooks; status pages are served and their page-events loop (auto incidents, subscriber
 mails) runs beside the alerter. Changed manifests are re-applied without dropping schedules; a set with errors is
-reported and the last good one kept.
+reported and the last good one kept. The admins Organizations name in `spec.admins` are invited as they appear;
+while no platform admin has an account, each start logs a one-time link that sets one up.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prometheus_client import Counter
 from sqlalchemy import Engine, func, select
 
+from spectra.auth.accounts import first_admin_link, invite_declared_admins, link_url
 from spectra.domain.egress import EgressGuard, EgressPolicy
 from spectra.manifests import ManifestSet, discover, load_paths
 from spectra.probe.context import CheckContext
@@ -31,6 +34,7 @@ from spectra.reconcile import MANIFEST_SOURCE, apply_set
 from spectra.runtime.readiness import Readiness
 from spectra.store import Monitor as MonitorRow
 from spectra.store import make_engine, redacted, session_factory, upgrade
+from spectra.tokens import Purpose
 from spectra.web.app import AppParts
 
 log = logging.getLogger("spectra.run")
@@ -93,13 +97,24 @@ class Standalone:
         self.readiness = Readiness()
         self.secrets: CurrentSecrets | None = None
         self.worker: Worker | None = None
+        self.links_base = public_url(options.public_url, options.host, options.port)
 
     def _apply(self, manifests: ManifestSet) -> str:
         with self.sessions.begin() as session:
             report = apply_set(
                 session, [item.resource for item in manifests.resources], MANIFEST_SOURCE, secrets=manifests
             )
+            admins = invite_declared_admins(session, now=datetime.now(UTC), public_url=self.links_base)
+        for organization, email in admins.invited:
+            log.info("Organization %s: invited %s as an admin (spec.admins)", organization, email)
+        for organization, email, why in admins.refused:
+            log.warning("Organization %s: %s in spec.admins was not invited: %s", organization, email, why)
         return str(report)
+
+    def _first_admin_link(self) -> str | None:
+        with self.sessions() as session:
+            token = first_admin_link(session, now=datetime.now(UTC))
+        return link_url(self.links_base, Purpose.SETUP, token) if token is not None else None
 
     def _monitor_count(self) -> int:
         with self.sessions() as session:
@@ -115,6 +130,11 @@ class Standalone:
             return 1
         await asyncio.to_thread(upgrade, self.engine)
         log.info("applied %s: %s", ", ".join(map(str, options.paths)), await asyncio.to_thread(self._apply, manifests))
+        setup = await asyncio.to_thread(self._first_admin_link)
+        if setup is not None:
+            # As Jupyter prints its token: the way in while nobody can manage the platform. Signed with
+            # SPECTRA_SECRET_KEY (or this process's own key), so a restart may need the newest link.
+            log.warning("no platform admin yet: set up the first one at %s (once, within 7 days)", setup)
 
         self.secrets = CurrentSecrets(manifests)
         ctx = CheckContext(
@@ -131,7 +151,7 @@ class Standalone:
         side = AlertingSide(
             self.sessions,
             self.secrets,
-            public_url(options.public_url, options.host, options.port),
+            self.links_base,
             egress=EgressPolicy.standalone(),  # deliveries may reach this machine and its network, as probes may
             registry=self.metrics.registry,
         )

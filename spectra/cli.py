@@ -7,7 +7,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
@@ -15,6 +15,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from spectra import __version__
 from spectra.api import Monitor
 from spectra.runtime.redaction import redact_logs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+    from sqlalchemy.orm import Session
+
+    from spectra.domain.global_maintenance import Status as GlobalMaintenanceStatus
 
 log = logging.getLogger("spectra")
 
@@ -494,6 +502,121 @@ def oncall(schedule: str, at_text: str | None, paths: tuple[Path, ...], namespac
         click.echo(f"Next handoff: none within {HANDOFF_HORIZON.days // 7} weeks")
     else:
         click.echo(f"Next handoff: {local(handoff)} = {handoff.astimezone(UTC):%Y-%m-%d %H:%M} UTC")
+
+
+# --- spectra maintenance global: the platform-wide switch (spectra/domain/global_maintenance.py) ------------
+
+
+@cli.group()
+def maintenance() -> None:
+    """Maintenance across the whole platform (per-monitor windows are MaintenanceWindow objects)."""
+
+
+@maintenance.group("global")
+def maintenance_global() -> None:
+    """Global maintenance: while on, incidents open but nobody is paged; pages wait until it ends."""
+
+
+@maintenance_global.command("on")
+@database_option
+@click.option("--message", required=True, help="Why (audited; shown on status pages with --show-on-status-pages).")
+@click.option(
+    "--until",
+    "until_text",
+    metavar="TIME",
+    help="When it ends by itself: ISO 8601 with an offset (2026-03-02T12:00+01:00) or a duration (90m, 2h, 1d). "
+    "Default: when turned off.",
+)
+@click.option("--show-on-status-pages", is_flag=True, help="Every public status page shows the message as a banner.")
+def maintenance_global_on(
+    database: str | None, message: str, until_text: str | None, show_on_status_pages: bool
+) -> None:
+    """Turn global maintenance on (again: change its message, end or banner). Audited, as actor `cli`."""
+    from spectra.auth.global_maintenance import turn_on
+    from spectra.auth.identity import Actor
+    from spectra.domain.global_maintenance import parse_until
+
+    def change(session: Session, now: datetime) -> GlobalMaintenanceStatus:
+        until = parse_until(until_text, now=now) if until_text is not None else None
+        return turn_on(
+            session,
+            message=message,
+            until=until,
+            show_on_status_pages=show_on_status_pages,
+            actor=Actor.system("cli"),
+            now=now,
+        )
+
+    _print_global_maintenance(_global_maintenance(database, change))
+
+
+@maintenance_global.command("off")
+@database_option
+def maintenance_global_off(database: str | None) -> None:
+    """Turn global maintenance off: pages it held go out now for incidents still open. Audited, as actor `cli`."""
+    from spectra.auth.global_maintenance import turn_off
+    from spectra.auth.identity import Actor
+
+    _print_global_maintenance(
+        _global_maintenance(database, lambda session, now: turn_off(session, actor=Actor.system("cli"), now=now))
+    )
+
+
+@maintenance_global.command("status")
+@database_option
+def maintenance_global_status(database: str | None) -> None:
+    """Print whether global maintenance is on, its message, end and who started it."""
+    from spectra.domain.global_maintenance import current
+
+    _print_global_maintenance(_global_maintenance(database, lambda session, now: current(session, now=now)))
+
+
+def _global_maintenance(
+    database: str | None, act: Callable[[Session, datetime], GlobalMaintenanceStatus]
+) -> GlobalMaintenanceStatus:
+    """Run `act(session, now)` in one transaction on a database at the current schema (now: the database's
+    clock, the one the alerter judges `until` by); a refusal exits 1 with its reason, nothing written."""
+    from spectra.domain.global_maintenance import GlobalMaintenanceRefused
+    from spectra.store import current_revision, database_url, head_revision, make_engine, redacted, session_factory
+    from spectra.store.clock import database_now
+
+    url = database_url(database)
+    engine = make_engine(url)
+    try:
+        revision = current_revision(engine)
+        if revision != head_revision():
+            click.echo(
+                f"spectra: database {redacted(url)} is at revision {revision or 'empty'}, expected {head_revision()}: "
+                "run `spectra db upgrade`",
+                err=True,
+            )
+            sys.exit(EXIT_INVALID)
+        with session_factory(engine)() as session:
+            try:
+                result = act(session, database_now(session))
+            except GlobalMaintenanceRefused as refused:
+                session.rollback()
+                click.echo(f"spectra: {refused}", err=True)
+                sys.exit(EXIT_INVALID)
+            session.commit()
+            return result
+    finally:
+        engine.dispose()
+
+
+def _print_global_maintenance(status: GlobalMaintenanceStatus) -> None:
+    from spectra.runtime.timefmt import utc_text_seconds
+
+    if not status.on:
+        ended = f" (ended {utc_text_seconds(status.ended_at)})" if status.ended_at is not None else ""
+        click.echo(f"global maintenance: off{ended}")
+        return
+    until = utc_text_seconds(status.until) if status.until is not None else "turned off"
+    click.echo("global maintenance: on (incidents open, nobody is paged)")
+    click.echo(f"message: {status.message}")
+    click.echo(f"until: {until}")
+    click.echo(f"status pages: {'show the message' if status.show_on_status_pages else 'do not show it'}")
+    click.echo(f"started: {utc_text_seconds(status.started_at)} by {status.started_by}")
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from spectra.auth import sessions, totp
 from spectra.auth.audit import record
 from spectra.auth.identity import Actor
 from spectra.auth.passwords import hash_password, password_problem
@@ -40,7 +41,6 @@ from spectra.runtime.public_url import configured_public_url
 from spectra.store.accounts import (
     EMAIL_LEN,
     Membership,
-    RecoveryCode,
     Role,
     UsedLink,
     User,
@@ -293,7 +293,7 @@ def use_link(
     user.status = UserStatus.ACTIVE
     actor = Actor(name=user.email, user_id=user.id, ip=ip)
     if purpose is Purpose.RESET:
-        ended = revoke_sessions(session, user.id, now=now, reason="password-reset")
+        ended = sessions.revoke_all(session, user.id, now=now, reason="password-reset", actor=actor)
         record(session, actor, "user.password_reset", now=now, target=_target(user), details={"sessions_ended": ended})
     else:
         record(
@@ -624,7 +624,7 @@ def remove_member(session: Session, email: str, organization: str, *, actor: Act
     if membership.role == Role.ADMIN:
         _keep_an_admin(session, user, organization, "removed")
     session.delete(membership)
-    ended = revoke_sessions(session, user.id, now=now, reason="removed", organization=organization)
+    ended = _end_sessions_in(session, user.id, organization, now=now)
     session.flush()
     record(
         session,
@@ -689,7 +689,7 @@ def disable(session: Session, email: str, *, actor: Actor, now: datetime, organi
         if not others:
             raise AccountError(f"{user.email} is the last active platform admin and cannot be disabled")
     user.status = UserStatus.DISABLED
-    ended = revoke_sessions(session, user.id, now=now, reason="disabled")
+    ended = sessions.revoke_all(session, user.id, now=now, reason="disabled", actor=actor)
     session.flush()
     record(
         session,
@@ -718,18 +718,7 @@ def enable(session: Session, email: str, *, actor: Actor, now: datetime, organiz
 def reset_mfa(session: Session, email: str, *, actor: Actor, now: datetime, organization: str | None = None) -> bool:
     """Remove the account's TOTP secret and recovery codes (it enrols again at its next sign-in when MFA is
     required); False when it had neither."""
-    user = _scoped(session, email, organization)
-    codes = list(session.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)))
-    if user.mfa_secret is None and not user.mfa_enabled and not codes:
-        return False
-    user.mfa_secret = None
-    user.mfa_enabled = False
-    user.mfa_last_step = None
-    for code in codes:
-        session.delete(code)
-    session.flush()
-    record(session, actor, "mfa.reset", now=now, organization=organization, target=_target(user))
-    return True
+    return totp.reset(session, _scoped(session, email, organization), actor, now=now)
 
 
 def list_users(session: Session, *, actor: Actor, now: datetime, organization: str | None = None) -> list[UserSummary]:
@@ -766,18 +755,19 @@ def list_users(session: Session, *, actor: Actor, now: datetime, organization: s
     return summaries
 
 
-def revoke_sessions(
-    session: Session, user_id: int, *, now: datetime, reason: str, organization: str | None = None
-) -> int:
-    """End the user's live sessions (those acting in `organization` only, when given); how many."""
+def _end_sessions_in(session: Session, user_id: int, organization: str, *, now: datetime) -> int:
+    """End the user's live sessions acting in `organization` (a removed member's); how many. Ending all of
+    an account's sessions is spectra.auth.sessions.revoke_all."""
     statement = (
         update(UserSession)
-        .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
-        .values(revoked_at=now, revoked_reason=reason)
+        .where(
+            UserSession.user_id == user_id,
+            UserSession.organization == organization,
+            UserSession.revoked_at.is_(None),
+        )
+        .values(revoked_at=now, revoked_reason="removed")
         .execution_options(synchronize_session="fetch")
     )
-    if organization is not None:
-        statement = statement.where(UserSession.organization == organization)
     return int(getattr(session.execute(statement), "rowcount", 0) or 0)
 
 

@@ -557,7 +557,12 @@ def test_a_reset_mails_a_link_that_sets_a_new_password_and_ends_every_session(se
         ("s1", "password-reset"),
         ("s2", "password-reset"),
     }
-    assert actions(session)[-3:] == ["user.reset_requested", "user.reset_requested", "user.password_reset"]
+    assert actions(session)[-4:] == [
+        "user.reset_requested",
+        "user.reset_requested",
+        "session.revoked_all",
+        "user.password_reset",
+    ]
     assert (
         request_reset(session, ALICE, now=T0 + timedelta(minutes=11), public_url=PUBLIC, tokens=TOKENS) == RESET_ANSWER
     )

@@ -138,9 +138,9 @@ def test_apply_then_db_current(sqlite_url: str) -> None:
     url = sqlite_url
     done = spectra("apply", "examples/", "--database", url)
     assert done.returncode == 0, done.stderr
-    assert "28 created, 0 updated, 0 unchanged, 0 deleted" in done.stderr
+    assert "30 created, 0 updated, 0 unchanged, 0 deleted" in done.stderr
     again = spectra("apply", "examples/", "--database", url)
-    assert "0 created, 0 updated, 28 unchanged, 0 deleted" in again.stderr
+    assert "0 created, 0 updated, 30 unchanged, 0 deleted" in again.stderr
     current = spectra("db", "current", "--database", url)
     assert current.returncode == 0
     revision, _, rest = current.stdout.partition(" ")

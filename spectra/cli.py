@@ -138,6 +138,182 @@ def db_current(database: str | None) -> None:
     click.echo(f"{current or 'empty'} (newest: {head})")
 
 
+# --- spectra users: accounts in the store (spectra/auth/accounts.py) -------------------------------------
+
+
+@cli.group()
+def users() -> None:
+    """Accounts: add one (with a one-time setup link), list, disable, enable, reset MFA, set roles.
+
+    Each command migrates the database first, as `apply` does; every change is audited with actor `cli`.
+    """
+
+
+def _in_store(database: str | None, action: Callable[[Session, datetime], str]) -> str:
+    """`action(session, now)` in one transaction on the store; a refusal prints `spectra: <why>`, exit 1."""
+    from datetime import UTC
+    from datetime import datetime as clock
+
+    from spectra.auth.accounts import AccountError
+    from spectra.store import database_url, make_engine, session_factory, upgrade
+
+    url = database_url(database)
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with session_factory(engine).begin() as session:
+            return action(session, clock.now(UTC))
+    except AccountError as exc:
+        click.echo(f"spectra: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    finally:
+        engine.dispose()
+
+
+@users.command("add")
+@click.argument("email")
+@click.option("--name", "display_name", default="", help="Display name.")
+@click.option("--platform-admin", is_flag=True, help="May manage tenants, impersonate and switch global maintenance.")
+@click.option(
+    "--organization",
+    metavar="NAME",
+    help="Make the account a member of this Organization. Default while no Organization exists: the implicit one.",
+)
+@click.option("--role", type=click.Choice(["user", "admin"]), help="Role there. Default: admin for a platform admin.")
+@database_option
+def users_add(
+    *,
+    email: str,
+    display_name: str,
+    platform_admin: bool,
+    organization: str | None,
+    role: str | None,
+    database: str | None,
+) -> None:
+    """Create an invited account; print its one-time setup link (valid for 7 days) on stdout.
+
+    Adding an address whose account is still invited prints a new link. The link is signed with
+    SPECTRA_SECRET_KEY, which must be the key of the server that opens it (`spectra run` or `spectra web`);
+    it points at SPECTRA_PUBLIC_URL (default http://127.0.0.1:8080, the address of `spectra run`).
+    """
+    from spectra.auth.accounts import IMPLICIT_ORGANIZATION, add_user, is_standalone, link_url, links_base
+    from spectra.auth.identity import Actor
+    from spectra.tokens import Purpose
+
+    if not os.environ.get("SPECTRA_SECRET_KEY"):
+        click.echo(
+            "spectra: SPECTRA_SECRET_KEY is not set: the server would refuse a link signed with a key of this "
+            "command alone; set the key `spectra run` or `spectra web` has",
+            err=True,
+        )
+        sys.exit(EXIT_INVALID)
+    token: list[str] = []
+
+    def act(session: Session, now: datetime) -> str:
+        where = IMPLICIT_ORGANIZATION if organization is None and is_standalone(session) else organization
+        wanted = role or ("admin" if platform_admin else "user")
+        user, link = add_user(
+            session,
+            email,
+            display_name=display_name,
+            platform_admin=platform_admin,
+            actor=Actor.system("cli"),
+            now=now,
+            organization=where,
+            role=wanted,
+        )
+        token.append(link)
+        kind = "platform admin" if user.platform_admin else "account"
+        member = f"{wanted} of {where or 'the implicit organization'}" if where is not None else "in no organization"
+        return f"{user.email}: invited {kind}, {member}; send them this one-time setup link (valid for 7 days):"
+
+    click.echo(_in_store(database, act), err=True)
+    click.echo(link_url(links_base(None), Purpose.SETUP, token[0]))
+
+
+@users.command("list")
+@database_option
+def users_list(database: str | None) -> None:
+    """Print every account: email, status, MFA, platform admin, memberships (organization:role)."""
+    from spectra.auth.accounts import list_users
+    from spectra.auth.identity import Actor
+
+    def act(session: Session, now: datetime) -> str:
+        rows = [("EMAIL", "STATUS", "MFA", "PLATFORM ADMIN", "MEMBERSHIPS")]
+        for user in list_users(session, actor=Actor.system("cli"), now=now):
+            memberships = ", ".join(f"{org or '(implicit)'}:{role}" for org, role in user.memberships)
+            mfa, admin = ("on" if user.mfa_enabled else "off"), ("yes" if user.platform_admin else "no")
+            rows.append((user.email, str(user.status), mfa, admin, memberships or "-"))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines = ("  ".join(row[i].ljust(widths[i]) for i in range(4)) + "  " + row[4] for row in rows)
+        return "\n".join(line.rstrip() for line in lines)
+
+    click.echo(_in_store(database, act))
+
+
+@users.command("disable")
+@click.argument("email")
+@database_option
+def users_disable(email: str, database: str | None) -> None:
+    """Disable EMAIL's account and end its sessions (the last active platform admin stays enabled)."""
+    from spectra.auth.accounts import disable
+    from spectra.auth.identity import Actor
+
+    def act(session: Session, now: datetime) -> str:
+        changed = disable(session, email, actor=Actor.system("cli"), now=now)
+        return f"{email.strip().lower()}: {'disabled' if changed else 'was disabled already'}"
+
+    click.echo(_in_store(database, act), err=True)
+
+
+@users.command("enable")
+@click.argument("email")
+@database_option
+def users_enable(email: str, database: str | None) -> None:
+    """Enable EMAIL's disabled account again."""
+    from spectra.auth.accounts import enable
+    from spectra.auth.identity import Actor
+
+    def act(session: Session, now: datetime) -> str:
+        changed = enable(session, email, actor=Actor.system("cli"), now=now)
+        return f"{email.strip().lower()}: {'enabled' if changed else 'was not disabled'}"
+
+    click.echo(_in_store(database, act), err=True)
+
+
+@users.command("reset-mfa")
+@click.argument("email")
+@database_option
+def users_reset_mfa(email: str, database: str | None) -> None:
+    """Remove EMAIL's two-factor secret and recovery codes (they enrol again)."""
+    from spectra.auth.accounts import reset_mfa
+    from spectra.auth.identity import Actor
+
+    def act(session: Session, now: datetime) -> str:
+        changed = reset_mfa(session, email, actor=Actor.system("cli"), now=now)
+        outcome = "two-factor authentication reset" if changed else "had no two-factor authentication"
+        return f"{email.strip().lower()}: {outcome}"
+
+    click.echo(_in_store(database, act), err=True)
+
+
+@users.command("set-role")
+@click.argument("email")
+@click.option("--organization", required=True, metavar="NAME", help='The Organization ("" for the implicit one).')
+@click.option("--role", required=True, type=click.Choice(["user", "admin"]), help="The new role.")
+@database_option
+def users_set_role(email: str, organization: str, role: str, database: str | None) -> None:
+    """Change EMAIL's role in an organization (it takes effect at their next token refresh)."""
+    from spectra.auth.accounts import set_role
+    from spectra.auth.identity import Actor
+
+    def act(session: Session, now: datetime) -> str:
+        set_role(session, email, organization, role, actor=Actor.system("cli"), now=now)
+        return f"{email.strip().lower()}: {role} of {organization or 'the implicit organization'}"
+
+    click.echo(_in_store(database, act), err=True)
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @database_option

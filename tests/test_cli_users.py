@@ -1,0 +1,276 @@
+"""`spectra users` and the first admin's setup link of `spectra run`, as real processes on a real store."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from spectra.auth.accounts import check_link, claim_first_admin, use_link
+from spectra.store import Base, make_engine, session_factory
+from spectra.store.accounts import AuditLog
+from spectra.tokens import Purpose, Tokens
+from tests.factories.manifests import organization, to_yaml
+from tests.support.databases import sqlite_only
+from tests.support.processes import SPECTRA, free_port, get, run_spectra
+from tests.support.providers import Providers
+from tests.support.waiting import wait_for
+
+# Every test here runs the real `spectra` command in a process of its own: the e2e tier.
+pytestmark = pytest.mark.e2e
+
+KEY = "cli-users-test-key-0123456789abcdef"
+PUBLIC = "https://spectra.example.com"
+GOOD = "plum-orbit-saddle-91"
+LINK = re.compile(rf"^{re.escape(PUBLIC)}/setup/([A-Za-z0-9._\-]+)$")
+
+
+def environment(**changes: str | None) -> dict[str, str]:
+    env = {**os.environ, "SPECTRA_SECRET_KEY": KEY, "SPECTRA_PUBLIC_URL": PUBLIC}
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def users(database: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run_spectra("users", *args, "--database", database, env=env or environment())
+
+
+@contextmanager
+def store(url: str) -> Iterator[sa.orm.Session]:
+    engine = make_engine(url)
+    try:
+        with session_factory(engine).begin() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def rows(url: str) -> dict[str, list[str]]:
+    with store(url) as session:
+        return {
+            table.name: sorted(repr(tuple(row)) for row in session.execute(sa.select(table)))
+            for table in Base.metadata.sorted_tables
+        }
+
+
+def test_users_commands_manage_accounts(database_url: str) -> None:
+    added = users(database_url, "add", "Alice@Example.com", "--name", "Alice", "--platform-admin")
+    assert added.returncode == 0, added.stderr
+    assert added.stderr == (
+        "alice@example.com: invited platform admin, admin of the implicit organization; "
+        "send them this one-time setup link (valid for 7 days):\n"
+    )
+    link = LINK.match(added.stdout.strip())
+    assert link is not None, added.stdout
+    now = datetime.now(UTC)
+    with store(database_url) as session:  # the link is one the server (same key) takes
+        target = check_link(session, Purpose.SETUP, link.group(1), now=now, tokens=Tokens(KEY))
+        assert target.user is not None
+        assert target.user.email == "alice@example.com"
+        use_link(session, Purpose.SETUP, link.group(1), GOOD, now=now, tokens=Tokens(KEY))
+
+    bob = users(database_url, "add", "bob@example.com")
+    assert bob.returncode == 0, bob.stderr
+    assert bob.stderr.startswith("bob@example.com: invited account, user of the implicit organization;")
+
+    listed = users(database_url, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [
+        "EMAIL              STATUS   MFA  PLATFORM ADMIN  MEMBERSHIPS",
+        "alice@example.com  active   off  yes             (implicit):admin",
+        "bob@example.com    invited  off  no              (implicit):user",
+    ]
+    assert listed.stderr == ""
+
+    for args, said in (
+        (
+            ("set-role", "bob@example.com", "--organization", "", "--role", "admin"),
+            "bob@example.com: admin of the implicit organization",
+        ),
+        (("disable", "BOB@example.com"), "bob@example.com: disabled"),
+        (("disable", "bob@example.com"), "bob@example.com: was disabled already"),
+        (("enable", "bob@example.com"), "bob@example.com: enabled"),
+        (("reset-mfa", "bob@example.com"), "bob@example.com: had no two-factor authentication"),
+    ):
+        done = users(database_url, *args)
+        assert (done.returncode, done.stdout, done.stderr) == (0, "", said + "\n"), args
+
+    with store(database_url) as session:
+        audit = list(session.execute(sa.select(AuditLog.actor, AuditLog.action).order_by(AuditLog.id)))
+    assert [action for actor, action in audit if actor == "cli"] == [
+        "user.created",
+        "user.created",
+        "users.listed",
+        "member.role_changed",
+        "user.disabled",
+        "user.enabled",
+    ]
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("args", "env", "code", "said"),
+    [
+        (
+            ("add", "carol@example.com"),
+            environment(SPECTRA_SECRET_KEY=None),
+            1,
+            "spectra: SPECTRA_SECRET_KEY is not set: the server would refuse a link signed with a key of this "
+            "command alone; set the key `spectra run` or `spectra web` has\n",
+        ),
+        (("add", "carol"), None, 1, "spectra: this is not a valid email address\n"),
+        (
+            ("add", "carol@example.com", "--organization", "initech"),
+            None,
+            1,
+            "spectra: there is no Organization named 'initech'\n",
+        ),
+        (
+            ("add", "alice@example.com"),
+            None,
+            1,
+            "spectra: alice@example.com already has an account (active); a forgotten password is reset by mail\n",
+        ),
+        (("disable", "nobody@example.com"), None, 1, "spectra: there is no account for nobody@example.com\n"),
+        (
+            ("disable", "alice@example.com"),
+            None,
+            1,
+            "spectra: alice@example.com is the last active platform admin and cannot be disabled\n",
+        ),
+        (
+            ("set-role", "nobody@example.com", "--organization", "", "--role", "user"),
+            None,
+            1,
+            "spectra: nobody@example.com is not a member of this organization\n",
+        ),
+        (
+            ("set-role", "alice@example.com", "--organization", "", "--role", "user"),
+            None,
+            1,
+            "spectra: alice@example.com is the last admin of the organization and cannot be demoted: make another member admin first\n",
+        ),
+        (("set-role", "alice@example.com", "--organization", "", "--role", "owner"), None, 2, None),
+    ],
+    ids=[
+        "no signing key",
+        "bad address",
+        "unknown organization",
+        "set up already",
+        "unknown account",
+        "last platform admin",
+        "not a member",
+        "last admin",
+        "unknown role",
+    ],
+)
+def test_refusals_exit_non_zero_and_change_nothing(
+    database_url: str, args: tuple[str, ...], env: dict[str, str] | None, code: int, said: str | None
+) -> None:
+    added = users(database_url, "add", "alice@example.com", "--platform-admin")
+    token = LINK.match(added.stdout.strip())
+    assert token is not None, added.stdout + added.stderr
+    with store(database_url) as session:
+        use_link(session, Purpose.SETUP, token.group(1), GOOD, now=datetime.now(UTC), tokens=Tokens(KEY))
+    before = rows(database_url)
+    done = users(database_url, *args, env=env)
+    assert done.returncode == code, done.stderr
+    assert done.stdout == ""
+    if said is not None:
+        assert done.stderr == said
+    assert "Traceback" not in done.stderr
+    assert rows(database_url) == before
+
+
+class Run:
+    """`spectra run` on a folder of manifests, its output in a file."""
+
+    def __init__(self, tmp: Path, manifests: Path, database: str, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.log = tmp / f"run-{self.port}.log"
+        with self.log.open("w") as out:
+            self.process = subprocess.Popen(
+                [SPECTRA, "run", str(manifests), "--database", database, "--listen", f"127.0.0.1:{self.port}"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=tmp,
+                env={**env, "PYTHONUNBUFFERED": "1"},
+            )
+        wait_for(
+            lambda: get(f"http://127.0.0.1:{self.port}/readyz")[0] == 200 or self.process.poll() is not None,
+            "spectra run to be ready",
+            timeout=60,
+        )
+        assert self.process.poll() is None, self.text()
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(60) == 0, self.text()
+
+
+SETUP_LINE = re.compile(r"no platform admin yet: set up the first one at (\S+)/setup/(\S+) \(once, within 7 days\)")
+
+
+@sqlite_only
+def test_run_logs_a_first_admin_link_at_each_start_until_one_is_set_up(
+    tmp_path: Path, database_url: str, providers: Providers
+) -> None:
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "org.yaml").write_text(to_yaml(organization("acme", ["shop"], admins=["ada@acme.example"])))
+    env = environment(SPECTRA_PUBLIC_URL=None, **providers.env())
+
+    first = Run(tmp_path, manifests, database_url, env)
+    try:
+        found = SETUP_LINE.search(first.text())
+        assert found is not None, first.text()
+        assert found.group(1) == f"http://127.0.0.1:{first.port}"  # SPECTRA_PUBLIC_URL unset: run's own address
+        # The declared admin is invited through the outbox, mailed by the run's sender, never logged.
+        mails = wait_for(lambda: providers.emails("ada@acme.example"), "the invitation mail")
+        body = "\n".join(str(part["value"]) for part in mails[0]["content"])
+        invitation = re.search(r"/invite/([A-Za-z0-9._\-]+)", body)
+        assert invitation is not None, body
+        assert invitation.group(1) not in first.text()
+        assert "Organization acme: invited ada@acme.example as an admin (spec.admins)" in first.text()
+    finally:
+        first.stop()
+
+    second = Run(tmp_path, manifests, database_url, env)
+    try:
+        again = SETUP_LINE.search(second.text())
+        assert again is not None, second.text()
+        assert again.group(2) != found.group(2)
+    finally:
+        second.stop()
+    assert len(providers.emails("ada@acme.example")) == 1  # invited once, not at every start
+
+    with store(database_url) as session:
+        claim_first_admin(
+            session,
+            again.group(2),
+            email="root@spectra.example",
+            display_name="Root",
+            password=GOOD,
+            now=datetime.now(UTC),
+            tokens=Tokens(KEY),
+        )
+    third = Run(tmp_path, manifests, database_url, env)
+    try:
+        assert "no platform admin yet" not in third.text()
+    finally:
+        third.stop()

@@ -17,7 +17,7 @@ member's role as it is now, so a role change takes effect at the next refresh.
 
 Functions flush and leave the commit to the caller, except `refresh` when it revokes a family for reuse:
 that revocation must outlive the refusal the caller will roll back, so it commits first. Call `refresh`
-first in its transaction (SQLite cannot turn an older read into a write once another refresh committed).
+first in its transaction (on SQLite an earlier read would keep it from seeing a racing refresh's write).
 """
 
 from __future__ import annotations
@@ -159,19 +159,10 @@ def refresh(
     goes into that audit record."""
     lifetimes = lifetimes or Lifetimes.from_environment()
     digest = _digest_of(refresh_token)
-    # Claim the token first (compare-and-set), reading nothing before: of two refreshes with one token the
-    # second waits on the first's row lock (MariaDB) or write lock (SQLite) and then finds it rotated.
-    # Reading first would leave SQLite's second writer on a stale snapshot it cannot write from
-    # ("database is locked") instead of seeing the reuse. The claim is undone if the session is refused.
+    # The compare-and-set that gives two refreshes with one token one winner: the second waits for the
+    # first's lock, then finds the token rotated. Undone if the session is refused.
     claim = session.begin_nested()
-    claimed = _changed(
-        session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.token_hash == digest, RefreshToken.rotated_at.is_(None))
-            .values(rotated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-    )
+    claimed = _claim(session, digest, now=now)
     found = session.execute(
         select(RefreshToken, UserSession)
         .join(UserSession, RefreshToken.session_id == UserSession.id)
@@ -311,6 +302,29 @@ def _digest_of(presented: object) -> str:
     if not isinstance(presented, str) or not 0 < len(presented) <= MAX_REFRESH_TOKEN_CHARS or not presented.isascii():
         raise SessionRefused("malformed token")
     return _digest(presented)
+
+
+def _claim(session: Session, digest: str, *, now: datetime) -> int:
+    """Mark the token with `digest` rotated unless it already was; 1 when this call did."""
+    target = RefreshToken.token_hash == digest
+    if session.get_bind().dialect.name != "sqlite":
+        # InnoDB: by primary key, a record lock. Through the unique hash it would be a next-key lock, and
+        # the winner's insert of its new token into that index gap deadlocks with the loser waiting on it.
+        token_id = session.scalar(select(RefreshToken.id).where(target))
+        if token_id is None:
+            return 0
+        target = RefreshToken.id == token_id
+    # SQLite: a write before any read, so the second refresh waits for the first to commit and then
+    # reads what it wrote; had it read first, its older snapshot could not be written from ("database is
+    # locked") and the reuse would go unseen.
+    return _changed(
+        session.execute(
+            update(RefreshToken)
+            .where(target, RefreshToken.rotated_at.is_(None))
+            .values(rotated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    )
 
 
 def _changed(result: Any) -> int:

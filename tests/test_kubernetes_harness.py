@@ -16,7 +16,7 @@ import pytest
 from spectra.api import KINDS
 from spectra.runtime.timefmt import rfc3339
 from tests.factories.manifests import monitor, resource, to_yaml
-from tests.support.kube import MONITORS, ClusterEmulator, objects_of, spectra_resource
+from tests.support.kube import MONITORS, RESOURCES, ClusterEmulator, objects_of
 from tests.support.kube_tables import UnsupportedJsonPath, age, go_print, human_duration, read_table, table_version
 from tests.support.kube_tables import table as printed_table
 from tests.support.paths import EXAMPLES
@@ -44,9 +44,12 @@ def test_kubectl_applies_each_example(cluster: ClusterEmulator, example: Path) -
     assert applied.stdout.count(" created") == len(documents)
     for doc in documents:
         kind, name = doc["kind"], doc["metadata"]["name"]
-        resource = spectra_resource(kind) if kind in KINDS else "v1/secrets"
-        namespaced = kind not in KINDS or KINDS[kind].info.namespaced
-        namespace = doc["metadata"].get("namespace", "default") if namespaced else None
+        resource, info = next(
+            (path, info)
+            for path, info in RESOURCES.items()
+            if path.rpartition("/")[0] == doc["apiVersion"] and info.kind == kind
+        )
+        namespace = doc["metadata"].get("namespace", "default") if info.namespaced else None
         stored = cluster.get(resource, namespace, name)
         assert stored is not None, f"{kind}/{name}"
         assert stored["kind"] == kind

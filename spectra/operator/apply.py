@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from spectra.api import KINDS, InvalidObject, Monitor, Organization, Resource, StatusPage, parse_object
 from spectra.api.cross_checks import Reference, references, secret_refs
 from spectra.api.discovery import DISCOVERED_FROM
+from spectra.auth.accounts import invite_declared_admins
 from spectra.operator.organizations import admit
 from spectra.operator.secrets import KubernetesSecrets
 from spectra.operator.waits import ObjectKey, SecretKey
@@ -134,10 +135,12 @@ class Applier:
         *,
         clock: Callable[[], datetime] = utcnow,
         allow_private_targets: bool = False,
+        public_url: str | None = None,
     ) -> None:
         self.sessions = sessions
         self.secrets = secrets
         self.clock = clock
+        self.public_url = public_url  # where invitation links of spec.admins point (operator setting web.publicUrl)
         self.allow_private_targets = allow_private_targets  # the probes' setting (operator settings probe.*)
 
     def apply(self, body: Mapping[str, Any]) -> Outcome:
@@ -186,7 +189,17 @@ class Applier:
                 return Outcome(False, admission.reason, admission.message)
             report = apply_one(session, resource, CLUSTER_SOURCE, secrets=self.secrets, held=not admission.admitted)
             missing = _missing_references(session, resource)
+            admins = (
+                invite_declared_admins(session, now=self.clock(), public_url=self.public_url)
+                if isinstance(resource, Organization)
+                else None
+            )
             session.commit()
+        if admins is not None:
+            for organization, email in admins.invited:
+                log.info("Organization %s: invited %s as an admin (spec.admins)", organization, email)
+            for organization, email, why in admins.refused:
+                log.warning("Organization %s: %s in spec.admins was not invited: %s", organization, email, why)
         if report.changed:
             log.info("applied %s (%s)", resource.ref, "created" if report.created else "updated")
         if not admission.admitted:

@@ -77,7 +77,12 @@ async def _serve(options: OperatorOptions, sessions: sessionmaker[Session]) -> i
         return 1
     kube = Kube(load_config(options.kubeconfig))
     secrets = KubernetesSecrets(kube.read_secret, ttl=min(30.0, settings.secret_refresh_seconds))
-    applier = Applier(sessions, secrets, allow_private_targets=settings.probe.allow_private_targets)
+    applier = Applier(
+        sessions,
+        secrets,
+        allow_private_targets=settings.probe.allow_private_targets,
+        public_url=settings.web.public_url,
+    )
     resync = Resync(applier, kube, secrets, Waits())
     registry = kopf.OperatorRegistry()
     handlers.register(registry, resync)

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.operator.apply import Applier, Outcome, needs_patch, object_key, secret_names, status_patch
 from spectra.operator.secrets import KubernetesSecrets
 from spectra.store import Monitor as MonitorRow
+from spectra.store import Notification, Role, User, UserStatus, push_token_hash
 from spectra.store import Resource as ResourceRow
-from spectra.store import push_token_hash
 from tests.factories import manifests
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -341,3 +341,21 @@ def test_a_services_monitor_stored_before_the_setting_changed_is_removed(
     assert Applier(sessions, KubernetesSecrets(store.read, ttl=0)).apply(body).reason == "PrivateTarget"
     with sessions() as session:
         assert session.scalar(select(ResourceRow.name).where(ResourceRow.name == "api-svc")) is None
+
+
+def test_an_organizations_declared_admins_are_invited_once(
+    sessions: sessionmaker[Session], store: FakeSecretStore
+) -> None:
+    applier = Applier(
+        sessions, KubernetesSecrets(store.read, ttl=0), clock=lambda: NOW, public_url="https://spectra.example.test"
+    )
+    body = org("acme", ["shop"], admins=["Ann@Acme.example"])
+    assert applier.apply(body).ready
+    assert applier.apply(body).ready  # applied again: no second invitation
+    with sessions() as session:
+        user = session.scalars(select(User).where(User.email == "ann@acme.example")).one()
+        assert (user.status, [(m.organization, m.role) for m in user.memberships]) == (
+            UserStatus.INVITED,
+            [("acme", Role.ADMIN)],
+        )
+        assert session.scalar(select(func.count()).select_from(Notification)) == 1

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from spectra.auth import audit, policy
@@ -156,42 +156,62 @@ def _checked_scopes(scopes: Iterable[str], role: Role) -> tuple[str, ...]:
     return tuple(scope for scope in SCOPES if scope in asked)
 
 
+# Built once (building a statement costs more than running it) and as columns, not ORM objects: this
+# runs on every API request.
+_LOOKUP: Final = (
+    select(
+        ApiToken.id,
+        ApiToken.token_hash,
+        ApiToken.organization,
+        ApiToken.scopes,
+        ApiToken.expires_at,
+        ApiToken.revoked_at,
+        ApiToken.last_used_at,
+        User.id.label("user_id"),
+        User.email,
+        User.status,
+        User.platform_admin,
+        Membership.role,
+    )
+    .join(User, User.id == ApiToken.user_id)
+    .outerjoin(
+        Membership, and_(Membership.user_id == ApiToken.user_id, Membership.organization == ApiToken.organization)
+    )
+    .where(ApiToken.token_hash == bindparam("digest"))
+)
+
+
 def authenticate(session: Session, token_text: str, *, now: datetime) -> Principal:
     """The principal a token acts as, or `InvalidApiToken`. Records the use (at most once a minute)."""
     if not _TOKEN_SHAPE.fullmatch(token_text):
         raise InvalidApiToken("malformed")
     wanted = digest(token_text)
-    found = session.execute(
-        select(ApiToken, User, Membership)
-        .join(User, User.id == ApiToken.user_id)
-        .outerjoin(
-            Membership,
-            and_(Membership.user_id == ApiToken.user_id, Membership.organization == ApiToken.organization),
-        )
-        .where(ApiToken.token_hash == wanted)
-    ).one_or_none()
+    found = session.execute(_LOOKUP, {"digest": wanted}).one_or_none()
     # The lookup is by an index on the digest; the comparison after it does not stop at the first
     # differing character, so no timing tells how much of a digest matched.
-    if found is None or not hmac.compare_digest(found[0].token_hash, wanted):
+    if found is None or not hmac.compare_digest(found.token_hash, wanted):
         raise InvalidApiToken("unknown")
-    row, user, membership = found
-    token_state = state(row, now=now)
-    if token_state is not TokenState.ACTIVE:
-        raise InvalidApiToken(token_state.value)
-    if user.status != UserStatus.ACTIVE:
+    if found.revoked_at is not None:
+        raise InvalidApiToken(TokenState.REVOKED.value)
+    if found.expires_at is not None and found.expires_at <= now:
+        raise InvalidApiToken(TokenState.EXPIRED.value)
+    if found.status != UserStatus.ACTIVE:
         raise InvalidApiToken("owner disabled")
-    if membership is None:
+    if found.role is None:
         raise InvalidApiToken("not a member")
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-        row.last_used_at = now
-        session.flush()
+    if found.last_used_at is None or now - found.last_used_at >= LAST_USED_RESOLUTION:
+        # Through the ORM (an object of the caller's session must not go stale); once a minute, so cheap.
+        token = session.get(ApiToken, found.id)
+        if token is not None:
+            token.last_used_at = now
+            session.flush()
     return Principal(
-        user_id=user.id,
-        email=user.email,
-        organization=row.organization,
-        role=Role(membership.role),
-        platform_admin=user.platform_admin,
-        scopes=frozenset(row.scopes),
+        user_id=found.user_id,
+        email=found.email,
+        organization=found.organization,
+        role=Role(found.role),
+        platform_admin=bool(found.platform_admin),
+        scopes=frozenset(found.scopes),
         via="api-token",
     )
 

@@ -215,10 +215,14 @@ ALL: Final = AllNamespaces()
 Namespaces = frozenset[str] | AllNamespaces
 
 
+# Built once: asked on every API request, and building a statement costs more than running this one.
+_ORGANIZATIONS: Final = select(Resource.name, Resource.spec).where(Resource.kind == "Organization")
+
+
 def organization_namespaces(session: Session) -> dict[str, frozenset[str]]:
     """Each stored Organization's namespaces (the operator checked that no namespace is in two)."""
     found: dict[str, frozenset[str]] = {}
-    for name, spec in session.execute(select(Resource.name, Resource.spec).where(Resource.kind == "Organization")):
+    for name, spec in session.execute(_ORGANIZATIONS):
         listed = spec.get("namespaces") if isinstance(spec, dict) else None
         found[name] = frozenset(ns for ns in listed if isinstance(ns, str)) if isinstance(listed, list) else frozenset()
     return found

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,9 +34,13 @@ class Housekeeping:
         *,
         retention: RetentionPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
+        prunes: Mapping[str, Callable[[Session, datetime], int]] | None = None,
     ) -> None:
+        """`prunes`: more expired rows to forget each hour, by what they are (sessions, throttles, ...),
+        from floors this module may not import (the process assembles them)."""
         self._sessions = session_factory
         self.retention = retention or RetentionPolicy()
+        self._prunes = dict(prunes or {})
         self._clock = clock
         self._last_prune: datetime | None = None
         self._stopping = asyncio.Event()
@@ -53,6 +57,11 @@ class Housekeeping:
             self._last_prune = now
             if forgotten:
                 log.info("retention: forgot %d expired webhook requests", forgotten)
+            for what, prune in self._prunes.items():
+                with self._sessions.begin() as session:
+                    pruned = prune(session, now)
+                if pruned:
+                    log.info("retention: forgot %d expired %s", pruned, what)
             if counts.raw or counts.hourly or counts.daily:
                 log.info(
                     "retention: pruned %d raw results, %d hourly, %d daily rollups",

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.api import parse_object
+from spectra.auth.accounts import prune_used_links
 from spectra.housekeeping import Housekeeping
 from spectra.reconcile import MANIFEST_SOURCE, apply_set
 from spectra.store import (
@@ -16,6 +17,7 @@ from spectra.store import (
     DailyRollup,
     HourlyRollup,
     Monitor,
+    UsedLink,
     insert_results,
 )
 
@@ -86,3 +88,30 @@ def test_a_second_pass_changes_nothing(sessions: sessionmaker[Session], monitor_
     with sessions() as session:
         rows = session.scalars(select(DailyRollup)).all()
         assert [(row.checks_total, row.checks_down) for row in rows] == [(2, 1)]
+
+
+def test_the_hourly_prune_runs_the_prunes_it_is_given(sessions: sessionmaker[Session]) -> None:
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    with sessions.begin() as session:
+        session.add_all(
+            [
+                UsedLink(token_hash="a" * 64, used_at=now - timedelta(days=8), expires_at=now - timedelta(days=1)),
+                UsedLink(token_hash="b" * 64, used_at=now, expires_at=now + timedelta(days=7)),
+            ]
+        )
+    calls: list[datetime] = []
+
+    def failing_nothing(session: Session, at: datetime) -> int:
+        calls.append(at)
+        return 0
+
+    keeper = Housekeeping(
+        sessions,
+        clock=lambda: now,
+        prunes={"used links": lambda session, at: prune_used_links(session, now=at), "nothing": failing_nothing},
+    )
+    keeper.once()
+    keeper.once()  # within the hour: no second prune
+    with sessions() as session:
+        assert session.scalars(select(UsedLink.token_hash)).all() == ["b" * 64]
+    assert calls == [now]

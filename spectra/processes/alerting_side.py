@@ -12,6 +12,9 @@ from starlette.routing import BaseRoute
 from spectra.alerting import Alerter
 from spectra.alerting.metrics import AlertingMetrics
 from spectra.api.secrets import SecretResolver
+from spectra.auth import sessions as auth_sessions
+from spectra.auth import throttle
+from spectra.auth.accounts import prune_used_links
 from spectra.domain.egress import EgressPolicy
 from spectra.housekeeping import Housekeeping
 from spectra.notify.metrics import SenderMetrics
@@ -62,7 +65,14 @@ class AlertingSide:
         self.pages = StatusPages(
             sessions, tokens=tokens, public_url=links_base, wake=self.sender.wake, leading=lambda: alerter.leading
         )
-        self.housekeeping = Housekeeping(sessions)
+        self.housekeeping = Housekeeping(
+            sessions,
+            prunes={
+                "sessions": lambda session, now: auth_sessions.prune(session, now=now),
+                "sign-in throttles": lambda session, now: throttle.prune(session, now=now),
+                "used links": lambda session, now: prune_used_links(session, now=now),
+            },
+        )
 
     def problem(self) -> str | None:
         """Why this process is not ready as far as paging goes (the alerter's passes keep failing), or None."""

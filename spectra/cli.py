@@ -155,6 +155,8 @@ def _in_store(database: str | None, action: Callable[[Session, datetime], str]) 
     from datetime import datetime as clock
 
     from spectra.auth.accounts import AccountError
+    from spectra.auth.api_tokens import TokenProblem
+    from spectra.auth.policy import Denied
     from spectra.store import database_url, make_engine, session_factory, upgrade
 
     url = database_url(database)
@@ -163,7 +165,7 @@ def _in_store(database: str | None, action: Callable[[Session, datetime], str]) 
     try:
         with session_factory(engine).begin() as session:
             return action(session, clock.now(UTC))
-    except AccountError as exc:
+    except (AccountError, TokenProblem, Denied) as exc:
         click.echo(f"spectra: {exc}", err=True)
         sys.exit(EXIT_INVALID)
     finally:
@@ -312,6 +314,80 @@ def users_set_role(email: str, organization: str, role: str, database: str | Non
         return f"{email.strip().lower()}: {role} of {organization or 'the implicit organization'}"
 
     click.echo(_in_store(database, act), err=True)
+
+
+@users.command("token")
+@click.argument("email")
+@click.option("--organization", required=True, metavar="NAME", help='The Organization ("" for the implicit one).')
+@click.option("--name", required=True, help="A name to tell it by (unique per person and organization).")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(["read", "incidents:write", "statuspages:write", "admin"]),
+    help="What it may do; repeat for more (never more than EMAIL's role allows).",
+)
+@click.option("--expires", metavar="DURATION", help="Lifetime, e.g. 90d or 12h. Default: until revoked.")
+@database_option
+def users_token(
+    *, email: str, organization: str, name: str, scopes: tuple[str, ...], expires: str | None, database: str | None
+) -> None:
+    """Create an API token of EMAIL's membership in an organization; print it once on stdout.
+
+    Clients send it as `Authorization: Bearer spt_...`. Only its digest is stored: it cannot be shown
+    again. Audited with actor `cli`.
+    """
+    from sqlalchemy import select
+
+    from spectra.api.durations import parse_duration
+    from spectra.auth import api_tokens
+    from spectra.auth.accounts import AccountError, find_user
+    from spectra.auth.identity import Principal
+    from spectra.store import Membership, Role
+
+    lifetime = None
+    if expires is not None:
+        try:
+            lifetime = parse_duration(expires, calendar_units=True)
+        except ValueError as exc:
+            click.echo(f"spectra: --expires: {exc}", err=True)
+            sys.exit(EXIT_INVALID)
+    shown: list[str] = []
+
+    def act(session: Session, now: datetime) -> str:
+        user = find_user(session, email)
+        membership = None
+        if user is not None:
+            membership = session.scalars(
+                select(Membership).where(Membership.user_id == user.id, Membership.organization == organization)
+            ).first()
+        if user is None or membership is None:
+            raise AccountError(
+                f"{email.strip().lower()} is not a member of {organization or 'the implicit organization'}"
+            )
+        principal = Principal(
+            user_id=user.id,
+            email=user.email,
+            organization=organization,
+            role=Role(membership.role),
+            platform_admin=user.platform_admin,
+            via="cli",
+        )
+        text, row = api_tokens.create(
+            session,
+            principal,
+            name=name,
+            scopes=scopes,
+            expires_at=None if lifetime is None else now + lifetime,
+            now=now,
+        )
+        shown.append(text)
+        until = "until revoked" if row.expires_at is None else f"until {row.expires_at:%Y-%m-%d %H:%M} UTC"
+        return f"{user.email}: API token {name!r} ({', '.join(scopes)}) {until}; it is shown once:"
+
+    click.echo(_in_store(database, act), err=True)
+    click.echo(shown[0])
 
 
 @cli.command()

@@ -274,3 +274,52 @@ def test_run_logs_a_first_admin_link_at_each_start_until_one_is_set_up(
         assert "no platform admin yet" not in third.text()
     finally:
         third.stop()
+
+
+@sqlite_only
+def test_users_token_prints_a_token_once_within_the_members_role(database_url: str) -> None:
+    assert users(database_url, "add", "dana@example.com").returncode == 0  # a user of the implicit organization
+    made = users(
+        database_url,
+        "token",
+        "dana@example.com",
+        "--organization",
+        "",
+        "--name",
+        "ci",
+        "--scope",
+        "read",
+        "--expires",
+        "90d",
+    )
+    assert made.returncode == 0, made.stderr
+    assert made.stderr.startswith("dana@example.com: API token 'ci' (read) until ")
+    token = made.stdout.strip()
+    assert re.fullmatch(r"spt_[A-Za-z0-9_\-]{20,}", token)
+    with store(database_url) as session:
+        stored = [tuple(row) for row in session.execute(sa.text("SELECT name, scopes, token_hash FROM api_tokens"))]
+    assert len(stored) == 1
+    assert stored[0][0] == "ci"
+    assert token not in repr(stored)  # only its digest
+
+    before = rows(database_url)
+    for args, said in (
+        (
+            ("--organization", "", "--name", "ops", "--scope", "admin"),
+            "spectra: the role user cannot give a token the scope admin\n",
+        ),
+        (
+            ("--organization", "initech", "--name", "x", "--scope", "read"),
+            "spectra: dana@example.com is not a member of initech\n",
+        ),
+        (
+            ("--organization", "", "--name", "ci", "--scope", "read"),
+            "spectra: you already have a token named 'ci' in this organization\n",
+        ),
+        (("--organization", "", "--name", "y", "--scope", "read", "--expires", "soon"), "spectra: --expires: "),
+    ):
+        refused = users(database_url, "token", "dana@example.com", *args)
+        assert refused.returncode == 1, args
+        assert refused.stdout == ""
+        assert refused.stderr.startswith(said), (args, refused.stderr)
+    assert rows(database_url) == before

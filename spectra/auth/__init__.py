@@ -14,6 +14,7 @@ One module per concept:
 - `policy.py`: the one place that decides every permission (roles, scopes, tenant isolation).
 - `throttle.py`: growing delays after failed sign-ins, per account and per client address.
 - `audit.py`: the append-only audit log: writing, filtering, exporting.
+- `organization_settings.py`: what an organization's admins decide at runtime (require MFA of every member).
 - `accounts.py`: users, memberships, invitations, password resets and the first admin's setup link.
 - `global_maintenance.py`: turning global maintenance on and off, audited (its state, which the alerter
   and status pages read: spectra.domain.global_maintenance).

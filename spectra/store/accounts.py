@@ -197,6 +197,18 @@ class GlobalMaintenance(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class OrganizationSettings(Base):
+    """What an organization's admins change at runtime (its plan and namespaces stay in Git)."""
+
+    __tablename__ = "organization_settings"
+    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+
+    organization: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    require_mfa: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(EMAIL_LEN))
+
+
 class Throttle(Base):
     """Failed attempts under one key (an account, a client address) and how long it must wait; shared
     by every replica, so a second web pod is no way around the limit."""

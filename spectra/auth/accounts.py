@@ -12,17 +12,16 @@ creates one (`claim_first_admin`), good only while no platform admin has set up 
 Organizations declare in `spec.admins` may exist already: they are no platform admins); all such links
 share one UsedLink entry, so two people racing with two links make one admin.
 
-Mails (invitations, resets) are queued in the notification outbox in the caller's transaction, as the
-alerter's pages are; the outbox's sender delivers them. Every change is audited with its actor; errors
-a person sees are exact and never say whether an address has an account, except to whoever manages it.
-Functions flush but do not commit: the caller owns the transaction.
+Mails (invitations, resets) are queued in the notification outbox in the caller's transaction
+(spectra.auth.mail), as the alerter's pages are; the outbox's sender delivers them. Every change is
+audited with its actor; errors a person sees are exact and never say whether an address has an account,
+except to whoever manages it. Functions flush but do not commit: the caller owns the transaction.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import html
 import secrets
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -36,6 +35,7 @@ from sqlalchemy.orm import Session
 from spectra.auth import sessions, totp
 from spectra.auth.audit import record
 from spectra.auth.identity import Actor
+from spectra.auth.mail import Mail, queue_mail
 from spectra.auth.passwords import hash_password, password_problem
 from spectra.runtime.public_url import configured_public_url
 from spectra.store.accounts import (
@@ -48,7 +48,6 @@ from spectra.store.accounts import (
     UserStatus,
 )
 from spectra.store.config import Resource as ResourceRow
-from spectra.store.notifications import Notification, NotificationStatus
 from spectra.tokens import InvalidToken, Purpose, Tokens
 
 # Standalone without any Organization object: one implicit organization owns every namespace.
@@ -516,9 +515,9 @@ def invite(
     mailed = True
     if user.status == UserStatus.INVITED:
         token = make_link_token(Purpose.INVITE, user, now=now, tokens=tokens)
-        _queue_mail(session, _invitation_mail(user, title, wanted_role, link_url(base, Purpose.INVITE, token), actor))
+        queue_mail(session, _invitation_mail(user, title, wanted_role, link_url(base, Purpose.INVITE, token), actor))
     elif user.status == UserStatus.ACTIVE:
-        _queue_mail(session, _added_mail(user, title, wanted_role, base, membership))
+        queue_mail(session, _added_mail(user, title, wanted_role, base, membership))
     else:
         mailed = False
     record(
@@ -582,7 +581,7 @@ def request_reset(
     mail = _reset_mail(account, link_url(links_base(public_url), Purpose.RESET, token), slot)
     if rehearse:  # a key of its own, so that rehearsals never wait on each other's unique-key locks
         mail = replace(mail, key=f"account:reset:none:{secrets.token_hex(12)}")
-    _queue_mail(session, mail, rehearse=rehearse)
+    queue_mail(session, mail, rehearse=rehearse)
     record(
         session,
         Actor(name="anonymous", ip=ip),
@@ -774,72 +773,18 @@ def _end_sessions_in(session: Session, user_id: int, organization: str, *, now: 
 # --- mails ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Mail:
-    key: str
-    recipient: str
-    subject: str
-    text: str
-    link: str
-    button: str
-    kind: str
-
-
-def _mail_exists(session: Session, key: str) -> bool:
-    return session.scalar(select(Notification.id).where(Notification.idempotency_key == key)) is not None
-
-
-def _queue_mail(session: Session, mail: _Mail, *, rehearse: bool = False) -> bool:
-    """Queue an email in the outbox in the caller's transaction, as spectra.notify.outbox.enqueue does
-    (this floor may not import it): same row, same payload shape, same idempotency; False when queued
-    already. `rehearse`: do all of it, then roll the insert back (the same work, nothing sent)."""
-    if _mail_exists(session, mail.key):
-        return False
-    paragraphs = "".join(
-        f"<p>{html.escape(part)}</p>" for part in mail.text.split("\n\n") if part and mail.link not in part
-    )
-    body = (
-        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(mail.subject)}</title></head>'
-        f'<body style="font-family: sans-serif; color: #1a1a1a">{paragraphs}'
-        f'<p><a href="{html.escape(mail.link, quote=True)}" style="display:inline-block;padding:10px 18px;'
-        f'background:#1565c0;color:#fff;text-decoration:none;border-radius:4px">{html.escape(mail.button)}</a></p>'
-        f"<p>{html.escape(mail.link)}</p></body></html>"
-    )
-    now = datetime.now(UTC)
-    row = Notification(
-        idempotency_key=mail.key,
-        channel="email",
-        recipient=mail.recipient,
-        subject=mail.subject[:500],
-        payload={"text": mail.text, "html": body, "facts": {"kind": mail.kind}, "headers": {}, "subject": mail.subject},
-        status=NotificationStatus.PENDING.value,
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-    )
-    try:
-        with session.begin_nested() as savepoint:
-            session.add(row)
-            if rehearse:
-                session.flush()
-                savepoint.rollback()
-    except IntegrityError:  # a concurrent writer queued the same key first
-        return False
-    return not rehearse
-
-
 def _role_text(role: Role) -> str:
     return "an admin" if role == Role.ADMIN else "a member"
 
 
-def _invitation_mail(user: User, title: str, role: Role, url: str, actor: Actor) -> _Mail:
+def _invitation_mail(user: User, title: str, role: Role, url: str, actor: Actor) -> Mail:
     who = f"{actor.name} invited you" if actor.user_id is not None else "You are invited"
     text = (
         f"{who} to join {title} on {PRODUCT} as {_role_text(role)}.\n\n"
         f"Choose your password to accept: {url}\n\n"
         "The link works once, for seven days. If you did not expect this invitation, ignore this message."
     )
-    return _Mail(
+    return Mail(
         key=f"account:invite:{user.id}:{hashlib.sha256(url.encode()).hexdigest()[:24]}",
         recipient=user.email,
         subject=f"You are invited to {title} on {PRODUCT}",
@@ -850,14 +795,14 @@ def _invitation_mail(user: User, title: str, role: Role, url: str, actor: Actor)
     )
 
 
-def _added_mail(user: User, title: str, role: Role, base: str, membership: Membership) -> _Mail:
+def _added_mail(user: User, title: str, role: Role, base: str, membership: Membership) -> Mail:
     url = f"{base}/login"
     text = (
         f"You are now {_role_text(role)} of {title} on {PRODUCT}.\n\n"
         f"Sign in with your account to see it: {url}\n\n"
         "If you did not expect this, tell the organization's admins."
     )
-    return _Mail(
+    return Mail(
         key=f"account:added:{user.id}:{membership.id}",
         recipient=user.email,
         subject=f"You were added to {title} on {PRODUCT}",
@@ -868,14 +813,14 @@ def _added_mail(user: User, title: str, role: Role, base: str, membership: Membe
     )
 
 
-def _reset_mail(user: User, url: str, slot: int) -> _Mail:
+def _reset_mail(user: User, url: str, slot: int) -> Mail:
     text = (
         f"Someone, hopefully you, asked to reset the password of your {PRODUCT} account.\n\n"
         f"Choose a new password: {url}\n\n"
         "The link works once, for one hour. If you did not ask for this, ignore this message: "
         "your password stays as it is."
     )
-    return _Mail(
+    return Mail(
         key=f"account:reset:{user.id}:{slot}",
         recipient=user.email,
         subject=f"Reset your {PRODUCT} password",

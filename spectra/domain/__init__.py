@@ -6,6 +6,7 @@
 - :mod:`.components`: a status-page component's state from its monitors', and a page's overall state.
 - :mod:`.leadership`: one active instance of a role (the alerter, the operator's loops) by a database lease.
 - :mod:`.global_maintenance`: the platform-wide switch that holds every page (and its status-page banner).
+- :mod:`.organizations`: the stored Organizations (tenants) and their use of their plans.
 
 The alerter, status pages and the operator all read these; they sit below all three.
 """

@@ -11,13 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from spectra.api import API_VERSION, Monitor, Organization, Resource, StatusPage
+from spectra.api import Monitor, Organization, Resource, StatusPage
 from spectra.api.durations import format_duration
+from spectra.domain.organizations import organizations
 from spectra.store import Resource as ResourceRow
+
+__all__ = ["ADMITTED", "Admission", "admit", "organization_of", "organizations"]
 
 
 @dataclass(frozen=True)
@@ -30,18 +32,6 @@ class Admission:
 
 
 ADMITTED = Admission(True)
-
-
-def organizations(session: Session) -> list[Organization]:
-    """Every stored Organization (a handful), parsed back from its stored spec."""
-    found: list[Organization] = []
-    for row in session.scalars(select(ResourceRow).where(ResourceRow.kind == "Organization")):
-        body = {"apiVersion": API_VERSION, "kind": "Organization", "metadata": {"name": row.name}, "spec": row.spec}
-        try:
-            found.append(Organization.model_validate(body))
-        except ValidationError:  # stored specs were valid when stored; a newer model may disagree
-            continue
-    return found
 
 
 def organization_of(session: Session, namespace: str) -> Organization | None:
@@ -105,16 +95,3 @@ def _within(
         "OverPlanLimit",
         f"Organization {org.name} allows {limit} {what} (spec.plan.{field}); this is number {rank + 1}",
     )
-
-
-def usage(session: Session, org: Organization) -> dict[str, int]:
-    """Objects of each limited kind in the organization's namespaces."""
-    counts = dict.fromkeys(("Monitor", "StatusPage"), 0)
-    stmt = (
-        select(ResourceRow.kind, func.count())
-        .where(ResourceRow.namespace.in_(org.spec.namespaces), ResourceRow.kind.in_(counts))
-        .group_by(ResourceRow.kind)
-    )
-    for kind, count in session.execute(stmt):
-        counts[kind] = count
-    return {"monitors": counts["Monitor"], "statusPages": counts["StatusPage"]}

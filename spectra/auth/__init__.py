@@ -16,6 +16,9 @@ One module per concept:
 - `audit.py`: the append-only audit log: writing, filtering, exporting.
 - `organization_settings.py`: what an organization's admins decide at runtime (require MFA of every member).
 - `accounts.py`: users, memberships, invitations, password resets and the first admin's setup link.
+- `impersonation.py`: a platform admin acting as an organization's member for a written reason, at most an
+  hour, told to the organization's admins, audited with both names, ended at once.
+- `mail.py`: account and tenant mails queued in the notification outbox, once per idempotency key.
 - `global_maintenance.py`: turning global maintenance on and off, audited (its state, which the alerter
   and status pages read: spectra.domain.global_maintenance).
 """

@@ -2,9 +2,9 @@
 
 Every minute the hourly and daily buckets of the last two hours are recomputed from raw results
 (idempotent, so late results are picked up and two processes doing it at once do no harm); every
-hour the retention policy prunes raw results and old rollups, and the expired records of handled
-webhook requests go. Status pages and uptime figures read the rollups, so without this they would have
-no history.
+hour the retention policy prunes raw results and old rollups, the expired records of handled webhook
+requests go, and the hourly jobs the process hands in run (trial reminders). Status pages and uptime
+figures read the rollups, so without this they would have no history.
 """
 
 from __future__ import annotations
@@ -35,12 +35,15 @@ class Housekeeping:
         retention: RetentionPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
         prunes: Mapping[str, Callable[[Session, datetime], int]] | None = None,
+        hourly: Mapping[str, Callable[[Session, datetime], int]] | None = None,
     ) -> None:
-        """`prunes`: more expired rows to forget each hour, by what they are (sessions, throttles, ...),
-        from floors this module may not import (the process assembles them)."""
+        """`prunes`: more expired rows to forget each hour, by what they are (sessions, throttles, ...);
+        `hourly`: more work to do each hour, by what it does ("trial reminders queued"), each returning how
+        much it did. Both from floors this module may not import (the process assembles them)."""
         self._sessions = session_factory
         self.retention = retention or RetentionPolicy()
         self._prunes = dict(prunes or {})
+        self._hourly = dict(hourly or {})
         self._clock = clock
         self._last_prune: datetime | None = None
         self._stopping = asyncio.Event()
@@ -62,6 +65,11 @@ class Housekeeping:
                     pruned = prune(session, now)
                 if pruned:
                     log.info("retention: forgot %d expired %s", pruned, what)
+            for what, job in self._hourly.items():
+                with self._sessions.begin() as session:
+                    done = job(session, now)
+                if done:
+                    log.info("housekeeping: %s: %d", what, done)
             if counts.raw or counts.hourly or counts.daily:
                 log.info(
                     "retention: pruned %d raw results, %d hourly, %d daily rollups",

@@ -115,3 +115,21 @@ def test_the_hourly_prune_runs_the_prunes_it_is_given(sessions: sessionmaker[Ses
     with sessions() as session:
         assert session.scalars(select(UsedLink.token_hash)).all() == ["b" * 64]
     assert calls == [now]
+
+
+def test_the_hourly_jobs_run_once_an_hour(sessions: sessionmaker[Session]) -> None:
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    clock = [now]
+    calls: list[datetime] = []
+
+    def job(session: Session, at: datetime) -> int:
+        calls.append(at)
+        return 1
+
+    keeper = Housekeeping(sessions, clock=lambda: clock[0], hourly={"things done": job})
+    keeper.once()
+    clock[0] = now + timedelta(minutes=59)
+    keeper.once()
+    clock[0] = now + timedelta(hours=1)
+    keeper.once()
+    assert calls == [now, now + timedelta(hours=1)]

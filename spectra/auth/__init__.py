@@ -18,6 +18,8 @@ One module per concept:
 - `accounts.py`: users, memberships, invitations, password resets and the first admin's setup link.
 - `impersonation.py`: a platform admin acting as an organization's member for a written reason, at most an
   hour, told to the organization's admins, audited with both names, ended at once.
+- `tenants.py`: every Organization with plan, usage, trial, suspension, members and last activity, for
+  platform admins; trial reminders to each organization's admins.
 - `mail.py`: account and tenant mails queued in the notification outbox, once per idempotency key.
 - `global_maintenance.py`: turning global maintenance on and off, audited (its state, which the alerter
   and status pages read: spectra.domain.global_maintenance).

@@ -15,6 +15,7 @@ from spectra.api.secrets import SecretResolver
 from spectra.auth import sessions as auth_sessions
 from spectra.auth import throttle
 from spectra.auth.accounts import prune_used_links
+from spectra.auth.tenants import send_trial_reminders
 from spectra.domain.egress import EgressPolicy
 from spectra.housekeeping import Housekeeping
 from spectra.notify.metrics import SenderMetrics
@@ -30,7 +31,7 @@ from spectra.web.alerting import AlertingWeb, alerting_routes
 class AlertingSide:
     """The alerter (one active per database, by lease), the sender that delivers the outbox, the status
     pages' event loop (automatic page incidents and subscriber mails, while this process leads),
-    housekeeping (rollups and retention), and the ack links and Twilio webhooks the web app serves."""
+    housekeeping (rollups, retention and trial reminders), and the ack links and Twilio webhooks the web app serves."""
 
     def __init__(
         self,
@@ -71,6 +72,11 @@ class AlertingSide:
                 "sessions": lambda session, now: auth_sessions.prune(session, now=now),
                 "sign-in throttles": lambda session, now: throttle.prune(session, now=now),
                 "used links": lambda session, now: prune_used_links(session, now=now),
+            },
+            hourly={
+                "trial reminders queued": lambda session, now: send_trial_reminders(
+                    session, now=now, public_url=links_base
+                ),
             },
         )
 

@@ -1,5 +1,6 @@
 """Signed, single-purpose, expiring tokens for links: ack, confirm, unsubscribe, and the account links
-(first setup, invitation, password reset; spectra.auth.accounts makes them single-use).
+(first setup, invitation, password reset; spectra.auth.accounts makes them single-use), and the
+sign-in step between a right password and the second factor.
 
 Each purpose has its own salt, so a token made for one purpose is refused for every other; tokens
 carry a timestamp and are refused after `max_age`. The key is SPECTRA_SECRET_KEY.
@@ -23,6 +24,7 @@ class Purpose(StrEnum):
     SETUP = "account-setup"
     INVITE = "account-invite"
     RESET = "password-reset"
+    SIGN_IN_MFA = "sign-in-mfa"  # the step between a right password and the second factor (spectra.web)
 
 
 class InvalidToken(ValueError):

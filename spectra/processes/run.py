@@ -162,6 +162,7 @@ class Standalone:
             lambda: readiness() or side.problem(),
             loopback_only=is_loopback(options.host),
             routes=side.routes(self.sessions),
+            sign_in=True,
         )
         worker = self.worker
         monitors = await asyncio.to_thread(self._monitor_count)

@@ -52,7 +52,7 @@ async def _serve(options: WebOptions, sessions: sessionmaker[Session]) -> int:
     alerting = AlertingWeb(tokens=tokens, public_url=links_base, twilio_auth_token=webhook_auth_token())
     readiness = Readiness()
     routes = [*alerting_routes(alerting, sessions), *pages.routes()]
-    parts = AppParts(sessions, Metrics(), readiness, loopback_only=False, routes=routes)
+    parts = AppParts(sessions, Metrics(), readiness, loopback_only=False, routes=routes, sign_in=True)
     return await serve_app(
         parts,
         readiness,

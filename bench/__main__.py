@@ -26,7 +26,7 @@ from typing import Any
 
 import uvloop
 
-from bench import alerting, mass_outage, operator, probe, statuspage
+from bench import alerting, auth, mass_outage, operator, probe, statuspage
 from bench.targets import BenchCA, Ports, Targets, cpu_seconds, dnsmasq, pin
 from spectra.probe.context import CheckRequest
 
@@ -43,6 +43,7 @@ KEYS = {
     "mass_outage": "mass_outage_first_page_s",
     "statuspage": "statuspage_requests_per_s_one_core",
     "operator": "operator_status_patches_per_minute",
+    "auth": "auth_costs",
 }
 NEEDS_TARGETS = {"http", "https", "tcp", "latency", "scheduling"}
 
@@ -199,6 +200,7 @@ class Harness:
             "statuspage", lambda: statuspage.page_throughput(config.mode, self.probe_cpu, self.target_cpu), 180
         )
         await self.measure("operator", lambda: operator.status_patching(config.mode), 600)
+        await self.measure("auth", lambda: auth.auth_costs(config.mode, self.target_cpu), 180)
         summary = {key: self.report[key].get("met") for key in KEYS.values()}
         return {"environment": environment_, **self.report, "summary": summary}
 
@@ -260,6 +262,9 @@ def _headline(result: dict[str, Any]) -> str:
         return f"{result['value']} {result.get('unit', '')} (target {result.get('target')}, met {result.get('met')})"
     if "lag_ms" in result:
         return f"lag {result['lag_ms']}, missed {result['missed_runs']}, met {result['met']}"
+    parts = {name: part.get("value", part.get("met")) for name, part in result.items() if isinstance(part, dict)}
+    if "met" in result and parts:  # a measure of several parts (auth): each part's value, or whether it met
+        return f"{json.dumps(parts)} (met {result['met']})"
     return json.dumps(result.get("delays", ""))[:200]
 
 

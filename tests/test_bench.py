@@ -34,6 +34,7 @@ MEASURES = {
     "mass_outage": "mass_outage_first_page_s",
     "statuspage": "statuspage_requests_per_s_one_core",
     "operator": "operator_status_patches_per_minute",
+    "auth": "auth_costs",
 }
 THROUGHPUT = ["http", "https", "tcp", "dns", "icmp"]
 THROUGHPUT_KEYS = {"value", "unit", "target", "met", "checks", "statuses", "duration_s", "concurrency", "latency_ms"}
@@ -172,20 +173,20 @@ def _readme_targets() -> dict[str, str]:
     targets = {}
     for line in section.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) == 3 and (key := re.fullmatch(r"`(\w+)`", cells[2])):
+        if len(cells) == 3 and (key := re.fullmatch(r"`([\w.]+)`", cells[2])):
             targets[key.group(1)] = cells[1]
     return targets
 
 
 def test_the_readme_holds_the_targets_the_bench_reports() -> None:
     """bench/README.md is where the targets live: what the code compares with must be what it says."""
-    from bench import alerting, mass_outage, probe, statuspage
+    from bench import alerting, auth, mass_outage, probe, statuspage
 
     readme = _readme_targets()
     assert set(readme) == {
         MEASURES[name]
         for name in ("http", "https", "scheduling", "alerting", "mass_outage", "statuspage", "rss", "operator")
-    }
+    } | {f"{MEASURES['auth']}.access_token_check_us", f"{MEASURES['auth']}.api_monitors_with_token"}
 
     def written(key: str) -> str:
         return re.sub(r"(\d),(\d{3})", r"\1\2", readme[key])  # 1,500 -> 1500
@@ -203,3 +204,36 @@ def test_the_readme_holds_the_targets_the_bench_reports() -> None:
     assert (
         written(MEASURES["statuspage"]) == f">= {statuspage.TARGET_RPS} req/s, p99 <= {statuspage.TARGET_P99_MS:g} ms"
     )
+    assert written(f"{MEASURES['auth']}.access_token_check_us") == f"<= {auth.TARGET_ACCESS_CHECK_US:g} us"
+    assert written(f"{MEASURES['auth']}.api_monitors_with_token") == f"<= {auth.TARGET_API_OVERHEAD_PCT:g} %"
+
+
+def test_auth_costs_measured_each_part(quick_report: dict[str, Any]) -> None:
+    """The three parts of `--only auth` ran: token checks, the API served both ways alike, argon2."""
+    from spectra.auth import passwords
+
+    result = quick_report[MEASURES["auth"]]
+    checks = result["access_token_check_us"]
+    assert checks["target"] == "<= 50"
+    for sight in ("first_sight", "seen_before"):
+        assert checks[sight]["samples"] == 500
+        assert 0 < checks[sight]["p50"] <= checks[sight]["p95"] <= checks[sight]["max"]
+    api = result["api_monitors_with_token"]
+    if "skipped" in api:  # wrk not installed: the JSON says so
+        assert "wrk" in api["skipped"]
+    else:
+        assert api["target"] == "<= 10"
+        assert api["monitors"] == 200
+        assert len(api["server_cpu_ratio_per_round"]) == api["rounds"] == 2
+        for kind in ("open", "api_token"):  # every request of both kinds was answered with the monitors
+            assert api[kind]["requests"] > 0
+            assert api[kind]["non_2xx_3xx"] == 0
+            assert set(api[kind]["latency_ms"]) == {"p50", "p75", "p90", "p99"}
+        assert api["token_work_us"]["p50"] > 0
+    login = result["login_ms"]
+    assert login["parameters"]["memory_kib"] == passwords.MEMORY_COST_KIB
+    assert login["stored_hash_prefix"] == (
+        f"m={passwords.MEMORY_COST_KIB},t={passwords.TIME_COST},p={passwords.PARALLELISM}"
+    )
+    assert login["verify"]["samples"] == 3
+    assert login["verify"]["p50"] > 0

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from sqlalchemy import select, update
@@ -305,8 +305,8 @@ def _tell_admins(session: Session, row: Impersonation, user: User, staff: User, 
     minutes = round((row.expires_at - row.started_at).total_seconds() / 60)
     text = (
         f"{staff.email} of {PRODUCT} support started acting as {user.email} in {title} at "
-        f"{row.started_at:%Y-%m-%d %H:%M} UTC, for at most {minutes} minutes (until "
-        f"{row.expires_at:%H:%M} UTC).\n\n"
+        f"{row.started_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, for at most {minutes} minutes (until "
+        f"{row.expires_at.astimezone(UTC):%H:%M} UTC).\n\n"
         f"The reason given: {row.reason}\n\n"
         "Everything done meanwhile is in your organization's audit log with both names. "
         f"Sign in to read it: {url}\n\n"

@@ -9,7 +9,7 @@ import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -486,3 +486,11 @@ def test_the_mail_reaches_the_sendgrid_stand_in(sessions: sessionmaker[Session])
     with sessions() as session:
         # Without a session of its own, nothing proved a second factor for this one.
         assert not session.scalars(sa.select(UserSession.mfa_verified)).one()
+
+
+def test_the_mail_says_utc_whatever_the_callers_offset(session: Session, people: People) -> None:
+    begin(session, people.staff, at=T0.astimezone(timezone(timedelta(hours=1))))
+    first = session.scalars(sa.select(Notification).order_by(Notification.id)).first()
+    assert first is not None
+    text = message_of(first).text
+    assert "at 2026-12-07 09:00 UTC, for at most 30 minutes (until 09:30 UTC)" in text

@@ -50,6 +50,7 @@ from starlette.routing import Route
 from spectra.auth import accounts, policy, sessions, throttle, totp
 from spectra.auth.audit import record
 from spectra.auth.identity import Actor, Principal
+from spectra.auth.organization_settings import requires_mfa
 from spectra.auth.passwords import hash_password, needs_rehash, verify_password, verify_unknown
 from spectra.runtime.clients import client_key
 from spectra.runtime.forms import read_body, read_form
@@ -88,12 +89,6 @@ _PASSWORD_CHECKS: Final = threading.BoundedSemaphore(PASSWORD_CHECKS_AT_ONCE)
 _TEMPLATES: Final = environment("spectra.web")
 
 MfaRequired = Callable[[Session, str | None], bool]
-
-
-def no_organization_requires_mfa(session: Session, organization: str | None) -> bool:
-    """Until organizations can require two-factor authentication, none does."""
-    del session, organization
-    return False
 
 
 class _WrongCode(Exception):
@@ -185,7 +180,7 @@ class SignIn:
         *,
         clock: Callable[[], datetime] = utcnow,
         tokens: Tokens | None = None,
-        mfa_required: MfaRequired = no_organization_requires_mfa,
+        mfa_required: MfaRequired = requires_mfa,
     ) -> None:
         self.factory = factory
         self.clock = clock
@@ -547,7 +542,7 @@ def auth_routes(
     *,
     clock: Callable[[], datetime] = utcnow,
     tokens: Tokens | None = None,
-    mfa_required: MfaRequired = no_organization_requires_mfa,
+    mfa_required: MfaRequired = requires_mfa,
 ) -> list[Route]:
     """The sign-in endpoints and pages (see the module docstring)."""
     api = AuthApi(SignIn(factory, clock=clock, tokens=tokens, mfa_required=mfa_required))

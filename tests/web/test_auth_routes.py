@@ -29,7 +29,15 @@ from spectra.runtime.cross_site import CrossSiteRefusal
 from spectra.runtime.metrics import Metrics
 from spectra.runtime.readiness import Readiness
 from spectra.store import Role
-from spectra.store.accounts import AuditLog, Membership, RefreshToken, User, UserSession, UserStatus
+from spectra.store.accounts import (
+    AuditLog,
+    Membership,
+    OrganizationSettings,
+    RefreshToken,
+    User,
+    UserSession,
+    UserStatus,
+)
 from spectra.tokens import Purpose
 from spectra.web import auth_routes as routes
 from spectra.web.app import AppParts, create_app
@@ -98,12 +106,11 @@ def make_site(
     sessions: sessionmaker[Session],
     portal: BlockingPortal,
     *,
-    mfa_required: bool = False,
     base_url: str = "http://testserver",
 ) -> Site:
     clock = Clock()
     app = Starlette(
-        routes=routes.auth_routes(sessions, clock=clock, mfa_required=lambda _s, _o: mfa_required),
+        routes=routes.auth_routes(sessions, clock=clock),
         middleware=[Middleware(CrossSiteRefusal)],
     )
     return Site(sessions, clock, Client(app, portal, base_url))
@@ -374,8 +381,10 @@ def test_enrolment_is_refused_while_impersonating(sessions: sessionmaker[Session
 def test_an_organization_that_requires_mfa_enrols_before_any_session(
     sessions: sessionmaker[Session], portal: BlockingPortal
 ) -> None:
-    site = make_site(sessions, portal, mfa_required=True)
+    site = make_site(sessions, portal)
     add_user(sessions)
+    with sessions.begin() as session:  # the organization's admins required it (spectra.auth.organization_settings)
+        session.add(OrganizationSettings(organization="", require_mfa=True))
     first = site.signed_in()
     assert set(first) == {"mfa_enrolment_required", "mfa_token"}
     assert snapshot(sessions)["sessions"] == []

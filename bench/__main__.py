@@ -263,7 +263,7 @@ def _headline(result: dict[str, Any]) -> str:
     if "lag_ms" in result:
         return f"lag {result['lag_ms']}, missed {result['missed_runs']}, met {result['met']}"
     parts = {name: part.get("value", part.get("met")) for name, part in result.items() if isinstance(part, dict)}
-    if "met" in result and parts:  # a measure of several parts (auth): each part's value, or whether it met
+    if "delays" not in result and "met" in result and parts:  # a measure of parts (auth): each one's value or met
         return f"{json.dumps(parts)} (met {result['met']})"
     return json.dumps(result.get("delays", ""))[:200]
 

@@ -198,8 +198,9 @@ def users_add(
     SPECTRA_SECRET_KEY, which must be the key of the server that opens it (`spectra run` or `spectra web`);
     it points at SPECTRA_PUBLIC_URL (default http://127.0.0.1:8080, the address of `spectra run`).
     """
-    from spectra.auth.accounts import IMPLICIT_ORGANIZATION, add_user, is_standalone, link_url, links_base
+    from spectra.auth.accounts import add_user, is_standalone, link_url, links_base
     from spectra.auth.identity import Actor
+    from spectra.auth.policy import IMPLICIT_ORGANIZATION
     from spectra.tokens import Purpose
 
     if not os.environ.get("SPECTRA_SECRET_KEY"):

@@ -37,6 +37,7 @@ from spectra.auth.audit import record
 from spectra.auth.identity import Actor
 from spectra.auth.mail import Mail, queue_mail
 from spectra.auth.passwords import hash_password, password_problem
+from spectra.auth.policy import IMPLICIT_ORGANIZATION
 from spectra.runtime.public_url import configured_public_url
 from spectra.store.accounts import (
     EMAIL_LEN,
@@ -50,8 +51,6 @@ from spectra.store.accounts import (
 from spectra.store.config import Resource as ResourceRow
 from spectra.tokens import InvalidToken, Purpose, Tokens
 
-# Standalone without any Organization object: one implicit organization owns every namespace.
-IMPLICIT_ORGANIZATION: Final = ""
 PRODUCT: Final = "SpectraMonitor"
 # Where links point when neither the caller nor SPECTRA_PUBLIC_URL says: `spectra run`'s default address.
 DEFAULT_PUBLIC_URL: Final = "http://127.0.0.1:8080"

@@ -4,6 +4,7 @@ admins Organizations declare. Every refusal is exact and leaves the store as it 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import statistics
@@ -45,17 +46,16 @@ from spectra.auth.accounts import (
 )
 from spectra.auth.identity import Actor
 from spectra.auth.passwords import BREACHED, PERSONAL, TOO_SHORT, verify_password
-from spectra.notify.channel import ChannelName, Delivery, Message
+from spectra.notify.channel import Delivery, Message
 from spectra.notify.console import ConsoleChannel
-from spectra.notify.email import SendGridChannel
-from spectra.notify.outbox import Sender, message_of
+from spectra.notify.outbox import message_of
 from spectra.reconcile import apply_set
 from spectra.runtime.redaction import REDACTED, SecretRedactor
 from spectra.store import Base, Notification
 from spectra.store.accounts import AuditLog, Membership, RecoveryCode, Role, UsedLink, User, UserSession, UserStatus
 from spectra.tokens import Purpose, Tokens
 from tests.factories.manifests import organization
-from tests.support.providers import Providers
+from tests.support.providers import Providers, deliver_outbox_emails
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 KEY = "accounts-test-key-0123456789abcdef"
@@ -396,18 +396,7 @@ def test_an_invitation_is_mailed_through_the_outbox_and_its_link_sets_the_accoun
         assert invitation.user.status == UserStatus.INVITED
     providers = Providers()
     try:
-        assert providers.sendgrid is not None
-        channel = SendGridChannel(providers.sendgrid.api_key, "spectra@example.com", host=providers.sendgrid.url)
-        sender = Sender(sessions, {ChannelName.EMAIL: channel})
-
-        async def deliver() -> int:
-            sent = await sender.send_due_once()
-            await sender.stop()
-            return sent
-
-        import asyncio
-
-        assert asyncio.run(deliver()) == 1
+        assert deliver_outbox_emails(sessions, providers) == 1
         delivered = providers.emails(BOB)
     finally:
         providers.close()
@@ -615,8 +604,6 @@ def test_known_and_unknown_addresses_take_comparable_work(sessions: sessionmaker
 
 def test_mailed_links_never_reach_the_log(session: Session, caplog: pytest.LogCaptureFixture) -> None:
     """Without a mail provider the console channel logs each message: the link tokens in it are redacted."""
-    import asyncio
-
     active(session, ALICE)
     invite(session, BOB, "", "user", actor=CLI, now=T0, public_url=PUBLIC, tokens=TOKENS)
     request_reset(session, ALICE, now=T0, public_url=PUBLIC, tokens=TOKENS)

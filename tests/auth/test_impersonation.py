@@ -5,7 +5,6 @@ delivered through the real Sender to the SendGrid stand-in."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -32,14 +31,12 @@ from spectra.auth.impersonation import (
 )
 from spectra.auth.sessions import Issued, Lifetimes, SessionRefused, is_active, refresh, revoke
 from spectra.auth.sessions import start as sign_in
-from spectra.notify.channel import ChannelName
-from spectra.notify.email import SendGridChannel
-from spectra.notify.outbox import Sender, message_of
+from spectra.notify.outbox import message_of
 from spectra.reconcile import apply_set
 from spectra.store import Base, Notification
 from spectra.store.accounts import AuditLog, Impersonation, Membership, Role, User, UserSession, UserStatus
 from tests.factories.manifests import organization
-from tests.support.providers import Providers
+from tests.support.providers import Providers, deliver_outbox_emails
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 KEYS = Keys.from_secrets(["impersonation-test-signing-secret-0123"])
@@ -467,16 +464,7 @@ def test_the_mail_reaches_the_sendgrid_stand_in(sessions: sessionmaker[Session])
         begin(session, Principal(staff.id, staff.email, None, None, platform_admin=True, via="cli"))
     providers = Providers()
     try:
-        assert providers.sendgrid is not None
-        channel = SendGridChannel(providers.sendgrid.api_key, "spectra@example.com", host=providers.sendgrid.url)
-        sender = Sender(sessions, {ChannelName.EMAIL: channel})
-
-        async def deliver() -> int:
-            sent = await sender.send_due_once()
-            await sender.stop()
-            return sent
-
-        assert asyncio.run(deliver()) == 1
+        assert deliver_outbox_emails(sessions, providers) == 1
         delivered = providers.emails("ada@acme.example")
     finally:
         providers.close()

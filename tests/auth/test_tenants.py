@@ -5,7 +5,6 @@ delivered through the real Sender to the SendGrid stand-in."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,14 +25,12 @@ from spectra.auth.tenants import (
     tenants,
 )
 from spectra.housekeeping import Housekeeping
-from spectra.notify.channel import ChannelName
-from spectra.notify.email import SendGridChannel
-from spectra.notify.outbox import Sender, message_of
+from spectra.notify.outbox import message_of
 from spectra.reconcile import apply_set
 from spectra.store import Notification
 from spectra.store.accounts import AuditLog, Membership, Role, User, UserSession, UserStatus
 from tests.factories.manifests import monitor, organization, status_page
-from tests.support.providers import Providers
+from tests.support.providers import Providers, deliver_outbox_emails
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -238,16 +235,7 @@ def test_housekeeping_sends_them_through_the_sendgrid_stand_in(sessions: session
     keeper.once()
     providers = Providers()
     try:
-        assert providers.sendgrid is not None
-        channel = SendGridChannel(providers.sendgrid.api_key, "spectra@example.com", host=providers.sendgrid.url)
-        sender = Sender(sessions, {ChannelName.EMAIL: channel})
-
-        async def deliver() -> int:
-            sent = await sender.send_due_once()
-            await sender.stop()
-            return sent
-
-        assert asyncio.run(deliver()) == 1
+        assert deliver_outbox_emails(sessions, providers) == 1
         delivered = providers.emails("ada@acme.example")
     finally:
         providers.close()

@@ -26,6 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.orm import Session, sessionmaker
+
+from spectra.notify.channel import ChannelName
+from spectra.notify.email import SendGridChannel
+from spectra.notify.outbox import Sender
 
 
 @dataclass(frozen=True)
@@ -349,3 +354,17 @@ class Providers:
 
 def text_of(mail: dict[str, Any]) -> str:
     return "\n".join(part["value"] for part in mail["content"] if part["type"] == "text/plain")
+
+
+def deliver_outbox_emails(sessions: sessionmaker[Session], providers: Providers) -> int:
+    """Send the outbox's due emails once through the real Sender and SendGrid client to the stand-in; how many."""
+    assert providers.sendgrid is not None
+    channel = SendGridChannel(providers.sendgrid.api_key, "spectra@example.com", host=providers.sendgrid.url)
+    sender = Sender(sessions, {ChannelName.EMAIL: channel})
+
+    async def deliver() -> int:
+        sent = await sender.send_due_once()
+        await sender.stop()
+        return sent
+
+    return asyncio.run(deliver())

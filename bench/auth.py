@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -277,9 +279,6 @@ def _combined(runs: Sequence[dict[str, Any]], duration_s: int, idle_utilisation:
 
 def api_token_overhead(mode: str, target_cpu: int | None) -> dict[str, Any]:
     """wrk against spectra run's /api/v1/monitors, open (loopback) and with the API token, alternating."""
-    import json
-    import shutil
-
     if shutil.which("wrk") is None:
         return {"skipped": "wrk is not installed (apt-get install wrk)", "met": None}
     size = SIZES[mode]

@@ -93,6 +93,19 @@ class _Loader(yaml.SafeLoader):
     def construct_timestamp_as_text(self, node: yaml.ScalarNode) -> str:
         return str(self.construct_scalar(node))
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """One mechanism for every unreadable value: PyYAML's constructors of explicit tags (!!int,
+        !!float, !!binary, ...) trust their input and fail with whatever Python raises (ValueError,
+        IndexError on an empty `!!int`, ...); any such failure is a YAML error at the value's place."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception:  # the input decides what PyYAML raises: see the docstring
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a tagged value cannot be read ({node.tag})", node.start_mark
+            ) from None
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
@@ -172,7 +185,9 @@ def read_documents(path: Path) -> Iterator[tuple[Origin, Any]]:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ValueError(f"document {document + 1}: invalid YAML: {problem}{where}") from None
+        # A constructor fails on a document already counted; the parser, on the next one.
+        number = document if isinstance(exc, yaml.constructor.ConstructorError) else document + 1
+        raise ValueError(f"document {number}: invalid YAML: {problem}{where}") from None
     finally:
         if loader is not None:
             loader.dispose()

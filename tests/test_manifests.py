@@ -75,6 +75,12 @@ def test_errors_name_file_object_and_field(tmp_path: Path) -> None:
         ("[a, b]: 1\n", "a key must be a plain value"),
         ("a: !!int 12ab\n", "a tagged value cannot be read"),
         ("a: !!float x\n", "a tagged value cannot be read"),
+        ("!!int\n", "a tagged value cannot be read"),  # empty: PyYAML raised IndexError (found by the fuzzer)
+        ("a: !!int ''\n", "a tagged value cannot be read"),
+        ("a: !!float ''\n", "a tagged value cannot be read"),
+        ("a: !!bool maybe\n", "a tagged value cannot be read"),
+        ("a: !!binary 'a'\n", "document 1: invalid YAML: failed to decode base64"),
+        ("---\n---\nb: !!int\n", "document 2: invalid YAML: a tagged value cannot be read"),
         ("a: !!timestamp 2026-13-45&a\n", "apiVersion: required"),  # read as text, like kubectl
     ],
 )

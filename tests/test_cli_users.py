@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,8 +19,9 @@ from spectra.store.accounts import AuditLog
 from spectra.tokens import Purpose, Tokens
 from tests.factories.manifests import organization, to_yaml
 from tests.support.databases import sqlite_only
-from tests.support.processes import SPECTRA, free_port, get, run_spectra
+from tests.support.processes import run_spectra
 from tests.support.providers import Providers
+from tests.support.standalone import Run
 from tests.support.waiting import wait_for
 
 # Every test here runs the real `spectra` command in a process of its own: the e2e tier.
@@ -194,33 +194,14 @@ def test_refusals_exit_non_zero_and_change_nothing(
     assert rows(database_url) == before
 
 
-class Run:
-    """`spectra run` on a folder of manifests, its output in a file."""
-
-    def __init__(self, tmp: Path, manifests: Path, database: str, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.log = tmp / f"run-{self.port}.log"
-        with self.log.open("w") as out:
-            self.process = subprocess.Popen(
-                [SPECTRA, "run", str(manifests), "--database", database, "--listen", f"127.0.0.1:{self.port}"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=tmp,
-                env={**env, "PYTHONUNBUFFERED": "1"},
-            )
-        wait_for(
-            lambda: get(f"http://127.0.0.1:{self.port}/readyz")[0] == 200 or self.process.poll() is not None,
-            "spectra run to be ready",
-            timeout=60,
-        )
-        assert self.process.poll() is None, self.text()
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        assert self.process.wait(60) == 0, self.text()
+def started(tmp: Path, manifests: Path, database: str, env: dict[str, str]) -> Run:
+    run = Run(tmp, manifests, database=database, env=env)
+    try:
+        run.wait_ready()
+    except BaseException:
+        run.close()
+        raise
+    return run
 
 
 SETUP_LINE = re.compile(r"no platform admin yet: set up the first one at (\S+)/setup/(\S+) \(once, within 7 days\)")
@@ -235,28 +216,30 @@ def test_run_logs_a_first_admin_link_at_each_start_until_one_is_set_up(
     (manifests / "org.yaml").write_text(to_yaml(organization("acme", ["shop"], admins=["ada@acme.example"])))
     env = environment(SPECTRA_PUBLIC_URL=None, **providers.env())
 
-    first = Run(tmp_path, manifests, database_url, env)
+    first = started(tmp_path, manifests, database_url, env)
     try:
-        found = SETUP_LINE.search(first.text())
-        assert found is not None, first.text()
+        found = SETUP_LINE.search(first.log_text())
+        assert found is not None, first.log_text()
         assert found.group(1) == f"http://127.0.0.1:{first.port}"  # SPECTRA_PUBLIC_URL unset: run's own address
         # The declared admin is invited through the outbox, mailed by the run's sender, never logged.
         mails = wait_for(lambda: providers.emails("ada@acme.example"), "the invitation mail")
         body = "\n".join(str(part["value"]) for part in mails[0]["content"])
         invitation = re.search(r"/invite/([A-Za-z0-9._\-]+)", body)
         assert invitation is not None, body
-        assert invitation.group(1) not in first.text()
-        assert "Organization acme: invited ada@acme.example as an admin (spec.admins)" in first.text()
-    finally:
+        assert invitation.group(1) not in first.log_text()
+        assert "Organization acme: invited ada@acme.example as an admin (spec.admins)" in first.log_text()
         first.stop()
-
-    second = Run(tmp_path, manifests, database_url, env)
-    try:
-        again = SETUP_LINE.search(second.text())
-        assert again is not None, second.text()
-        assert again.group(2) != found.group(2)
     finally:
+        first.close()
+
+    second = started(tmp_path, manifests, database_url, env)
+    try:
+        again = SETUP_LINE.search(second.log_text())
+        assert again is not None, second.log_text()
+        assert again.group(2) != found.group(2)
         second.stop()
+    finally:
+        second.close()
     assert len(providers.emails("ada@acme.example")) == 1  # invited once, not at every start
 
     with store(database_url) as session:
@@ -269,11 +252,12 @@ def test_run_logs_a_first_admin_link_at_each_start_until_one_is_set_up(
             now=datetime.now(UTC),
             tokens=Tokens(KEY),
         )
-    third = Run(tmp_path, manifests, database_url, env)
+    third = started(tmp_path, manifests, database_url, env)
     try:
-        assert "no platform admin yet" not in third.text()
-    finally:
+        assert "no platform admin yet" not in third.log_text()
         third.stop()
+    finally:
+        third.close()
 
 
 @sqlite_only

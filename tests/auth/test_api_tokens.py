@@ -291,7 +291,7 @@ def _remove_membership(session: Session, people: People, row: ApiToken) -> None:
 
 
 def _nothing(session: Session, people: People, row: ApiToken) -> None:
-    pass
+    """The token stays as made: only the text presented is wrong."""
 
 
 AUTH_REFUSALS: list[tuple[str, Callable[[Session, People, ApiToken], None], Callable[[str], str], str]] = [

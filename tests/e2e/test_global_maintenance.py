@@ -10,8 +10,6 @@ nothing.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +21,10 @@ from sqlalchemy import select
 from spectra.alerting.escalation import HELD
 from spectra.store import AuditLog, EscalationState, Incident, IncidentEvent, Notification, make_engine
 from tests.factories.manifests import components, local_monitor, resource, status_page, to_yaml
-from tests.support.processes import SPECTRA, Target, free_port, get, run_spectra
+from tests.support.cluster import child_env
+from tests.support.processes import Target, get, run_spectra
 from tests.support.providers import Providers
+from tests.support.standalone import Run
 from tests.support.waiting import wait_for
 
 ALICE_EMAIL = "alice@example.com"
@@ -67,29 +67,15 @@ def test_nothing_is_paged_during_global_maintenance_and_the_page_goes_out_after(
     folder = tmp_path / "manifests"
     folder.mkdir()
     (folder / "site.yaml").write_text(manifests(target.port))
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("SPECTRA_", "SENDGRID_", "TWILIO_"))}
-    env |= providers.env() | {"PYTHONUNBUFFERED": "1", "SPECTRA_SECRET_KEY": "e2e-global-maintenance-key-0123456789"}
-    log_path = tmp_path / "spectra.log"
-    with log_path.open("w") as log_file:
-        process = subprocess.Popen(
-            [SPECTRA, "run", str(folder), "--database", database, "--listen", f"127.0.0.1:{port}"],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-            env=env,
-        )
-        try:
-            _scenario(base, database, engine, target, providers, process, log_path)
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=15) == 0, log_path.read_text()
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    log = log_path.read_text()
-    assert "Traceback" not in log
+    env = child_env(SPECTRA_SECRET_KEY="e2e-global-maintenance-key-0123456789", **providers.env())
+    run = Run(tmp_path, folder, database=database, env=env)
+    try:
+        run.wait_ready()
+        _scenario(run.base, database, engine, target, providers)
+        run.stop(timeout=15)
+    finally:
+        run.close()
+    assert "Traceback" not in run.log_text()
 
 
 def _state(base: str) -> str | None:
@@ -123,11 +109,7 @@ def _scenario(
     engine: sa.Engine,
     target: Target,
     providers: Providers,
-    process: subprocess.Popen[bytes],
-    log: Path,
 ) -> None:
-    wait_for(lambda: get(f"{base}/readyz")[0] == 200 or process.poll() is not None, "readyz")
-    assert process.poll() is None, log.read_text()
     wait_for(lambda: _state(base) == "up", "monitor up")
     assert "Platform maintenance" not in _page(base)
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_standalone import Run
 from tests.factories.manifests import local_monitor, to_yaml
 from tests.support.processes import Target, evaluator_pids, get
+from tests.support.standalone import Run
 from tests.support.waiting import wait_for
 
 WATCH_S = 25.0  # how long /healthz and the plain monitor are watched while the hostile checks run

@@ -23,7 +23,6 @@ import yaml
 
 from spectra.store import upgrade
 from tests.e2e.test_probe_service import start_probe
-from tests.e2e.test_standalone import Run
 from tests.e2e.test_web_command import MANIFESTS as STATUS_PAGE
 from tests.factories.manifests import OPERATOR_IMAGE, local_monitor, operator_cluster, operator_config, to_yaml
 from tests.faults.test_alerter_faults import ALICE, contact_and_policy
@@ -33,6 +32,7 @@ from tests.support.operator import Operator, ready
 from tests.support.paths import EXAMPLES
 from tests.support.processes import SPECTRA, Target, free_port, get, run_spectra
 from tests.support.providers import Providers
+from tests.support.standalone import Run
 from tests.support.waiting import wait_for
 
 # Kubernetes' default terminationGracePeriodSeconds: neither the chart nor the probe Deployments the

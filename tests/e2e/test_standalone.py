@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.factories.manifests import heartbeat_monitor, monitor, secret, to_yaml
 from tests.factories.monitors import LOCAL_INTERVAL, LOCAL_TIMEOUT, tcp_spec
 from tests.support.paths import EXAMPLES
-from tests.support.processes import SPECTRA, Target, free_port, get
+from tests.support.processes import SPECTRA, Target, get
+from tests.support.standalone import Run
 from tests.support.waiting import wait_for
 
 TOKEN = "e2e-heartbeat-token-0123456789abcdef"
@@ -39,50 +38,6 @@ def example_01(port: int) -> str:
 HEARTBEAT = "---\n" + to_yaml(
     heartbeat_monitor("backup", "tokens", "backup", interval="2s", grace="1s"), secret("tokens", backup=TOKEN)
 )
-
-
-class Run:
-    def __init__(self, tmp: Path, manifests: Path) -> None:
-        self.port = free_port()
-        self.log = tmp / "spectra.log"
-        self._log_file = self.log.open("w")
-        self.process = subprocess.Popen(
-            [
-                SPECTRA,
-                "run",
-                str(manifests),
-                "--database",
-                f"sqlite:///{tmp / 'spectra.db'}",
-                "--listen",
-                f"127.0.0.1:{self.port}",
-            ],
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            cwd=tmp,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def monitors(self) -> dict[str, dict[str, Any]]:
-        status, body = get(f"{self.base}/api/v1/monitors")
-        if status != 200:
-            return {}
-        return {item["name"]: item for item in json.loads(body)}
-
-    def state(self, name: str) -> str | None:
-        return self.monitors().get(name, {}).get("state")
-
-    def log_text(self) -> str:
-        return self.log.read_text()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self._log_file.close()
 
 
 @pytest.fixture

@@ -112,8 +112,17 @@ class _HttpResponder(asyncio.Protocol):
             if path.startswith(b"/delay/"):
                 self.busy = True
                 delay = float(path[7:].split(b"?")[0]) / 1000
-                asyncio.get_running_loop().call_later(delay, self._answer, close)
+                self._answer_at(time.perf_counter() + delay, close)
                 return
+            self._answer(close)
+
+    def _answer_at(self, deadline: float, close: bool) -> None:
+        # libuv timers count whole milliseconds from a cached loop time, so uvloop's call_later can
+        # fire up to 1 ms early; wait out the rest so the answer never comes before the delay.
+        remaining = deadline - time.perf_counter()
+        if remaining > 0:
+            asyncio.get_running_loop().call_later(remaining, self._answer_at, deadline, close)
+        else:
             self._answer(close)
 
     def _answer(self, close: bool) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import functools
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +14,7 @@ import httpx
 import jwt
 import pyotp
 import pytest
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
@@ -74,12 +73,6 @@ class Client:
 
     def post(self, url: str, **options: Any) -> httpx.Response:
         return self.portal.call(functools.partial(self.client.post, url, **options))
-
-
-@pytest.fixture
-def portal() -> Iterator[BlockingPortal]:
-    with start_blocking_portal() as running:
-        yield running
 
 
 @dataclass

@@ -706,7 +706,7 @@ class AuthApi:
         return JSONResponse({"recovery_codes": codes}, headers=_HEADERS)
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def form_fields(request: Request) -> dict[str, str]:
     raw = await read_body(request)
     if raw is None:
         return {}
@@ -761,7 +761,7 @@ class AuthPages:
         shown["email"] = None if target.user is None else target.user.email
         if request.method == "GET":
             return page("link.html", **shown)
-        form = await _form(request)
+        form = await form_fields(request)
         if form.get("password", "") != form.get("password_again", form.get("password", "")):
             return page("link.html", 400, error=PASSWORDS_DIFFER, **shown)
         try:
@@ -773,15 +773,17 @@ class AuthPages:
     async def login(self, request: Request) -> Response:
         if request.method == "GET":
             return page("login.html")
-        form = await _form(request)
+        form = await form_fields(request)
         client, agent = _client(request)
+        codes: list[str] = []
+        enrolling = form.get("enrol") == "1"
         try:
             if form.get("mfa_token"):
-                granted, _ = await run_in_threadpool(
+                granted, codes = await run_in_threadpool(
                     self.sign_in.second_factor,
                     form["mfa_token"],
                     form.get("code", ""),
-                    enrol=False,
+                    enrol=enrolling,
                     client=client,
                     user_agent=agent,
                 )
@@ -796,14 +798,25 @@ class AuthPages:
                     user_agent=agent,
                 )
         except Refusal as refused:
-            response = page("login.html", refused.status, error=refused.detail, mfa_token=form.get("mfa_token"))
+            # A wrong code keeps the secret being set up (a new one would void the one just scanned).
+            shown: dict[str, Any] = {"mfa_token": form.get("mfa_token"), "enrol": enrolling}
+            response = page("login.html", refused.status, error=refused.detail, **shown)
             response.headers.update(refused.headers)
             return response
         if step.granted is None:
-            return page("login.html", mfa_token=step.mfa_token, enrol=step.enrol)
-        response = page("login.html", signed_in=who(step.granted.principal))
+            enrolment = await self._enrolment(step.mfa_token) if step.enrol else None
+            return page("login.html", mfa_token=step.mfa_token, enrol=step.enrol, enrolment=enrolment)
+        response = page("login.html", signed_in=who(step.granted.principal), recovery_codes=codes)
         set_session_cookies(response, step.granted, now=self.clock())
         return response
+
+    async def _enrolment(self, mfa_token: str | None) -> totp.Enrolment | None:
+        """The authenticator set-up of a sign-in whose organization requires two-factor authentication
+        (a new secret each time the page is shown: only the confirmed one counts)."""
+        try:
+            return await run_in_threadpool(self.sign_in.begin_enrolment_by_token, mfa_token)
+        except Refusal:
+            return None
 
     def _ask(self, email: str, ip: str) -> str:
         with self.factory.begin() as session:
@@ -812,7 +825,7 @@ class AuthPages:
     async def reset_request(self, request: Request) -> Response:
         if request.method == "GET":
             return page("reset_request.html")
-        form = await _form(request)
+        form = await form_fields(request)
         try:
             answer = await run_in_threadpool(self._ask, form.get("email", ""), client_key(request))
         except accounts.AccountError as refused:

@@ -250,6 +250,8 @@ def test_operator_config_schema_matches_operator_settings() -> None:
         (["--set", "web.port=70000"], "/web/port"),
         (["--set", "publicUrl=status.example.com"], "/publicUrl"),
         (["--set", "database.timeoutSeconds=0"], "/database/timeoutSeconds"),
+        (["--set", "auth.accessTokenSeconds=3600"], "/auth/accessTokenSeconds"),
+        (["--set", "auth.jwtKeys.value=inline"], "value"),
     ],
 )
 def test_schema_rejects_nonsense(helm: Path, args: list[str], message: str) -> None:
@@ -415,3 +417,24 @@ def test_alerter_private_targets_are_off_unless_set(render: Callable[..., Render
     assert "--allow-private-targets" not in alerter_args(default_chart)
     allowed = render("--set", "alerter.allowPrivateTargets=true")
     assert alerter_args(allowed) == ["alerter", "--listen", "0.0.0.0:8082", "--allow-private-targets"]
+
+
+def test_access_token_keys_and_session_lifetimes(render: Callable[..., Rendered]) -> None:
+    default = _env(render().get("Deployment", f"{FULL}-web"))
+    assert "SPECTRA_JWT_KEYS" not in default  # signed with a key derived from SPECTRA_SECRET_KEY
+    assert (
+        default["SPECTRA_ACCESS_TOKEN_TTL_S"]["value"],
+        default["SPECTRA_SESSION_IDLE_TIMEOUT_S"]["value"],
+        default["SPECTRA_SESSION_ABSOLUTE_TIMEOUT_S"]["value"],
+    ) == ("600", "1800", "43200")
+    chart = render(
+        "--set", "auth.jwtKeys.existingSecret=jwt", "--set", "auth.accessTokenSeconds=300",
+        "--set", "auth.sessionIdleSeconds=900",
+    )  # fmt: skip
+    web = _env(chart.get("Deployment", f"{FULL}-web"))
+    assert web["SPECTRA_JWT_KEYS"]["valueFrom"]["secretKeyRef"] == {"name": "jwt", "key": "jwt-keys"}
+    assert "value" not in web["SPECTRA_JWT_KEYS"]
+    assert (web["SPECTRA_ACCESS_TOKEN_TTL_S"]["value"], web["SPECTRA_SESSION_IDLE_TIMEOUT_S"]["value"]) == (
+        "300",
+        "900",
+    )

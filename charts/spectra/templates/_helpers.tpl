@@ -97,6 +97,21 @@ app.kubernetes.io/part-of: spectra
       key: {{ .Values.secretKey.key }}
 - name: SPECTRA_PUBLIC_URL
   value: {{ .Values.publicUrl | quote }}
+{{- with .Values.auth }}
+{{- if .jwtKeys.existingSecret }}
+- name: SPECTRA_JWT_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ .jwtKeys.existingSecret }}
+      key: {{ .jwtKeys.key }}
+{{- end }}
+- name: SPECTRA_ACCESS_TOKEN_TTL_S
+  value: {{ .accessTokenSeconds | quote }}
+- name: SPECTRA_SESSION_IDLE_TIMEOUT_S
+  value: {{ .sessionIdleSeconds | quote }}
+- name: SPECTRA_SESSION_ABSOLUTE_TIMEOUT_S
+  value: {{ .sessionAbsoluteSeconds | quote }}
+{{- end }}
 - name: SPECTRA_SECRETS
   value: kubernetes
 - name: POD_NAMESPACE

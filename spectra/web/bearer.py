@@ -49,6 +49,14 @@ def invalid_token(refused: api_tokens.InvalidApiToken) -> JSONResponse:
     return JSONResponse({"error": str(refused)}, 401, headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'})
 
 
+SESSION_ENDED: Final = "invalid or expired access token: refresh it or sign in again"
+
+
+def session_ended() -> JSONResponse:
+    """A session's access token (header or cookie) that is not good: one message for every reason."""
+    return JSONResponse({"error": SESSION_ENDED}, 401, headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'})
+
+
 def denied(principal: Principal, action: policy.Action, refused: policy.Denied) -> JSONResponse:
     """403 or 404 for a refusal of the policy; a token lacking the scope hears which scopes would do."""
     headers: dict[str, str] = {}

@@ -1,8 +1,10 @@
 """`/api/v1/monitors`: every monitor with its combined state and per-location states, as JSON.
 
-With an API token (`Authorization: Bearer spt_...`, scope `read`), the monitors of the token's
-organization's namespaces, on any server. Without one, every monitor when the server listens on
-loopback only (standalone's default), otherwise 401. Never secrets: names, targets (validated to carry
+With credentials, the monitors of the caller's organization's namespaces (every one for a platform
+admin), on any server: an API token (`Authorization: Bearer spt_...`, scope `read`), a session's access
+token (`Authorization: Bearer <JWT>`), or a signed-in browser's access cookie. Credentials are always
+checked, on loopback too: bad ones are a 401, never ignored. Without any, every monitor when the server
+listens on loopback only (standalone's default), otherwise 401. Never secrets: names, targets (validated to carry
 no credentials), states and reasons only.
 
 Open means open to this machine, not to every page a local browser opens: a page of evil.example
@@ -14,6 +16,7 @@ whose name is re-pointed at 127.0.0.1 (DNS rebinding) reaches the port, but its 
 from __future__ import annotations
 
 import ipaddress
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,9 +27,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from spectra.auth import api_tokens, policy
+from spectra.auth.identity import Principal
 from spectra.auth.policy import Action
 from spectra.store import MonitorOverview, monitor_overview, utcnow
-from spectra.web import bearer
+from spectra.web import bearer, credentials
+
+log = logging.getLogger("spectra.web")
 
 
 def monitor_json(monitor: MonitorOverview) -> dict[str, Any]:
@@ -77,26 +83,41 @@ def monitor_routes(factory: sessionmaker[Session], *, loopback_only: bool) -> li
         with factory() as session:
             return [monitor_json(item) for item in monitor_overview(session)]
 
+    def visible_to(session: Session, principal: Principal) -> Response:
+        try:
+            policy.require(principal, Action.MONITORS_READ, organization=principal.organization)
+        except policy.Denied as refused:
+            return bearer.denied(principal, Action.MONITORS_READ, refused)
+        visible = policy.visible_namespaces(session, principal)
+        return JSONResponse([monitor_json(item) for item in monitor_overview(session) if item.namespace in visible])
+
     def for_token(token: str) -> Response:
         with factory.begin() as session:  # commits the token's last use
             try:
                 principal = bearer.authenticate(session, token, now=utcnow())
             except api_tokens.InvalidApiToken as refused:
                 return bearer.invalid_token(refused)
-            try:
-                policy.require(principal, Action.MONITORS_READ, organization=principal.organization)
-            except policy.Denied as refused:
-                return bearer.denied(principal, Action.MONITORS_READ, refused)
-            visible = policy.visible_namespaces(session, principal)
-            return JSONResponse([monitor_json(item) for item in monitor_overview(session) if item.namespace in visible])
+            return visible_to(session, principal)
+
+    def for_session(access: str) -> Response:
+        try:
+            principal = credentials.access_principal(access, now=utcnow())
+        except credentials.BadCredentials as refused:
+            log.info("credentials refused: %s", refused.reason)
+            return bearer.session_ended()
+        with factory() as session:
+            return visible_to(session, principal)
 
     async def monitors(request: Request) -> Response:
         token = bearer.bearer_token(request.headers.get("authorization", ""))
-        if token is not None:
-            # A bearer token is always checked, on loopback too: it is never silently ignored, and its
-            # organization's monitors are what its client expects. A page of another site cannot send
-            # it, so any Host is served.
+        # Credentials are always checked, on loopback too: never silently ignored, and the caller's
+        # organization's monitors are what its client expects. A page of another site can send neither
+        # the header nor the SameSite=Strict cookie, so any Host is served.
+        if token is not None and token.startswith(api_tokens.TOKEN_PREFIX):
             return await run_in_threadpool(for_token, token)
+        access = token or request.cookies.get(credentials.cookie_names().access)
+        if access:
+            return await run_in_threadpool(for_session, access)
         if not loopback_only:
             return bearer.needs_credentials("this API needs an API token: Authorization: Bearer spt_...")
         if not names_loopback(request.headers.get("host", "")):

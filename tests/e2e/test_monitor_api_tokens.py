@@ -1,6 +1,6 @@
-"""`/api/v1/monitors` of the real `spectra web` with real API tokens: each organization's token sees its
-own namespaces' monitors; a bad or missing token gets 401 with a Bearer challenge, and the log says why
-without the token."""
+"""`/api/v1/monitors` of the real `spectra web` with real API tokens and signed-in sessions: each
+organization's token, access token or browser cookie sees its own namespaces' monitors; a bad or missing
+token gets 401 with a Bearer challenge, and the log says why without the token."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
+from sqlalchemy import select
 
-from spectra.store import Role, make_engine, session_factory
+from spectra.auth.passwords import hash_password
+from spectra.store import Role, User, make_engine, session_factory
+from spectra.web.bearer import SESSION_ENDED
+from spectra.web.credentials import cookie_names
 from tests.factories.accounts import member, token_of
 from tests.factories.manifests import monitor, organization, to_yaml
 from tests.support.processes import SPECTRA, free_port, run_spectra
@@ -25,6 +30,9 @@ MANIFESTS = to_yaml(
     monitor("shop", namespace="globex", url="https://shop.globex.example/"),
     monitor("infra", namespace="default", url="https://infra.example/"),
 )
+
+
+PASSWORD = "plum-orbit-saddle-91"
 
 
 def _env() -> dict[str, str]:
@@ -42,6 +50,8 @@ def test_tokens_see_their_organizations_monitors(tmp_path: Path) -> None:
         with session_factory(engine).begin() as session:
             acme = token_of(session, member(session, "uma@acme.example", "acme", Role.USER))
             globex = token_of(session, member(session, "gina@globex.example", "globex", Role.ADMIN), "admin")
+            for user in session.scalars(select(User)):
+                user.password_hash = hash_password(PASSWORD)
     finally:
         engine.dispose()
 
@@ -64,6 +74,7 @@ def test_tokens_see_their_organizations_monitors(tmp_path: Path) -> None:
                 }
                 missing = http.get("/api/v1/monitors")
                 wrong = http.get("/api/v1/monitors", headers={"Authorization": f"Bearer {acme[:-2]}xx"})
+                by_session = _by_session(http)
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) == 0, log.read_text()
         finally:
@@ -79,11 +90,42 @@ def test_tokens_see_their_organizations_monitors(tmp_path: Path) -> None:
         {"error": "invalid API token"},
         'Bearer realm="spectra", error="invalid_token"',
     )
+    assert by_session == {
+        "globex access token": (200, [("globex", "shop")]),
+        "acme browser cookie": (200, [("acme-dev", "web"), ("acme-prod", "api")]),
+        "forged access token": (401, {"error": SESSION_ENDED}),
+        "stale cookie": (401, {"error": SESSION_ENDED}),
+    }
     text = log.read_text()
     assert "API token refused: unknown" in text
     assert acme[4:] not in text
     assert acme[:-2] not in text
     assert "Traceback" not in text
+
+
+def _by_session(http: httpx.Client) -> dict[str, tuple[int, Any]]:
+    """/api/v1/monitors as a signed-in API client (Bearer JWT) and a browser (the access cookie): each
+    its organization's; a forged JWT or a cookie that is not a token is a 401, never every monitor."""
+
+    def listed(response: httpx.Response) -> tuple[int, Any]:
+        if response.status_code != 200:
+            return response.status_code, response.json()
+        return 200, [(m["namespace"], m["name"]) for m in response.json()]
+
+    login = {"email": "gina@globex.example", "password": PASSWORD}
+    access = http.post("/api/v1/auth/login", json=login).json()["access_token"]
+    bearer = {"Authorization": f"Bearer {access}"}
+    answers = {"globex access token": listed(http.get("/api/v1/monitors", headers=bearer))}
+    forged = {"Authorization": f"Bearer {access[:-4]}AAAA"}
+    with httpx.Client(base_url=str(http.base_url), timeout=30) as browser:
+        browser.post(
+            "/api/v1/auth/login", json={"email": "uma@acme.example", "password": PASSWORD, "use_cookies": True}
+        )
+        answers["acme browser cookie"] = listed(browser.get("/api/v1/monitors"))
+        answers["forged access token"] = listed(browser.get("/api/v1/monitors", headers=forged))
+        browser.cookies.set(cookie_names().access, "stale")
+        answers["stale cookie"] = listed(browser.get("/api/v1/monitors"))
+    return answers
 
 
 def _status(url: str) -> int:

@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 
 from spectra.auth import api_tokens
 from spectra.store import ApiToken, Role, monitor_overview, save_states
+from spectra.web.bearer import SESSION_ENDED
 from spectra.web.monitors import monitor_json, monitor_routes, names_loopback
 from tests.factories.accounts import TOKEN_MADE_AT, member, organization_resource, token_of
 from tests.factories.store import NOW, monitor_factory, state_row
@@ -118,7 +119,7 @@ async def test_elsewhere_it_needs_an_api_token(sessions: sessionmaker[Session]) 
         (f"Basic {token}", 401, NEEDS_CREDENTIALS),
         ("Bearer", 401, NEEDS_CREDENTIALS),
         ("Bearer   ", 401, NEEDS_CREDENTIALS),
-        ("Bearer not-the-token", 401, INVALID_TOKEN),
+        ("Bearer not-the-token", 401, INVALID_TOKEN),  # not spt_...: taken for a session's access token
         (f"Bearer {token}x", 401, INVALID_TOKEN),
         (f"Bearer {token[:-1]}", 401, INVALID_TOKEN),
         (f"Bearer spt_{'A' * 43}", 401, INVALID_TOKEN),
@@ -135,7 +136,8 @@ async def test_elsewhere_it_needs_an_api_token(sessions: sessionmaker[Session]) 
             if challenge == NEEDS_CREDENTIALS:
                 assert response.json() == {"error": "this API needs an API token: Authorization: Bearer spt_..."}
             elif challenge == INVALID_TOKEN:
-                assert response.json() == {"error": "invalid API token"}
+                session_token = not str(authorization).split()[-1].startswith("spt_")
+                assert response.json() == {"error": SESSION_ENDED if session_token else "invalid API token"}
             else:
                 assert response.json() == []
 

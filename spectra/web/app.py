@@ -24,6 +24,7 @@ from spectra.web.account_pages import account_routes
 from spectra.web.auth_routes import auth_routes
 from spectra.web.heartbeats import heartbeat_routes
 from spectra.web.monitors import monitor_routes
+from spectra.web.sso_routes import sso_routes
 
 
 @dataclass
@@ -51,6 +52,7 @@ def create_app(parts: AppParts) -> Starlette:
         *heartbeat_routes(parts.session_factory),
         *(auth_routes(parts.session_factory) if parts.sign_in else ()),
         *(account_routes(parts.session_factory) if parts.sign_in else ()),
+        *(sso_routes(parts.session_factory) if parts.sign_in else ()),  # none without SPECTRA_SSO_PROVIDERS
         *parts.routes,
     ]
     return Starlette(routes=routes, middleware=[Middleware(CrossSiteRefusal)])  # forms refuse cross-site posts

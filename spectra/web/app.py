@@ -21,6 +21,7 @@ from spectra.runtime.health import health_routes
 from spectra.runtime.metrics import Metrics
 from spectra.runtime.readiness import ReadinessCheck
 from spectra.web.account_pages import account_routes
+from spectra.web.admin_routes import admin_routes
 from spectra.web.auth_routes import auth_routes
 from spectra.web.heartbeats import heartbeat_routes
 from spectra.web.monitors import monitor_routes
@@ -51,6 +52,7 @@ def create_app(parts: AppParts) -> Starlette:
         *monitor_routes(parts.session_factory, loopback_only=parts.loopback_only),
         *heartbeat_routes(parts.session_factory),
         *(auth_routes(parts.session_factory) if parts.sign_in else ()),
+        *(admin_routes(parts.session_factory) if parts.sign_in else ()),
         *(account_routes(parts.session_factory) if parts.sign_in else ()),
         *(sso_routes(parts.session_factory) if parts.sign_in else ()),  # none without SPECTRA_SSO_PROVIDERS
         *parts.routes,

@@ -70,7 +70,7 @@ from spectra.web import credentials
 from spectra.web.app import AppParts, create_app
 from spectra.web.bearer import REALM
 from tests.factories.accounts import organization_resource
-from tests.support.snapshots import Added, AnyChange, Change, Updated, snapshot, unexpected_changes
+from tests.support.snapshots import Added, AnyChange, Change, Snapshot, Updated, snapshot, unexpected_changes
 from tests.web.test_auth_routes import GOOD, PROBLEM, Client, forged, good_hash
 
 ADA: Final = "ada@acme.example"  # a user of acme
@@ -940,8 +940,8 @@ def test_the_table_has_every_class_of_refusal() -> None:
 
 
 def test_unexpected_changes_names_every_change_not_allowed() -> None:
-    before = {"sessions": {(1,): {"id": 1, "revoked_at": None}}, "audit_log": {}, "throttles": {}}
-    after = {
+    before: Snapshot = {"sessions": {(1,): {"id": 1, "revoked_at": None}}, "audit_log": {}, "throttles": {}}
+    after: Snapshot = {
         "sessions": {(1,): {"id": 1, "revoked_at": 5}},
         "audit_log": {(7,): {"id": 7, "action": "user.login_failed"}},
         "throttles": {("k",): {"key": "k"}},

@@ -112,6 +112,25 @@ app.kubernetes.io/part-of: spectra
 - name: SPECTRA_SESSION_ABSOLUTE_TIMEOUT_S
   value: {{ .sessionAbsoluteSeconds | quote }}
 {{- end }}
+{{- with .Values.sso }}
+{{- if .providers }}
+{{- $sso := . }}
+- name: SPECTRA_SSO_PROVIDERS
+  value: {{ toJson .providers | quote }}
+{{- range .providers }}
+{{- if not (hasKey $sso.secretKeys (toString .client_secret_env)) }}
+{{- fail (printf "sso.secretKeys has no key for %s, the client_secret_env of provider %s" (toString .client_secret_env) (toString .name)) }}
+{{- end }}
+{{- end }}
+{{- range $var, $key := .secretKeys }}
+- name: {{ $var }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "sso.existingSecret: the Secret with the client secrets of sso.providers" $sso.existingSecret }}
+      key: {{ $key }}
+{{- end }}
+{{- end }}
+{{- end }}
 - name: SPECTRA_SECRETS
   value: kubernetes
 - name: POD_NAMESPACE

@@ -124,7 +124,7 @@ class Provider(BaseModel):
             raise ValueError("must have no query, fragment or user name")
         if parts.scheme == "http" and not _is_loopback(parts.hostname):
             raise ValueError("must be https:// (plain http only for a provider on this machine's loopback)")
-        return value.rstrip("/")
+        return value  # as the provider writes it: some end in "/" (Auth0), and `iss` is compared exactly
 
     @field_validator("scopes")
     @classmethod
@@ -147,7 +147,7 @@ class Provider(BaseModel):
     @property
     def metadata_url(self) -> str:
         """OpenID Connect Discovery's document of the issuer."""
-        return f"{self.issuer}/.well-known/openid-configuration"
+        return f"{self.issuer.rstrip('/')}/.well-known/openid-configuration"
 
     def client_secret(self) -> str:
         return os.environ.get(self.client_secret_env, "")

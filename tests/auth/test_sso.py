@@ -158,7 +158,7 @@ def test_good_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
     monkeypatch.setenv(sso.PROVIDERS_ENV, json.dumps(raw))
     acme, local = sso.load_providers()
-    assert acme.issuer == "https://login.acme.example/realms/staff"
+    assert acme.issuer == "https://login.acme.example/realms/staff/"  # compared with `iss` exactly
     assert acme.metadata_url == "https://login.acme.example/realms/staff/.well-known/openid-configuration"
     assert acme.allowed_domains == ("acme.example",)
     assert acme.scopes == ("openid", "email", "profile")

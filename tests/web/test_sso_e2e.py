@@ -298,3 +298,11 @@ async def test_an_unknown_provider_is_not_found(browser: Browser) -> None:
     answer = await browser.app.get("/sso/nobody")
     assert answer.status_code == 404
     assert error_of(answer) == sso_routes.UNKNOWN_PROVIDER
+
+
+def test_bad_settings_stop_the_app_at_start(sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    # serve_app turns this ValueError into the log line and exit code 1 of `spectra run` and `spectra web`.
+    monkeypatch.setenv(sso.PROVIDERS_ENV, '[{"name": "acme"}]')
+    with pytest.raises(ValueError, match=r"^SPECTRA_SSO_PROVIDERS\[0\]\.title: is required$"):
+        create_app(AppParts(sessions, Metrics(), Readiness(), sign_in=True))
+    create_app(AppParts(sessions, Metrics(), Readiness(), sign_in=False))  # no sign-in, no single sign-on

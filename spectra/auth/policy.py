@@ -101,7 +101,9 @@ PLATFORM_ACTIONS: Final = frozenset(
     {Action.TENANTS_MANAGE, Action.IMPERSONATE, Action.MAINTENANCE_GLOBAL, Action.SYSTEM_READ}
 )
 # Organization actions a platform admin may take in every organization without being a member.
-PLATFORM_EVERYWHERE: Final = frozenset({Action.AUDIT_READ})
+# Tenant management: reading any log, and inviting, changing and removing the members of any organization
+# (onboarding a tenant, a locked-out admin). Never its monitors, incidents or settings: for those, impersonate.
+PLATFORM_EVERYWHERE: Final = frozenset({Action.AUDIT_READ, Action.MEMBERS_MANAGE})
 
 # An API token may do what its scopes allow AND its owner's current role allows (a demoted admin's
 # `admin` token loses the admin actions with the role). A write scope includes reading what it writes.

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -29,6 +30,7 @@ from starlette.routing import Route
 from spectra.auth import policy
 from spectra.runtime.clients import client_key
 from spectra.store import utcnow
+from spectra.store.accounts import User
 from spectra.tokens import Tokens
 from spectra.web import credentials
 from spectra.web.auth_routes import (
@@ -40,7 +42,6 @@ from spectra.web.auth_routes import (
     clear_session_cookies,
     form_fields,
     page,
-    user_has_secret,
     who,
 )
 
@@ -62,7 +63,7 @@ class AccountPages:
         principal = caller.principal
         shown = {
             "me": who(principal),
-            "mfa_on": user_has_secret(self.sign_in.factory, principal.user_id),
+            "mfa_on": _mfa_enabled(self.sign_in.factory, principal.user_id),
             "csrf": request.cookies.get(credentials.cookie_names().csrf, ""),
             "impersonated": principal.impersonated,
             **context,
@@ -119,7 +120,10 @@ class AccountPages:
                 self.sign_in.confirm_enrolment, caller.principal, form.get("code", ""), client=client_key(request)
             )
         except Refusal as refused:
-            return await run_in_threadpool(self._show, caller, request, refused.status, error=refused.detail)
+            # A wrong code keeps the secret being set up: the form again, without a new secret to scan.
+            return await run_in_threadpool(
+                self._show, caller, request, refused.status, error=refused.detail, confirming=True
+            )
         return await run_in_threadpool(self._show, caller, request, recovery_codes=codes)
 
     async def _logout(self, request: Request, *, everywhere: bool) -> Response:
@@ -142,6 +146,11 @@ class AccountPages:
 
     async def logout_everywhere(self, request: Request) -> Response:
         return await self._logout(request, everywhere=True)
+
+
+def _mfa_enabled(factory: sessionmaker[Session], user_id: int) -> bool:
+    with factory() as session:
+        return bool(session.scalar(select(User.mfa_enabled).where(User.id == user_id)))
 
 
 def account_routes(

@@ -82,6 +82,9 @@ def test_enrol_from_the_account_page_then_sign_in_with_a_code(
     wrong = site.http.post("/account/mfa/confirm", data={"csrf": csrf_of(started.text), "code": "000000"})
     assert wrong.status_code == 400
     assert not mfa_enabled(sessions)
+    assert 'action="/account/mfa/confirm"' in wrong.text  # the same secret: no new one to scan
+    assert "<svg" not in wrong.text
+    assert 'id="mfa-state">Off.' in site.http.get("/account").text
     done = site.http.post(
         "/account/mfa/confirm", data={"csrf": csrf_of(started.text), "code": pyotp.TOTP(secret).at(site.clock.now)}
     )

@@ -16,12 +16,22 @@ from tests.support.waiting import wait_for
 
 class Run:
     """`spectra run MANIFESTS` on `database` (default: `spectra.db` in `tmp`) with `env` (default: this
-    process's environment), listening on a free loopback port."""
+    process's environment), listening on a free loopback port; `public_url`: SPECTRA_PUBLIC_URL is that
+    address, so the links it mails lead back to it."""
 
     def __init__(
-        self, tmp: Path, manifests: Path, *, database: str | None = None, env: Mapping[str, str] | None = None
+        self,
+        tmp: Path,
+        manifests: Path,
+        *,
+        database: str | None = None,
+        env: Mapping[str, str] | None = None,
+        public_url: bool = False,
     ) -> None:
         self.port = free_port()
+        env = {**(os.environ if env is None else env)}
+        if public_url:
+            env["SPECTRA_PUBLIC_URL"] = self.base
         self.log = tmp / f"spectra-{self.port}.log"
         self._log_file = self.log.open("w")
         self.process = subprocess.Popen(
@@ -37,7 +47,7 @@ class Run:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             cwd=tmp,
-            env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
+            env={**env, "PYTHONUNBUFFERED": "1"},
         )
 
     @property

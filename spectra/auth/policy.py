@@ -192,6 +192,23 @@ def require(principal: Principal, action: Action, *, organization: str | None) -
         raise refusal
 
 
+OWN_ACCOUNT_WHILE_IMPERSONATING: Final = (
+    "not while impersonating: the role, membership and account of the person impersonated stay theirs to change"
+)
+
+
+def require_member_change(principal: Principal, member_email: str, *, resets_mfa: bool) -> None:
+    """Whether `principal` may change the member `member_email` (role, disable, enable, reset two-factor
+    authentication, remove), beyond `members.manage` itself: while impersonating, the person's own account
+    is out of reach through the members' endpoints as through their own (resetting their two-factor
+    authentication is refused as `self.mfa` is)."""
+    if not principal.impersonated or member_email.strip().lower() != principal.email.lower():
+        return
+    if resets_mfa:
+        require(principal, Action.SELF_MFA, organization=None)
+    raise Forbidden(OWN_ACCOUNT_WHILE_IMPERSONATING)
+
+
 def require_impersonation(principal: Principal, *, target_platform_admin: bool) -> None:
     """Whether `principal` may impersonate someone: a platform admin may, but never another platform admin."""
     require(principal, Action.IMPERSONATE, organization=None)

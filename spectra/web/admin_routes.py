@@ -341,6 +341,7 @@ class AdminApi:
         principal = await self.caller(request, changes=True)
         organization = self.organization(request, principal, Action.MEMBERS_MANAGE)
         email = str(request.path_params["email"]).strip().lower()
+        policy.require_member_change(principal, email, resets_mfa=request.url.path.endswith("/reset-mfa"))
         role = (await read_json(request, RoleBody)).role if request.url.path.endswith("/role") else None
         actor = self.actor(request, principal)
 

@@ -29,6 +29,7 @@ from spectra.auth.policy import (
     require,
     require_impersonation,
     require_in,
+    require_member_change,
     roles_markdown,
     visible_namespaces,
 )
@@ -214,6 +215,17 @@ def test_impersonation_never_of_a_platform_admin() -> None:
         require_impersonation(ADMIN, target_platform_admin=False)
     with pytest.raises(Forbidden, match=r"^not while impersonating"):
         require_impersonation(STAFF_AS_ADMIN, target_platform_admin=False)
+
+
+def test_while_impersonating_the_persons_own_account_is_out_of_reach_through_the_members_endpoints() -> None:
+    own = STAFF_AS_ADMIN.email
+    require_member_change(ADMIN, ADMIN.email, resets_mfa=True)  # one's own, not impersonated: allowed
+    require_member_change(STAFF_AS_ADMIN, "someone.else@acme.example", resets_mfa=True)  # another member
+    with pytest.raises(Forbidden, match=r"^not while impersonating: self.mfa stays with the person impersonated$"):
+        require_member_change(STAFF_AS_ADMIN, own, resets_mfa=True)
+    for written in (own, f"  {own.upper()} "):
+        with pytest.raises(Forbidden, match=r"^not while impersonating: the role, membership and account"):
+            require_member_change(STAFF_AS_ADMIN, written, resets_mfa=False)
 
 
 def test_the_tables_are_whole() -> None:

@@ -21,6 +21,9 @@ One module per concept:
 - `tenants.py`: every Organization with plan, usage, trial, suspension, members and last activity, for
   platform admins; trial reminders to each organization's admins.
 - `mail.py`: account and tenant mails queued in the notification outbox, once per idempotency key.
+- `sso.py`: single sign-on with OpenID Connect: the providers' settings, and what a verified identity
+  becomes (the account, memberships from group mappings, a session with the second factor left to the
+  provider).
 - `global_maintenance.py`: turning global maintenance on and off, audited (its state, which the alerter
   and status pages read: spectra.domain.global_maintenance).
 """

@@ -52,6 +52,7 @@ from spectra.auth.audit import record
 from spectra.auth.identity import Actor, Principal
 from spectra.auth.organization_settings import requires_mfa
 from spectra.auth.passwords import hash_password, needs_rehash, verify_password, verify_unknown
+from spectra.auth.sso import sign_in_links
 from spectra.runtime.clients import client_key
 from spectra.runtime.forms import read_body, read_form
 from spectra.runtime.headers import LINK_PAGE_HEADERS
@@ -772,7 +773,7 @@ class AuthPages:
 
     async def login(self, request: Request) -> Response:
         if request.method == "GET":
-            return page("login.html")
+            return page("login.html", sso=sign_in_links())
         form = await form_fields(request)
         client, agent = _client(request)
         codes: list[str] = []
@@ -800,7 +801,7 @@ class AuthPages:
         except Refusal as refused:
             # A wrong code keeps the secret being set up (a new one would void the one just scanned).
             shown: dict[str, Any] = {"mfa_token": form.get("mfa_token"), "enrol": enrolling}
-            response = page("login.html", refused.status, error=refused.detail, **shown)
+            response = page("login.html", refused.status, error=refused.detail, sso=sign_in_links(), **shown)
             response.headers.update(refused.headers)
             return response
         if step.granted is None:

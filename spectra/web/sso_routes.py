@@ -48,7 +48,7 @@ from spectra.runtime.clients import client_key
 from spectra.store import utcnow
 from spectra.store.engine import retry_conflicts
 from spectra.tokens import secret_key
-from spectra.web import auth_routes, credentials
+from spectra.web import credentials
 from spectra.web.auth_routes import Granted, page, set_session_cookies
 
 with warnings.catch_warnings():
@@ -90,8 +90,6 @@ def sso_routes(
     chosen = tuple(sso.load_providers() if providers is None else providers)
     if not chosen:
         return []
-    # The login page lists the providers ("Sign in with ..."); it reads the setting when it renders.
-    auth_routes._TEMPLATES.globals["sso_links"] = sso.sign_in_links
     web = SsoWeb(factory, chosen, clock=clock, public_url=public_url)
     names = credentials.cookie_names()
     state_cookie = Middleware(

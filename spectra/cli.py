@@ -196,7 +196,8 @@ def users_add(
 
     Adding an address whose account is still invited prints a new link. The link is signed with
     SPECTRA_SECRET_KEY, which must be the key of the server that opens it (`spectra run` or `spectra web`);
-    it points at SPECTRA_PUBLIC_URL (default http://127.0.0.1:8080, the address of `spectra run`).
+    unset, on a SQLite database, the key `spectra run` keeps on disk. It points at SPECTRA_PUBLIC_URL
+    (default http://127.0.0.1:8080, the address of `spectra run`).
     """
     from spectra.auth.accounts import add_user, is_standalone, link_url, links_base
     from spectra.auth.identity import Actor
@@ -204,12 +205,16 @@ def users_add(
     from spectra.tokens import Purpose
 
     if not os.environ.get("SPECTRA_SECRET_KEY"):
-        click.echo(
-            "spectra: SPECTRA_SECRET_KEY is not set: the server would refuse a link signed with a key of this "
-            "command alone; set the key `spectra run` or `spectra web` has",
-            err=True,
-        )
-        sys.exit(EXIT_INVALID)
+        from spectra.store import database_url
+
+        if not database_url(database).startswith("sqlite"):
+            click.echo(
+                "spectra: SPECTRA_SECRET_KEY is not set: the server would refuse a link signed with a key of "
+                "this command alone; set the key `spectra web` has",
+                err=True,
+            )
+            sys.exit(EXIT_INVALID)
+        _keep_secret_key()  # a SQLite store is `spectra run`'s: sign with the key it keeps
     token: list[str] = []
 
     def act(session: Session, now: datetime) -> str:
@@ -446,6 +451,7 @@ def run(paths: tuple[Path, ...], database: str | None, listen: str, concurrency:
     from spectra.store import database_url
 
     host, port = _server_setup(listen)
+    _keep_secret_key()
     options = Options(
         paths=list(paths),
         database_url=database_url(database),
@@ -589,6 +595,23 @@ def web(database: str | None, listen: str) -> None:
 
     host, port = _server_setup(listen)
     sys.exit(_run_async(run_web(WebOptions(database_url=database_url(database), host=host, port=port))))
+
+
+def _keep_secret_key() -> None:
+    """Standalone: SPECTRA_SECRET_KEY from the key kept on disk when it is not set (spectra.runtime.kept_key)."""
+    from spectra.runtime.kept_key import KeptKeyError, keep_secret_key
+
+    try:
+        kept = keep_secret_key()
+    except KeptKeyError as refused:
+        click.echo(f"spectra: {refused}", err=True)
+        sys.exit(EXIT_INVALID)
+    if kept is None:
+        return
+    verb = "made and kept" if kept.made else "kept"
+    log.info("SPECTRA_SECRET_KEY is not set: using the key %s in %s", verb, kept.path)
+    if kept.loose:
+        log.warning("%s can be read by others than its owner: chmod 600 %s", kept.path, kept.path)
 
 
 def _server_setup(listen: str) -> tuple[str, int]:

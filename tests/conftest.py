@@ -22,6 +22,7 @@ The inner loop is `pytest -m "not e2e"`; CI runs everything.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -71,6 +72,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # --- databases ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _data_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`spectra run` without SPECTRA_SECRET_KEY keeps a key under XDG_DATA_HOME (spectra.runtime.kept_key):
+    the processes tests start keep theirs in the test run's own place, never in the home directory."""
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("data-home"))
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ audit what they do with the caller as the actor (both names while a platform adm
 
 The organization is the caller's (the `org` claim of its session or token); `?organization=NAME` names
 another, which the policy allows only where it allows it (platform admins read every organization's
-audit log; everything else answers 404 for an organization that is not the caller's). A member,
+audit log and manage every organization's members; everything else answers 404 for an organization that
+is not the caller's). A member,
 token or impersonation of another tenant is 404 as well; a role that does not allow the action is 403.
 
 A session's caller is checked against the store before anything is read or changed

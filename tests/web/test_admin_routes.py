@@ -8,7 +8,6 @@ import csv
 import functools
 import io
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import httpx
 import pyotp
 import pytest
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
@@ -59,12 +58,6 @@ CARL = "carl@acme.example"  # acme's user, whom the admins change
 GINA = "gina@globex.example"  # globex's admin
 REASON = "Ticket 4711: the customer cannot see their status page"
 SIGN_IN_AGAIN = "Your session has ended. Sign in again."
-
-
-@pytest.fixture
-def portal() -> Iterator[BlockingPortal]:
-    with start_blocking_portal() as running:
-        yield running
 
 
 @dataclass
@@ -224,6 +217,25 @@ def test_an_invitation_is_mailed_through_the_outbox_and_audited(site: Site) -> N
     (invited,) = audited(site.sessions, "member.invited")
     assert (invited.actor, invited.organization, invited.target_name) == (ADA, "acme", "new@acme.example")
     assert invited.details == {"role": "user", "again": False, "mailed": True}
+
+
+def test_platform_admins_manage_any_organization_s_members_by_naming_it(site: Site) -> None:
+    """Onboarding a tenant or helping one whose only admin is locked out, without being a member."""
+    listed = site.call("GET", "/api/v1/members?organization=globex", ROOT)
+    assert listed.status_code == 200, listed.text
+    assert [m["email"] for m in listed.json()["members"]] == [GINA]
+    invited = site.call(
+        "POST", "/api/v1/members?organization=globex", ROOT, json={"email": "hal@globex.example", "role": "admin"}
+    )
+    assert invited.status_code == 201, invited.text
+    assert membership(site.sessions, "hal@globex.example", "globex") == "admin"
+    (row,) = audited(site.sessions, "member.invited")
+    assert (row.actor, row.organization) == (ROOT, "globex")
+    # Not the organization's settings or tokens: those are reached by impersonation.
+    settings = site.call("PUT", "/api/v1/organization/settings?organization=globex", ROOT, json={"require_mfa": True})
+    assert settings.status_code == 404, settings.text
+    # Nor does an organization admin reach another organization's members by naming it.
+    assert site.call("GET", "/api/v1/members?organization=globex", ADA).status_code == 404
 
 
 def test_an_admin_changes_a_member_s_role_disables_enables_resets_mfa_and_removes(site: Site) -> None:

@@ -267,6 +267,6 @@ class _Refused(Exception):
         self.message = message
 
     def page(self) -> Response:
-        response = page("login.html", self.status, error=self.message)
+        response = page("login.html", self.status, error=self.message, sso=sso.sign_in_links())
         response.headers.update(_HEADERS)
         return response

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.store import make_engine, session_factory, upgrade
@@ -72,6 +73,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # --- databases ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def portal() -> Iterator[BlockingPortal]:
+    """An event loop in a thread, for calling an app's async client from synchronous tests."""
+    with start_blocking_portal() as running:
+        yield running
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -19,7 +19,8 @@ from spectra.store import Role
 from spectra.store.accounts import OrganizationSettings, RecoveryCode, User, UserSession
 from spectra.web import auth_routes as routes
 from spectra.web.account_pages import account_routes
-from tests.web.test_auth_routes import EMAIL, GOOD, Client, Clock, Site, add_user, enrol, snapshot
+from tests.support.web import GOOD, Client, Clock
+from tests.web.test_auth_routes import EMAIL, Site, add_user, enrol, snapshot
 
 SECRET = re.compile(r'<code id="secret">([A-Z2-7 ]+)</code>')
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')

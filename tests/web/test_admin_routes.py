@@ -48,7 +48,8 @@ from spectra.web import admin_routes
 from spectra.web import auth_routes as routes
 from spectra.web.app import AppParts, create_app
 from tests.factories.manifests import organization
-from tests.web.test_auth_routes import GOOD, NOW, Client, Clock, assert_problem, good_hash
+from tests.support.web import GOOD, NOW, Client, Clock, good_hash
+from tests.web.test_auth_routes import assert_problem
 
 ROOT = "root@spectra.example"  # a platform admin in no organization
 OPS = "ops@spectra.example"  # a platform admin who is also a member of acme

@@ -4,13 +4,11 @@ through Starlette's TestClient on a real database (SQLite and MariaDB), the cloc
 from __future__ import annotations
 
 import base64
-import functools
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 import jwt
 import pyotp
 import pytest
@@ -23,7 +21,6 @@ from starlette.middleware import Middleware
 from spectra.auth import access_tokens, totp
 from spectra.auth.accounts import first_admin_link, make_link_token
 from spectra.auth.identity import Principal
-from spectra.auth.passwords import hash_password
 from spectra.runtime.cross_site import CrossSiteRefusal
 from spectra.runtime.metrics import Metrics
 from spectra.runtime.readiness import Readiness
@@ -40,39 +37,9 @@ from spectra.store.accounts import (
 from spectra.tokens import Purpose
 from spectra.web import auth_routes as routes
 from spectra.web.app import AppParts, create_app
+from tests.support.web import GOOD, NOW, PROBLEM, Client, Clock, good_hash
 
-NOW = datetime(2026, 3, 2, 9, 0, 7, tzinfo=UTC)
-GOOD = "plum-orbit-saddle-91"
 EMAIL = "ada@example.com"
-PROBLEM = "application/problem+json"
-
-
-@functools.cache
-def good_hash() -> str:
-    return hash_password(GOOD)  # ~0.3 s: made once for every test
-
-
-@dataclass
-class Clock:
-    now: datetime = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Client:
-    """httpx's AsyncClient on the app, called from a synchronous test through a portal (its event loop)."""
-
-    def __init__(self, app: Any, portal: BlockingPortal, base_url: str = "http://testserver") -> None:
-        self.portal = portal
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
-        self.cookies = self.client.cookies
-
-    def get(self, url: str, **options: Any) -> httpx.Response:
-        return self.portal.call(functools.partial(self.client.get, url, **options))
-
-    def post(self, url: str, **options: Any) -> httpx.Response:
-        return self.portal.call(functools.partial(self.client.post, url, **options))
 
 
 @dataclass

@@ -76,7 +76,8 @@ from spectra.web.app import AppParts, create_app
 from spectra.web.bearer import REALM
 from tests.factories.accounts import organization_resource
 from tests.support.snapshots import Added, AnyChange, Change, Snapshot, Updated, snapshot, unexpected_changes
-from tests.web.test_auth_routes import GOOD, PROBLEM, Client, forged, good_hash
+from tests.support.web import GOOD, PROBLEM, Client, good_hash
+from tests.web.test_auth_routes import forged
 
 ADA: Final = "ada@acme.example"  # a user of acme
 ROOT: Final = "root@acme.example"  # acme's admin

@@ -22,6 +22,7 @@ from prometheus_client import Counter
 from sqlalchemy import Engine, func, select
 
 from spectra.auth.accounts import first_admin_link, invite_declared_admins, link_url
+from spectra.console.routes import console_routes
 from spectra.domain.egress import EgressGuard, EgressPolicy
 from spectra.manifests import ManifestSet, discover, load_paths
 from spectra.probe.context import CheckContext
@@ -161,7 +162,7 @@ class Standalone:
             self.metrics,
             lambda: readiness() or side.problem(),
             loopback_only=is_loopback(options.host),
-            routes=side.routes(self.sessions),
+            routes=[*console_routes(self.sessions), *side.routes(self.sessions)],  # the pages' `/` last
             sign_in=True,
         )
         worker = self.worker

@@ -44,7 +44,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from spectra.auth import accounts, policy, sessions, throttle, totp
@@ -534,6 +534,20 @@ def flag(body: Mapping[str, Any], name: str) -> bool:
     return value
 
 
+# Where /login may send a person once signed in (`?next=`): our own pages, never another host.
+AFTER_SIGN_IN: Final = ("/console", "/account")
+
+
+def after_sign_in(target: str | None) -> str | None:
+    """`target` when it is a path of the console or the account page (not `//host`, not a scheme)."""
+    if not target or not target.startswith(AFTER_SIGN_IN) or "\\" in target or "//" in target:
+        return None
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    if path not in AFTER_SIGN_IN and not path.startswith(tuple(f"{prefix}/" for prefix in AFTER_SIGN_IN)):
+        return None  # /consoleevil, /accounts
+    return target
+
+
 def page(template: str, status: int = 200, /, **context: Any) -> HTMLResponse:
     return HTMLResponse(_TEMPLATES.get_template(template).render(**context), status, headers=LINK_PAGE_HEADERS)
 
@@ -773,8 +787,9 @@ class AuthPages:
 
     async def login(self, request: Request) -> Response:
         if request.method == "GET":
-            return page("login.html", sso=sign_in_links())
+            return page("login.html", sso=sign_in_links(), next=after_sign_in(request.query_params.get("next")))
         form = await form_fields(request)
+        target = after_sign_in(form.get("next"))
         client, agent = _client(request)
         codes: list[str] = []
         enrolling = form.get("enrol") == "1"
@@ -800,16 +815,21 @@ class AuthPages:
                 )
         except Refusal as refused:
             # A wrong code keeps the secret being set up (a new one would void the one just scanned).
-            shown: dict[str, Any] = {"mfa_token": form.get("mfa_token"), "enrol": enrolling}
+            shown: dict[str, Any] = {"mfa_token": form.get("mfa_token"), "enrol": enrolling, "next": target}
             response = page("login.html", refused.status, error=refused.detail, sso=sign_in_links(), **shown)
             response.headers.update(refused.headers)
             return response
         if step.granted is None:
             enrolment = await self._enrolment(step.mfa_token) if step.enrol else None
-            return page("login.html", mfa_token=step.mfa_token, enrol=step.enrol, enrolment=enrolment)
-        response = page("login.html", signed_in=who(step.granted.principal), recovery_codes=codes)
-        set_session_cookies(response, step.granted, now=self.clock())
-        return response
+            shown = {"mfa_token": step.mfa_token, "enrol": step.enrol, "enrolment": enrolment, "next": target}
+            return page("login.html", **shown)
+        done: Response
+        if target and not codes:  # recovery codes are shown once, here: never skipped by a redirect
+            done = RedirectResponse(target, 303, headers=LINK_PAGE_HEADERS)
+        else:
+            done = page("login.html", signed_in=who(step.granted.principal), recovery_codes=codes, next=target)
+        set_session_cookies(done, step.granted, now=self.clock())
+        return done
 
     async def _enrolment(self, mfa_token: str | None) -> totp.Enrolment | None:
         """The authenticator set-up of a sign-in whose organization requires two-factor authentication

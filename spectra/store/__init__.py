@@ -42,7 +42,7 @@ from spectra.store.leader import LeaderLease, acquire_lease, lease_holder, relea
 from spectra.store.migrate import current_revision, downgrade, head_revision, upgrade, upgrade_sql
 from spectra.store.monitor_states import MonitorState, load_states, save_states
 from spectra.store.notifications import Notification, NotificationAttempt, NotificationStatus
-from spectra.store.oncall_overrides import OncallOverride
+from spectra.store.oncall_overrides import OncallFeed, OncallOverride
 from spectra.store.overview import LocationOverview, MonitorOverview, monitor_overview
 from spectra.store.results import (
     CheckResult,
@@ -98,6 +98,7 @@ __all__ = [
     "Notification",
     "NotificationAttempt",
     "NotificationStatus",
+    "OncallFeed",
     "OncallOverride",
     "OrganizationSettings",
     "PageIncident",

@@ -1,12 +1,12 @@
 """On-call overrides taken at runtime (in the console or the API), as opposed to a Schedule's
-``spec.overrides`` written in its manifest."""
+``spec.overrides`` written in its manifest; and the version of each user's on-call calendar feed URL."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from spectra.store.accounts import EMAIL_LEN
@@ -51,3 +51,15 @@ class OncallOverride(Base):
     def active_at(self, at: datetime) -> bool:
         """Whether this override counts at ``at``: inside its window and not cancelled."""
         return self.cancelled_at is None and self.starts_at <= at < self.ends_at
+
+
+class OncallFeed(Base):
+    """The version of a user's on-call calendar feed URL: the signed URL names it, and rotating it (a new
+    version) makes every URL handed out before stop working. No row: version 0."""
+
+    __tablename__ = "oncall_feeds"
+    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+
+    user_id: Mapped[int] = mapped_column(BigIntPK, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    rotated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

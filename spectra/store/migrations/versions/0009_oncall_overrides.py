@@ -1,4 +1,5 @@
-"""On-call overrides taken at runtime in the console or the API.
+"""On-call overrides taken at runtime in the console or the API, and the version of each user's
+on-call calendar feed URL.
 
 Revision ID: 0009
 Revises: 0008
@@ -59,6 +60,19 @@ def upgrade() -> None:
         ["contact_namespace", "contact_name"],
     )
 
+    op.create_table(
+        "oncall_feeds",
+        sa.Column("user_id", BIGID, nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("rotated_at", TS, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_oncall_feeds_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_oncall_feeds")),
+        **MYSQL_OPTIONS,
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("oncall_feeds")
     op.drop_table("oncall_overrides")

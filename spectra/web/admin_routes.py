@@ -23,7 +23,7 @@ no-store`); GET never changes anything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal, Protocol, TypeVar
@@ -74,7 +74,7 @@ BAD_FORMAT: Final = "format must be json, csv or jsonl."
 _HEADERS: Final = {"Cache-Control": "no-store"}
 
 # Refusals of what was asked (not of who asks): 400 with their own sentence.
-_REFUSED_AS_ASKED: Final = (
+REFUSED_AS_ASKED: Final = (
     accounts.AccountError,
     api_tokens.TokenProblem,
     impersonation.ImpersonationError,
@@ -255,7 +255,7 @@ class AccountChange(Protocol):
 
 
 class AdminApi:
-    """The handlers; each raises Refusal or policy.Denied for a problem answer (see `_answering`)."""
+    """The handlers; each raises Refusal or policy.Denied for a problem answer (see `answering`)."""
 
     def __init__(self, factory: sessionmaker[Session], *, clock: Callable[[], datetime], tokens: Tokens) -> None:
         self.factory = factory
@@ -284,12 +284,7 @@ class AdminApi:
     @staticmethod
     def organization(request: Request, principal: Principal, action: Action) -> str:
         """The organization acted in (the caller's, or `?organization=`) once the policy allows `action` there."""
-        asked = request.query_params.get("organization")
-        organization = principal.organization if asked is None else asked
-        policy.require(principal, action, organization=organization)
-        if organization is None:  # the policy refused this already; this tells the type checker
-            raise policy.NotFound()
-        return organization
+        return acting_organization(request.query_params.get("organization"), principal, action)
 
     @staticmethod
     def actor(request: Request, principal: Principal) -> Actor:
@@ -347,13 +342,7 @@ class AdminApi:
         actor = self.actor(request, principal)
 
         def work(session: Session, now: datetime) -> dict[str, Any]:
-            member = session.scalar(
-                select(Membership.id)
-                .join(User, User.id == Membership.user_id)
-                .where(User.email == email, Membership.organization == organization)
-            )
-            if member is None:  # one answer for an unknown address and another tenant's member
-                raise Refusal(404, f"{email} is not a member of {organization or 'this organization'}")
+            require_member(session, email, organization)
             return {"email": email, **change(session, MemberChange(email, organization, actor, now, role))}
 
         return _json(await self.run(principal, work))
@@ -429,7 +418,7 @@ class AdminApi:
 
     async def token_revoke(self, request: Request) -> Response:
         principal = await self.caller(request, changes=True)
-        token_id = _whole_number(request.path_params["token_id"])
+        token_id = whole_number(request.path_params["token_id"])
         ip = client_key(request)
 
         def work(session: Session, now: datetime) -> dict[str, Any]:
@@ -441,31 +430,12 @@ class AdminApi:
 
     # --- the audit log -------------------------------------------------------------------------------------------
 
-    def _audit_filter(self, request: Request, principal: Principal) -> audit.AuditFilter:
-        """What the caller may read, as asked: platform admins every organization (or the one named), an
-        organization's admins their own."""
-        query = request.query_params
-        for name, longest in (("action", ACTION_MAX), ("actor", EMAIL_LEN)):
-            if len(query.get(name, "")) > longest:
-                raise Refusal(400, f"{name} has at most {longest} characters.")
-        if query.get("organization") is None and policy.allowed(principal, Action.AUDIT_READ, organization=None):
-            organization = None
-        else:
-            organization = self.organization(request, principal, Action.AUDIT_READ)
-        return audit.AuditFilter(
-            organization=organization,
-            action_prefix=query.get("action") or None,
-            actor=query.get("actor") or None,
-            since=_time(query.get("since"), "since"),
-            until=_time(query.get("until"), "until"),
-        )
-
     async def audit_log(self, request: Request) -> Response:
         principal = await self.caller(request, changes=False)
-        where = self._audit_filter(request, principal)
+        where = audit_filter(request.query_params, principal)
         query = request.query_params
-        before = _whole_number(query.get("before"))
-        limit = _whole_number(query.get("limit", str(AUDIT_PAGE)))
+        before = whole_number(query.get("before"))
+        limit = whole_number(query.get("limit", str(AUDIT_PAGE)))
         wanted = query.get("format", "json")
         if query.get("before") is not None and before is None:
             raise Refusal(400, BAD_BEFORE)
@@ -581,7 +551,7 @@ class AdminApi:
     async def end_impersonation(self, request: Request) -> Response:
         """A platform admin ends any impersonation; the impersonated session may end its own."""
         principal = await self.caller(request, changes=True)
-        wanted = _whole_number(request.path_params["impersonation_id"])
+        wanted = whole_number(request.path_params["impersonation_id"])
         actor = self.actor(request, principal)
 
         def work(session: Session, now: datetime) -> dict[str, Any]:
@@ -631,13 +601,53 @@ class AdminApi:
         return _json(_maintenance(await self.run(principal, work)))
 
 
-def _whole_number(text: object) -> int | None:
+def acting_organization(asked: str | None, principal: Principal, action: Action) -> str:
+    """The organization acted in (the principal's, or `asked`) once the policy allows `action` there."""
+    organization = principal.organization if asked is None else asked
+    policy.require(principal, action, organization=organization)
+    if organization is None:  # the policy refused this already; this tells the type checker
+        raise policy.NotFound()
+    return organization
+
+
+def require_member(session: Session, email: str, organization: str) -> None:
+    """Refusal(404) unless `email` is a member of `organization` (one answer for an unknown address and
+    another tenant's member)."""
+    member = session.scalar(
+        select(Membership.id)
+        .join(User, User.id == Membership.user_id)
+        .where(User.email == email, Membership.organization == organization)
+    )
+    if member is None:
+        raise Refusal(404, f"{email} is not a member of {organization or 'this organization'}")
+
+
+def audit_filter(query: Mapping[str, str], principal: Principal) -> audit.AuditFilter:
+    """The audit records `principal` may read, as `query` asks (action, actor, since, until, organization):
+    platform admins every organization (or the one named), an organization's admins their own."""
+    for name, longest in (("action", ACTION_MAX), ("actor", EMAIL_LEN)):
+        if len(query.get(name, "")) > longest:
+            raise Refusal(400, f"{name} has at most {longest} characters.")
+    if query.get("organization") is None and policy.allowed(principal, Action.AUDIT_READ, organization=None):
+        organization = None
+    else:
+        organization = acting_organization(query.get("organization"), principal, Action.AUDIT_READ)
+    return audit.AuditFilter(
+        organization=organization,
+        action_prefix=query.get("action") or None,
+        actor=query.get("actor") or None,
+        since=parse_time(query.get("since"), "since"),
+        until=parse_time(query.get("until"), "until"),
+    )
+
+
+def whole_number(text: object) -> int | None:
     if not isinstance(text, str) or not text.isascii() or not text.isdigit() or len(text) > 18:
         return None
     return int(text)
 
 
-def _time(text: str | None, name: str) -> datetime | None:
+def parse_time(text: str | None, name: str) -> datetime | None:
     if not text:
         return None
     try:
@@ -649,7 +659,7 @@ def _time(text: str | None, name: str) -> datetime | None:
     return moment
 
 
-def _answering(handler: Handler) -> Handler:
+def answering(handler: Handler) -> Handler:
     async def answer(request: Request) -> Response:
         try:
             return await handler(request)
@@ -657,7 +667,7 @@ def _answering(handler: Handler) -> Handler:
             return problem(refused.status, refused.detail, refused.headers)
         except policy.Denied as refused:
             return problem(refused.status, str(refused))
-        except _REFUSED_AS_ASKED as refused:
+        except REFUSED_AS_ASKED as refused:
             return problem(400, str(refused))
 
     return answer
@@ -671,25 +681,25 @@ def admin_routes(
     disable, enable = api.account_change(accounts.disable), api.account_change(accounts.enable)
     reset_mfa = api.account_change(accounts.reset_mfa)
     return [
-        Route("/api/v1/members", _answering(api.members), methods=["GET"]),
-        Route("/api/v1/members", _answering(api.invite), methods=["POST"]),
-        Route("/api/v1/members/{email}/role", _answering(api.set_role), methods=["POST"]),
-        Route("/api/v1/members/{email}/disable", _answering(disable), methods=["POST"]),
-        Route("/api/v1/members/{email}/enable", _answering(enable), methods=["POST"]),
-        Route("/api/v1/members/{email}/reset-mfa", _answering(reset_mfa), methods=["POST"]),
-        Route("/api/v1/members/{email}", _answering(api.remove), methods=["DELETE"]),
-        Route("/api/v1/organization/settings", _answering(api.settings), methods=["PUT"]),
-        Route("/api/v1/tokens", _answering(api.tokens_list), methods=["GET"]),
-        Route("/api/v1/tokens", _answering(api.token_create), methods=["POST"]),
-        Route("/api/v1/tokens/{token_id}", _answering(api.token_revoke), methods=["DELETE"]),
-        Route("/api/v1/audit", _answering(api.audit_log), methods=["GET"]),
-        Route("/api/v1/platform/tenants", _answering(api.tenants), methods=["GET"]),
-        Route("/api/v1/platform/impersonations", _answering(api.impersonations), methods=["GET"]),
-        Route("/api/v1/platform/impersonations", _answering(api.impersonate), methods=["POST"]),
+        Route("/api/v1/members", answering(api.members), methods=["GET"]),
+        Route("/api/v1/members", answering(api.invite), methods=["POST"]),
+        Route("/api/v1/members/{email}/role", answering(api.set_role), methods=["POST"]),
+        Route("/api/v1/members/{email}/disable", answering(disable), methods=["POST"]),
+        Route("/api/v1/members/{email}/enable", answering(enable), methods=["POST"]),
+        Route("/api/v1/members/{email}/reset-mfa", answering(reset_mfa), methods=["POST"]),
+        Route("/api/v1/members/{email}", answering(api.remove), methods=["DELETE"]),
+        Route("/api/v1/organization/settings", answering(api.settings), methods=["PUT"]),
+        Route("/api/v1/tokens", answering(api.tokens_list), methods=["GET"]),
+        Route("/api/v1/tokens", answering(api.token_create), methods=["POST"]),
+        Route("/api/v1/tokens/{token_id}", answering(api.token_revoke), methods=["DELETE"]),
+        Route("/api/v1/audit", answering(api.audit_log), methods=["GET"]),
+        Route("/api/v1/platform/tenants", answering(api.tenants), methods=["GET"]),
+        Route("/api/v1/platform/impersonations", answering(api.impersonations), methods=["GET"]),
+        Route("/api/v1/platform/impersonations", answering(api.impersonate), methods=["POST"]),
         Route(
-            "/api/v1/platform/impersonations/{impersonation_id}", _answering(api.end_impersonation), methods=["DELETE"]
+            "/api/v1/platform/impersonations/{impersonation_id}", answering(api.end_impersonation), methods=["DELETE"]
         ),
         Route(
-            "/api/v1/platform/global-maintenance", _answering(api.global_maintenance), methods=["GET", "PUT", "DELETE"]
+            "/api/v1/platform/global-maintenance", answering(api.global_maintenance), methods=["GET", "PUT", "DELETE"]
         ),
     ]

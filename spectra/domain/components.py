@@ -91,6 +91,11 @@ def overall_state(component_states: Iterable[str]) -> str:
     return max(component_states, key=lambda state: _RANK.get(state, _RANK[UNKNOWN]), default=UNKNOWN)
 
 
+def worst_state(states: Iterable[str]) -> str:
+    """The worst of some component states (an unknown name ranks as ``unknown``)."""
+    return overall_state(states)
+
+
 def monitor_states(
     session: Session, monitors: Iterable[MonitorRef], windows: Sequence[WindowDef], now: datetime
 ) -> dict[int, str]:

@@ -5,6 +5,10 @@ its RRULE, with DTSTART = ``recurrence.start`` (default: when the window was app
 time in ``recurrence.timeZone`` (so "02:00 every Sunday" stays 02:00 across DST changes); each lasts
 ``duration``; none starts after ``until``. A window covers the monitors named in ``monitors`` (same
 namespace) and those whose labels contain every pair of ``monitorSelector.matchLabels``.
+
+Ad-hoc maintenance started in the console or the API (``page_maintenance`` rows) is read by
+:func:`load_windows` as one-off windows over the monitors of the components it names, so the alerter,
+component states, uptime and the public pages hold it exactly like a MaintenanceWindow: one mechanism.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from spectra.api.maintenance import MaintenanceWindowSpec
 from spectra.domain.monitors import MonitorRef, matches
-from spectra.store import Resource
+from spectra.store import PageMaintenance, Resource
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,7 @@ class WindowDef:
     spec: MaintenanceWindowSpec
     created_at: datetime
     rule: rrule | None
+    adhoc_id: int | None = None  # the ``page_maintenance`` row of ad-hoc maintenance; None for a resource
 
     def covers(self, namespace: str, monitor: str, labels: Mapping[str, str]) -> bool:
         if namespace != self.namespace:
@@ -112,6 +117,31 @@ def load_windows(session: Session) -> list[WindowDef]:
             out.append(WindowDef(row.namespace, row.name, spec, created, _rule(spec, created)))
         except (ValidationError, ValueError) as exc:
             log.warning("maintenance window %s/%s is not usable: %s", row.namespace, row.name, exc)
+    return out + load_adhoc_windows(session)
+
+
+def load_adhoc_windows(session: Session) -> list[WindowDef]:
+    """Ad-hoc maintenance (``page_maintenance``) as one-off windows: from its start until its end, or until
+    it was ended early (ended before it began: no window at all); announced on its own page."""
+    out: list[WindowDef] = []
+    for row in session.scalars(select(PageMaintenance).order_by(PageMaintenance.id)):
+        start, end = _aware(row.starts_at), _aware(row.until)
+        if end <= start:
+            continue
+        try:
+            spec = MaintenanceWindowSpec.model_validate(
+                {
+                    "message": row.message or None,
+                    "start": start,
+                    "end": end,
+                    "monitors": list(row.monitors or ()),
+                    "statusPages": [row.page_name],
+                }
+            )
+        except (ValidationError, ValueError) as exc:
+            log.warning("ad-hoc maintenance %d is not usable: %s", row.id, exc)
+            continue
+        out.append(WindowDef(row.page_namespace, row.title, spec, start, None, adhoc_id=row.id))
     return out
 
 

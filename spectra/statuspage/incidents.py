@@ -8,12 +8,16 @@ monitors (not in maintenance) has an open or acknowledged alerting incident or i
 component is ``operational`` again. Manual incidents are never resolved automatically, and a
 component that a manual incident already names gets no auto incident on top.
 
+People open incidents by hand (the console and its JSON twin): each affected component with its impact
+(:data:`COMPONENT_IMPACTS`, shown as the component's state while the incident is unresolved), updates,
+resolving, and a post-mortem once resolved (:func:`write_postmortem`).
+
 Every change returns a :class:`PageEvent` so subscribers can be notified.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -38,6 +42,9 @@ UPDATED: Final = "updated"
 RESOLVED: Final = "resolved"
 IMPACTS: Final = ("none", "minor", "major", "critical", "maintenance")
 STATES: Final = tuple(state.value for state in PageIncidentState)
+# What a person says of each component an incident affects, and the incident's impact that follows.
+COMPONENT_IMPACTS: Final = ("degraded", "partial_outage", "major_outage")
+_INCIDENT_IMPACT: Final = {"degraded": "minor", "partial_outage": "major", "major_outage": "critical"}
 
 
 @dataclass(frozen=True)
@@ -93,9 +100,15 @@ def open_incident(
     state: str = PageIncidentState.INVESTIGATING.value,
     source: str = PageIncidentSource.MANUAL.value,
     monitor_incident_id: int | None = None,
+    component_impacts: Mapping[str, str] | None = None,
     now: datetime | None = None,
 ) -> PageEvent:
-    """Open a page incident with its first update (the console's "new incident"); flushes."""
+    """Open a page incident with its first update (the console's "new incident"); flushes.
+
+    `component_impacts` (a person's: component name -> one of COMPONENT_IMPACTS) are shown as those
+    components' states while the incident is unresolved."""
+    if component_impacts is not None and any(v not in COMPONENT_IMPACTS for v in component_impacts.values()):
+        raise PageIncidentError(f"a component's impact must be one of {', '.join(COMPONENT_IMPACTS)}")
     if impact not in IMPACTS:
         raise PageIncidentError(f"impact must be one of {', '.join(IMPACTS)}")
     if state not in STATES or state == PageIncidentState.RESOLVED:
@@ -111,6 +124,7 @@ def open_incident(
         source=source,
         monitor_incident_id=monitor_incident_id,
         started_at=now,
+        component_impacts=dict(component_impacts) if component_impacts is not None else None,
     )
     update = PageIncidentUpdate(at=now, state=state, body=body, author=author)
     incident.updates.append(update)
@@ -142,6 +156,25 @@ def add_update(
     incident.resolved_at = (incident.resolved_at or now) if resolved else None
     session.flush()
     return _event(RESOLVED if resolved else UPDATED, incident, update)
+
+
+def incident_impact(component_impacts: Mapping[str, str]) -> str:
+    """The incident's impact (IMPACTS) from its components' (the worst: degraded is minor, a partial
+    outage major, a major outage critical)."""
+    ranked = [_INCIDENT_IMPACT[impact] for impact in component_impacts.values() if impact in _INCIDENT_IMPACT]
+    return max(ranked, key=IMPACTS.index, default="none")
+
+
+def write_postmortem(session: Session, page_incident_id: int, text: str, *, now: datetime | None = None) -> None:
+    """Set (or replace) the post-mortem of a resolved incident (markdown; empty removes it); flushes."""
+    incident = session.get(PageIncident, page_incident_id, with_for_update=True)
+    if incident is None:
+        raise PageIncidentError(f"no page incident {page_incident_id}")
+    if incident.resolved_at is None:
+        raise PageIncidentError("a post-mortem is written once the incident is resolved")
+    incident.postmortem = text or None
+    incident.postmortem_at = (now or utcnow()) if text else None
+    session.flush()
 
 
 def sync_auto_incidents(session: Session, now: datetime) -> list[PageEvent]:

@@ -49,6 +49,7 @@ class PageIncidentView:
     started_at: datetime
     resolved_at: datetime | None
     updates: tuple[IncidentUpdateView, ...]
+    postmortem_html: str | None = None  # sanitized; written after it was resolved
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,20 @@ subscription links). Its :meth:`run` loop, every ``interval_s``:
   (:func:`notify_subscribers`) in the same transaction, and wakes the sender.
 
 ``spectra web`` runs it with ``events=False``: it serves pages and never writes incidents.
+
+A change a person makes in this process (the console, its JSON API) does not wait for a pass: it takes
+the process's :func:`serving` pages, queues its subscriber mails in its own transaction
+(:meth:`StatusPages.publish`, what a pass does with its events) and, once committed, calls
+:meth:`StatusPages.changed`: the snapshots are rebuilt at the next read and the sender is woken. Other
+replicas of `spectra web` see it when their snapshots are next rebuilt (every ``interval_s``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -39,6 +46,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_S = 2.0
 DEFAULT_TTL_S = 5.0
+
+_serving: list[weakref.ref[StatusPages]] = []  # the last made, by a weak reference
+
+
+def serving() -> StatusPages | None:
+    """The status pages this process serves (the last made), for changes made elsewhere in it."""
+    return _serving[0]() if _serving else None
 
 
 class StatusPages:
@@ -65,6 +79,20 @@ class StatusPages:
         self._clock = clock
         self.cache = SnapshotCache(session_factory, ttl_s=ttl_s, clock=clock)
         self._stopping = asyncio.Event()
+        _serving[:] = [weakref.ref(self)]
+
+    def publish(self, session: Session, events: Sequence[PageEvent], now: datetime) -> int:
+        """Queue the subscriber mails of `events` (a person's change) in the caller's transaction, from fresh
+        snapshots, as a pass does with its own events; how many."""
+        if not events:
+            return 0
+        return notify_subscribers(session, events, build_all(session, now), self.tokens, self.public_url)
+
+    def changed(self) -> None:
+        """After a change committed: rebuild the snapshots at the next read, and wake the sender."""
+        self.cache.invalidate()
+        if self._wake is not None:
+            self._wake()
 
     def routes(self) -> list[BaseRoute]:
         """Page routes (``/s/{slug}``, ``/`` on a page's hostnames, JSON, feeds, badges) and subscription links."""

@@ -27,7 +27,7 @@ from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from spectra.domain import global_maintenance
-from spectra.domain.components import component_state, overall_state
+from spectra.domain.components import component_state, overall_state, worst_state
 from spectra.domain.maintenance import WindowDef, window_occurrences
 from spectra.domain.monitors import MonitorRef
 from spectra.domain.uptime import day_start
@@ -82,6 +82,11 @@ def build_all(session: Session, now: datetime) -> dict[str, PageSnapshot]:
     return out
 
 
+def build_pages(session: Session, pages: Sequence[PageDef], now: datetime) -> list[PageSnapshot]:
+    """The snapshots of `pages` (from `load_pages`), in their order."""
+    return _build(session, pages, now)
+
+
 def _build(session: Session, pages: Sequence[PageDef], now: datetime) -> list[PageSnapshot]:
     if not pages:
         return []
@@ -121,6 +126,7 @@ def _build(session: Session, pages: Sequence[PageDef], now: datetime) -> list[Pa
             (component.name, found.of(page, component)) for group in page.spec.groups for component in group.components
         ]
         page_incidents = incidents.get((page.namespace, page.name), [])
+        groups = _with_posted_impacts(groups, page_incidents)
         snapshots.append(
             _page_snapshot(
                 page,
@@ -226,6 +232,28 @@ def _load_incidents(
     return out
 
 
+def _with_posted_impacts(groups: list[GroupView], incidents: Sequence[PageIncident]) -> list[GroupView]:
+    """Components that an unresolved incident posted by hand says are impacted show that impact when it is
+    worse than what their monitors measure (a person knows of an outage no monitor sees)."""
+    posted: dict[str, str] = {}
+    for incident in incidents:
+        if incident.resolved_at is None:
+            for name, impact in (incident.component_impacts or {}).items():
+                posted[name] = worst_state((posted.get(name, impact), impact))
+    if not posted:
+        return groups
+    return [
+        dataclasses.replace(
+            group,
+            components=tuple(
+                dataclasses.replace(c, state=worst_state((c.state, posted[c.name]))) if c.name in posted else c
+                for c in group.components
+            ),
+        )
+        for group in groups
+    ]
+
+
 def _incident_view(incident: PageIncident) -> PageIncidentView:
     """The view of an incident; updates newest first."""
     updates = sorted(incident.updates, key=lambda u: (u.at, u.id), reverse=True)
@@ -238,6 +266,7 @@ def _incident_view(incident: PageIncident) -> PageIncidentView:
         started_at=incident.started_at,
         resolved_at=incident.resolved_at,
         updates=tuple(IncidentUpdateView(u.at, u.state, _markdown(u.body)) for u in updates),
+        postmortem_html=_markdown_or_none(incident.postmortem) if incident.resolved_at is not None else None,
     )
 
 

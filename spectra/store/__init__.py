@@ -57,7 +57,13 @@ from spectra.store.results import (
     prune_results,
     rollup,
 )
-from spectra.store.statuspages import PageIncident, PageIncidentSource, PageIncidentState, PageIncidentUpdate
+from spectra.store.statuspages import (
+    PageIncident,
+    PageIncidentSource,
+    PageIncidentState,
+    PageIncidentUpdate,
+    PageMaintenance,
+)
 from spectra.store.subscribers import WHOLE_PAGE, Subscriber
 from spectra.store.types import BigIntPK, JSONType, UTCDateTime, utcnow
 from spectra.store.upsert import upsert, upsert_statement
@@ -105,6 +111,7 @@ __all__ = [
     "PageIncidentSource",
     "PageIncidentState",
     "PageIncidentUpdate",
+    "PageMaintenance",
     "ProbeWorker",
     "PruneCounts",
     "RecoveryCode",

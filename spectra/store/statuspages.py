@@ -20,6 +20,7 @@ from spectra.store.config import NAME_LEN, NAMESPACE_LEN
 from spectra.store.types import BigIntPK, JSONType, UTCDateTime, utcnow
 
 AUTHOR_LEN: Final = 255
+MAINTENANCE_TITLE_LEN: Final = 200
 
 
 class PageIncidentState(enum.StrEnum):
@@ -58,6 +59,11 @@ class PageIncident(Base):
     monitor_incident_id: Mapped[int | None] = mapped_column(BigIntPK, ForeignKey("incidents.id", ondelete="SET NULL"))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Posted by hand: each affected component's impact (degraded | partial_outage | major_outage), which
+    # the page shows as the component's state while the incident is unresolved (when worse than measured).
+    component_impacts: Mapped[dict[str, str] | None] = mapped_column(JSONType)
+    postmortem: Mapped[str | None] = mapped_column(Text)  # markdown, written once it is resolved
+    postmortem_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     updates: Mapped[list[PageIncidentUpdate]] = relationship(
         back_populates="incident",
@@ -85,3 +91,38 @@ class PageIncidentUpdate(Base):
     author: Mapped[str | None] = mapped_column(String(AUTHOR_LEN))
 
     incident: Mapped[PageIncident] = relationship(back_populates="updates")
+
+
+class PageMaintenance(Base):
+    """Ad-hoc maintenance of some components of a page, started in the console or the API: from
+    ``starts_at`` until ``ends_at``, or until ``ended_at`` when someone ended it early.
+
+    ``monitors`` are the names (in the page's namespace) of the components' monitors when it started:
+    `spectra.domain.maintenance.load_windows` reads each row as a one-off maintenance window over them,
+    so paging, component states, uptime and the page treat it as a MaintenanceWindow.
+    """
+
+    __tablename__ = "page_maintenance"
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="window"),
+        Index(None, "page_namespace", "page_name", "ends_at"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    page_namespace: Mapped[str] = mapped_column(String(NAMESPACE_LEN))
+    page_name: Mapped[str] = mapped_column(String(NAME_LEN))
+    title: Mapped[str] = mapped_column(String(MAINTENANCE_TITLE_LEN))
+    message: Mapped[str | None] = mapped_column(Text)  # markdown, sanitized when rendered
+    components: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    monitors: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_by: Mapped[str] = mapped_column(String(AUTHOR_LEN))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_by: Mapped[str | None] = mapped_column(String(AUTHOR_LEN))
+
+    @property
+    def until(self) -> datetime:
+        """When it ends (or ended): ``ends_at``, or ``ended_at`` if someone ended it before."""
+        return min(self.ends_at, self.ended_at) if self.ended_at is not None else self.ends_at

@@ -260,7 +260,7 @@ def test_big_page_uses_a_few_queries(engine: sa.Engine, sessions: sessionmaker[S
             snapshot = build_snapshot(session, "default", "big", NOW)
     finally:
         event.remove(engine, "before_cursor_execute", statements)
-    assert len(statements.seen) <= 8, statements.seen
+    assert len(statements.seen) <= 9, statements.seen  # 9th: ad-hoc maintenance (page_maintenance)
     components = snapshot.groups[0].components
     assert len(components) == 50
     assert all(len(c.days) == 90 for c in components)

@@ -25,6 +25,7 @@ class Purpose(StrEnum):
     INVITE = "account-invite"
     RESET = "password-reset"
     SIGN_IN_MFA = "sign-in-mfa"  # the step between a right password and the second factor (spectra.web)
+    ONCALL_FEED = "oncall-feed"  # a user's on-call calendar URL: names the user and the feed's version
 
 
 class InvalidToken(ValueError):

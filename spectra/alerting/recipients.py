@@ -1,7 +1,8 @@
 """Who is paged by one escalation step, through which channel, at which address.
 
-Schedules resolve through ``spectra.oncall.on_call`` at the step's due time (nobody on call: the target
-is skipped and the plan's notes say so); contacts page through the step's channels or their own
+Schedules resolve through ``spectra.oncall.on_call`` at the step's due time, with the overrides taken in
+the console or the API (kept in the store) beside the spec's own (nobody on call: the target is skipped
+and the plan's notes say so); contacts page through the step's channels or their own
 ``channels``; email/phone may come from Secrets (missing: a note, skipped); webhook and Slack recipients
 are ``secretref:{namespace}/{secret}/{key}`` (the URL stays in the Secret, resolved by the sender). A
 recipient reached twice through one channel is paged once.
@@ -23,7 +24,7 @@ from spectra.api.escalation import Step, Target
 from spectra.api.schedule import ScheduleSpec
 from spectra.api.secrets import SecretResolver
 from spectra.notify.channel import ChannelName
-from spectra.oncall import on_call
+from spectra.oncall import on_call, resolved
 from spectra.store import load_spec
 
 
@@ -149,7 +150,7 @@ def _target(
         if found is None:
             plan.notes.append(f"{step_label}: schedule {target.schedule!r} does not exist; target skipped")
             return []
-        schedule = ScheduleSpec.model_validate(found[0])
+        schedule = resolved(session, namespace, target.schedule, ScheduleSpec.model_validate(found[0]), after=at)
         plan.schedules[target.schedule] = found[0]
         names = on_call(schedule, at)
         plan.on_call.append({"schedule": target.schedule, "at": at.isoformat(), "contacts": list(names)})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -73,3 +74,45 @@ def next_handoff(schedule: ScheduleSpec, after: datetime) -> datetime | None:
         if on_call(schedule, instant) != current:
             return instant
     return None
+
+
+@dataclass(frozen=True)
+class Shift:
+    """One stretch of a timeline: `contact` on call from `start` until `end` (None: nobody), through
+    `override` when one decides it (a spec override or a stored one), else through the layers."""
+
+    start: datetime
+    end: datetime
+    contact: str | None
+    override: Override | None
+
+
+def _decided_by(schedule: ScheduleSpec, at: datetime) -> tuple[str | None, Override | None]:
+    override = _override_at(schedule.overrides, at)
+    if override is not None:
+        return override.contact, override
+    names = on_call(schedule, at)
+    return (names[0] if names else None), None
+
+
+def timeline(schedule: ScheduleSpec, start: datetime, end: datetime) -> list[Shift]:
+    """Who is on call from aware `start` until `end`, as consecutive shifts in UTC (the first starts at
+    `start`, the last ends at `end`); two shifts side by side differ in their contact or override."""
+    start = require_aware(start, "start")
+    end = require_aware(end, "end")
+    if end <= start:
+        return []
+    shifts: list[Shift] = []
+    contact, override = _decided_by(schedule, start)
+    since = start
+    previous: datetime | None = None
+    for instant in _boundaries(schedule, start, end):
+        if instant == previous or instant >= end:
+            continue
+        previous = instant
+        now_contact, now_override = _decided_by(schedule, instant)
+        if (now_contact, now_override) != (contact, override):
+            shifts.append(Shift(since, instant, contact, override))
+            contact, override, since = now_contact, now_override, instant
+    shifts.append(Shift(since, end, contact, override))
+    return shifts

@@ -37,7 +37,7 @@ from spectra.domain.components import MAINTENANCE, component_monitors, component
 from spectra.domain.maintenance import WindowDef, in_maintenance, load_windows, window_occurrences
 from spectra.domain.monitors import MonitorRef
 from spectra.domain.uptime import Counts, counts_outside_maintenance, uptime_text
-from spectra.oncall import next_handoff, on_call
+from spectra.oncall import StoredOverride, every_stored_override, next_handoff, on_call, with_stored
 from spectra.runtime.timefmt import rfc3339
 from spectra.store import (
     OPEN_STATES,
@@ -126,6 +126,7 @@ def collect(
     windows = load_windows(session)
     rows = _load_spec_rows(session)
     incidents = _open_incidents(session)
+    overrides = every_stored_override(session, after=now)
 
     maintained = {m.ref.id for m in monitors if in_maintenance(windows, m.ref, now)}
     # What page components see: "maintenance" wins over every state, as on the status pages.
@@ -165,6 +166,7 @@ def collect(
         policy_incidents=Counter((i.namespace, i.policy) for i in incidents if i.policy is not None),
         monitor_counts=Counter(m.ref.namespace for m in monitors),
         page_counts=Counter(row.namespace for row in rows if row.kind == "StatusPage"),
+        overrides=overrides,
     )
     for row in rows:
         if not wanted(row.source):
@@ -191,12 +193,15 @@ class _Context:
     policy_incidents: Counter[tuple[str, str | None]]  # unresolved incidents by (namespace, policy)
     monitor_counts: Counter[str]  # by namespace, every source
     page_counts: Counter[str]
+    overrides: Mapping[tuple[str, str], list[StoredOverride]]  # taken in the console or the API, by schedule
 
 
 def _spec_facts(row: _SpecRow, context: _Context) -> Facts | None:
     """The facts of one non-Monitor object; raises ValidationError when its stored spec does not validate."""
     if row.kind == "Schedule":
-        spec = ScheduleSpec.model_validate(row.spec)
+        spec = with_stored(
+            ScheduleSpec.model_validate(row.spec), context.overrides.get((row.namespace, row.name), [])
+        )
         handoff = next_handoff(spec, context.now)
         return Facts({"onCallNow": on_call(spec, context.now)}, {"nextHandoff": rfc3339(handoff)})
     if row.kind == "EscalationPolicy":

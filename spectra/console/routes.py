@@ -34,6 +34,8 @@ from spectra.web.auth_routes import CSRF_REFUSED, Refusal, SignIn, clear_session
 from spectra.web.credentials import cookie_names
 
 from . import assets
+from .oncall.api import oncall_api_routes
+from .oncall.views import oncall_routes
 from .rendering import ConsolePages, render_bare
 from .viewer import CONSOLE, ConsoleAuth, Renew, Viewer, local_path, login_redirect
 
@@ -135,5 +137,10 @@ def console_routes(
         Route("/renew", console.auth.renew, methods=["POST"]),
         Route("/static/{name:path}", assets.static, methods=["GET", "HEAD"]),
         Route("/impersonation/end", console.page(lambda r, v: _end_impersonation(console, r, v)), methods=["POST"]),
+        *oncall_routes(console),
     ]
-    return [Route(CONSOLE, home, methods=["GET"]), Mount(CONSOLE, routes=routes)]
+    return [
+        *oncall_api_routes(console),
+        Route(CONSOLE, home, methods=["GET"]),
+        Mount(CONSOLE, routes=routes),
+    ]

@@ -36,6 +36,8 @@ from spectra.web.credentials import cookie_names
 from . import assets
 from .oncall.api import oncall_api_routes
 from .oncall.views import oncall_routes
+from .organization.api import organization_api_routes
+from .organization.views import organization_routes
 from .rendering import ConsolePages, render_bare
 from .viewer import CONSOLE, ConsoleAuth, Renew, Viewer, local_path, login_redirect
 
@@ -138,9 +140,11 @@ def console_routes(
         Route("/static/{name:path}", assets.static, methods=["GET", "HEAD"]),
         Route("/impersonation/end", console.page(lambda r, v: _end_impersonation(console, r, v)), methods=["POST"]),
         *oncall_routes(console),
+        *organization_routes(console),
     ]
     return [
         *oncall_api_routes(console),
+        *organization_api_routes(console),
         Route(CONSOLE, home, methods=["GET"]),
         Mount(CONSOLE, routes=routes),
     ]

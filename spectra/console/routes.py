@@ -38,6 +38,8 @@ from .oncall.api import oncall_api_routes
 from .oncall.views import oncall_routes
 from .organization.api import organization_api_routes
 from .organization.views import organization_routes
+from .platform.api import platform_api_routes
+from .platform.views import platform_routes
 from .rendering import ConsolePages, render_bare
 from .viewer import CONSOLE, ConsoleAuth, Renew, Viewer, local_path, login_redirect
 
@@ -141,10 +143,12 @@ def console_routes(
         Route("/impersonation/end", console.page(lambda r, v: _end_impersonation(console, r, v)), methods=["POST"]),
         *oncall_routes(console),
         *organization_routes(console),
+        *platform_routes(console),
     ]
     return [
         *oncall_api_routes(console),
         *organization_api_routes(console),
+        *platform_api_routes(console),
         Route(CONSOLE, home, methods=["GET"]),
         Mount(CONSOLE, routes=routes),
     ]

@@ -710,17 +710,32 @@ def check(paths: tuple[Path, ...], strict_egress: bool, concurrency: int, artifa
     help="Manifest files or folders (repeatable).",
 )
 @click.option("-n", "--namespace", help="Namespace of the Schedule. Default: any, when the name is unique.")
-def oncall(schedule: str, at_text: str | None, paths: tuple[Path, ...], namespace: str | None) -> None:
+@click.option(
+    "--server",
+    metavar="URL",
+    help="Ask this server instead of reading manifests, overrides taken in the console included "
+    "(default: $SPECTRA_URL unless --manifests is given).",
+)
+@click.option(
+    "--token", envvar="SPECTRA_TOKEN", metavar="TOKEN", help="An API token with the read scope ($SPECTRA_TOKEN)."
+)
+def oncall(
+    *,
+    schedule: str,
+    at_text: str | None,
+    paths: tuple[Path, ...],
+    namespace: str | None,
+    server: str | None,
+    token: str | None,
+) -> None:
     """Print who is on call for SCHEDULE (at TIME) and when that next changes.
 
-    Secrets are not needed and not checked: the answer depends on the Schedule and Contacts only.
+    From manifests, Secrets are not needed and not checked: the answer depends on the Schedule and
+    Contacts only. With --server, the server answers, with the overrides taken in its console or API.
     """
     from datetime import UTC, datetime
-    from zoneinfo import ZoneInfo
 
-    from spectra.api import Contact, Schedule
-    from spectra.manifests import load_paths
-    from spectra.oncall import HANDOFF_HORIZON, next_handoff, on_call
+    from click.core import ParameterSource
 
     if at_text is None:
         at = datetime.now(UTC)
@@ -731,6 +746,115 @@ def oncall(schedule: str, at_text: str | None, paths: tuple[Path, ...], namespac
             raise click.BadParameter(f"{at_text!r} is not an ISO 8601 time", param_hint="--at") from None
         if at.tzinfo is None:
             raise click.BadParameter(f"{at_text!r} has no offset; add one, e.g. +02:00 or Z", param_hint="--at")
+    manifests_given = click.get_current_context().get_parameter_source("paths") is not ParameterSource.DEFAULT
+    if server is None and not manifests_given:
+        server = os.environ.get("SPECTRA_URL") or None
+    if server is not None:
+        _oncall_from_server(server, token, schedule, namespace, at)
+        return
+    _oncall_from_manifests(schedule, at, paths, namespace)
+
+
+def _oncall_local(instant: datetime, zone_name: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    return instant.astimezone(ZoneInfo(zone_name)).strftime("%Y-%m-%d %H:%M %Z (UTC%z)")
+
+
+def _oncall_handoff_line(handoff: datetime | None, zone_name: str) -> str:
+    from datetime import UTC
+
+    from spectra.oncall import HANDOFF_HORIZON
+
+    if handoff is None:
+        return f"Next handoff: none within {HANDOFF_HORIZON.days // 7} weeks"
+    return f"Next handoff: {_oncall_local(handoff, zone_name)} = {handoff.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _oncall_ask(base: str, token: str, path: str, params: dict[str, str]) -> dict[str, Any]:
+    """GET `path` of the server as JSON; exits with the server's sentence when it refuses."""
+    import httpx
+
+    try:
+        answer = httpx.get(
+            f"{base}{path}",
+            params=params,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=30,
+        )
+    except httpx.HTTPError as failed:
+        click.echo(f"spectra: {base} did not answer: {failed}", err=True)
+        sys.exit(EXIT_INVALID)
+    if answer.status_code != 200:
+        try:
+            detail = answer.json().get("detail", answer.text)
+        except ValueError:
+            detail = answer.text
+        click.echo(f"spectra: {base} answered {answer.status_code}: {detail}", err=True)
+        sys.exit(EXIT_INVALID)
+    body = answer.json()
+    assert isinstance(body, dict)
+    return body
+
+
+def _oncall_namespace(base: str, token: str, schedule: str) -> str:
+    """The namespace of the one Schedule named `schedule` the token may see (GET /api/v1/oncall, every page)."""
+    import httpx
+
+    found: list[str] = []
+    params = {"limit": "500"}
+    while True:
+        page = _oncall_ask(base, token, "/api/v1/oncall", params)
+        found.extend(item["namespace"] for item in page["items"] if item["name"] == schedule)
+        if not page["next"]:
+            break
+        params = dict(httpx.URL(page["next"]).params)
+    if not found:
+        click.echo(f"spectra: no Schedule named {schedule!r} on {base}", err=True)
+        sys.exit(EXIT_INVALID)
+    if len(found) > 1:
+        several = ", ".join(sorted(found))
+        click.echo(f"spectra: Schedule {schedule!r} is in several namespaces ({several}); pick one with -n", err=True)
+        sys.exit(EXIT_INVALID)
+    return found[0]
+
+
+def _oncall_from_server(server: str, token: str | None, schedule: str, namespace: str | None, at: datetime) -> None:
+    """`spectra oncall --server`: the lines of the manifests' mode, from the server, plus its stored overrides."""
+    from datetime import datetime
+    from urllib.parse import quote
+
+    if not token:
+        raise click.UsageError("give --token TOKEN or set SPECTRA_TOKEN (an API token with the read scope)")
+    base = server.rstrip("/")
+    namespace = namespace or _oncall_namespace(base, token, schedule)
+    path = f"/api/v1/oncall/{quote(namespace, safe='')}/{quote(schedule, safe='')}"
+    item = _oncall_ask(base, token, path, {"days": "1", "at": at.isoformat()})["schedule"]
+    zone = item["time_zone"]
+
+    def person(entry: dict[str, Any]) -> str:
+        shown = entry.get("display_name")
+        return f"{entry['name']} ({shown})" if shown else f"{entry['name']} (no Contact found)"
+
+    names = [person(entry) for entry in item["on_call"]]
+    handoff = datetime.fromisoformat(item["next_handoff"]) if item["next_handoff"] else None
+    click.echo(f"Schedule {item['namespace']}/{item['name']} ({zone}) at {_oncall_local(at, zone)}")
+    click.echo(f"On call: {', '.join(names) if names else 'nobody'}")
+    click.echo(_oncall_handoff_line(handoff, zone))
+    for override in item["overrides"]:
+        start, end = datetime.fromisoformat(override["start"]), datetime.fromisoformat(override["end"])
+        reason = f": {override['reason']}" if override["reason"] else ""
+        click.echo(
+            f"Override {override['id']}: {person(override['contact'])} from {_oncall_local(start, zone)} "
+            f"until {_oncall_local(end, zone)}, taken by {override['taken_by']}{reason}"
+        )
+
+
+def _oncall_from_manifests(schedule: str, at: datetime, paths: tuple[Path, ...], namespace: str | None) -> None:
+    from spectra.api import Contact, Schedule
+    from spectra.manifests import load_paths
+    from spectra.oncall import next_handoff, on_call
+
     result = load_paths(paths, check_secrets=False)
     for error in result.errors:
         click.echo(str(error))
@@ -756,15 +880,12 @@ def oncall(schedule: str, at_text: str | None, paths: tuple[Path, ...], namespac
         sys.exit(EXIT_INVALID)
     target = found[0]
     assert isinstance(target, Schedule)
-    zone = ZoneInfo(target.spec.time_zone)
+    zone_name = target.spec.time_zone
     contacts = {
         item.resource.name: item.resource
         for item in result.resources
         if isinstance(item.resource, Contact) and item.resource.namespace == target.namespace
     }
-
-    def local(instant: datetime) -> str:
-        return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z (UTC%z)")
 
     def person(name: str) -> str:
         contact = contacts.get(name)
@@ -772,12 +893,9 @@ def oncall(schedule: str, at_text: str | None, paths: tuple[Path, ...], namespac
 
     names = on_call(target.spec, at)
     handoff = next_handoff(target.spec, at)
-    click.echo(f"Schedule {target.namespace}/{target.name} ({target.spec.time_zone}) at {local(at)}")
+    click.echo(f"Schedule {target.namespace}/{target.name} ({zone_name}) at {_oncall_local(at, zone_name)}")
     click.echo(f"On call: {', '.join(person(name) for name in names) if names else 'nobody'}")
-    if handoff is None:
-        click.echo(f"Next handoff: none within {HANDOFF_HORIZON.days // 7} weeks")
-    else:
-        click.echo(f"Next handoff: {local(handoff)} = {handoff.astimezone(UTC):%Y-%m-%d %H:%M} UTC")
+    click.echo(_oncall_handoff_line(handoff, zone_name))
 
 
 # --- spectra maintenance global: the platform-wide switch (spectra/domain/global_maintenance.py) ------------

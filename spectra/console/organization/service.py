@@ -133,6 +133,7 @@ class TokenLists:
     own: list[TokenLine]
     members: list[TokenLine] | None  # every other member's (None: the viewer may not see them)
     scopes: tuple[str, ...]  # what the viewer may give a token
+    admin: bool  # the viewer manages the organization's members (the page links their other pages)
 
 
 def _line(row: ApiToken, owner: str, *, now: datetime) -> TokenLine:
@@ -164,7 +165,8 @@ def token_lists(session: Session, principal: Principal, *, now: datetime) -> Tok
         )
         members = [_line(row, owners.get(row.user_id, "?"), now=now) for row in rows]
     role = principal.role or Role.USER
-    return TokenLists(own, members, policy.grantable_scopes(role))
+    admin = policy.allowed(principal, Action.MEMBERS_MANAGE, organization=organization)
+    return TokenLists(own, members, policy.grantable_scopes(role), admin)
 
 
 def expiry(choice: str, *, now: datetime) -> datetime | None:

@@ -27,7 +27,8 @@ def test_a_user_is_refused_before_anything_is_read_or_audited(sessions: sessionm
             service.overview(session, uma, actor=Actor.of(uma), now=NOW)
         assert session.scalar(select(func.count()).select_from(AuditLog)) == 0
         lists = service.token_lists(session, uma, now=NOW)
-        assert (lists.own, lists.members, lists.scopes) == ([], None, ("read", "incidents:write", "statuspages:write"))
+        assert (lists.own, lists.members, lists.admin) == ([], None, False)
+        assert lists.scopes == ("read", "incidents:write", "statuspages:write")
 
 
 def test_standalone_s_organization_has_no_plan(sessions: sessionmaker[Session]) -> None:

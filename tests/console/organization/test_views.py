@@ -185,7 +185,8 @@ def test_a_token_secret_is_shown_once_and_never_again(site: ConsoleSite) -> None
     assert secret.group(1) not in listing
     assert f"spt_{secret.group(1)[4:12]}" in listing
     assert "Members&#39; tokens" not in listing
-    assert "Members' tokens" not in listing
+    assert "Members' tokens" not in listing  # a user sees only their own
+    assert "Members and plan" not in listing  # nor the admins' pages
     with site.sessions.begin() as session:
         row = session.scalars(select(ApiToken)).one()
         assert (row.name, list(row.scopes)) == ("ci", ["read", "incidents:write"])
@@ -226,6 +227,7 @@ def test_admins_see_and_revoke_members_tokens_and_nobody_else_does(site: Console
     ada = site.browser(ADA)
     listing = text(ada.get("/console/organization/tokens").text)
     assert "Members' tokens" in listing
+    assert "Members and plan" in listing  # the organization's pages, for its admins
     assert "uma@acme.example uma-ci" in listing
     assert "gina-ci" not in listing
     other = ada.post(f"/console/organization/tokens/{ids['gina-ci']}/revoke")

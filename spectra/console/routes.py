@@ -34,6 +34,9 @@ from spectra.web.auth_routes import CSRF_REFUSED, Refusal, SignIn, clear_session
 from spectra.web.credentials import cookie_names
 
 from . import assets
+from .monitors.api import monitors_api_routes
+from .monitors.hub import MonitorHub
+from .monitors.views import MonitorViews
 from .oncall.api import oncall_api_routes
 from .oncall.views import oncall_routes
 from .organization.api import organization_api_routes
@@ -106,10 +109,6 @@ class Console:
         return await self.pages.render(viewer, "problem.html", current=current, status=status, error=sentence)
 
 
-async def _home(console: Console, request: Request, viewer: Viewer) -> Response:
-    return await console.pages.render(viewer, "home.html", current="o")
-
-
 def _end_own_impersonation(console: Console, viewer: Viewer, ip: str) -> None:
     principal = viewer.principal
 
@@ -132,20 +131,27 @@ async def _end_impersonation(console: Console, request: Request, viewer: Viewer)
 
 
 def console_routes(
-    factory: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow, tokens: Tokens | None = None
+    factory: sessionmaker[Session],
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    tokens: Tokens | None = None,
+    hub: MonitorHub | None = None,
 ) -> list[BaseRoute]:
     console = Console.of(factory, clock=clock, tokens=tokens)
-    home = console.page(lambda r, v: _home(console, r, v), current="o")
+    monitors = MonitorViews(console, hub or MonitorHub(factory))  # the overview is the console's home
+    home = console.page(monitors.overview, current="o")
     routes: list[BaseRoute] = [
         Route("/", home, methods=["GET"]),
         Route("/renew", console.auth.renew, methods=["POST"]),
         Route("/static/{name:path}", assets.static, methods=["GET", "HEAD"]),
         Route("/impersonation/end", console.page(lambda r, v: _end_impersonation(console, r, v)), methods=["POST"]),
+        *monitors.routes(),
         *oncall_routes(console),
         *organization_routes(console),
         *platform_routes(console),
     ]
     return [
+        *monitors_api_routes(console),
         *oncall_api_routes(console),
         *organization_api_routes(console),
         *platform_api_routes(console),

@@ -22,6 +22,7 @@ from prometheus_client import Counter
 from sqlalchemy import Engine, func, select
 
 from spectra.auth.accounts import first_admin_link, invite_declared_admins, link_url
+from spectra.console.monitors.hub import MonitorHub
 from spectra.console.routes import console_routes
 from spectra.domain.egress import EgressGuard, EgressPolicy
 from spectra.manifests import ManifestSet, discover, load_paths
@@ -157,12 +158,13 @@ class Standalone:
             registry=self.metrics.registry,
         )
         readiness = self.readiness
+        hub = MonitorHub(self.sessions)  # the console's live updates: one reader of state changes
         parts = AppParts(
             self.sessions,
             self.metrics,
             lambda: readiness() or side.problem(),
             loopback_only=is_loopback(options.host),
-            routes=[*console_routes(self.sessions), *side.routes(self.sessions)],  # the pages' `/` last
+            routes=[*console_routes(self.sessions, hub=hub), *side.routes(self.sessions)],  # the pages' `/` last
             sign_in=True,
         )
         worker = self.worker
@@ -175,7 +177,7 @@ class Standalone:
             port=options.port,
             stop=lambda: side.stop(before_alerter=worker.stop),
             announce=f"spectra run: {monitors} monitor(s), database {redacted(options.database_url)}",
-            background={"watch": self._watch(fingerprint(options.paths))},
+            background={"watch": self._watch(fingerprint(options.paths)), "console-events": hub.run()},
         )
         self.engine.dispose()
         return code

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from spectra.console.monitors.hub import MonitorHub
 from spectra.console.routes import console_routes
 from spectra.notify.twilio.settings import webhook_auth_token
 from spectra.processes.bootstrap import public_url, secret_key_is_set, serve_app, with_current_schema
@@ -52,7 +53,8 @@ async def _serve(options: WebOptions, sessions: sessionmaker[Session]) -> int:
     pages = StatusPages(sessions, tokens=tokens, public_url=links_base, events=False)
     alerting = AlertingWeb(tokens=tokens, public_url=links_base, twilio_auth_token=webhook_auth_token())
     readiness = Readiness()
-    routes = [*console_routes(sessions, tokens=tokens), *alerting_routes(alerting, sessions), *pages.routes()]
+    hub = MonitorHub(sessions)  # the console's live updates: one reader of state changes
+    routes = [*console_routes(sessions, tokens=tokens, hub=hub), *alerting_routes(alerting, sessions), *pages.routes()]
     parts = AppParts(sessions, Metrics(), readiness, loopback_only=False, routes=routes, sign_in=True)
     return await serve_app(
         parts,
@@ -62,4 +64,5 @@ async def _serve(options: WebOptions, sessions: sessionmaker[Session]) -> int:
         port=options.port,
         stop=pages.stop,
         announce=f"web: database {redacted(options.database_url)}, public URL {links_base}",
+        background={"console-events": hub.run()},
     )

@@ -1,0 +1,597 @@
+"""What the overview and the monitor page show, read from the store (blocking: run in worker threads).
+
+The caller proves who asks (`Principal`); only `spectra.auth.policy` decides what they may see: the
+overview lists the monitors of `policy.visible_namespaces`, a monitor of another tenant is
+`policy.NotFound`, like one that does not exist.
+
+Latency per hour comes from the hourly rollups, which keep the count, sum and maximum of each hour's
+latencies: the chart shows the hourly mean and maximum per location (the rollups hold no percentiles).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import yaml
+from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy.orm import Session
+
+from spectra.api import API_VERSION
+from spectra.auth import policy
+from spectra.auth.identity import Principal
+from spectra.auth.policy import Action
+from spectra.domain.maintenance import load_windows, maintenance_buckets
+from spectra.domain.monitors import MonitorRef
+from spectra.domain.uptime import Counts, uptime_text
+from spectra.store import CheckResult, HourlyRollup, Incident, Monitor, MonitorLocation, MonitorState, Resource
+from spectra.store.clock import database_now
+from spectra.store.overview import STALE_INTERVALS, combined_state
+
+STATES: Final = ("down", "degraded", "pending", "up", "paused")  # the overview's order: worst first
+HOUR: Final = timedelta(hours=1)
+UPTIME_WINDOWS: Final = (("24h", 1), ("7d", 7), ("30d", 30), ("90d", 90))
+PAGE_ROWS: Final = 500  # overview rows drawn per page (counts cover every match)
+RECENT_CHECKS: Final = 20
+INCIDENT_HISTORY: Final = 20
+MAX_CHECKS_PAGE: Final = 500
+REDACTED: Final = "[hidden]"
+_SECRETISH: Final = ("password", "secret", "token", "apikey", "api_key", "credential")
+
+
+# --- the overview ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The overview's query (GET parameters); empty strings mean "any"."""
+
+    state: str = ""
+    type: str = ""
+    namespace: str = ""
+    label: str = ""  # "key=value" or "key" (has the label)
+    q: str = ""  # in the name or target, case-insensitive
+    group: str = ""  # a label key to group by (within each namespace)
+    page: int = 1
+
+    def label_pair(self) -> tuple[str, str | None] | None:
+        if not self.label:
+            return None
+        key, sep, value = self.label.partition("=")
+        return (key.strip(), value.strip() if sep else None)
+
+
+@dataclass(frozen=True)
+class LocationState:
+    location: str
+    state: str
+    last_check_at: datetime | None
+    reporting: bool
+    latency_ms: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class MonitorLine:
+    """One monitor as the overview lists it."""
+
+    id: int
+    namespace: str
+    name: str
+    type: str
+    target: str
+    paused: bool
+    state: str
+    last_check_at: datetime | None
+    latency_ms: float | None
+    reason: str
+    labels: Mapping[str, str]
+    locations: tuple[LocationState, ...]
+
+    def group_value(self, key: str) -> str:
+        return self.labels.get(key, "") if key else ""
+
+
+@dataclass(frozen=True)
+class IncidentLine:
+    id: int
+    code: str
+    namespace: str
+    monitor_name: str
+    title: str
+    severity: str
+    state: str
+    opened_at: datetime
+
+
+@dataclass(frozen=True)
+class Group:
+    namespace: str
+    label: str  # the group label's value ("" when not grouped by a label, or the monitor has none)
+    monitors: tuple[MonitorLine, ...]
+
+
+@dataclass
+class Overview:
+    filters: Filters
+    counts: dict[str, int]  # per state, over every monitor the viewer may see (what live updates keep current)
+    total: int  # monitors matching every filter
+    groups: list[Group]
+    incidents: list[IncidentLine]
+    namespaces: list[str]  # every visible namespace with monitors (the filter's choices)
+    types: list[str]
+    label_keys: list[str]
+    pages: int = 1
+    monitors: list[MonitorLine] = field(default_factory=list)  # the page's monitors, in order
+
+
+def _visible_clause(namespaces: policy.Namespaces) -> Any:
+    if isinstance(namespaces, policy.AllNamespaces):
+        return None
+    return Monitor.namespace.in_(sorted(namespaces)) if namespaces else false()
+
+
+def _lines_statement() -> Any:
+    m, s = Monitor, MonitorState
+    return (
+        select(
+            m.resource_id,
+            m.namespace,
+            m.name,
+            m.type,
+            m.target,
+            m.paused,
+            m.quorum,
+            m.interval_ms,
+            m.labels,
+            MonitorLocation.location,
+            s.state,
+            s.last_check_at,
+            s.last_latency_ms,
+            s.last_reason,
+            func.coalesce(s.reported_at, s.last_check_at).label("reported_at"),
+        )
+        .outerjoin(MonitorLocation, MonitorLocation.monitor_id == m.resource_id)
+        .outerjoin(s, and_(s.monitor_id == m.resource_id, s.location == MonitorLocation.location))
+        .order_by(m.namespace, m.name, MonitorLocation.location)
+    )
+
+
+def monitor_lines(session: Session, *, where: Iterable[Any] = (), now: datetime | None = None) -> list[MonitorLine]:
+    """Monitors (every one, or those `where` selects) with their combined state, by namespace and name."""
+    now = now or database_now(session)
+    stmt = _lines_statement()
+    for clause in where:
+        stmt = stmt.where(clause)
+    grouped: dict[int, tuple[Any, list[LocationState]]] = {}
+    for row in session.execute(stmt):
+        entry = grouped.setdefault(row.resource_id, (row, []))
+        if row.location is None:
+            continue
+        state = row.state or "pending"
+        stale_before = now - timedelta(milliseconds=row.interval_ms * STALE_INTERVALS)
+        reporting = (
+            row.reported_at is not None and row.reported_at >= stale_before and state not in ("pending", "paused")
+        )
+        entry[1].append(
+            LocationState(row.location, state, row.last_check_at, reporting, row.last_latency_ms, row.last_reason or "")
+        )
+    return [_line(first, locations) for first, locations in grouped.values()]
+
+
+def _line(row: Any, locations: list[LocationState]) -> MonitorLine:
+    reporting = [loc.state for loc in locations if loc.reporting]
+    state = combined_state(bool(row.paused), row.quorum, reporting)
+    checked = sorted(
+        (loc for loc in locations if loc.last_check_at is not None),
+        key=lambda loc: (loc.state == state, loc.last_check_at),
+        reverse=True,
+    )
+    newest = max((loc.last_check_at for loc in checked if loc.last_check_at is not None), default=None)
+    best = checked[0] if checked else None
+    return MonitorLine(
+        id=row.resource_id,
+        namespace=row.namespace,
+        name=row.name,
+        type=row.type,
+        target=row.target,
+        paused=bool(row.paused),
+        state=state,
+        last_check_at=newest,
+        latency_ms=best.latency_ms if best else None,
+        reason=best.reason if best else "",
+        labels=dict(row.labels or {}),
+        locations=tuple(locations),
+    )
+
+
+def _matches(line: MonitorLine, filters: Filters, *, with_state: bool) -> bool:
+    if with_state and filters.state and line.state != filters.state:
+        return False
+    if filters.type and line.type != filters.type:
+        return False
+    if filters.namespace and line.namespace != filters.namespace:
+        return False
+    pair = filters.label_pair()
+    if pair is not None:
+        key, value = pair
+        if key not in line.labels or (value is not None and line.labels[key] != value):
+            return False
+    if filters.q:
+        needle = filters.q.casefold()
+        if needle not in line.name.casefold() and needle not in line.target.casefold():
+            return False
+    return True
+
+
+def _order(line: MonitorLine) -> tuple[int, str]:
+    return (STATES.index(line.state) if line.state in STATES else len(STATES), line.name)
+
+
+def open_incidents(session: Session, namespaces: policy.Namespaces, *, limit: int = 50) -> list[IncidentLine]:
+    """Unresolved incidents in `namespaces`, newest first."""
+    stmt = select(Incident).where(Incident.state != "resolved").order_by(Incident.opened_at.desc()).limit(limit)
+    if not isinstance(namespaces, policy.AllNamespaces):
+        if not namespaces:
+            return []
+        stmt = stmt.where(Incident.namespace.in_(sorted(namespaces)))
+    return [_incident_line(row) for row in session.scalars(stmt)]
+
+
+def _incident_line(row: Incident) -> IncidentLine:
+    return IncidentLine(
+        row.id, row.code, row.namespace, row.monitor_name, row.title, row.severity, row.state, row.opened_at
+    )
+
+
+def visible(session: Session, principal: Principal) -> policy.Namespaces:
+    """The namespaces whose monitors `principal` may read (the policy's refusal when it may not)."""
+    policy.require(principal, Action.MONITORS_READ, organization=principal.organization)
+    return policy.visible_namespaces(session, principal)
+
+
+def overview(session: Session, principal: Principal, filters: Filters) -> Overview:
+    namespaces = visible(session, principal)
+    clause = _visible_clause(namespaces)
+    lines = monitor_lines(session, where=() if clause is None else (clause,))
+    counts = dict.fromkeys(STATES, 0)
+    matching: list[MonitorLine] = []
+    for line in lines:
+        counts[line.state] = counts.get(line.state, 0) + 1
+        if _matches(line, filters, with_state=True):
+            matching.append(line)
+    key = filters.group
+    matching.sort(key=lambda line: (line.namespace, line.group_value(key) == "", line.group_value(key), *_order(line)))
+    pages = max(1, -(-len(matching) // PAGE_ROWS))
+    page = min(max(1, filters.page), pages)
+    shown = matching[(page - 1) * PAGE_ROWS : page * PAGE_ROWS]
+    groups: list[Group] = []
+    for line in shown:
+        label = line.group_value(key)
+        if groups and groups[-1].namespace == line.namespace and groups[-1].label == label:
+            groups[-1] = Group(line.namespace, label, (*groups[-1].monitors, line))
+        else:
+            groups.append(Group(line.namespace, label, (line,)))
+    return Overview(
+        filters=filters,
+        counts=counts,
+        total=len(matching),
+        groups=groups,
+        incidents=open_incidents(session, namespaces),
+        namespaces=sorted({line.namespace for line in lines}),
+        types=sorted({line.type for line in lines}),
+        label_keys=sorted({k for line in lines for k in line.labels}),
+        pages=pages,
+        monitors=shown,
+    )
+
+
+def lines_by_id(session: Session, monitor_ids: Collection[int]) -> list[MonitorLine]:
+    """The overview's lines of `monitor_ids` (the live updates' rows)."""
+    if not monitor_ids:
+        return []
+    return monitor_lines(session, where=(Monitor.resource_id.in_(sorted(monitor_ids)),))
+
+
+def filtered_list(session: Session, principal: Principal, filters: Filters) -> list[MonitorLine]:
+    """Every visible monitor matching `filters` (GET /api/v1/monitors' filters), by namespace and name."""
+    namespaces = visible(session, principal)
+    clause = _visible_clause(namespaces)
+    return [
+        line
+        for line in monitor_lines(session, where=() if clause is None else (clause,))
+        if _matches(line, filters, with_state=True)
+    ]
+
+
+# --- one monitor ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    id: int
+    location: str
+    checked_at: datetime
+    status: str
+    latency_ms: float | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class LatencyPoint:
+    hour: datetime
+    mean_ms: float | None
+    max_ms: float | None
+    checks: int
+
+
+@dataclass(frozen=True)
+class LatencySeries:
+    location: str
+    points: tuple[LatencyPoint, ...]
+
+
+@dataclass(frozen=True)
+class Certificate:
+    expires_at: datetime
+    days_left: int | None
+    location: str
+
+
+@dataclass(frozen=True)
+class Uptime:
+    window: str  # 24h, 7d, 30d, 90d
+    percent: str | None  # "99.95%", None without checks
+    checks: int
+
+
+@dataclass
+class Detail:
+    line: MonitorLine
+    interval_ms: int
+    timeout_ms: int
+    severity: str
+    escalation_policy: str | None
+    uptime: list[Uptime]
+    checks: list[CheckLine]
+    certificate: Certificate | None
+    incidents: list[IncidentLine]
+    yaml: str
+    source: str  # where the resource comes from, for people
+    source_kind: str  # "manifests" (spectra run's files), "cluster" or another loader's name
+    latency: list[LatencySeries]
+    days: int
+    changed_at: datetime | None  # the newest state change of a location (the detail's ETag)
+
+
+def find_monitor(session: Session, principal: Principal, namespace: str, name: str) -> Monitor:
+    """The monitor, or `policy.NotFound` (another tenant's, or none): the policy decides."""
+    policy.require_in(session, principal, Action.MONITORS_READ, namespace=namespace)
+    found = session.scalar(select(Monitor).where(Monitor.namespace == namespace, Monitor.name == name))
+    if found is None:
+        raise policy.NotFound()
+    return found
+
+
+def hour_floor(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def uptimes(session: Session, monitor: Monitor, now: datetime) -> list[Uptime]:
+    """Uptime over the last 24 h, 7, 30 and 90 days (whole hours up to this one), maintenance left out."""
+    end = hour_floor(now) + HOUR
+    start = end - timedelta(days=UPTIME_WINDOWS[-1][1])
+    rows = session.execute(
+        select(
+            HourlyRollup.bucket_start,
+            func.sum(HourlyRollup.checks_total),
+            func.sum(HourlyRollup.checks_degraded),
+            func.sum(HourlyRollup.checks_down),
+        )
+        .where(
+            HourlyRollup.monitor_id == monitor.resource_id,
+            HourlyRollup.bucket_start >= start,
+            HourlyRollup.bucket_start < end,
+        )
+        .group_by(HourlyRollup.bucket_start)
+    ).all()
+    ref = MonitorRef(monitor.resource_id, monitor.namespace, monitor.name, dict(monitor.labels or {}))
+    excluded = maintenance_buckets(load_windows(session), [ref], start, end, HOUR).get(monitor.resource_id, set())
+    out: list[Uptime] = []
+    for window, days in UPTIME_WINDOWS:
+        since = end - timedelta(days=days)
+        counts = Counts()
+        for bucket, total, degraded, down in rows:
+            if bucket >= since and bucket not in excluded:
+                counts = counts + Counts(int(total or 0), int(degraded or 0), int(down or 0))
+        out.append(Uptime(window, uptime_text(counts), counts.total))
+    return out
+
+
+def latency(session: Session, monitor_id: int, *, days: int, now: datetime) -> list[LatencySeries]:
+    """Hourly mean and maximum latency per location over the last `days` days, from the hourly rollups."""
+    end = hour_floor(now) + HOUR
+    start = end - timedelta(days=days)
+    h = HourlyRollup
+    stmt = (
+        select(h.location, h.bucket_start, h.latency_count, h.latency_sum_ms, h.latency_max_ms, h.checks_total)
+        .where(h.monitor_id == monitor_id, h.bucket_start >= start, h.bucket_start < end)
+        .order_by(h.location, h.bucket_start)
+    )
+    series: dict[str, list[LatencyPoint]] = {}
+    for location, bucket, count, total_ms, max_ms, checks in session.execute(stmt):
+        mean = float(total_ms) / int(count) if count else None
+        series.setdefault(location, []).append(
+            LatencyPoint(bucket, mean, None if max_ms is None else float(max_ms), int(checks))
+        )
+    return [LatencySeries(location, tuple(points)) for location, points in series.items()]
+
+
+def _check_filter(monitor_id: int, cursor: tuple[datetime, int] | None) -> list[Any]:
+    clauses: list[Any] = [CheckResult.monitor_id == monitor_id]
+    if cursor is not None:
+        at, last_id = cursor
+        clauses.append(or_(CheckResult.checked_at < at, and_(CheckResult.checked_at == at, CheckResult.id < last_id)))
+    return clauses
+
+
+def checks(
+    session: Session, monitor_id: int, *, limit: int, cursor: tuple[datetime, int] | None = None
+) -> tuple[list[CheckLine], tuple[datetime, int] | None]:
+    """Checks newest first, `limit` of them after `cursor`; and the cursor of the next page (None: last)."""
+    c = CheckResult
+    stmt = (
+        select(c.id, c.location, c.checked_at, c.status, c.latency_ms, c.reason)
+        .where(*_check_filter(monitor_id, cursor))
+        .order_by(c.checked_at.desc(), c.id.desc())
+        .limit(limit + 1)
+    )
+    rows = [
+        CheckLine(r.id, r.location, r.checked_at, r.status, r.latency_ms, r.reason or "") for r in session.execute(stmt)
+    ]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, ((rows[-1].checked_at, rows[-1].id) if more and rows else None)
+
+
+def encode_cursor(cursor: tuple[datetime, int]) -> str:
+    raw = json.dumps([cursor[0].astimezone(UTC).isoformat(), cursor[1]]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[datetime, int] | None:
+    """The cursor `encode_cursor` made, or None when `text` is not one."""
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        at, last_id = raw
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None or not isinstance(last_id, int) or isinstance(last_id, bool):
+            return None
+        return moment, last_id
+    except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def certificate(session: Session, monitor_id: int) -> Certificate | None:
+    """The certificate expiry the newest check that saw one reported."""
+    best: Certificate | None = None
+    newest: datetime | None = None
+    for row in session.scalars(select(MonitorState).where(MonitorState.monitor_id == monitor_id)):
+        facts = row.facts or {}
+        text = facts.get("certificate_expires_at")
+        if not isinstance(text, str):
+            continue
+        try:
+            expiry = datetime.fromisoformat(text)
+        except ValueError:
+            continue
+        expiry = expiry if expiry.tzinfo is not None else expiry.replace(tzinfo=UTC)
+        days = facts.get("certificate_days_left")
+        if newest is None or (row.last_check_at is not None and row.last_check_at > newest):
+            newest = row.last_check_at
+            best = Certificate(expiry, days if isinstance(days, int) else None, row.location)
+    return best
+
+
+def incident_history(session: Session, monitor_id: int, *, limit: int = INCIDENT_HISTORY) -> list[IncidentLine]:
+    stmt = select(Incident).where(Incident.monitor_id == monitor_id).order_by(Incident.opened_at.desc()).limit(limit)
+    return [_incident_line(row) for row in session.scalars(stmt)]
+
+
+def _hide_secrets(value: Any, key: str = "") -> Any:
+    """The spec with any literal value under a secret-sounding key hidden (references are kept: they are
+    names, never values). Specs hold only references (`valueFrom`/`tokenFrom` `secretKeyRef`); this is a
+    second fence for whatever a future field might carry."""
+    if isinstance(value, Mapping):
+        return {k: v if k == "secretKeyRef" else _hide_secrets(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hide_secrets(item, key) for item in value]
+    lowered = key.casefold()
+    if isinstance(value, str) and any(word in lowered for word in _SECRETISH):
+        return REDACTED
+    return value
+
+
+def resource_yaml(resource: Resource) -> str:
+    body: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": resource.kind,
+        "metadata": {"name": resource.name, "namespace": resource.namespace},
+        "spec": _hide_secrets(resource.spec or {}),
+    }
+    if resource.labels:
+        body["metadata"]["labels"] = dict(resource.labels)
+    return yaml.safe_dump(body, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def source_text(resource: Resource) -> tuple[str, str]:
+    """(kind, sentence) of where the resource comes from."""
+    source = resource.source
+    if source == "cluster":
+        return "cluster", f"the cluster: Monitor {resource.namespace}/{resource.name}"
+    if source == "manifests":
+        return "manifests", "the manifest files spectra run loads (edit them there)"
+    if source.startswith("files:"):
+        return "manifests", f"the file {source.removeprefix('files:')}"
+    return source, source
+
+
+def detail(session: Session, principal: Principal, namespace: str, name: str, *, days: int = 7) -> Detail:
+    monitor = find_monitor(session, principal, namespace, name)
+    now = database_now(session)
+    lines = monitor_lines(session, where=(Monitor.resource_id == monitor.resource_id,), now=now)
+    resource = monitor.resource
+    kind, where = source_text(resource)
+    recent, _ = checks(session, monitor.resource_id, limit=RECENT_CHECKS)
+    changed = session.scalar(
+        select(func.max(MonitorState.changed_at)).where(MonitorState.monitor_id == monitor.resource_id)
+    )
+    return Detail(
+        line=lines[0],
+        interval_ms=monitor.interval_ms,
+        timeout_ms=monitor.timeout_ms,
+        severity=monitor.severity,
+        escalation_policy=monitor.escalation_policy,
+        uptime=uptimes(session, monitor, now),
+        checks=recent,
+        certificate=certificate(session, monitor.resource_id),
+        incidents=incident_history(session, monitor.resource_id),
+        yaml=resource_yaml(resource),
+        source=where,
+        source_kind=kind,
+        latency=latency(session, monitor.resource_id, days=days, now=now),
+        days=days,
+        changed_at=changed,
+    )
+
+
+# --- live updates ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StateChange:
+    monitor_id: int
+    location: str
+    state: str
+    changed_at: datetime
+
+
+def changes_since(session: Session, since: datetime | None) -> list[StateChange]:
+    """State rows whose `changed_at` is at or after `since` (None: every row); one query for every
+    client of a process."""
+    s = MonitorState
+    stmt = select(s.monitor_id, s.location, s.state, s.changed_at)
+    if since is not None:
+        stmt = stmt.where(s.changed_at >= since)
+    return [StateChange(r.monitor_id, r.location, r.state, r.changed_at) for r in session.execute(stmt)]
+
+
+def state_counts(lines: Sequence[MonitorLine]) -> dict[str, int]:
+    counts = dict.fromkeys(STATES, 0)
+    for line in lines:
+        counts[line.state] = counts.get(line.state, 0) + 1
+    return counts

@@ -1,0 +1,271 @@
+"""The monitors area's queries (spectra.console.monitors.service), its chart and its hub, on a real
+database: what each viewer may see, filters, groups and counts, one monitor's facts (uptime from the
+rollups, latency, certificate, incidents, YAML without secrets), cursors; on SQLite and MariaDB."""
+
+from __future__ import annotations
+
+import asyncio
+import xml.etree.ElementTree as ET
+from datetime import timedelta
+
+import pytest
+import yaml
+
+from spectra.auth import policy
+from spectra.auth.identity import Principal
+from spectra.console.monitors import service
+from spectra.console.monitors.chart import latency_svg
+from spectra.console.monitors.hub import QUEUE_SIZE, MonitorHub
+from spectra.console.monitors.service import Filters
+from spectra.store import utcnow
+from tests.console.monitors.conftest import World
+from tests.factories.console_monitors import (
+    HEADER_SECRET,
+    HOUR,
+    PUSH_SECRET_VALUE,
+    checks,
+    hourly,
+    incident,
+    set_state,
+)
+
+
+def names(overview: service.Overview) -> list[str]:
+    return [f"{m.namespace}/{m.name}" for m in overview.monitors]
+
+
+def test_the_overview_shows_only_the_viewers_organization(world: World) -> None:
+    with world.sessions() as session:
+        acme = service.overview(session, world.uma, Filters())
+        globex = service.overview(session, world.gus, Filters())
+    assert names(acme) == ["acme/api", "acme/shop", "acme-ops/cron", "acme-ops/db"]
+    assert acme.counts == {"down": 1, "degraded": 0, "pending": 1, "up": 2, "paused": 0}
+    assert [(g.namespace, len(g.monitors)) for g in acme.groups] == [("acme", 2), ("acme-ops", 2)]
+    assert names(globex) == ["globex/portal"]
+    assert globex.counts["down"] == 1
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (Filters(state="down"), ["acme/api"]),
+        (Filters(type="heartbeat"), ["acme-ops/cron"]),
+        (Filters(namespace="acme-ops"), ["acme-ops/cron", "acme-ops/db"]),
+        (Filters(label="team=web"), ["acme/api", "acme/shop"]),
+        (Filters(label="team"), ["acme/api", "acme/shop", "acme-ops/db"]),
+        (Filters(q="SHOP.example"), ["acme/shop"]),
+        (Filters(q="db"), ["acme-ops/db"]),
+        (Filters(namespace="globex"), []),  # another tenant's namespace is simply empty
+    ],
+)
+def test_filters_and_search(world: World, filters: Filters, expected: list[str]) -> None:
+    with world.sessions() as session:
+        found = service.overview(session, world.ada, filters)
+    assert names(found) == expected
+    assert found.counts["down"] == 1  # the counts are of every monitor the viewer may see
+
+
+def test_grouped_by_a_label_within_each_namespace(world: World) -> None:
+    with world.sessions() as session:
+        found = service.overview(session, world.ada, Filters(group="team"))
+    assert [(g.namespace, g.label, [m.name for m in g.monitors]) for g in found.groups] == [
+        ("acme", "web", ["api", "shop"]),
+        ("acme-ops", "data", ["db"]),
+        ("acme-ops", "", ["cron"]),
+    ]
+    assert found.label_keys == ["team"]
+
+
+def test_open_incidents_come_first_and_stay_in_their_organization(world: World) -> None:
+    now = utcnow()
+    with world.sessions.begin() as session:
+        incident(session, world.ids["acme/api"], "acme", "api", code="A1", opened_at=now - HOUR)
+        incident(session, world.ids["acme/shop"], "acme", "shop", code="A2", state="resolved", opened_at=now)
+        incident(session, world.ids["globex/portal"], "globex", "portal", code="G1")
+    with world.sessions() as session:
+        assert [i.code for i in service.overview(session, world.uma, Filters()).incidents] == ["A1"]
+        assert [i.code for i in service.overview(session, world.gus, Filters()).incidents] == ["G1"]
+
+
+def test_a_platform_admin_outside_any_organization_is_refused_by_the_policy(world: World) -> None:
+    root = Principal(user_id=99, email="root@example.com", organization=None, role=None, platform_admin=True)
+    with world.sessions() as session, pytest.raises(policy.Denied):
+        service.overview(session, root, Filters())
+
+
+def test_another_tenants_monitor_is_not_found(world: World) -> None:
+    with world.sessions() as session:
+        with pytest.raises(policy.NotFound):
+            service.detail(session, world.gus, "acme", "api")
+        with pytest.raises(policy.NotFound):
+            service.detail(session, world.uma, "acme", "nothing-here")
+
+
+def test_uptime_over_each_window_from_the_hourly_rollups(world: World) -> None:
+    now = utcnow()
+    monitor_id = world.ids["acme/shop"]
+    end = service.hour_floor(now) + HOUR
+    with world.sessions.begin() as session:
+        # 90 days of good hours, but the last day holds 12 hours with 60 of 120 checks down.
+        hourly(session, monitor_id, "eu", start=end - timedelta(days=90), hours=90 * 24 - 12)
+        hourly(session, monitor_id, "eu", start=end - 12 * HOUR, hours=12, down=60)
+    with world.sessions() as session:
+        found = service.detail(session, world.uma, "acme", "shop")
+    figures = {u.window: (u.percent, u.checks) for u in found.uptime}
+    assert figures == {
+        "24h": ("75.00%", 24 * 120),
+        "7d": (f"{100 * (1 - 720 / (7 * 24 * 120)):.2f}%", 7 * 24 * 120),
+        "30d": (f"{100 * (1 - 720 / (30 * 24 * 120)):.2f}%", 30 * 24 * 120),
+        "90d": (f"{100 * (1 - 720 / (90 * 24 * 120)):.2f}%", 90 * 24 * 120),
+    }
+
+
+def test_latency_per_hour_and_location(world: World) -> None:
+    now = utcnow()
+    monitor_id = world.ids["acme/api"]
+    end = service.hour_floor(now) + HOUR
+    with world.sessions.begin() as session:
+        hourly(session, monitor_id, "eu", start=end - 3 * HOUR, hours=3, mean_ms=80, max_ms=300)
+        hourly(session, monitor_id, "us", start=end - 2 * HOUR, hours=2, mean_ms=140, max_ms=None)
+        hourly(session, monitor_id, "us", start=end - 3 * 24 * HOUR, hours=1, mean_ms=999)  # outside 1 day
+    with world.sessions() as session:
+        series = service.latency(session, monitor_id, days=1, now=now)
+    assert [(s.location, [(p.mean_ms, p.max_ms) for p in s.points]) for s in series] == [
+        ("eu", [(80.0, 300.0)] * 3),
+        ("us", [(140.0, 280.0)] * 2),
+    ]
+
+
+def test_recent_checks_certificate_and_incident_history(world: World) -> None:
+    now = utcnow()
+    monitor_id = world.ids["acme/api"]
+    expiry = (now + timedelta(days=20)).replace(microsecond=0)
+    with world.sessions.begin() as session:
+        checks(session, monitor_id, "eu", count=30, end=now, status="down")
+        set_state(
+            session, monitor_id, "eu", "down", at=now,
+            facts={"certificate_expires_at": expiry.isoformat(), "certificate_days_left": 20},
+        )  # fmt: skip
+        incident(session, monitor_id, "acme", "api", code="H1", state="resolved", opened_at=now - 48 * HOUR)
+        incident(session, monitor_id, "acme", "api", code="H2", opened_at=now - HOUR)
+    with world.sessions() as session:
+        found = service.detail(session, world.uma, "acme", "api")
+    assert len(found.checks) == service.RECENT_CHECKS
+    assert [c.reason for c in found.checks[:3]] == ["check 0", "check 1", "check 2"]
+    assert found.certificate is not None
+    assert (found.certificate.expires_at, found.certificate.days_left) == (expiry, 20)
+    assert [i.code for i in found.incidents] == ["H2", "H1"]
+
+
+def test_check_pages_follow_their_cursor(world: World) -> None:
+    now = utcnow()
+    monitor_id = world.ids["acme/shop"]
+    with world.sessions.begin() as session:
+        checks(session, monitor_id, "eu", count=7, end=now)
+    seen: list[str] = []
+    cursor = None
+    with world.sessions() as session:
+        while True:
+            rows, cursor = service.checks(session, monitor_id, limit=3, cursor=cursor)
+            seen.extend(r.reason for r in rows)
+            if cursor is None:
+                break
+            cursor = service.decode_cursor(service.encode_cursor(cursor))
+    assert seen == [f"check {k}" for k in range(7)]
+    assert service.decode_cursor("not-a-cursor") is None
+
+
+def test_the_yaml_shows_secret_references_never_their_values(world: World) -> None:
+    with world.sessions() as session:
+        api = service.detail(session, world.uma, "acme", "api")
+        cron = service.detail(session, world.uma, "acme-ops", "cron")
+    for found in (api, cron):
+        assert HEADER_SECRET not in found.yaml
+        assert PUSH_SECRET_VALUE not in found.yaml
+    header = yaml.safe_load(api.yaml)["spec"]["http"]["headers"][0]
+    assert header == {"name": "Authorization", "valueFrom": {"secretKeyRef": {"name": "api-auth", "key": "header"}}}
+    token = yaml.safe_load(cron.yaml)["spec"]["heartbeat"]["tokenFrom"]
+    assert token == {"secretKeyRef": {"name": "cron-push", "key": "token"}}
+    assert yaml.safe_load(api.yaml)["metadata"] == {"name": "api", "namespace": "acme", "labels": {"team": "web"}}
+    assert (api.source_kind, api.source) == ("manifests", "the manifest files spectra run loads (edit them there)")
+
+
+def test_a_literal_under_a_secret_sounding_key_is_hidden() -> None:
+    hidden = service._hide_secrets({"auth": {"password": "hunter2", "user": "me"}, "token": ["a"]})
+    assert hidden == {"auth": {"password": service.REDACTED, "user": "me"}, "token": [service.REDACTED]}
+
+
+def test_the_chart_is_well_formed_svg_without_script(world: World) -> None:
+    now = utcnow()
+    end = service.hour_floor(now) + HOUR
+    with world.sessions.begin() as session:
+        hourly(session, world.ids["acme/api"], "eu", start=end - 24 * HOUR, hours=24, mean_ms=80)
+        hourly(session, world.ids["acme/api"], "us", start=end - 24 * HOUR, hours=24, mean_ms=8)
+    with world.sessions() as session:
+        series = service.latency(session, world.ids["acme/api"], days=1, now=now)
+    svg = latency_svg(series, start=end - 24 * HOUR, end=end, title="Response time of acme/api <&>")
+    root = ET.fromstring(svg)  # well-formed XML
+    ns = "{http://www.w3.org/2000/svg}"
+    assert root.tag == f"{ns}svg"
+    title = root.find(f"{ns}title")
+    assert title is not None
+    assert title.text == "Response time of acme/api <&>"
+    assert not [e for e in root.iter() if e.tag.lower().endswith("script") or e.tag.endswith("foreignObject")]
+    assert not [e for e in root.iter() for name in e.attrib if name.lower().startswith("on") or name == "style"]
+    assert len(root.findall(f".//{ns}polyline")) == 4  # mean and max for each of two locations
+    assert {t.text for t in root.iter(f"{ns}text")} >= {"ms", "time (UTC)"}
+    empty = ET.fromstring(latency_svg([], start=end - HOUR, end=end, title="nothing"))
+    assert empty.find(f"{ns}desc").text == "No latency was recorded in this period."  # type: ignore[union-attr]
+
+
+# --- the hub ----------------------------------------------------------------------------------------
+
+
+def test_the_hub_tells_each_subscriber_only_what_it_may_see(world: World) -> None:
+    async def scenario() -> None:
+        hub = MonitorHub(world.sessions, autostart=False)
+        hub.render = lambda lines, counts: ",".join(f"{m.namespace}/{m.name}={m.state}" for m in lines) + f" {counts}"
+        await hub.tick()  # loads what the store holds: nothing is news
+        assert hub.ready
+        acme = hub.subscribe(frozenset({"acme", "acme-ops"}))
+        globex = hub.subscribe(frozenset({"globex"}))
+        later = utcnow() + timedelta(seconds=5)
+        await asyncio.to_thread(_write, world, "acme/shop", "down", later)
+        await hub.tick()
+        assert acme.queue.get_nowait() == (
+            "acme/shop=down {'down': 2, 'degraded': 0, 'pending': 1, 'up': 1, 'paused': 0}"
+        )
+        assert globex.queue.empty()
+        await hub.tick()  # nothing changed since
+        assert acme.queue.empty()
+        await hub.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_slow_client_is_dropped_and_the_others_still_served(world: World) -> None:
+    async def scenario() -> None:
+        hub = MonitorHub(world.sessions, autostart=False)
+        hub.render = lambda lines, counts: "message"
+        await hub.tick()
+        slow = hub.subscribe(frozenset({"acme"}))
+        fast = hub.subscribe(frozenset({"acme"}))
+        start = utcnow()
+        for k in range(QUEUE_SIZE + 1):
+            await asyncio.to_thread(_write, world, "acme/shop", "down" if k % 2 else "up", start + timedelta(seconds=k))
+            await hub.tick()
+            while not fast.queue.empty():
+                fast.queue.get_nowait()
+        assert slow.dropped
+        assert slow not in hub.subscribers
+        assert not fast.dropped
+        assert fast in hub.subscribers
+        assert hub.dropped == 1
+        await hub.stop()
+
+    asyncio.run(scenario())
+
+
+def _write(world: World, ref: str, state: str, at: object) -> None:
+    with world.sessions.begin() as session:
+        set_state(session, world.ids[ref], "eu", state, at=at)  # type: ignore[arg-type]

@@ -44,6 +44,8 @@ from .organization.views import organization_routes
 from .platform.api import platform_api_routes
 from .platform.views import platform_routes
 from .rendering import ConsolePages, render_bare
+from .statuspages.api import statuspages_api_routes
+from .statuspages.views import StatusPageViews
 from .viewer import CONSOLE, ConsoleAuth, Renew, Viewer, local_path, login_redirect
 
 PageHandler = Callable[[Request, Viewer], Awaitable[Response]]
@@ -149,12 +151,14 @@ def console_routes(
         *oncall_routes(console),
         *organization_routes(console),
         *platform_routes(console),
+        *StatusPageViews(console).routes(),
     ]
     return [
         *monitors_api_routes(console),
         *oncall_api_routes(console),
         *organization_api_routes(console),
         *platform_api_routes(console),
+        *statuspages_api_routes(console),
         Route(CONSOLE, home, methods=["GET"]),
         Mount(CONSOLE, routes=routes),
     ]

@@ -1,0 +1,123 @@
+"""The JSON twins of the console's status pages (/api/v1/status-pages...): listing, posting, updating,
+resolving, the post-mortem and ad-hoc maintenance with API tokens and the session cookie; the public
+/api/v1/status-pages/{slug} still answers; refusals change nothing; on SQLite and MariaDB."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from anyio.from_thread import BlockingPortal
+from sqlalchemy.orm import Session, sessionmaker
+
+from spectra.console.statuspages import service
+from spectra.console.statuspages.api import BAD_CURSOR, BAD_LIMIT
+from spectra.web.auth_routes import CSRF_REFUSED
+from tests.factories.statuspages import ADA, GIL, PagesSite, pages_site
+
+BASE = "/api/v1/status-pages"
+MAIN = f"{BASE}/default/main"
+NEW = {
+    "title": "Slow API",
+    "components": {"API": "major_outage"},
+    "status": "investigating",
+    "message": "Looking *now*.",
+    "notify": False,
+}
+
+
+@pytest.fixture
+def world(sessions: sessionmaker[Session], portal: BlockingPortal) -> PagesSite:
+    return pages_site(sessions, portal)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def call(world: PagesSite, method: str, url: str, token: str, body: Any = None) -> Any:
+    return world.site.anonymous().http.request(method, url, headers=bearer(token), json=body)
+
+
+def test_list_and_the_public_page_json_both_answer(world: PagesSite) -> None:
+    listed = call(world, "GET", BASE, world.read_token)
+    assert listed.status_code == 200
+    assert listed.headers["cache-control"] == "no-store"
+    body = listed.json()
+    assert [p["title"] for p in body["items"]] == ["Main status"]
+    assert body["next"] is None
+    assert body["items"][0]["url"] == "/s/main"
+    assert [c["name"] for c in body["items"][0]["components"]] == ["API", "Web", "Database"]
+    public = world.site.anonymous().get(f"{BASE}/main")
+    assert public.status_code == 200
+    assert public.json()["title"] == "Main status"
+    assert call(world, "GET", f"{BASE}?limit=0", world.read_token).json()["detail"] == BAD_LIMIT
+    assert call(world, "GET", f"{BASE}?cursor=%%%", world.read_token).json()["detail"] == BAD_CURSOR
+
+
+def test_the_whole_life_of_an_incident_through_the_api(world: PagesSite) -> None:
+    opened = call(world, "POST", f"{MAIN}/incidents", world.write_token, NEW)
+    assert opened.status_code == 201
+    incident = opened.json()
+    assert (incident["status"], incident["impact"], incident["component_impacts"]) == (
+        "investigating",
+        "critical",
+        {"API": "major_outage"},
+    )
+    assert incident["updates"][0]["message_html"] == "<p>Looking <em>now</em>.</p>"
+    assert world.mails() == []
+    url = f"{MAIN}/incidents/{incident['id']}"
+    update = {"status": "monitoring", "message": "Fixed, watching.", "notify": True}
+    assert call(world, "POST", f"{url}/updates", world.write_token, update).status_code == 201
+    assert len(world.mails()) == 2
+    resolved = call(world, "POST", f"{url}/resolve", world.write_token, {"message": "Done.", "notify": False})
+    assert resolved.json()["resolved_at"] is not None
+    written = call(world, "PUT", f"{url}/postmortem", world.write_token, {"postmortem": "A **deploy**."})
+    assert written.json()["postmortem_html"] == "<p>A <strong>deploy</strong>.</p>"
+    listed = call(world, "GET", f"{MAIN}/incidents?limit=1", world.read_token).json()
+    assert [i["id"] for i in listed["items"]] == [incident["id"]]
+    assert listed["next"] is None
+    actions = [row[0] for row in world.audit()]
+    assert actions == [
+        "statuspage.incident.open",
+        "statuspage.incident.update",
+        "statuspage.incident.resolve",
+        "statuspage.incident.postmortem",
+    ]
+
+
+def test_maintenance_through_the_api_with_the_session_cookie(world: PagesSite) -> None:
+    ada = world.site.browser(ADA)
+    body = {"title": "Deploy", "components": ["Web"], "until": "45m"}
+    started = ada.api("POST", f"{MAIN}/maintenance", json=body)
+    assert started.status_code == 201
+    assert started.json()["active"] is True
+    assert started.json()["components"] == ["Web"]
+    ended = ada.api("DELETE", f"{MAIN}/maintenance/{started.json()['id']}")
+    assert ended.status_code == 200
+    assert ended.json()["active"] is False
+    without_csrf = ada.http.post(f"{MAIN}/maintenance", json=body)
+    assert (without_csrf.status_code, without_csrf.json()["detail"]) == (403, CSRF_REFUSED)
+
+
+def test_refusals_change_nothing(world: PagesSite) -> None:
+    before = world.counts()
+    read_only = call(world, "POST", f"{MAIN}/incidents", world.read_token, NEW)
+    assert read_only.status_code == 403
+    assert read_only.json()["detail"] == "this API token's scopes do not allow statuspages.write"
+    gil = world.site.browser(GIL)
+    assert gil.api("POST", f"{MAIN}/incidents", json=NEW).status_code == 404
+    assert gil.api("GET", f"{MAIN}/incidents").status_code == 404
+    assert call(world, "GET", f"{BASE}/other/theirs/incidents", world.read_token).status_code == 404
+    assert call(world, "POST", f"{MAIN}/incidents/999/resolve", world.write_token, {"message": "x"}).status_code == 404
+    assert call(world, "DELETE", f"{MAIN}/maintenance/abc", world.write_token).status_code == 404
+    unknown = call(world, "POST", f"{MAIN}/incidents", world.write_token, {**NEW, "components": {"Nope": "degraded"}})
+    assert (unknown.status_code, unknown.json()["detail"]) == (400, service.unknown_component("Nope"))
+    bad = call(world, "POST", f"{MAIN}/incidents", world.write_token, {**NEW, "components": {"API": "down"}})
+    assert bad.status_code == 400
+    assert bad.json()["detail"].startswith("components.API:")
+    extra = call(world, "POST", f"{MAIN}/incidents", world.write_token, {**NEW, "color": "red"})
+    assert extra.status_code == 400
+    nobody = world.site.anonymous().http.get(BASE)
+    assert nobody.status_code == 401
+    assert world.counts() == before

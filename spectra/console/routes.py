@@ -26,14 +26,16 @@ from starlette.routing import BaseRoute, Mount, Route
 from spectra.auth import impersonation, policy
 from spectra.auth.identity import Actor
 from spectra.runtime.clients import client_key
+from spectra.runtime.forms import read_body, read_form
 from spectra.store import utcnow
 from spectra.store.accounts import UserSession
 from spectra.store.engine import retry_conflicts
 from spectra.tokens import Tokens
-from spectra.web.auth_routes import CSRF_REFUSED, Refusal, SignIn, clear_session_cookies, form_fields
-from spectra.web.credentials import cookie_names
+from spectra.web.auth_routes import CSRF_REFUSED, Refusal, SignIn, clear_session_cookies
+from spectra.web.credentials import CSRF_FIELD, cookie_names
 
 from . import assets
+from .forms import field
 from .monitors.api import monitors_api_routes
 from .monitors.hub import MonitorHub
 from .monitors.views import MonitorViews
@@ -50,6 +52,7 @@ from .viewer import CONSOLE, ConsoleAuth, Renew, Viewer, local_path, login_redir
 
 PageHandler = Callable[[Request, Viewer], Awaitable[Response]]
 NOT_FOUND: Final = "There is nothing here, or it is not yours to see."
+BODY_TOO_LARGE: Final = "The form is too large."
 
 
 @dataclass
@@ -87,8 +90,13 @@ class Console:
             except Refusal:
                 return login_redirect(request)
             if request.method == "POST":
-                form = await form_fields(request)
-                if not self.auth.csrf_ok(request, viewer, form):
+                raw = await read_body(request)
+                if raw is None:
+                    return await self.pages.render(
+                        viewer, "problem.html", current=current, status=413, error=BODY_TOO_LARGE
+                    )
+                request.state.form = read_form(raw)  # the body is read once: handlers take it from here
+                if not self.auth.csrf_ok(request, viewer, field(request, CSRF_FIELD)):
                     return await self.pages.render(
                         viewer, "problem.html", current=current, status=403, error=CSRF_REFUSED
                     )

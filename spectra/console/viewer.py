@@ -100,9 +100,10 @@ class ConsoleAuth:
             raise Refusal(401, "Sign in first.")
         return Viewer(principal, cookies.get(names.csrf, ""))
 
-    def csrf_ok(self, request: Request, viewer: Viewer, form: dict[str, str]) -> bool:
+    def csrf_ok(self, request: Request, viewer: Viewer, presented: str | None) -> bool:
+        """Whether a form's `csrf` field (`presented`) is the CSRF token of the viewer's session."""
         caller = credentials.Caller(viewer.principal, by_cookie=True)
-        return credentials.csrf_ok(caller, request.headers, dict(request.cookies), form.get(credentials.CSRF_FIELD))
+        return credentials.csrf_ok(caller, request.headers, dict(request.cookies), presented)
 
     async def renew(self, request: Request) -> Response:
         """POST /console/renew: rotate the refresh cookie (its CSRF token must be of the same session), back

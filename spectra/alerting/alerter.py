@@ -10,7 +10,9 @@ Every ``poll_interval_s`` (0.5 s) the leader (see :mod:`spectra.domain.leadershi
    the step waits for the window's end (timeline ``suppressed``, naming the window); during global
    maintenance (spectra/domain/global_maintenance.py) every due step waits (timeline ``suppressed``,
    naming global maintenance) and, once it has ended, falls due at its end, as at a window's end;
-3. the sender is woken after each chunk that queued anything.
+3. contacts people reassigned an incident to (console, API) are paged, unless global maintenance is on
+   (they wait for its end);
+4. the sender is woken after each chunk that queued anything.
 
 A mass outage. Judgements and steps are made CHUNK at a time, one transaction per chunk (a savepoint per
 item, so one bad item does not undo the others), and the lease is renewed between chunks: 500 monitors
@@ -48,8 +50,10 @@ from spectra.alerting.escalation import (
     Due,
     defer,
     due_escalations,
+    fire_reassignment,
     fire_step,
     hold,
+    pending_reassignments,
     policy_snapshot,
     rearm,
     release_held,
@@ -262,7 +266,30 @@ class Alerter:
                     functools.partial(self._escalate_chunk, steps, labels, windows, now, specs, maintenance=maintenance)
                 )
             )
+        if maintenance.on:
+            return queued
+        with self._sessions() as session:
+            reassignments = pending_reassignments(session)
+            session.rollback()
+        for events in chunks(reassignments):
+            if not self._still_leading():
+                return queued
+            queued += self._woken(self._in_chunks(functools.partial(self._reassign_chunk, events, now, specs)))
         return queued
+
+    def _reassign_chunk(self, chunk: Sequence[int], now: datetime, specs: PassSpecs, *, isolated: bool) -> int:
+        with self._sessions() as session:
+            items = [
+                (
+                    f"reassignment {event_id}",
+                    functools.partial(self._reassign, session, event_id, now, specs),
+                )
+                for event_id in chunk
+            ]
+            return _each(session, items, isolated=isolated)
+
+    def _reassign(self, session: Session, event_id: int, now: datetime, specs: PassSpecs) -> int:
+        return len(fire_reassignment(session, event_id, self._secrets, self._links, now, specs=specs) or [])
 
     def _woken(self, queued: int) -> int:
         """Wake the sender after a chunk that queued messages: it delivers them while the next chunk is

@@ -17,10 +17,16 @@ incident's row lock before anything else (the lock order of `incidents.py`).
 Reopening. A flap reopens the incident and re-arms its escalation: a stopped one continues from its
 next step; an exhausted one (every step had paged before it resolved) runs the policy once more from
 step 0, as a further repeat, so the reopened incident pages somebody again.
+
+Reassignments. A person's reassignment (``incidents.reassign``) is a ``reassigning`` event; the alerter
+pages that Contact through its own channels (:func:`fire_reassignment`, guarded by turning the event into
+``reassigned``), with keys ``incident:{id}:step:r{event}:{channel}:{recipient}``, so the contact is told of
+the acknowledgement and resolution like everyone paged by a step.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,17 +36,26 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from spectra.alerting.incidents import add_event, lock_incident, opening_reason
+from spectra.alerting.incidents import (
+    REASSIGNED,
+    REASSIGNING,
+    add_event,
+    idempotency_key,
+    lock_incident,
+    opening_reason,
+)
 from spectra.alerting.page_messages import Links, page_message
 from spectra.alerting.recipients import SpecLoader, StepPlan, plan_step
-from spectra.api.escalation import EscalationPolicySpec
+from spectra.api.escalation import EscalationPolicySpec, Step
 from spectra.api.secrets import SecretResolver
 from spectra.notify.channel import Message
 from spectra.notify.outbox import enqueue_many
 from spectra.store import (
+    OPEN_STATES,
     EscalationState,
     EscalationStatus,
     Incident,
+    IncidentEvent,
     IncidentEventType,
     IncidentState,
     load_spec,
@@ -285,3 +300,79 @@ def _remember(incident: Incident, plan: StepPlan, step: int, repeat: int) -> Non
         entries: Sequence[dict[str, Any]] = snapshot.get("onCall", [])
         snapshot["onCall"] = [*entries, *({**e, "step": step, "repeat": repeat} for e in plan.on_call)]
     incident.policy_snapshot = snapshot
+
+
+# --- reassignments ------------------------------------------------------------------------------
+
+
+def pending_reassignments(session: Session) -> list[int]:
+    """The ids of ``reassigning`` events of unresolved incidents, oldest first."""
+    stmt = (
+        select(IncidentEvent.id)
+        .join(Incident, Incident.id == IncidentEvent.incident_id)
+        .where(Incident.state.in_(OPEN_STATES), IncidentEvent.type == REASSIGNING)
+        .order_by(IncidentEvent.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def fire_reassignment(
+    session: Session,
+    event_id: int,
+    secrets: SecretResolver,
+    links: Links,
+    at: datetime,
+    *,
+    specs: SpecLoader = load_spec,
+) -> list[Message] | None:
+    """Page the contact a ``reassigning`` event names; None when another pass got there first (or it is
+    gone). The caller commits."""
+    incident_id = session.scalar(select(IncidentEvent.incident_id).where(IncidentEvent.id == event_id))
+    if incident_id is None:
+        return None
+    incident = lock_incident(session, incident_id)
+    claimed = session.execute(
+        update(IncidentEvent)
+        .where(IncidentEvent.id == event_id, IncidentEvent.type == REASSIGNING)
+        .values(type=REASSIGNED)
+        .execution_options(synchronize_session=False)
+    )
+    if incident is None or not claimed.rowcount:  # type: ignore[attr-defined]
+        return None
+    data = session.scalar(select(IncidentEvent.data).where(IncidentEvent.id == event_id)) or {}
+    namespace, name, by = str(data.get("namespace", "")), str(data.get("contact", "")), str(data.get("by", ""))
+    step = Step.model_validate({"targets": [{"contact": name}]})
+    plan = plan_step(session, secrets, namespace, step, step_label="reassignment", at=at, specs=specs)
+    for note in plan.notes:
+        add_event(session, incident.id, IncidentEventType.NOTE, at, note, data={"reassignment": event_id})
+    reason = opening_reason(session, incident.id)
+    messages = {}
+    for page in plan.pages:
+        message = page_message(incident, page, step=0, repeat=0, reason=reason, links=links)
+        facts = {
+            **message.facts,
+            "state": "escalated",
+            "event": "incident.escalated",
+            "step": None,
+            "reassigned_by": by,
+        }
+        key = idempotency_key("incident", incident.id, "step", f"r{event_id}", str(page.channel), page.recipient)
+        messages[page] = dataclasses.replace(message, idempotency_key=key, facts=facts)
+    queued = enqueue_many(session, list(messages.values()))
+    for page, message in messages.items():
+        if message in queued:
+            add_event(
+                session,
+                incident.id,
+                IncidentEventType.NOTIFIED,
+                at,
+                f"paged {page.who} by {page.channel} (reassigned by {by})",
+                actor=page.who,
+                channel=str(page.channel),
+                data={"reassignment": event_id},
+            )
+    if not plan.pages:
+        add_event(session, incident.id, IncidentEventType.NOTE, at, f"reassignment to {namespace}/{name} paged nobody")
+    _remember(incident, plan, -1, 0)
+    session.flush()
+    return queued

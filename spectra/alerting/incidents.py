@@ -7,7 +7,14 @@ Lock order. Every transaction that changes an incident takes the incident's row 
 ``incidents``, or :func:`lock_incident`), then its escalation, timeline and notifications. Two such
 transactions then wait for each other instead of deadlocking (MySQL 1213), which is what made an ack
 racing an escalation step fail; callers still retry conflicts (``store.engine.retry_conflicts``).
-Timeline event types: opened, notified, acknowledged, escalated, resolved, reopened, suppressed, note.
+Timeline event types: opened, notified, acknowledged, escalated, resolved, reopened, suppressed, note,
+reassigning (a person asked to page a contact; the alerter pages it and makes it reassigned), reassigned.
+
+People's actions (ack links, SMS, voice, the console, the JSON API, `spectra incidents`) all go through
+the functions here: :func:`acknowledge`, :func:`resolve_incident`, :func:`add_note`, :func:`escalate_now`,
+:func:`reassign`. Paging stays with the alerter, the one process that holds the tenants' Secrets and
+makes ack links: escalating now moves the escalation's next step to now, and a reassignment is a
+``reassigning`` event the alerter's next pass pages (``escalation.fire_reassignment``).
 """
 
 from __future__ import annotations
@@ -34,6 +41,10 @@ from spectra.store import (
     Notification,
 )
 from spectra.store.types import utcnow
+
+REASSIGNING: Final = "reassigning"  # timeline type of a reassignment the alerter has not paged yet
+REASSIGNED: Final = "reassigned"  # ... and once it has
+NOTE_MAX: Final = 5000  # characters of a note
 
 # Unambiguous upper-case letters and digits (no 0/O, 1/I/L, 5/S, 2/Z, 8/B).
 CODE_ALPHABET: Final = "ACDEFGHJKMNPQRTUVWXY34679"
@@ -343,3 +354,110 @@ def _tell_paged(
 def resolve_incident(session: Session, incident_id: int, *, by: str, channel: str) -> bool:
     """Resolve by hand (web, console); True when it was open or acknowledged. The caller commits."""
     return resolve(session, incident_id, at=utcnow(), by=by, channel=channel) is not None
+
+
+# --- people's actions beyond acknowledging and resolving ------------------------------------------
+
+
+class IncidentRefused(Exception):
+    """An action the incident's state does not allow; the sentence a person reads (409 on the API)."""
+
+
+def already(incident: Incident) -> str:
+    """Why acting again on `incident` changes nothing: "Incident K7Q2 is already acknowledged by ..."."""
+    if incident.state == IncidentState.RESOLVED.value:
+        return f"Incident {incident.code} is already resolved."
+    by = f" by {incident.acknowledged_by}" if incident.acknowledged_by else ""
+    return f"Incident {incident.code} is already acknowledged{by}."
+
+
+def add_note(session: Session, incident_id: int, text: str, *, by: str, channel: str, at: datetime) -> bool:
+    """Add a note to the incident's timeline (any state); False when there is no such incident. The caller
+    checks the text (:func:`note_problem`) and commits."""
+    if lock_incident(session, incident_id) is None:
+        return False
+    add_event(session, incident_id, IncidentEventType.NOTE, at, text, actor=by[:255], channel=channel)
+    session.flush()
+    return True
+
+
+def note_problem(text: str) -> str | None:
+    """What is wrong with a note's text, or None."""
+    if not text.strip():
+        return "The note is empty."
+    if len(text) > NOTE_MAX:
+        return f"A note is at most {NOTE_MAX} characters."
+    return None
+
+
+def escalate_now(session: Session, incident_id: int, *, by: str, channel: str, at: datetime) -> int:
+    """Make the next step of the incident's escalation due at `at`, so the alerter pages it at its next
+    pass (half a second); the step index. Raises IncidentRefused when the incident is not open or has
+    no step left. The caller commits.
+
+    The step's due time moves with a new version, so a step the alerter had already read loses its
+    guarded claim and is read again; later steps follow from `at` plus their delays. A maintenance window
+    or global maintenance still holds the page, as it holds every page.
+    """
+    incident = lock_incident(session, incident_id)
+    if incident is None:
+        raise LookupError(incident_id)
+    if incident.state != IncidentState.OPEN.value:
+        raise IncidentRefused(already(incident))
+    state = session.scalars(
+        select(EscalationState)
+        .where(EscalationState.incident_id == incident_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if state is None or state.status == EscalationStatus.STOPPED.value:
+        raise IncidentRefused(f"Incident {incident.code} has no escalation policy: there is nobody to escalate to.")
+    if state.status == EscalationStatus.EXHAUSTED.value:
+        raise IncidentRefused(f"Every step of incident {incident.code}'s escalation policy has paged already.")
+    step = state.step_index
+    moved = session.execute(
+        update(EscalationState)
+        .where(EscalationState.incident_id == incident_id, EscalationState.status == EscalationStatus.ACTIVE.value)
+        .values(next_step_at=at, version=EscalationState.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if not moved.rowcount:  # type: ignore[attr-defined]
+        raise IncidentRefused(f"Incident {incident.code} has no escalation policy: there is nobody to escalate to.")
+    add_event(
+        session,
+        incident_id,
+        IncidentEventType.ESCALATED,
+        at,
+        f"escalated now by {by}: step {step} pages at once",
+        actor=by[:255],
+        channel=channel,
+        data={"step": step, "now": True},
+    )
+    session.flush()
+    return step
+
+
+def reassign(
+    session: Session, incident_id: int, contact: tuple[str, str], *, by: str, channel: str, at: datetime
+) -> None:
+    """Ask for the Contact `contact` (namespace, name) to be paged now for an unresolved incident: a
+    ``reassigning`` event the alerter's next pass pages and turns into ``reassigned``. Raises
+    IncidentRefused when the incident is resolved. The caller checks that the contact exists and may be
+    used by whoever asks, and commits."""
+    incident = lock_incident(session, incident_id)
+    if incident is None:
+        raise LookupError(incident_id)
+    if incident.state == IncidentState.RESOLVED.value:
+        raise IncidentRefused(already(incident))
+    namespace, name = contact
+    add_event(
+        session,
+        incident_id,
+        REASSIGNING,
+        at,
+        f"reassigned to {namespace}/{name} by {by}",
+        actor=by[:255],
+        channel=channel,
+        data={"contact": name, "namespace": namespace, "by": by[:255]},
+    )
+    session.flush()

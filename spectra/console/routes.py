@@ -36,6 +36,8 @@ from spectra.web.credentials import CSRF_FIELD, cookie_names
 
 from . import assets
 from .forms import field
+from .incidents.api import incidents_api_routes
+from .incidents.views import incident_routes
 from .monitors.api import monitors_api_routes
 from .monitors.hub import MonitorHub
 from .monitors.views import MonitorViews
@@ -156,6 +158,7 @@ def console_routes(
         Route("/static/{name:path}", assets.static, methods=["GET", "HEAD"]),
         Route("/impersonation/end", console.page(lambda r, v: _end_impersonation(console, r, v)), methods=["POST"]),
         *monitors.routes(),
+        *incident_routes(console),
         *oncall_routes(console),
         *organization_routes(console),
         *platform_routes(console),
@@ -163,6 +166,7 @@ def console_routes(
     ]
     return [
         *monitors_api_routes(console),
+        *incidents_api_routes(console),
         *oncall_api_routes(console),
         *organization_api_routes(console),
         *platform_api_routes(console),

@@ -1013,6 +1013,90 @@ def _print_global_maintenance(status: GlobalMaintenanceStatus) -> None:
     click.echo(f"started: {utc_text_seconds(status.started_at)} by {status.started_by}")
 
 
+# --- spectra incidents: a client of /api/v1/incidents --------------------------------------------------
+
+
+@cli.group()
+@click.option(
+    "--server", envvar="SPECTRA_URL", metavar="URL", help="The server, e.g. https://spectra.example.com ($SPECTRA_URL)."
+)
+@click.option(
+    "--token",
+    envvar="SPECTRA_TOKEN",
+    metavar="TOKEN",
+    help="An API token ($SPECTRA_TOKEN): read to list, incidents:write to act.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the server's JSON instead of lines.")
+@click.pass_context
+def incidents(ctx: click.Context, server: str | None, token: str | None, as_json: bool) -> None:
+    """See and answer incidents on a running server (an API client; exit 1 when refused, 69 unreachable)."""
+    from spectra.console.incidents.client import IncidentsClient
+
+    if not server:
+        raise click.UsageError("give --server URL or set SPECTRA_URL")
+    if not token:
+        raise click.UsageError("give --token TOKEN or set SPECTRA_TOKEN (an API token: spectra users token ...)")
+    ctx.obj = (IncidentsClient(server, token), as_json)
+
+
+def _incidents_call(ctx: click.Context, work: Callable[[Any], Any]) -> None:
+    from spectra.console.incidents.client import ClientError, as_json, line
+
+    client, json_out = ctx.obj
+    try:
+        result = work(client)
+    except ClientError as failed:
+        click.echo(f"spectra: {failed.sentence}", err=True)
+        sys.exit(failed.code)
+    if json_out:
+        click.echo(as_json(result))
+    elif isinstance(result, list):
+        for item in result:
+            click.echo(line(item))
+        if not result:
+            click.echo("no incidents")
+    else:
+        click.echo(line(result))
+
+
+@incidents.command("list")
+@click.option("--state", type=click.Choice(["open", "acknowledged", "resolved"]), help="Only this state.")
+@click.option("--namespace", help="Only this namespace.")
+@click.option("--monitor", help="Only this monitor (by name).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500), help="How many.")
+@click.pass_context
+def incidents_list(
+    ctx: click.Context, state: str | None, namespace: str | None, monitor: str | None, limit: int
+) -> None:
+    """Incidents: open first, then acknowledged, then resolved; newest first."""
+    _incidents_call(ctx, lambda c: c.list(state=state, namespace=namespace, monitor=monitor, limit=limit))
+
+
+@incidents.command("ack")
+@click.argument("incident")
+@click.pass_context
+def incidents_ack(ctx: click.Context, incident: str) -> None:
+    """Acknowledge INCIDENT (its code or number): the escalation stops."""
+    _incidents_call(ctx, lambda c: c.act(incident, "acknowledge"))
+
+
+@incidents.command("resolve")
+@click.argument("incident")
+@click.pass_context
+def incidents_resolve(ctx: click.Context, incident: str) -> None:
+    """Resolve INCIDENT (its code or number)."""
+    _incidents_call(ctx, lambda c: c.act(incident, "resolve"))
+
+
+@incidents.command("note")
+@click.argument("incident")
+@click.argument("text")
+@click.pass_context
+def incidents_note(ctx: click.Context, incident: str, text: str) -> None:
+    """Add TEXT to INCIDENT's timeline."""
+    _incidents_call(ctx, lambda c: c.act(incident, "notes", {"text": text}))
+
+
 def main() -> None:
     """Entry point: never show a traceback for bad input; show one for our bugs only on request."""
     try:

@@ -43,6 +43,7 @@ class Action(StrEnum):
     STATUSPAGES_WRITE = "statuspages.write"
     ONCALL_READ = "oncall.read"
     ONCALL_OVERRIDE = "oncall.override"
+    ONCALL_MANAGE = "oncall.manage"
     MEMBERS_MANAGE = "members.manage"
     TOKENS_MANAGE = "tokens.manage"
     AUDIT_READ = "audit.read"
@@ -67,6 +68,7 @@ DESCRIPTIONS: Final[Mapping[Action, str]] = {
     Action.STATUSPAGES_WRITE: "post status-page incidents and updates",
     Action.ONCALL_READ: "see on-call schedules and who is on call",
     Action.ONCALL_OVERRIDE: "take on-call overrides",
+    Action.ONCALL_MANAGE: "cancel anyone's on-call override",
     Action.MEMBERS_MANAGE: "invite, disable and remove members, set roles, reset a member's two-factor authentication",
     Action.TOKENS_MANAGE: "see and revoke every member's API tokens",
     Action.AUDIT_READ: "read the organization's audit log",
@@ -93,7 +95,8 @@ _USER: Final = frozenset(
 )
 ROLE_ACTIONS: Final[Mapping[Role, frozenset[Action]]] = {
     Role.USER: _USER,
-    Role.ADMIN: _USER | {Action.MEMBERS_MANAGE, Action.TOKENS_MANAGE, Action.AUDIT_READ, Action.ORG_SETTINGS},
+    Role.ADMIN: _USER
+    | {Action.ONCALL_MANAGE, Action.MEMBERS_MANAGE, Action.TOKENS_MANAGE, Action.AUDIT_READ, Action.ORG_SETTINGS},
 }
 ORGANIZATION_ACTIONS: Final = ROLE_ACTIONS[Role.ADMIN]
 SELF_ACTIONS: Final = frozenset({Action.SELF_PASSWORD, Action.SELF_MFA, Action.SELF_TOKENS})

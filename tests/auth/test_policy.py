@@ -81,6 +81,8 @@ CASES: list[tuple[str, Principal, Action, str | None, str]] = [
     ("user acknowledges", USER, Action.INCIDENTS_WRITE, "acme", OK),
     ("user posts a status update", USER, Action.STATUSPAGES_WRITE, "acme", OK),
     ("user takes an override", USER, Action.ONCALL_OVERRIDE, "acme", OK),
+    ("user cancels anyone's override", USER, Action.ONCALL_MANAGE, "acme", FORBIDDEN),
+    ("admin cancels anyone's override", ADMIN, Action.ONCALL_MANAGE, "acme", OK),
     ("user reads on-call", USER, Action.ONCALL_READ, "acme", OK),
     ("user reads status pages", USER, Action.STATUSPAGES_READ, "acme", OK),
     ("user manages members", USER, Action.MEMBERS_MANAGE, "acme", FORBIDDEN),

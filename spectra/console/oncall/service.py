@@ -3,8 +3,7 @@
 Every function takes the caller's principal and asks spectra.auth.policy: reading needs `oncall.read`,
 taking or cancelling an override `oncall.override` in the schedule's namespace (another tenant's schedule,
 or one that does not exist, is `policy.NotFound`). Cancelling someone else's override needs, besides,
-what the policy gives organization admins (`members.manage`, until the policy has an on-call action of its
-own for it). What is refused as asked raises `OncallRefused` with the sentence to show.
+`oncall.manage` (organization admins, and API tokens with the `admin` scope). What is refused as asked raises `OncallRefused` with the sentence to show.
 
 "My shifts" are the shifts of the Contacts, in the namespaces the viewer may see, whose inline `email`
 is the viewer's e-mail address (Contacts whose address lives in a Secret are not matched).
@@ -164,7 +163,7 @@ def _spec(row: Resource) -> ScheduleSpec | None:
 
 
 def _may_cancel_any(principal: Principal) -> bool:
-    return policy.allowed(principal, Action.MEMBERS_MANAGE, organization=principal.organization)
+    return policy.allowed(principal, Action.ONCALL_MANAGE, organization=principal.organization)
 
 
 def _override_view(

@@ -42,8 +42,8 @@ from spectra.store import (
 )
 from spectra.store.types import utcnow
 
-REASSIGNING: Final = "reassigning"  # timeline type of a reassignment the alerter has not paged yet
-REASSIGNED: Final = "reassigned"  # ... and once it has
+REASSIGNING: Final = IncidentEventType.REASSIGNING  # a reassignment the alerter has not paged yet
+REASSIGNED: Final = IncidentEventType.REASSIGNED  # ... and once it has
 NOTE_MAX: Final = 5000  # characters of a note
 
 # Unambiguous upper-case letters and digits (no 0/O, 1/I/L, 5/S, 2/Z, 8/B).

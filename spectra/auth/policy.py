@@ -63,7 +63,7 @@ class Action(StrEnum):
 DESCRIPTIONS: Final[Mapping[Action, str]] = {
     Action.MONITORS_READ: "see the organization's monitors and their states",
     Action.INCIDENTS_READ: "see its incidents and their timelines",
-    Action.INCIDENTS_WRITE: "acknowledge, resolve and add notes to incidents",
+    Action.INCIDENTS_WRITE: "acknowledge, resolve, add notes to, escalate and reassign incidents",
     Action.STATUSPAGES_READ: "see its status pages and their incidents",
     Action.STATUSPAGES_WRITE: "post status-page incidents and updates",
     Action.ONCALL_READ: "see on-call schedules and who is on call",

@@ -39,6 +39,8 @@ class IncidentEventType(enum.StrEnum):
     SUPPRESSED = "suppressed"
     REOPENED = "reopened"  # down again soon after resolving: the same incident goes on
     NOTE = "note"
+    REASSIGNING = "reassigning"  # a reassignment the alerter has not paged yet
+    REASSIGNED = "reassigned"  # ... and once it has
 
 
 class EscalationStatus(enum.StrEnum):

@@ -15,3 +15,8 @@ def posted(request: Request) -> dict[str, list[str]]:
 def field(request: Request, name: str) -> str:
     """The first value of a POSTed field, "" when absent."""
     return (posted(request).get(name) or [""])[0]
+
+
+def fields(request: Request) -> dict[str, str]:
+    """The first value of each POSTed field."""
+    return {name: values[0] for name, values in posted(request).items() if values}

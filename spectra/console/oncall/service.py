@@ -3,7 +3,8 @@
 Every function takes the caller's principal and asks spectra.auth.policy: reading needs `oncall.read`,
 taking or cancelling an override `oncall.override` in the schedule's namespace (another tenant's schedule,
 or one that does not exist, is `policy.NotFound`). Cancelling someone else's override needs, besides,
-`oncall.manage` (organization admins, and API tokens with the `admin` scope). What is refused as asked raises `OncallRefused` with the sentence to show.
+`oncall.manage` (organization admins, and API tokens with the `admin` scope). What is refused as asked
+raises `OncallRefused` with the sentence to show.
 
 "My shifts" are the shifts of the Contacts, in the namespaces the viewer may see, whose inline `email`
 is the viewer's e-mail address (Contacts whose address lives in a Secret are not matched).

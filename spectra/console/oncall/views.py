@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import quote
@@ -26,10 +26,10 @@ from starlette.routing import BaseRoute, Route
 from spectra.auth import policy
 from spectra.auth.identity import Actor
 from spectra.runtime.clients import client_key
-from spectra.runtime.forms import MAX_FORM_BYTES, read_form
 from spectra.runtime.headers import SECURITY_HEADERS
 from spectra.store.engine import retry_conflicts
 
+from ..forms import fields
 from ..viewer import Viewer
 from . import service
 from .calendar import ics
@@ -115,7 +115,7 @@ class OncallPages:
 
     async def take(self, request: Request, viewer: Viewer) -> Response:
         namespace, name = request.path_params["namespace"], request.path_params["name"]
-        form = await _form(request)
+        form = fields(request)
         principal = viewer.principal
         actor = Actor.of(principal, ip=client_key(request))
 
@@ -181,29 +181,6 @@ class OncallPages:
         return Response(body, 200, media_type="text/calendar; charset=utf-8", headers=headers)
 
 
-def _keeping_the_form(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-    """`endpoint` with the request body read into memory first (Starlette keeps it), so the form the
-    console's CSRF check reads can be read again by the handler; a body over the form limit is left
-    streaming (the CSRF check then refuses it)."""
-
-    async def kept(request: Request) -> Response:
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) <= MAX_FORM_BYTES:
-            await request.body()
-        return await endpoint(request)
-
-    return kept
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """The form's fields (the first value of each), as kept by `_keeping_the_form`."""
-    try:
-        raw = await request.body()
-    except RuntimeError:  # not kept: nothing to read
-        return {}
-    return {name: values[0] for name, values in read_form(raw).items()}
-
-
 def oncall_routes(console: Console) -> list[BaseRoute]:
     """The pages, relative to the /console Mount."""
     pages = OncallPages(console)
@@ -214,7 +191,7 @@ def oncall_routes(console: Console) -> list[BaseRoute]:
         Route("/oncall/{namespace}/{name}", console.page(pages.schedule, current=KEY), methods=["GET"]),
         Route(
             "/oncall/{namespace}/{name}/overrides",
-            _keeping_the_form(console.page(pages.take, current=KEY)),
+            console.page(pages.take, current=KEY),
             methods=["POST"],
         ),
         Route(

@@ -3,7 +3,7 @@ and trial, the audit log. Thin: each handler asks `service` (which asks the poli
 worker thread and draws a template; every change is a POST answered by a 303 back to its page.
 
 Also what the platform pages share with these: `Work` (a transaction in a worker thread, refusals of
-what was asked turned into 400 with their sentence), `kept_form` and `form_of` (a form's every value).
+what was asked turned into 400 with their sentence), `field` (a form's first value of a field).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from spectra.auth import policy
 from spectra.auth.identity import Actor
 from spectra.auth.policy import Action
 from spectra.runtime.clients import client_key
-from spectra.runtime.forms import MAX_FORM_BYTES, read_form
 from spectra.store.engine import retry_conflicts
 from spectra.web.admin_routes import BAD_BEFORE, REFUSED_AS_ASKED, audit_filter, whole_number
 from spectra.web.auth_routes import Refusal
 
+from ..forms import posted
 from ..viewer import Viewer
 from . import service
 
@@ -55,29 +55,6 @@ async def run(console: Console, work: Callable[[Session, datetime], T]) -> T:
         return await run_in_threadpool(retry_conflicts, attempt)
     except REFUSED_AS_ASKED as refused:
         raise Refusal(400, str(refused)) from None
-
-
-def kept_form(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-    """`endpoint` with the request's form body read first and kept, so the page's handler can read it after
-    the console's CSRF check has (Starlette keeps a body read with `body()`); a body larger than forms may
-    be is left unread, and the CSRF check refuses it."""
-
-    async def kept(request: Request) -> Response:
-        length = request.headers.get("content-length", "")
-        if request.method == "POST" and length.isdigit() and int(length) <= MAX_FORM_BYTES:
-            await request.body()
-        return await endpoint(request)
-
-    return kept
-
-
-async def form_of(request: Request) -> dict[str, list[str]]:
-    """Every value of every field of the request's form (checkboxes repeat their name)."""
-    try:
-        raw = await request.body()
-    except RuntimeError:  # not kept (see `kept_form`): nothing to read
-        return {}
-    return read_form(raw)
 
 
 def field(form: dict[str, list[str]], name: str) -> str:
@@ -112,7 +89,7 @@ class OrganizationPages:
         )
 
     async def invite(self, request: Request, viewer: Viewer) -> Response:
-        form = await form_of(request)
+        form = posted(request)
         actor = actor_of(request, viewer)
         email, role, name = field(form, "email"), field(form, "role"), field(form, "name")
 
@@ -129,7 +106,7 @@ class OrganizationPages:
         email, change = str(request.path_params["email"]), str(request.path_params["change"])
         if change not in service.DONE:
             raise Refusal(404, "There is no such change.")
-        form = await form_of(request)
+        form = posted(request)
         actor, role = actor_of(request, viewer), field(form, "role")
 
         def work(session: Session, now: datetime) -> bool:
@@ -140,7 +117,7 @@ class OrganizationPages:
         return back(BASE, done)
 
     async def settings(self, request: Request, viewer: Viewer) -> Response:
-        form = await form_of(request)
+        form = posted(request)
         wanted = field(form, "require_mfa")
         if wanted not in ("on", "off"):
             raise Refusal(400, "require_mfa must be on or off.")
@@ -166,7 +143,7 @@ class OrganizationPages:
 
     async def create_token(self, request: Request, viewer: Viewer) -> HTMLResponse:
         """The new token's secret, on this answer only (never stored, never shown again)."""
-        form = await form_of(request)
+        form = posted(request)
         ip = client_key(request)
         name, scopes, expires_in = field(form, "name"), form.get("scopes", []), field(form, "expires_in")
 
@@ -240,7 +217,7 @@ def organization_routes(console: Console) -> list[BaseRoute]:
     pages = OrganizationPages(console)
 
     def page(handler: Callable[[Request, Viewer], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-        return kept_form(console.page(handler, current=KEY))
+        return console.page(handler, current=KEY)
 
     return [
         Route("/organization", page(pages.overview), methods=["GET"]),

@@ -24,7 +24,8 @@ from spectra.runtime.clients import client_key
 from spectra.web.admin_routes import whole_number
 from spectra.web.auth_routes import Granted, Refusal, set_session_cookies
 
-from ..organization.views import AUDIT_FILTERS, actor_of, audit_log, back, done_of, field, form_of, kept_form, run
+from ..forms import posted
+from ..organization.views import AUDIT_FILTERS, actor_of, audit_log, back, done_of, field, run
 from ..viewer import CONSOLE, Viewer
 from . import service
 
@@ -55,7 +56,7 @@ class PlatformPages:
     async def impersonate(self, request: Request, viewer: Viewer) -> Response:
         """Start impersonating; this browser becomes the member's session (its cookies), to /console."""
         service.require_platform(viewer.principal, Action.IMPERSONATE)
-        form = await form_of(request)
+        form = posted(request)
         minutes = whole_number(field(form, "minutes") or str(impersonation.DEFAULT_MINUTES))
         if minutes is None:
             raise Refusal(400, BAD_MINUTES)
@@ -97,7 +98,7 @@ class PlatformPages:
         return back(BASE, "Impersonation ended" if ended else "It had ended already")
 
     async def maintenance_on(self, request: Request, viewer: Viewer) -> Response:
-        form = await form_of(request)
+        form = posted(request)
         actor = actor_of(request, viewer)
         message, until = field(form, "message"), field(form, "until")
         shown = field(form, "show_on_status_pages") == "on"
@@ -130,7 +131,7 @@ def platform_routes(console: Console) -> list[BaseRoute]:
     pages = PlatformPages(console)
 
     def page(handler: Callable[[Request, Viewer], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-        return kept_form(console.page(handler, current=KEY))
+        return console.page(handler, current=KEY)
 
     return [
         Route("/platform", page(pages.home), methods=["GET"]),

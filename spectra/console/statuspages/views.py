@@ -27,10 +27,10 @@ from starlette.routing import BaseRoute, Route
 from spectra.auth import policy
 from spectra.auth.identity import Actor
 from spectra.runtime.clients import client_key
-from spectra.runtime.forms import MAX_FORM_BYTES, read_form
 from spectra.statuspage.incidents import COMPONENT_IMPACTS
 from spectra.store.engine import retry_conflicts
 
+from ..forms import fields
 from ..viewer import Viewer
 from . import service
 from .service import Acting, NewIncident, NewMaintenance, Publisher, Refused
@@ -52,28 +52,6 @@ DONE: Final = {
 }
 IMPACT_LABELS: Final = {"degraded": "Degraded", "partial_outage": "Partial outage", "major_outage": "Major outage"}
 STATUS_LABELS: Final = {"investigating": "Investigating", "identified": "Identified", "monitoring": "Monitoring"}
-
-
-def _kept(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-    """`endpoint` with the form body read first and kept (Starlette keeps a body read with `body()`), so the
-    handler reads it after the console's CSRF check has; a body larger than forms may be is left unread."""
-
-    async def kept(request: Request) -> Response:
-        length = request.headers.get("content-length", "")
-        if request.method == "POST" and length.isdigit() and int(length) <= MAX_FORM_BYTES:
-            await request.body()
-        return await endpoint(request)
-
-    return kept
-
-
-async def form_fields(request: Request) -> dict[str, str]:
-    """The form's fields (the first value of each), as kept by `_kept`."""
-    try:
-        raw = await request.body()
-    except RuntimeError:  # not kept: nothing to read
-        return {}
-    return {name: values[0] for name, values in read_form(raw).items()}
 
 
 def _flag(form: dict[str, str], name: str) -> bool:
@@ -136,7 +114,7 @@ class StatusPageViews:
     async def _act(
         self, request: Request, viewer: Viewer, done: str, work: Callable[[Session, datetime, dict[str, str]], object]
     ) -> Response:
-        form = await form_fields(request)
+        form = fields(request)
         try:
             await self._run(lambda s, now: work(s, now, form), write=True)
         except Refused as refused:
@@ -151,7 +129,7 @@ class StatusPageViews:
 
     async def preview(self, request: Request, viewer: Viewer) -> Response:
         """The new incident's form again with its message as the public page would show it; changes nothing."""
-        form = await form_fields(request)
+        form = fields(request)
         principal = viewer.principal
         namespace, name = request.path_params["namespace"], request.path_params["name"]
         message = form.get("message", "")
@@ -232,7 +210,7 @@ class StatusPageViews:
 
     def routes(self) -> list[BaseRoute]:
         def page(handler: Callable[[Request, Viewer], Awaitable[Response]], current: str) -> Any:
-            return _kept(self.console.page(handler, current=current))
+            return self.console.page(handler, current=current)
 
         base = "/status-pages/{namespace}/{name}"
         incident = base + "/incidents/{incident_id}"

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from html import escape
 from typing import Final
 
-from .service import LatencySeries
+from .service import LatencySeries, merged
 
 WIDTH: Final = 720
 HEIGHT: Final = 260
@@ -23,6 +23,7 @@ RIGHT: Final = 12
 TOP: Final = 16
 BOTTOM: Final = 40
 SERIES_CLASSES: Final = 6
+MAX_POINTS: Final = 360  # per line: more would be narrower than a pixel (longer ranges merge hours)
 
 
 def _nice_ceiling(value: float) -> float:
@@ -94,10 +95,13 @@ def latency_svg(
     labels.append("</g>")
     for index, one in enumerate(series):
         css = f"series series-{index % SERIES_CLASSES}"
+        hours = one.points
+        if len(hours) > MAX_POINTS:
+            hours = tuple(merged(hours, -(-len(hours) // MAX_POINTS)))
         for measure, dashed in (("mean", False), ("max", True)):
             points = [
                 (x(p.hour + timedelta(minutes=30)), y(ms))
-                for p in one.points
+                for p in hours
                 if (ms := (p.mean_ms if measure == "mean" else p.max_ms)) is not None
             ]
             if not points:

@@ -152,8 +152,8 @@ class MonitorHub:
         return lines
 
     def _load(self, session: Session) -> None:
-        for line in service.monitor_lines(session):
-            self._monitors[line.id] = _Known(line.namespace, line.state)
+        for item in service.summaries(session):
+            self._monitors[item.id] = _Known(item.namespace, item.state)
         for row in service.changes_since(session, None):
             self._locations[(row.monitor_id, row.location)] = (row.state, row.changed_at)
             if self._watermark is None or row.changed_at > self._watermark:

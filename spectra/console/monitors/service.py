@@ -15,10 +15,10 @@ import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import yaml
-from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy import String, and_, case, false, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from spectra.api import API_VERSION
@@ -35,7 +35,7 @@ from spectra.store.overview import STALE_INTERVALS, combined_state
 STATES: Final = ("down", "degraded", "pending", "up", "paused")  # the overview's order: worst first
 HOUR: Final = timedelta(hours=1)
 UPTIME_WINDOWS: Final = (("24h", 1), ("7d", 7), ("30d", 30), ("90d", 90))
-PAGE_ROWS: Final = 500  # overview rows drawn per page (counts cover every match)
+PAGE_ROWS: Final = 200  # overview rows drawn per page (counts cover every match)
 RECENT_CHECKS: Final = 20
 INCIDENT_HISTORY: Final = 20
 MAX_CHECKS_PAGE: Final = 500
@@ -209,7 +209,7 @@ def _line(row: Any, locations: list[LocationState]) -> MonitorLine:
     )
 
 
-def _matches(line: MonitorLine, filters: Filters, *, with_state: bool) -> bool:
+def _matches(line: MonitorLine | Summary, filters: Filters, *, with_state: bool) -> bool:
     if with_state and filters.state and line.state != filters.state:
         return False
     if filters.type and line.type != filters.type:
@@ -228,8 +228,11 @@ def _matches(line: MonitorLine, filters: Filters, *, with_state: bool) -> bool:
     return True
 
 
-def _order(line: MonitorLine) -> tuple[int, str]:
-    return (STATES.index(line.state) if line.state in STATES else len(STATES), line.name)
+_RANK: Final = {state: rank for rank, state in enumerate(STATES)}
+
+
+def _order(line: MonitorLine | Summary) -> tuple[int, str]:
+    return (_RANK.get(line.state, len(STATES)), line.name)
 
 
 def open_incidents(session: Session, namespaces: policy.Namespaces, *, limit: int = 50) -> list[IncidentLine]:
@@ -254,21 +257,111 @@ def visible(session: Session, principal: Principal) -> policy.Namespaces:
     return policy.visible_namespaces(session, principal)
 
 
+class Summary(NamedTuple):
+    """What the overview needs of every monitor to count, filter and order them (one grouped query)."""
+
+    id: int
+    namespace: str
+    name: str
+    type: str
+    target: str
+    state: str
+    labels: Mapping[str, str]
+
+    def group_value(self, key: str) -> str:
+        return self.labels.get(key, "") if key else ""
+
+
+_JUDGED: Final = ("down", "degraded", "up")  # the order the query answers them in
+
+
+def summaries(session: Session, *, where: Iterable[Any] = (), now: datetime | None = None) -> list[Summary]:
+    """Every monitor (or those `where` selects) with its combined state, counted in SQL per monitor: the
+    same judgement as `monitor_lines` (locations that stored a result within STALE_INTERVALS intervals
+    and judged it), without reading each location's row into Python."""
+    now = now or database_now(session)
+    m, s, loc = Monitor, MonitorState, MonitorLocation
+    clauses = list(where)
+    intervals = sorted(session.scalars(select(m.interval_ms).where(*clauses).distinct()))
+    if not intervals:
+        return []
+    reported = func.coalesce(s.reported_at, s.last_check_at)
+    fresh = or_(
+        *(and_(m.interval_ms == ms, reported >= now - timedelta(milliseconds=ms * STALE_INTERVALS)) for ms in intervals)
+    )
+
+    def count_of(state: str) -> Any:
+        return func.sum(case((and_(fresh, s.state == state), 1), else_=0)).label(state)
+
+    counted = (
+        select(s.monitor_id, *(count_of(state) for state in _JUDGED))
+        .join(loc, and_(loc.monitor_id == s.monitor_id, loc.location == s.location))
+        .join(m, m.resource_id == s.monitor_id)
+        .where(*clauses)
+        .group_by(s.monitor_id)
+        .subquery()
+    )
+    stmt = (
+        select(
+            m.resource_id, m.namespace, m.name, m.type, m.target, m.paused, m.quorum,
+            type_coerce(m.labels, String).label("labels"), *(counted.c[state] for state in _JUDGED),
+        )
+        .outerjoin(counted, counted.c.monitor_id == m.resource_id)
+        .where(*clauses)
+        .order_by(m.namespace, m.name)
+    )  # fmt: skip
+    decoded: dict[str, Mapping[str, str]] = {}
+    judged: dict[tuple[bool, int, int, int, int], str] = {}  # few distinct ones: each judged once
+    out: list[Summary] = []
+    for (
+        monitor_id,
+        namespace,
+        name,
+        kind,
+        target,
+        paused,
+        quorum,
+        raw,
+        down,
+        degraded,
+        up,
+    ) in session.connection().execute(stmt).all():
+        labels = decoded.get(raw or "{}")
+        if labels is None:
+            labels = decoded[raw or "{}"] = _labels(raw or "{}")
+        key = (bool(paused), int(quorum), int(down or 0), int(degraded or 0), int(up or 0))
+        state = judged.get(key)
+        if state is None:
+            states = ["down"] * key[2] + ["degraded"] * key[3] + ["up"] * key[4]
+            state = judged[key] = combined_state(key[0], key[1], states)
+        out.append(Summary(monitor_id, namespace, name, kind, target, state, labels))
+    return out
+
+
+def _labels(raw: str | dict[str, str]) -> Mapping[str, str]:
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
 def overview(session: Session, principal: Principal, filters: Filters) -> Overview:
+    """The overview's page: counts of every visible monitor, the page's rows read in full."""
     namespaces = visible(session, principal)
     clause = _visible_clause(namespaces)
-    lines = monitor_lines(session, where=() if clause is None else (clause,))
+    now = database_now(session)
+    every = summaries(session, where=() if clause is None else (clause,), now=now)
     counts = dict.fromkeys(STATES, 0)
-    matching: list[MonitorLine] = []
-    for line in lines:
-        counts[line.state] = counts.get(line.state, 0) + 1
-        if _matches(line, filters, with_state=True):
-            matching.append(line)
+    matching: list[Summary] = []
+    for item in every:
+        counts[item.state] = counts.get(item.state, 0) + 1
+        if _matches(item, filters, with_state=True):
+            matching.append(item)
     key = filters.group
-    matching.sort(key=lambda line: (line.namespace, line.group_value(key) == "", line.group_value(key), *_order(line)))
+    matching.sort(key=lambda item: (item.namespace, item.group_value(key) == "", item.group_value(key), *_order(item)))
     pages = max(1, -(-len(matching) // PAGE_ROWS))
     page = min(max(1, filters.page), pages)
-    shown = matching[(page - 1) * PAGE_ROWS : page * PAGE_ROWS]
+    chosen = matching[(page - 1) * PAGE_ROWS : page * PAGE_ROWS]
+    full = {line.id: line for line in lines_by_id(session, [item.id for item in chosen], now=now)}
+    shown = [full[item.id] for item in chosen if item.id in full]
     groups: list[Group] = []
     for line in shown:
         label = line.group_value(key)
@@ -282,19 +375,21 @@ def overview(session: Session, principal: Principal, filters: Filters) -> Overvi
         total=len(matching),
         groups=groups,
         incidents=open_incidents(session, namespaces),
-        namespaces=sorted({line.namespace for line in lines}),
-        types=sorted({line.type for line in lines}),
-        label_keys=sorted({k for line in lines for k in line.labels}),
+        namespaces=sorted({item.namespace for item in every}),
+        types=sorted({item.type for item in every}),
+        label_keys=sorted({k for labels in {id(i.labels): i.labels for i in every}.values() for k in labels}),
         pages=pages,
         monitors=shown,
     )
 
 
-def lines_by_id(session: Session, monitor_ids: Collection[int]) -> list[MonitorLine]:
-    """The overview's lines of `monitor_ids` (the live updates' rows)."""
-    if not monitor_ids:
-        return []
-    return monitor_lines(session, where=(Monitor.resource_id.in_(sorted(monitor_ids)),))
+def lines_by_id(session: Session, monitor_ids: Collection[int], *, now: datetime | None = None) -> list[MonitorLine]:
+    """The overview's lines of `monitor_ids` (a page's rows, the live updates' rows)."""
+    ids = sorted(set(monitor_ids))
+    out: list[MonitorLine] = []
+    for start in range(0, len(ids), 500):
+        out.extend(monitor_lines(session, where=(Monitor.resource_id.in_(ids[start : start + 500]),), now=now))
+    return out
 
 
 def filtered_list(session: Session, principal: Principal, filters: Filters) -> list[MonitorLine]:
@@ -382,25 +477,33 @@ def hour_floor(moment: datetime) -> datetime:
 
 
 def uptimes(session: Session, monitor: Monitor, now: datetime) -> list[Uptime]:
-    """Uptime over the last 24 h, 7, 30 and 90 days (whole hours up to this one), maintenance left out."""
+    """Uptime over the last 24 h, 7, 30 and 90 days (whole hours up to this one), maintenance left out.
+
+    One row of sums per window in SQL; per hour only when a maintenance window covered some of it."""
     end = hour_floor(now) + HOUR
     start = end - timedelta(days=UPTIME_WINDOWS[-1][1])
-    rows = session.execute(
-        select(
-            HourlyRollup.bucket_start,
-            func.sum(HourlyRollup.checks_total),
-            func.sum(HourlyRollup.checks_degraded),
-            func.sum(HourlyRollup.checks_down),
-        )
-        .where(
-            HourlyRollup.monitor_id == monitor.resource_id,
-            HourlyRollup.bucket_start >= start,
-            HourlyRollup.bucket_start < end,
-        )
-        .group_by(HourlyRollup.bucket_start)
-    ).all()
     ref = MonitorRef(monitor.resource_id, monitor.namespace, monitor.name, dict(monitor.labels or {}))
     excluded = maintenance_buckets(load_windows(session), [ref], start, end, HOUR).get(monitor.resource_id, set())
+    h = HourlyRollup
+    mine = (h.monitor_id == monitor.resource_id, h.bucket_start >= start, h.bucket_start < end)
+    if not excluded:
+        sums: list[Any] = []
+        for _, days in UPTIME_WINDOWS:
+            inside = h.bucket_start >= end - timedelta(days=days)
+            sums.extend(
+                func.sum(case((inside, column), else_=0))
+                for column in (h.checks_total, h.checks_degraded, h.checks_down)
+            )
+        row = session.execute(select(*sums).where(*mine)).one()
+        return [
+            _uptime(window, Counts(int(row[3 * k] or 0), int(row[3 * k + 1] or 0), int(row[3 * k + 2] or 0)))
+            for k, (window, _) in enumerate(UPTIME_WINDOWS)
+        ]
+    rows = session.execute(
+        select(h.bucket_start, func.sum(h.checks_total), func.sum(h.checks_degraded), func.sum(h.checks_down))
+        .where(*mine)
+        .group_by(h.bucket_start)
+    ).all()
     out: list[Uptime] = []
     for window, days in UPTIME_WINDOWS:
         since = end - timedelta(days=days)
@@ -408,8 +511,12 @@ def uptimes(session: Session, monitor: Monitor, now: datetime) -> list[Uptime]:
         for bucket, total, degraded, down in rows:
             if bucket >= since and bucket not in excluded:
                 counts = counts + Counts(int(total or 0), int(degraded or 0), int(down or 0))
-        out.append(Uptime(window, uptime_text(counts), counts.total))
+        out.append(_uptime(window, counts))
     return out
+
+
+def _uptime(window: str, counts: Counts) -> Uptime:
+    return Uptime(window, uptime_text(counts), counts.total)
 
 
 def latency(session: Session, monitor_id: int, *, days: int, now: datetime) -> list[LatencySeries]:
@@ -429,6 +536,30 @@ def latency(session: Session, monitor_id: int, *, days: int, now: datetime) -> l
             LatencyPoint(bucket, mean, None if max_ms is None else float(max_ms), int(checks))
         )
     return [LatencySeries(location, tuple(points)) for location, points in series.items()]
+
+
+def merged(points: Sequence[LatencyPoint], size: int) -> list[LatencyPoint]:
+    """Runs of `size` consecutive points as one each (the first hour; the mean weighted by checks, the maximum)."""
+    out: list[LatencyPoint] = []
+    for start in range(0, len(points), max(1, size)):
+        run = points[start : start + max(1, size)]
+        weighted = [(p.mean_ms, max(p.checks, 1)) for p in run if p.mean_ms is not None]
+        weight = sum(w for _, w in weighted)
+        mean = sum(m * w for m, w in weighted) / weight if weight else None
+        highest = max((p.max_ms for p in run if p.max_ms is not None), default=None)
+        out.append(LatencyPoint(run[0].hour, mean, highest, sum(p.checks for p in run)))
+    return out
+
+
+def per_day(series: Sequence[LatencySeries]) -> list[LatencySeries]:
+    """The hourly series summed up per UTC day (the monitor page's table beyond two days)."""
+    out: list[LatencySeries] = []
+    for one in series:
+        days: dict[datetime, list[LatencyPoint]] = {}
+        for point in one.points:
+            days.setdefault(point.hour.replace(hour=0), []).append(point)
+        out.append(LatencySeries(one.location, tuple(merged(run, len(run))[0] for run in days.values())))
+    return out
 
 
 def _check_filter(monitor_id: int, cursor: tuple[datetime, int] | None) -> list[Any]:

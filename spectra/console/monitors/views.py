@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 KEY: Final = "o"
 DAY_CHOICES: Final = (1, 7, 30, 90)
+TABLE_HOURS_UP_TO_DAYS: Final = 2  # the chart's table: per hour up to this many days, per day beyond
 KEEPALIVE_S: Final = 15.0
 RECHECK_S: Final = 30.0
 EVENT_HEADERS: Final = {**SECURITY_HEADERS, "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
@@ -115,9 +116,12 @@ class MonitorViews:
             end=end,
             title=f"Response time of {namespace}/{name}, last {days} day{'s' if days > 1 else ''}",
         )
+        hourly_table = days <= TABLE_HOURS_UP_TO_DAYS
+        table = found.latency if hourly_table else service.per_day(found.latency)
         return await self.console.pages.render(
-            viewer, "monitors/monitor.html", current=KEY, m=found, chart=chart, days=days, day_choices=DAY_CHOICES
-        )
+            viewer, "monitors/monitor.html", current=KEY, m=found, chart=chart, days=days, day_choices=DAY_CHOICES,
+            table=table, hourly_table=hourly_table,
+        )  # fmt: skip
 
     async def events(self, request: Request) -> Response:
         """GET /console/events: the overview's live updates for the signed-in viewer."""

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from spectra.auth import policy
@@ -17,7 +18,7 @@ from spectra.console.monitors import service
 from spectra.console.monitors.chart import latency_svg
 from spectra.console.monitors.hub import QUEUE_SIZE, MonitorHub
 from spectra.console.monitors.service import Filters
-from spectra.store import utcnow
+from spectra.store import Monitor, utcnow
 from tests.console.monitors.conftest import World
 from tests.factories.console_monitors import (
     HEADER_SECRET,
@@ -269,3 +270,20 @@ def test_a_slow_client_is_dropped_and_the_others_still_served(world: World) -> N
 def _write(world: World, ref: str, state: str, at: object) -> None:
     with world.sessions.begin() as session:
         set_state(session, world.ids[ref], "eu", state, at=at)  # type: ignore[arg-type]
+
+
+def test_the_overviews_counting_judges_as_each_locations_rows_do(world: World) -> None:
+    """`summaries` (counted in SQL) and `monitor_lines` (row by row) give every monitor the same state:
+    a silent location is left out, a paused monitor is paused, quorum decides down or degraded."""
+    now = utcnow()
+    with world.sessions.begin() as session:
+        set_state(session, world.ids["acme/api"], "us", "up", at=now - timedelta(hours=2))  # silent: not counted
+        set_state(session, world.ids["acme/shop"], "eu", "degraded", at=now)
+        session.execute(sa.update(Monitor).where(Monitor.resource_id == world.ids["acme-ops/db"]).values(paused=True))
+    with world.sessions() as session:
+        counted = {item.id: item.state for item in service.summaries(session)}
+        rows = {line.id: line.state for line in service.monitor_lines(session)}
+    assert counted == rows
+    assert [counted[world.ids[ref]] for ref in ("acme/api", "acme/shop", "acme-ops/db", "acme-ops/cron")] == [
+        "down", "degraded", "paused", "pending",
+    ]  # fmt: skip

@@ -26,7 +26,7 @@ from typing import Any
 
 import uvloop
 
-from bench import alerting, auth, mass_outage, operator, probe, statuspage
+from bench import alerting, auth, console, mass_outage, operator, probe, statuspage
 from bench.targets import BenchCA, Ports, Targets, cpu_seconds, dnsmasq, pin
 from spectra.probe.context import CheckRequest
 
@@ -44,6 +44,7 @@ KEYS = {
     "statuspage": "statuspage_requests_per_s_one_core",
     "operator": "operator_status_patches_per_minute",
     "auth": "auth_costs",
+    "console": "console_server_times",
 }
 NEEDS_TARGETS = {"http", "https", "tcp", "latency", "scheduling"}
 
@@ -201,6 +202,7 @@ class Harness:
         )
         await self.measure("operator", lambda: operator.status_patching(config.mode), 600)
         await self.measure("auth", lambda: auth.auth_costs(config.mode, self.target_cpu), 180)
+        await self.measure("console", lambda: console.console_times(config.mode), 300)
         summary = {key: self.report[key].get("met") for key in KEYS.values()}
         return {"environment": environment_, **self.report, "summary": summary}
 

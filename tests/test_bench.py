@@ -35,6 +35,7 @@ MEASURES = {
     "statuspage": "statuspage_requests_per_s_one_core",
     "operator": "operator_status_patches_per_minute",
     "auth": "auth_costs",
+    "console": "console_server_times",
 }
 THROUGHPUT = ["http", "https", "tcp", "dns", "icmp"]
 THROUGHPUT_KEYS = {"value", "unit", "target", "met", "checks", "statuses", "duration_s", "concurrency", "latency_ms"}
@@ -180,13 +181,15 @@ def _readme_targets() -> dict[str, str]:
 
 def test_the_readme_holds_the_targets_the_bench_reports() -> None:
     """bench/README.md is where the targets live: what the code compares with must be what it says."""
-    from bench import alerting, auth, mass_outage, probe, statuspage
+    from bench import alerting, auth, console, mass_outage, probe, statuspage
 
     readme = _readme_targets()
     assert set(readme) == {
         MEASURES[name]
         for name in ("http", "https", "scheduling", "alerting", "mass_outage", "statuspage", "rss", "operator")
-    } | {f"{MEASURES['auth']}.access_token_check_us", f"{MEASURES['auth']}.api_monitors_with_token"}
+    } | {f"{MEASURES['auth']}.access_token_check_us", f"{MEASURES['auth']}.api_monitors_with_token"} | {
+        f"{MEASURES['console']}.{part}" for part in ("overview_ms", "monitor_page_ms", "sse_delivery_s")
+    }
 
     def written(key: str) -> str:
         return re.sub(r"(\d),(\d{3})", r"\1\2", readme[key])  # 1,500 -> 1500
@@ -206,6 +209,25 @@ def test_the_readme_holds_the_targets_the_bench_reports() -> None:
     )
     assert written(f"{MEASURES['auth']}.access_token_check_us") == f"<= {auth.TARGET_ACCESS_CHECK_US:g} us"
     assert written(f"{MEASURES['auth']}.api_monitors_with_token") == f"<= {auth.TARGET_API_OVERHEAD_PCT:g} %"
+    assert written(f"{MEASURES['console']}.overview_ms") == f"p95 <= {console.TARGET_OVERVIEW_P95_MS:g} ms"
+    assert written(f"{MEASURES['console']}.monitor_page_ms") == f"p95 <= {console.TARGET_MONITOR_PAGE_P95_MS:g} ms"
+    assert written(f"{MEASURES['console']}.sse_delivery_s") == f"max <= {console.TARGET_SSE_MAX_S:g} s"
+
+
+def test_console_measured_the_pages_and_the_live_update(quick_report: dict[str, Any]) -> None:
+    """`--only console`: both pages answered and timed, and every client got every live update."""
+    result = quick_report[MEASURES["console"]]
+    assert result["database"].startswith("SQLite")
+    assert result["overview_ms"]["monitors"] == 1000
+    assert result["overview_ms"]["target"] == "<= 150"
+    assert result["monitor_page_ms"]["rollup_days"] == 90
+    assert result["monitor_page_ms"]["target"] == "<= 50"
+    for part in (result["overview_ms"], result["monitor_page_ms"], result["monitor_page_ms"]["chart_90_days"]):
+        assert part["samples"] == 10
+        assert 0 < part["p50"] <= part["p95"] <= part["max"]
+    delivery = result["sse_delivery_s"]
+    assert (delivery["clients"], delivery["changes"], delivery["received_by_all"]) == (20, 2, True)
+    assert 0 < delivery["p50"] <= delivery["p100"]
 
 
 def test_auth_costs_measured_each_part(quick_report: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ the acknowledgement and resolution like everyone paged by a step.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -58,6 +58,7 @@ from spectra.store import (
     IncidentEvent,
     IncidentEventType,
     IncidentState,
+    Monitor,
     load_spec,
 )
 
@@ -202,6 +203,27 @@ def release_held(session: Session, ended_at: datetime) -> int:
         update(EscalationState)
         .where(EscalationState.status == EscalationStatus.ACTIVE.value, EscalationState.next_step_at == HELD)
         .values(next_step_at=ended_at, version=EscalationState.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
+def release_deferred(
+    session: Session, namespace: str, monitors: Collection[str], planned_end: datetime, now: datetime
+) -> int:
+    """The steps of the open incidents of `monitors` (in `namespace`) that were deferred to `planned_end`
+    fall due `now`: a maintenance that ends early releases what it held, as one that ends on time does;
+    the number released. The alerter still decides at its next pass (another window or global maintenance
+    may hold them again); the version moves, so a step read before loses."""
+    of_monitors = select(Monitor.resource_id).where(Monitor.namespace == namespace, Monitor.name.in_(list(monitors)))
+    stmt = (
+        update(EscalationState)
+        .where(
+            EscalationState.incident_id.in_(select(Incident.id).where(Incident.monitor_id.in_(of_monitors))),
+            EscalationState.status == EscalationStatus.ACTIVE.value,
+            EscalationState.next_step_at == planned_end,
+        )
+        .values(next_step_at=now, version=EscalationState.version + 1)
         .execution_options(synchronize_session=False)
     )
     return int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]

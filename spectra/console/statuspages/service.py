@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from spectra.alerting import escalation
 from spectra.auth import audit, policy
 from spectra.auth.identity import Actor, Principal
 from spectra.auth.policy import Action
@@ -37,10 +38,6 @@ from spectra.statuspage.site import serving
 from spectra.statuspage.snapshots import build_all, build_pages
 from spectra.statuspage.stored_pages import PageDef, load_pages
 from spectra.store import (
-    EscalationState,
-    EscalationStatus,
-    Incident,
-    Monitor,
     PageIncident,
     PageIncidentState,
     PageMaintenance,
@@ -546,29 +543,8 @@ def end_maintenance(session: Session, who: Acting, target: tuple[str, str, int],
         raise Refused(ENDED_ALREADY)
     row.ended_at = max(now, row.starts_at)
     row.ended_by = principal.email
-    released = _release_deferred(session, row, now)
+    released = escalation.release_deferred(session, row.page_namespace, row.monitors or (), row.ends_at, now)
     session.flush()
     details = {"maintenance": row.id, "title": row.title, "released": released}
     _audit(session, actor, "statuspage.maintenance.end", page, now=now, details=details)
     return _maintenance_info(row, now)
-
-
-def _release_deferred(session: Session, row: PageMaintenance, now: datetime) -> int:
-    """The escalation steps of the maintenance's monitors that the alerter deferred to its planned end fall
-    due now, as a MaintenanceWindow's deferred step falls due at its end; how many. (The alerter still
-    decides: at its next pass it fires them unless another window or global maintenance holds them.)"""
-    monitors = select(Monitor.resource_id).where(
-        Monitor.namespace == row.page_namespace, Monitor.name.in_(list(row.monitors or ()))
-    )
-    incidents_of = select(Incident.id).where(Incident.monitor_id.in_(monitors))
-    stmt = (
-        update(EscalationState)
-        .where(
-            EscalationState.incident_id.in_(incidents_of),
-            EscalationState.status == EscalationStatus.ACTIVE.value,
-            EscalationState.next_step_at == row.ends_at,
-        )
-        .values(next_step_at=now, version=EscalationState.version + 1)
-        .execution_options(synchronize_session=False)
-    )
-    return int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]

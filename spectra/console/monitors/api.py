@@ -44,6 +44,7 @@ from .models import (
     LatencySeriesOut,
     LocationOut,
     MonitorDetail,
+    MonitorList,
     MonitorListQuery,
     UptimeOut,
 )
@@ -59,7 +60,7 @@ BAD_CURSOR: Final = "cursor: not a cursor this API gave; start again without one
 OPERATIONS: Final = (
     Operation(
         "GET", "/api/v1/monitors", "Every monitor the caller may see, with its state (filters optional)",
-        "monitors", query=MonitorListQuery, refusals=(401, 403, 421),
+        "monitors", response=MonitorList, query=MonitorListQuery, refusals=(401, 403, 421),
     ),
     Operation("GET", BASE, "One monitor: states per location, uptime, certificate, incidents, YAML", "monitors",
               response=MonitorDetail),

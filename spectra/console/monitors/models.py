@@ -3,7 +3,7 @@ OpenAPI document. Times are RFC 3339 strings."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 from pydantic.alias_generators import to_camel
 
 
@@ -18,6 +18,32 @@ class MonitorListQuery(_Model):
     type: str | None = Field(None, description="Only monitors of this type (http, tcp, ...).")
     namespace: str | None = Field(None, description="Only monitors of this namespace.")
     label: str | None = Field(None, description="`key=value`, or `key` for monitors that have the label.")
+
+
+class ListLocationOut(_Model):
+    location: str
+    state: str
+    last_check: str | None
+    reporting: bool
+
+
+class MonitorSummaryOut(_Model):
+    """One monitor of `GET /api/v1/monitors` (spectra.web.monitors.monitor_json)."""
+
+    namespace: str
+    name: str
+    type: str
+    target: str
+    paused: bool
+    state: str
+    last_check: str | None
+    latency_ms: float | None
+    reason: str
+    locations: list[ListLocationOut]
+
+
+class MonitorList(RootModel[list[MonitorSummaryOut]]):
+    """`GET /api/v1/monitors`: a JSON array (its shape predates the cursor pages of the other lists)."""
 
 
 class LocationOut(_Model):

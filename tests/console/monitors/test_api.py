@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 
 from spectra.console.monitors import service
 from spectra.console.monitors.api import BAD_CURSOR, OPERATIONS
-from spectra.store import CheckResult, utcnow
-from spectra.web.monitors import monitor_routes
+from spectra.console.monitors.models import MonitorList
+from spectra.store import CheckResult, monitor_overview, utcnow
+from spectra.web.monitors import monitor_json, monitor_routes
 from tests.console.monitors.conftest import ADA, GUS, UMA, World
 from tests.factories.accounts import token_of
 from tests.factories.console_monitors import HEADER_SECRET, HOUR, checks, hourly
@@ -133,3 +134,9 @@ def test_every_endpoint_is_an_operation() -> None:
         ("GET", "/api/v1/monitors/{namespace}/{name}/checks"),
         ("GET", "/api/v1/monitors/{namespace}/{name}/latency"),
     }
+
+
+def test_the_lists_model_matches_what_it_answers(world: World) -> None:
+    with world.sessions() as session:
+        answered = [monitor_json(item) for item in monitor_overview(session)]
+    assert MonitorList.model_validate(answered).model_dump(by_alias=True) == answered

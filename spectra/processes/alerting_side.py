@@ -24,6 +24,7 @@ from spectra.notify.registry import channels_from_env
 from spectra.notify.twilio.settings import webhook_auth_token
 from spectra.statuspage.site import StatusPages
 from spectra.store.clock import database_now
+from spectra.store.statuspages import prune_page_maintenance
 from spectra.tokens import Tokens
 from spectra.web.alerting import AlertingWeb, alerting_routes
 
@@ -72,6 +73,7 @@ class AlertingSide:
                 "sessions": lambda session, now: auth_sessions.prune(session, now=now),
                 "sign-in throttles": lambda session, now: throttle.prune(session, now=now),
                 "used links": lambda session, now: prune_used_links(session, now=now),
+                "ad-hoc maintenance": prune_page_maintenance,
             },
             hourly={
                 "trial reminders queued": lambda session, now: send_trial_reminders(

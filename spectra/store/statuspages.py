@@ -9,11 +9,11 @@ a person did (``manual``).
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, delete, or_
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from spectra.store.base import MYSQL_TABLE_OPTIONS, Base
 from spectra.store.config import NAME_LEN, NAMESPACE_LEN
@@ -126,3 +126,16 @@ class PageMaintenance(Base):
     def until(self) -> datetime:
         """When it ends (or ended): ``ends_at``, or ``ended_at`` if someone ended it before."""
         return min(self.ends_at, self.ended_at) if self.ended_at is not None else self.ends_at
+
+
+# Ad-hoc maintenance counts in uptime for as long as the longest history a page shows (the daily rollups'
+# retention, spectra.store.results.RetentionPolicy.daily); older rows only cost every alerter pass a read.
+PAGE_MAINTENANCE_KEPT: Final = timedelta(days=400)
+
+
+def prune_page_maintenance(session: Session, now: datetime, kept: timedelta = PAGE_MAINTENANCE_KEPT) -> int:
+    """Forget ad-hoc maintenance that ended (at its planned end, or earlier when ended early: its `until`)
+    more than `kept` ago; how many."""
+    before = now - kept
+    stmt = delete(PageMaintenance).where(or_(PageMaintenance.ends_at < before, PageMaintenance.ended_at < before))
+    return int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]

@@ -1,12 +1,13 @@
 """One hub per web process: reads monitor state changes from the store and fans them out to the
 overviews connected to `/console/events`.
 
-Every `interval_s` (one second) the hub asks the store one cheap question for every client at once:
-which `monitor_states` rows changed since a little before the newest change it has seen (`changed_at`
-is the probe's time of the check, and results are stored a moment later, so it looks back `LOOKBACK`
-and keeps only rows whose state differs from what it knows). For the monitors that changed it reads
-their overview lines and keeps the combined state of every monitor, so the counts per state of any set
-of namespaces are known without another query.
+Every `interval_s` (half a second, so that a change reaches everyone within a second wherever it falls
+in the poll) the hub asks the store one cheap question for every client at once: which `monitor_states`
+rows changed since a little before the newest change it has seen (`changed_at` is the probe's time of
+the check, and results are stored a moment later, so it looks back `LOOKBACK` and keeps only rows whose
+state differs from what it knows). For the monitors that changed it reads their overview lines and keeps
+the combined state of every monitor, so the counts per state of any set of namespaces are known without
+another query.
 
 Each subscriber holds its visible namespaces (the policy's `visible_namespaces`, fixed at connection)
 and a bounded queue: a message is rendered once per distinct set of namespaces, and a client whose
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +39,8 @@ from .service import MonitorLine
 log = logging.getLogger("spectra.console")
 
 LOOKBACK: Final = timedelta(minutes=2)
+FULL_REFRESH_S: Final = 10.0  # every monitor re-read: silent locations, new and deleted monitors
+INTERVAL_S: Final = 0.5  # a change reaches every client within a second, wherever it falls in the poll
 QUEUE_SIZE: Final = 32
 
 Render = Callable[[Sequence[MonitorLine], Mapping[str, int]], str]
@@ -49,21 +53,18 @@ class Subscriber:
     dropped: bool = False  # too slow: its queue was full
 
 
-@dataclass(frozen=True)
-class _Known:
-    namespace: str
-    state: str
-
-
 class MonitorHub:
-    def __init__(self, factory: sessionmaker[Session], *, interval_s: float = 1.0, autostart: bool = True) -> None:
+    def __init__(
+        self, factory: sessionmaker[Session], *, interval_s: float = INTERVAL_S, autostart: bool = True
+    ) -> None:
         self.factory = factory
         self.interval_s = interval_s
         self.autostart = autostart  # start polling on the first subscriber when nobody runs `run`
         self.render: Render | None = None  # set by the views: how a change becomes the message's HTML
         self.subscribers: set[Subscriber] = set()
         self._locations: dict[tuple[int, str], tuple[str, datetime]] = {}
-        self._monitors: dict[int, _Known] = {}
+        self._all: dict[int, service.Summary] = {}  # replaced whole, never changed in place (read by pages)
+        self._refreshed = 0.0  # time.monotonic() of the last full read
         self._watermark: datetime | None = None
         self._loaded = False
         self._running = False
@@ -89,10 +90,17 @@ class MonitorHub:
 
     def counts(self, namespaces: policy.Namespaces) -> dict[str, int]:
         counts = dict.fromkeys(service.STATES, 0)
-        for known in self._monitors.values():
+        for known in self._all.values():
             if known.namespace in namespaces:
                 counts[known.state] = counts.get(known.state, 0) + 1
         return counts
+
+    def snapshot(self, namespaces: policy.Namespaces) -> list[service.Summary] | None:
+        """Every monitor of `namespaces` as the hub knows it (current within a poll, silent locations within
+        FULL_REFRESH_S); None while the hub does not run (the overview then counts in SQL)."""
+        if not self._loaded or time.monotonic() - self._refreshed > 3 * FULL_REFRESH_S:
+            return None
+        return [item for item in self._all.values() if item.namespace in namespaces]
 
     # --- the loop ---------------------------------------------------------------------------------
 
@@ -144,16 +152,29 @@ class MonitorHub:
                     moved.add(row.monitor_id)
                 if self._watermark is None or row.changed_at > self._watermark:
                     self._watermark = row.changed_at
+            if time.monotonic() - self._refreshed >= FULL_REFRESH_S:
+                before = self._all
+                self._refresh(session)
+                moved.update(
+                    i for i, item in self._all.items() if (old := before.get(i)) is None or old.state != item.state
+                )
             if not moved:
                 return []
             lines = service.lines_by_id(session, moved)
+        updated = dict(self._all)
         for line in lines:
-            self._monitors[line.id] = _Known(line.namespace, line.state)
+            updated[line.id] = service.Summary(
+                line.id, line.namespace, line.name, line.type, line.target, line.state, line.labels
+            )
+        self._all = updated
         return lines
 
+    def _refresh(self, session: Session) -> None:
+        self._all = {item.id: item for item in service.summaries(session)}
+        self._refreshed = time.monotonic()
+
     def _load(self, session: Session) -> None:
-        for item in service.summaries(session):
-            self._monitors[item.id] = _Known(item.namespace, item.state)
+        self._refresh(session)
         for row in service.changes_since(session, None):
             self._locations[(row.monitor_id, row.location)] = (row.state, row.changed_at)
             if self._watermark is None or row.changed_at > self._watermark:

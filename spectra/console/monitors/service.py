@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NamedTuple
 
 import yaml
-from sqlalchemy import String, and_, case, false, func, or_, select, type_coerce
+from sqlalchemy import String, and_, case, false, func, literal, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from spectra.api import API_VERSION
@@ -275,10 +275,18 @@ class Summary(NamedTuple):
 _JUDGED: Final = ("down", "degraded", "up")  # the order the query answers them in
 
 
-def summaries(session: Session, *, where: Iterable[Any] = (), now: datetime | None = None) -> list[Summary]:
+def summaries(
+    session: Session,
+    *,
+    where: Iterable[Any] = (),
+    now: datetime | None = None,
+    targets: bool = True,
+    labels: bool = True,
+) -> list[Summary]:
     """Every monitor (or those `where` selects) with its combined state, counted in SQL per monitor: the
     same judgement as `monitor_lines` (locations that stored a result within STALE_INTERVALS intervals
-    and judged it), without reading each location's row into Python."""
+    and judged it), without reading each location's row into Python. Without `targets` or `labels` those
+    fields are left empty (not read: the overview reads them only when its filters need them)."""
     now = now or database_now(session)
     m, s, loc = Monitor, MonitorState, MonitorLocation
     clauses = list(where)
@@ -303,8 +311,9 @@ def summaries(session: Session, *, where: Iterable[Any] = (), now: datetime | No
     )
     stmt = (
         select(
-            m.resource_id, m.namespace, m.name, m.type, m.target, m.paused, m.quorum,
-            type_coerce(m.labels, String).label("labels"), *(counted.c[state] for state in _JUDGED),
+            m.resource_id, m.namespace, m.name, m.type, m.target if targets else literal(""), m.paused, m.quorum,
+            type_coerce(m.labels, String).label("labels") if labels else literal("{}"),
+            *(counted.c[state] for state in _JUDGED),
         )
         .outerjoin(counted, counted.c.monitor_id == m.resource_id)
         .where(*clauses)
@@ -326,15 +335,15 @@ def summaries(session: Session, *, where: Iterable[Any] = (), now: datetime | No
         degraded,
         up,
     ) in session.connection().execute(stmt).all():
-        labels = decoded.get(raw or "{}")
-        if labels is None:
-            labels = decoded[raw or "{}"] = _labels(raw or "{}")
+        found = decoded.get(raw or "{}")
+        if found is None:
+            found = decoded[raw or "{}"] = _labels(raw or "{}")
         key = (bool(paused), int(quorum), int(down or 0), int(degraded or 0), int(up or 0))
         state = judged.get(key)
         if state is None:
             states = ["down"] * key[2] + ["degraded"] * key[3] + ["up"] * key[4]
             state = judged[key] = combined_state(key[0], key[1], states)
-        out.append(Summary(monitor_id, namespace, name, kind, target, state, labels))
+        out.append(Summary(monitor_id, namespace, name, kind, target, state, found))
     return out
 
 
@@ -343,20 +352,32 @@ def _labels(raw: str | dict[str, str]) -> Mapping[str, str]:
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
-def overview(session: Session, principal: Principal, filters: Filters) -> Overview:
-    """The overview's page: counts of every visible monitor, the page's rows read in full."""
+Snapshot = Callable[[policy.Namespaces], list[Summary] | None]
+
+
+def overview(session: Session, principal: Principal, filters: Filters, *, snapshot: Snapshot | None = None) -> Overview:
+    """The overview's page: counts of every visible monitor, the page's rows read in full.
+
+    `snapshot` (the process's `MonitorHub`, which keeps every monitor's summary current) answers the
+    summaries without a query while it runs; without it, or when it has none, they are counted in SQL."""
     namespaces = visible(session, principal)
     clause = _visible_clause(namespaces)
     now = database_now(session)
-    every = summaries(session, where=() if clause is None else (clause,), now=now)
+    where = () if clause is None else (clause,)
+    every = snapshot(namespaces) if snapshot is not None else None
+    if every is None:
+        every = summaries(session, where=where, now=now)
     counts = dict.fromkeys(STATES, 0)
     matching: list[Summary] = []
     for item in every:
         counts[item.state] = counts.get(item.state, 0) + 1
         if _matches(item, filters, with_state=True):
             matching.append(item)
-    key = filters.group
-    matching.sort(key=lambda item: (item.namespace, item.group_value(key) == "", item.group_value(key), *_order(item)))
+    key, rank, last = filters.group, _RANK, len(STATES)
+    if key:
+        matching.sort(key=lambda i: (i.namespace, i.group_value(key) == "", i.group_value(key), *_order(i)))
+    else:
+        matching.sort(key=lambda i: (i.namespace, rank.get(i.state, last), i.name))
     pages = max(1, -(-len(matching) // PAGE_ROWS))
     page = min(max(1, filters.page), pages)
     chosen = matching[(page - 1) * PAGE_ROWS : page * PAGE_ROWS]

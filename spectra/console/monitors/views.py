@@ -83,7 +83,7 @@ class MonitorViews:
 
         def read() -> service.Overview:
             with self.console.factory() as session:
-                return service.overview(session, viewer.principal, filters)
+                return service.overview(session, viewer.principal, filters, snapshot=self.hub.snapshot)
 
         try:
             found: service.Overview | None = await run_in_threadpool(read)

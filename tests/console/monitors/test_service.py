@@ -287,3 +287,24 @@ def test_the_overviews_counting_judges_as_each_locations_rows_do(world: World) -
     assert [counted[world.ids[ref]] for ref in ("acme/api", "acme/shop", "acme-ops/db", "acme-ops/cron")] == [
         "down", "degraded", "paused", "pending",
     ]  # fmt: skip
+
+
+def test_the_overview_from_the_hubs_snapshot_is_the_overview_from_sql(world: World) -> None:
+    async def scenario() -> None:
+        hub = MonitorHub(world.sessions, autostart=False)
+        assert hub.snapshot(frozenset({"acme"})) is None  # not running: the overview counts in SQL
+        await hub.tick()
+        later = utcnow() + timedelta(seconds=5)
+        await asyncio.to_thread(_write, world, "acme/shop", "down", later)
+        await hub.tick()
+        for filters in (Filters(), Filters(group="team"), Filters(q="db"), Filters(label="team=web", state="down")):
+            with world.sessions() as session:
+                from_hub = service.overview(session, world.uma, filters, snapshot=hub.snapshot)
+                from_sql = service.overview(session, world.uma, filters)
+            assert (from_hub.counts, names(from_hub), from_hub.label_keys) == (
+                from_sql.counts, names(from_sql), from_sql.label_keys,
+            )  # fmt: skip
+        assert names(from_hub) == ["acme/api", "acme/shop"]
+        await hub.stop()
+
+    asyncio.run(scenario())

@@ -481,7 +481,6 @@ class Detail:
     source_kind: str  # "manifests" (spectra run's files), "cluster" or another loader's name
     latency: list[LatencySeries]
     days: int
-    changed_at: datetime | None  # the newest state change of a location (the detail's ETag)
 
 
 def find_monitor(session: Session, principal: Principal, namespace: str, name: str) -> Monitor:
@@ -699,9 +698,6 @@ def detail(session: Session, principal: Principal, namespace: str, name: str, *,
     resource = monitor.resource
     kind, where = source_text(resource)
     recent, _ = checks(session, monitor.resource_id, limit=RECENT_CHECKS)
-    changed = session.scalar(
-        select(func.max(MonitorState.changed_at)).where(MonitorState.monitor_id == monitor.resource_id)
-    )
     return Detail(
         line=lines[0],
         interval_ms=monitor.interval_ms,
@@ -717,7 +713,6 @@ def detail(session: Session, principal: Principal, namespace: str, name: str, *,
         source_kind=kind,
         latency=latency(session, monitor.resource_id, days=days, now=now),
         days=days,
-        changed_at=changed,
     )
 
 

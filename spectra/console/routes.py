@@ -43,6 +43,7 @@ from .monitors.hub import MonitorHub
 from .monitors.views import MonitorViews
 from .oncall.api import oncall_api_routes
 from .oncall.views import oncall_routes
+from .openapi import openapi_routes
 from .organization.api import organization_api_routes
 from .organization.views import organization_routes
 from .platform.api import platform_api_routes
@@ -171,6 +172,7 @@ def console_routes(
         *organization_api_routes(console),
         *platform_api_routes(console),
         *statuspages_api_routes(console),
+        *openapi_routes(),  # GET /api/v1/openapi.json: every Operation above and of the web floor
         Route(CONSOLE, home, methods=["GET"]),
         Mount(CONSOLE, routes=routes),
     ]

@@ -15,6 +15,7 @@ from spectra.store.types import BigIntPK, JSONType, utcnow
 NAMESPACE_LEN = 63
 NAME_LEN = 253
 LOCATION_LEN = 63
+SOURCE_FILE_LEN = 1024
 
 
 class Resource(Base):
@@ -39,6 +40,9 @@ class Resource(Base):
     spec_hash: Mapped[str] = mapped_column(String(64))
     # Where the resource came from: "files:/path/to/dir" or "cluster"; a source's stale rows go together.
     source: Mapped[str] = mapped_column(String(255))
+    # The manifest file a standalone resource was read from (relative to the folder given to `spectra run`
+    # or `spectra apply`, or as given); None in the cluster, where the source is namespace/name.
+    source_file: Mapped[str | None] = mapped_column(String(SOURCE_FILE_LEN))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import CheckConstraint, Double, ForeignKey, Integer, String, select, update
+from sqlalchemy import CheckConstraint, Double, ForeignKey, Index, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from spectra.store.base import MYSQL_TABLE_OPTIONS, Base
@@ -28,6 +28,7 @@ class MonitorState(Base):
     __tablename__ = "monitor_states"
     __table_args__ = (
         CheckConstraint("state IN ('pending', 'up', 'down', 'degraded', 'paused')", name="state"),
+        Index(None, "changed_at"),  # the console's live hub reads the states changed since its last poll
         MYSQL_TABLE_OPTIONS,
     )
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     type_coerce,
 )
 from sqlalchemy.dialects import mysql
@@ -45,6 +46,15 @@ class CheckStatus(enum.StrEnum):
 
 _STATUS_CHECK: Final = "status IN ('up', 'degraded', 'down')"
 REASON_LEN: Final = 500
+
+# The latency histogram of each rollup bucket, Prometheus-style: cumulative counters of the latencies
+# at or below each upper bound (ms; the Prometheus client's default buckets, 5 ms to 10 s), and +Inf,
+# the number of latencies the histogram counted. Rows rolled up before migration 0011 hold zeros: their
+# +Inf is 0 while latency_count is not, and their percentiles are unknown (spectra.domain.latency).
+LATENCY_BOUNDS_MS: Final[tuple[int, ...]] = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+LATENCY_LE_COLUMNS: Final[tuple[str, ...]] = tuple(f"latency_le_{bound}_ms" for bound in LATENCY_BOUNDS_MS)
+LATENCY_INF_COLUMN: Final = "latency_le_inf"
+HISTOGRAM_COLUMNS: Final[tuple[str, ...]] = (*LATENCY_LE_COLUMNS, LATENCY_INF_COLUMN)
 
 
 class CheckResult(Base):
@@ -70,6 +80,9 @@ class CheckResult(Base):
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+_ZERO: Final = text("0")
+
+
 class _RollupColumns:
     """Columns shared by both rollup tables; one row per (monitor, location, bucket)."""
 
@@ -86,6 +99,19 @@ class _RollupColumns:
     latency_count: Mapped[int] = mapped_column(Integer)
     latency_sum_ms: Mapped[float] = mapped_column(Double)
     latency_max_ms: Mapped[float | None] = mapped_column(Double)
+    # The histogram (LATENCY_BOUNDS_MS): latencies <= each bound, cumulative; latency_le_inf counts them all.
+    latency_le_5_ms: Mapped[int] = mapped_column(Integer, server_default=_ZERO, default=0)
+    latency_le_10_ms: Mapped[int] = mapped_column(Integer, server_default=_ZERO, default=0)
+    latency_le_25_ms: Mapped[int] = mapped_column(Integer, server_default=_ZERO, default=0)
+    latency_le_50_ms: Mapped[int] = mapped_column(Integer, server_default=_ZERO, default=0)
+    latency_le_100_ms: Mapped[int] = mapped_column(Integer, server_default=_ZERO, default=0)
+    latency_le_250_ms: Mapped[int] = mapped_column(Integer, server_default=_ZERO, default=0)
+    latency_le_500_ms: Mapped[int] = mapped_column(Integer, server_default=_ZERO, default=0)
+    latency_le_1000_ms: Mapped[int] = mapped_column(Integer, server_default=_ZERO, default=0)
+    latency_le_2500_ms: Mapped[int] = mapped_column(Integer, server_default=_ZERO, default=0)
+    latency_le_5000_ms: Mapped[int] = mapped_column(Integer, server_default=_ZERO, default=0)
+    latency_le_10000_ms: Mapped[int] = mapped_column(Integer, server_default=_ZERO, default=0)
+    latency_le_inf: Mapped[int] = mapped_column(Integer, server_default=_ZERO, default=0)
 
 
 class HourlyRollup(_RollupColumns, Base):
@@ -171,6 +197,11 @@ def _hourly_from_raw(conn: Connection, start: datetime, end: datetime) -> list[d
             func.count(c.latency_ms).label("latency_count"),
             func.sum(c.latency_ms).label("latency_sum_ms"),
             func.max(c.latency_ms).label("latency_max_ms"),
+            *(
+                func.sum(case((c.latency_ms <= bound, 1), else_=0)).label(name)
+                for bound, name in zip(LATENCY_BOUNDS_MS, LATENCY_LE_COLUMNS, strict=True)
+            ),
+            func.sum(case((c.latency_ms.is_not(None), 1), else_=0)).label(LATENCY_INF_COLUMN),
         )
         .where(c.checked_at >= start, c.checked_at < end)
         .group_by(c.monitor_id, c.location, bucket)
@@ -188,6 +219,7 @@ def _daily_from_hourly(conn: Connection, start: datetime, end: datetime) -> list
         "checks_down",
         "latency_count",
         "latency_sum_ms",
+        *HISTOGRAM_COLUMNS,
     )
     stmt = (
         select(
@@ -206,7 +238,7 @@ def _daily_from_hourly(conn: Connection, start: datetime, end: datetime) -> list
 def _bucket_row(row: RowMapping) -> dict[str, Any]:
     # MySQL's SUM() yields DECIMAL; normalise so both databases hand back the same Python types.
     out = {key: row[key] for key in _ROLLUP_KEY}
-    for key in ("checks_total", "checks_up", "checks_degraded", "checks_down", "latency_count"):
+    for key in ("checks_total", "checks_up", "checks_degraded", "checks_down", "latency_count", *HISTOGRAM_COLUMNS):
         out[key] = int(row[key] or 0)
     out["latency_sum_ms"] = float(row["latency_sum_ms"] or 0.0)
     out["latency_max_ms"] = None if row["latency_max_ms"] is None else float(row["latency_max_ms"])

@@ -412,10 +412,15 @@ class SignIn:
         if everywhere and principal.impersonated:
             raise Refusal(403, NOT_WHILE_IMPERSONATING)
         actor = Actor.of(principal, ip=client)
-        with self.factory.begin() as session:
-            if everywhere:
-                sessions.revoke_all(session, principal.user_id, now=now, actor=actor)
-            sessions.revoke(session, principal.session_id, reason="logout", now=now, actor=actor)
+        sid = principal.session_id
+
+        def attempt() -> None:  # reads, then writes: SQLite refuses it at once when a writer came between
+            with self.factory.begin() as session:
+                if everywhere:
+                    sessions.revoke_all(session, principal.user_id, now=now, actor=actor)
+                sessions.revoke(session, sid, reason="logout", now=now, actor=actor)
+
+        retry_conflicts(attempt)
 
 
 def user_has_secret(factory: sessionmaker[Session], user_id: int) -> bool:

@@ -79,6 +79,9 @@ _FIRST_ADMIN_NONCE: Final = "first-admin"  # one UsedLink entry for every first-
 _FINGERPRINT_LEN: Final = 32
 
 
+DISABLE_SELF: Final = "you cannot disable your own account: ask another admin"
+
+
 class AccountError(ValueError):
     """Refused: the message is what the person is shown, exactly."""
 
@@ -673,11 +676,14 @@ def _scoped(session: Session, email: str, organization: str | None) -> User:
 
 
 def disable(session: Session, email: str, *, actor: Actor, now: datetime, organization: str | None = None) -> bool:
-    """Disable the account and end its sessions; False when it was disabled already. The last active
+    """Disable the account and end its sessions; False when it was disabled already. Nobody disables
+    their own account (another admin does: a locked-out admin cannot undo it), and the last active
     platform admin stays enabled."""
     user = _scoped(session, email, organization)
     if user.status == UserStatus.DISABLED:
         return False
+    if actor.user_id is not None and actor.user_id == user.id:
+        raise AccountError(DISABLE_SELF)
     if user.platform_admin:
         others = session.scalar(
             select(func.count())

@@ -991,6 +991,8 @@ CASES: Final = [
          _as(ROOT, _call("POST", "/api/v1/platform/impersonations",
                          {"email": ADA, "organization": "acme", "reason": REASON})),
          Problem(403, denial(policy.Action.IMPERSONATE, role=Role.ADMIN))),
+    Case("an admin disables their own account", _as(ROOT, _call("POST", f"/api/v1/members/{ROOT}/disable")),
+         Problem(400, accounts.DISABLE_SELF)),
     Case("cross-tenant: another organization's member", _as(ROOT, _call("POST", f"/api/v1/members/{EVE}/disable")),
          Problem(404, f"{EVE} is not a member of acme")),
     Case("cross-tenant: another organization's members", _as(ROOT, _call("GET", "/api/v1/members?organization=globex")),

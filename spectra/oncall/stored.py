@@ -88,4 +88,3 @@ def resolved(session: Session, namespace: str, name: str, schedule: ScheduleSpec
 def stored_of(overrides: Iterable[Override]) -> list[StoredOverride]:
     """The stored ones among `overrides`."""
     return [override for override in overrides if isinstance(override, StoredOverride)]
-

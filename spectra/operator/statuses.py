@@ -199,9 +199,7 @@ class _Context:
 def _spec_facts(row: _SpecRow, context: _Context) -> Facts | None:
     """The facts of one non-Monitor object; raises ValidationError when its stored spec does not validate."""
     if row.kind == "Schedule":
-        spec = with_stored(
-            ScheduleSpec.model_validate(row.spec), context.overrides.get((row.namespace, row.name), [])
-        )
+        spec = with_stored(ScheduleSpec.model_validate(row.spec), context.overrides.get((row.namespace, row.name), []))
         handoff = next_handoff(spec, context.now)
         return Facts({"onCallNow": on_call(spec, context.now)}, {"nextHandoff": rfc3339(handoff)})
     if row.kind == "EscalationPolicy":

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from spectra.api import API_VERSION, parse_object
 from spectra.reconcile import MANIFEST_SOURCE, apply_set
 from spectra.store import HourlyRollup, Incident, Monitor, insert_results, save_states
+from spectra.store.results import HISTOGRAM_COLUMNS, LATENCY_BOUNDS_MS
 from tests.factories.store import SecretTable, state_row
 
 HOUR: Final = timedelta(hours=1)
@@ -92,10 +93,14 @@ def hourly(
     checks: int = 120,
     down: int = 0,
     degraded: int = 0,
+    histogram: Sequence[int] | None = None,
 ) -> None:
-    """`hours` hourly rollups from `start`, each with `checks` checks at `mean_ms` mean latency."""
+    """`hours` hourly rollups from `start`, each with `checks` checks at `mean_ms` mean latency; `histogram`
+    (from `latency_histogram`) gives each its latency histogram, else it has none (as before 0011)."""
+    counters = dict(zip(HISTOGRAM_COLUMNS, histogram or [0] * len(HISTOGRAM_COLUMNS), strict=True))
     session.add_all(
         HourlyRollup(
+            **counters,
             monitor_id=monitor_id,
             location=location,
             bucket_start=start + k * HOUR,
@@ -110,6 +115,19 @@ def hourly(
         for k in range(hours)
     )
     session.flush()
+
+
+def latency_histogram(per_bucket: Mapping[int | None, int]) -> list[int]:
+    """The rollup's cumulative counters from counts per bucket, by upper bound in ms (None: above 10 s):
+    `{100: 60, 250: 60}` is 60 latencies in (50, 100] ms and 60 in (100, 250] ms."""
+    unknown = set(per_bucket) - {*LATENCY_BOUNDS_MS, None}
+    if unknown:
+        raise ValueError(f"not a bucket bound: {sorted(map(str, unknown))}")
+    out, running = [], 0
+    for bound in LATENCY_BOUNDS_MS:
+        running += per_bucket.get(bound, 0)
+        out.append(running)
+    return [*out, running + per_bucket.get(None, 0)]
 
 
 def checks(

@@ -66,7 +66,7 @@ OPERATIONS: Final = (
               response=MonitorDetail),
     Operation("GET", f"{BASE}/checks", "The monitor's checks, newest first (cursor pages)", "monitors",
               response=CheckPage, query=ChecksQuery),
-    Operation("GET", f"{BASE}/latency", "Hourly mean and maximum latency per location over `days` days",
+    Operation("GET", f"{BASE}/latency", "Hourly p50, p95, maximum and mean latency per location over `days` days",
               "monitors", response=LatencyOut, query=LatencyQuery),
 )  # fmt: skip
 
@@ -159,12 +159,19 @@ def detail_json(found: service.Detail) -> dict[str, Any]:
 def latency_json(series: list[service.LatencySeries], days: int) -> dict[str, Any]:
     out = LatencyOut(
         days=days,
-        measures=["meanMs", "maxMs"],
+        measures=["p50Ms", "p95Ms", "maxMs", "meanMs"],
         series=[
             LatencySeriesOut(
                 location=s.location,
                 points=[
-                    LatencyPointOut(hour=rfc3339(p.hour), mean_ms=p.mean_ms, max_ms=p.max_ms, checks=p.checks)
+                    LatencyPointOut(
+                        hour=rfc3339(p.hour),
+                        p50_ms=p.p50_ms,
+                        p95_ms=p.p95_ms,
+                        max_ms=p.max_ms,
+                        mean_ms=p.mean_ms,
+                        checks=p.checks,
+                    )
                     for p in s.points
                 ],
             )

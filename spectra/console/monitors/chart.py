@@ -1,7 +1,9 @@
 """The response-time chart of a monitor page, drawn on the server as SVG (no script, no inline style).
 
-One line per location and measure (the hourly mean, and the hourly maximum dashed) over the chosen
-days; the axes are labelled (milliseconds, UTC time), the SVG has a `<title>` and `<desc>`, and the
+One line per location and measure (the hourly p50 solid, p95 dashed and maximum dotted; p50 and p95
+estimated from the rollups' latency histograms) over the chosen days; hours without a histogram (rolled
+up before it existed) have no percentile point, never a made-up one. The axes are labelled
+(milliseconds, UTC time), the SVG has a `<title>` and `<desc>`, and the
 page shows the same numbers as a table for anyone who cannot see the lines. Colours come from the
 console's stylesheet by class (`series-0` ...), so light and dark both read; the line's pattern and the
 legend's words say which is which, never the colour alone.
@@ -14,7 +16,7 @@ from datetime import datetime, timedelta
 from html import escape
 from typing import Final
 
-from .service import LatencySeries, merged
+from .service import LatencyPoint, LatencySeries, merged
 
 WIDTH: Final = 720
 HEIGHT: Final = 260
@@ -38,6 +40,18 @@ def _nice_ceiling(value: float) -> float:
     return float(10 * magnitude)
 
 
+# (measure, SVG dash pattern): the line's pattern tells the measures apart, the legend says which is which.
+MEASURES: Final = (("p50", ""), ("p95", "4 3"), ("max", "1 3"))
+
+
+def _value(point: LatencyPoint, measure: str) -> float | None:
+    if measure == "p50":
+        return point.p50_ms
+    if measure == "p95":
+        return point.p95_ms
+    return point.max_ms
+
+
 def _fmt_ms(value: float) -> str:
     return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
 
@@ -49,7 +63,8 @@ def latency_svg(
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     span = max((end - start).total_seconds(), 3600.0)
     highest = max(
-        (p.max_ms if p.max_ms is not None else p.mean_ms or 0.0 for s in series for p in s.points), default=0.0
+        (p.max_ms if p.max_ms is not None else p.p95_ms or p.mean_ms or 0.0 for s in series for p in s.points),
+        default=0.0,
     )
     top = _nice_ceiling(highest)
 
@@ -60,7 +75,7 @@ def latency_svg(
         return TOP + plot_h * (1 - min(value, top) / top)
 
     described = (
-        f"Hourly mean and maximum response time per location, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+        f"Hourly p50, p95 and maximum response time per location, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
         if series
         else "No latency was recorded in this period."
     )
@@ -98,16 +113,14 @@ def latency_svg(
         hours = one.points
         if len(hours) > MAX_POINTS:
             hours = tuple(merged(hours, -(-len(hours) // MAX_POINTS)))
-        for measure, dashed in (("mean", False), ("max", True)):
+        for measure, dashes in MEASURES:
             points = [
-                (x(p.hour + timedelta(minutes=30)), y(ms))
-                for p in hours
-                if (ms := (p.mean_ms if measure == "mean" else p.max_ms)) is not None
+                (x(p.hour + timedelta(minutes=30)), y(ms)) for p in hours if (ms := _value(p, measure)) is not None
             ]
             if not points:
                 continue
             coords = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
-            dash = ' stroke-dasharray="4 3"' if dashed else ""
+            dash = f' stroke-dasharray="{dashes}"' if dashes else ""
             parts.append(
                 f'<polyline class="{css} {measure}" fill="none" stroke="currentColor"{dash} points="{coords}">'
                 f"<title>{escape(one.location)}: hourly {measure}</title></polyline>"

@@ -126,8 +126,13 @@ class LatencyQuery(_Model):
 
 class LatencyPointOut(_Model):
     hour: str
-    mean_ms: float | None
+    p50_ms: float | None = Field(
+        description="Median, estimated from the hour's latency histogram; null without one (no latency, or an "
+        "hour rolled up before histograms were kept)."
+    )
+    p95_ms: float | None = Field(description="95th percentile, estimated like p50Ms; never above maxMs.")
     max_ms: float | None
+    mean_ms: float | None
     checks: int
 
 
@@ -138,5 +143,7 @@ class LatencySeriesOut(_Model):
 
 class LatencyOut(_Model):
     days: int
-    measures: list[str] = Field(description='What each point holds: ["meanMs", "maxMs"] (the hourly rollups).')
+    measures: list[str] = Field(
+        description='What each point holds: ["p50Ms", "p95Ms", "maxMs", "meanMs"] (the hourly rollups).'
+    )
     series: list[LatencySeriesOut]

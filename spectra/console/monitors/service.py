@@ -5,7 +5,9 @@ overview lists the monitors of `policy.visible_namespaces`, a monitor of another
 `policy.NotFound`, like one that does not exist.
 
 Latency per hour comes from the hourly rollups, which keep the count, sum and maximum of each hour's
-latencies: the chart shows the hourly mean and maximum per location (the rollups hold no percentiles).
+latencies and their histogram: the chart shows p50 and p95 per hour and location, estimated from the
+histogram (`spectra.domain.latency`), and the maximum; the mean stays as an extra. Hours rolled up before
+the histograms existed have no percentiles (None: unknown, shown as such).
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from spectra.api import API_VERSION
 from spectra.auth import policy
 from spectra.auth.identity import Principal
 from spectra.auth.policy import Action
+from spectra.domain.latency import P50, P95, Histogram, empty, quantile
 from spectra.domain.maintenance import load_windows, maintenance_buckets
 from spectra.domain.monitors import MonitorRef
 from spectra.domain.uptime import Counts, uptime_text
 from spectra.store import CheckResult, HourlyRollup, Incident, Monitor, MonitorLocation, MonitorState, Resource
 from spectra.store.clock import database_now
 from spectra.store.overview import STALE_INTERVALS, combined_state
+from spectra.store.results import HISTOGRAM_COLUMNS
 
 STATES: Final = ("down", "degraded", "pending", "up", "paused")  # the overview's order: worst first
 HOUR: Final = timedelta(hours=1)
@@ -443,6 +447,15 @@ class LatencyPoint:
     mean_ms: float | None
     max_ms: float | None
     checks: int
+    histogram: Histogram = field(default_factory=empty, repr=False)
+
+    @property
+    def p50_ms(self) -> float | None:
+        return quantile(P50, self.histogram, max_ms=self.max_ms)
+
+    @property
+    def p95_ms(self) -> float | None:
+        return quantile(P95, self.histogram, max_ms=self.max_ms)
 
 
 @dataclass(frozen=True)
@@ -540,26 +553,31 @@ def _uptime(window: str, counts: Counts) -> Uptime:
 
 
 def latency(session: Session, monitor_id: int, *, days: int, now: datetime) -> list[LatencySeries]:
-    """Hourly mean and maximum latency per location over the last `days` days, from the hourly rollups."""
+    """Hourly latency per location over the last `days` days, from the hourly rollups: the mean, the
+    maximum and the histogram (p50 and p95)."""
     end = hour_floor(now) + HOUR
     start = end - timedelta(days=days)
     h = HourlyRollup
     stmt = (
-        select(h.location, h.bucket_start, h.latency_count, h.latency_sum_ms, h.latency_max_ms, h.checks_total)
+        select(
+            h.location, h.bucket_start, h.latency_count, h.latency_sum_ms, h.latency_max_ms, h.checks_total,
+            *(getattr(h, name) for name in HISTOGRAM_COLUMNS),
+        )
         .where(h.monitor_id == monitor_id, h.bucket_start >= start, h.bucket_start < end)
         .order_by(h.location, h.bucket_start)
-    )
+    )  # fmt: skip
     series: dict[str, list[LatencyPoint]] = {}
-    for location, bucket, count, total_ms, max_ms, checks in session.execute(stmt):
+    for location, bucket, count, total_ms, max_ms, checks, *counters in session.execute(stmt):
         mean = float(total_ms) / int(count) if count else None
         series.setdefault(location, []).append(
-            LatencyPoint(bucket, mean, None if max_ms is None else float(max_ms), int(checks))
+            LatencyPoint(bucket, mean, None if max_ms is None else float(max_ms), int(checks), Histogram.of(counters))
         )
     return [LatencySeries(location, tuple(points)) for location, points in series.items()]
 
 
 def merged(points: Sequence[LatencyPoint], size: int) -> list[LatencyPoint]:
-    """Runs of `size` consecutive points as one each (the first hour; the mean weighted by checks, the maximum)."""
+    """Runs of `size` consecutive points as one each (the first hour; the mean weighted by checks, the maximum,
+    the histograms summed: the percentiles are the run's)."""
     out: list[LatencyPoint] = []
     for start in range(0, len(points), max(1, size)):
         run = points[start : start + max(1, size)]
@@ -567,7 +585,10 @@ def merged(points: Sequence[LatencyPoint], size: int) -> list[LatencyPoint]:
         weight = sum(w for _, w in weighted)
         mean = sum(m * w for m, w in weighted) / weight if weight else None
         highest = max((p.max_ms for p in run if p.max_ms is not None), default=None)
-        out.append(LatencyPoint(run[0].hour, mean, highest, sum(p.checks for p in run)))
+        histogram = empty()
+        for point in run:
+            histogram = histogram + point.histogram
+        out.append(LatencyPoint(run[0].hour, mean, highest, sum(p.checks for p in run), histogram))
     return out
 
 

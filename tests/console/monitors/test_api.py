@@ -17,7 +17,7 @@ from spectra.store import CheckResult, monitor_overview, utcnow
 from spectra.web.monitors import monitor_json, monitor_routes
 from tests.console.monitors.conftest import ADA, GUS, UMA, World
 from tests.factories.accounts import token_of
-from tests.factories.console_monitors import HEADER_SECRET, HOUR, checks, hourly
+from tests.factories.console_monitors import HEADER_SECRET, HOUR, checks, hourly, latency_histogram
 from tests.support.console import ConsoleSite
 
 PROBLEM = "application/problem+json"
@@ -98,12 +98,18 @@ def test_bad_queries_are_refused_with_the_field_named(site: ConsoleSite, query: 
 def test_latency_per_location(site: ConsoleSite, world: World) -> None:
     end = service.hour_floor(utcnow()) + HOUR
     with world.sessions.begin() as session:
-        hourly(session, world.ids["acme/api"], "eu", start=end - 2 * HOUR, hours=2, mean_ms=50, max_ms=90)
+        # 120 checks an hour: 60 in (25, 50] ms, 54 in (50, 100] ms, 6 in (100, 250] ms, the slowest 90 ms.
+        spread = latency_histogram({50: 60, 100: 54, 250: 6})
+        hourly(session, world.ids["acme/api"], "eu", start=end - 2 * HOUR, hours=1, mean_ms=50, max_ms=90)
+        hourly(session, world.ids["acme/api"], "eu", start=end - HOUR, hours=1, mean_ms=50, max_ms=90, histogram=spread)
         hourly(session, world.ids["acme/api"], "eu", start=end - timedelta(days=10), hours=1, mean_ms=70)
     short = site.browser(UMA).get("/api/v1/monitors/acme/api/latency?days=1").json()
     assert short["days"] == 1
-    assert short["measures"] == ["meanMs", "maxMs"]
-    assert [(p["meanMs"], p["maxMs"], p["checks"]) for p in short["series"][0]["points"]] == [(50.0, 90.0, 120)] * 2
+    assert short["measures"] == ["p50Ms", "p95Ms", "maxMs", "meanMs"]
+    points = [(p["p50Ms"], p["p95Ms"], p["maxMs"], p["meanMs"], p["checks"]) for p in short["series"][0]["points"]]
+    # The first hour has no histogram (rolled up before 0011): its percentiles are unknown, null.
+    # The second: p50 is the top of (25, 50]; p95 (rank 114) is the top of (50, 100], clamped to the 90 ms maximum.
+    assert points == [(None, None, 90.0, 50.0, 120), (50.0, 90.0, 90.0, 50.0, 120)]
     longer = site.browser(UMA).get("/api/v1/monitors/acme/api/latency?days=30").json()
     assert len(longer["series"][0]["points"]) == 3
 

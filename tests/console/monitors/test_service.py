@@ -18,6 +18,7 @@ from spectra.console.monitors import service
 from spectra.console.monitors.chart import latency_svg
 from spectra.console.monitors.hub import QUEUE_SIZE, MonitorHub
 from spectra.console.monitors.service import Filters
+from spectra.domain.latency import Histogram
 from spectra.store import Monitor, utcnow
 from tests.console.monitors.conftest import World
 from tests.factories.console_monitors import (
@@ -27,6 +28,7 @@ from tests.factories.console_monitors import (
     checks,
     hourly,
     incident,
+    latency_histogram,
     set_state,
 )
 
@@ -126,15 +128,37 @@ def test_latency_per_hour_and_location(world: World) -> None:
     monitor_id = world.ids["acme/api"]
     end = service.hour_floor(now) + HOUR
     with world.sessions.begin() as session:
-        hourly(session, monitor_id, "eu", start=end - 3 * HOUR, hours=3, mean_ms=80, max_ms=300)
-        hourly(session, monitor_id, "us", start=end - 2 * HOUR, hours=2, mean_ms=140, max_ms=None)
+        # eu: 120 checks an hour, 100 in (50, 100] ms and 20 in (100, 250] ms, the slowest 300 ms.
+        eu = latency_histogram({100: 100, 250: 20})
+        hourly(session, monitor_id, "eu", start=end - 3 * HOUR, hours=3, mean_ms=80, max_ms=300, histogram=eu)
+        # us: the first hour predates the histograms; the second has all 120 in (100, 250] ms.
+        hourly(session, monitor_id, "us", start=end - 2 * HOUR, hours=1, mean_ms=140, max_ms=None)
+        us = latency_histogram({250: 120})
+        hourly(session, monitor_id, "us", start=end - HOUR, hours=1, mean_ms=140, max_ms=None, histogram=us)
         hourly(session, monitor_id, "us", start=end - 3 * 24 * HOUR, hours=1, mean_ms=999)  # outside 1 day
     with world.sessions() as session:
         series = service.latency(session, monitor_id, days=1, now=now)
-    assert [(s.location, [(p.mean_ms, p.max_ms) for p in s.points]) for s in series] == [
-        ("eu", [(80.0, 300.0)] * 3),
-        ("us", [(140.0, 280.0)] * 2),
+    assert [(s.location, [(p.mean_ms, p.max_ms, p.p50_ms, p.p95_ms) for p in s.points]) for s in series] == [
+        # p50: rank 60 of the 100 in (50, 100]: 50 + 50 * 60 / 100; p95: rank 114, 14 of the 20 in (100, 250].
+        ("eu", [(80.0, 300.0, 80.0, 100 + 150 * 14 / 20)] * 3),
+        ("us", [(140.0, 280.0, None, None), (140.0, 280.0, 175.0, 242.5)]),
     ]
+
+
+def test_merged_hours_sum_their_histograms() -> None:
+    """Beyond 360 points a line, and per day in the table, hours merge: the percentiles are the run's."""
+    start = utcnow().replace(minute=0, second=0, microsecond=0)
+    fast = service.LatencyPoint(start, 20.0, 40.0, 100, Histogram.of(latency_histogram({50: 100})))
+    slow = service.LatencyPoint(start + HOUR, 400.0, 900.0, 100, Histogram.of(latency_histogram({1000: 100})))
+    unknown = service.LatencyPoint(start + 2 * HOUR, 30.0, 60.0, 100)
+    (one,) = service.merged([fast, slow, unknown], 3)
+    assert (one.hour, one.checks, one.max_ms) == (start, 300, 900.0)
+    assert one.mean_ms == pytest.approx(150.0)
+    assert one.histogram.total == 200  # the hour without a histogram adds nothing to it
+    assert one.p50_ms == 50.0  # rank 100 of 200: the top of (25, 50], where the fast hour's 100 are
+    # rank 190: 90 of the slow hour's 100 in (500, 1000] gives 950, above the run's 900 ms maximum: clamped.
+    assert one.p95_ms == 900.0
+    assert service.merged([unknown], 1)[0].p50_ms is None
 
 
 def test_recent_checks_certificate_and_incident_history(world: World) -> None:
@@ -200,8 +224,9 @@ def test_the_chart_is_well_formed_svg_without_script(world: World) -> None:
     now = utcnow()
     end = service.hour_floor(now) + HOUR
     with world.sessions.begin() as session:
-        hourly(session, world.ids["acme/api"], "eu", start=end - 24 * HOUR, hours=24, mean_ms=80)
-        hourly(session, world.ids["acme/api"], "us", start=end - 24 * HOUR, hours=24, mean_ms=8)
+        spread = latency_histogram({10: 60, 100: 60})
+        hourly(session, world.ids["acme/api"], "eu", start=end - 24 * HOUR, hours=24, mean_ms=80, histogram=spread)
+        hourly(session, world.ids["acme/api"], "us", start=end - 24 * HOUR, hours=24, mean_ms=8, histogram=spread)
     with world.sessions() as session:
         series = service.latency(session, world.ids["acme/api"], days=1, now=now)
     svg = latency_svg(series, start=end - 24 * HOUR, end=end, title="Response time of acme/api <&>")
@@ -213,7 +238,11 @@ def test_the_chart_is_well_formed_svg_without_script(world: World) -> None:
     assert title.text == "Response time of acme/api <&>"
     assert not [e for e in root.iter() if e.tag.lower().endswith("script") or e.tag.endswith("foreignObject")]
     assert not [e for e in root.iter() for name in e.attrib if name.lower().startswith("on") or name == "style"]
-    assert len(root.findall(f".//{ns}polyline")) == 4  # mean and max for each of two locations
+    lines = root.findall(f".//{ns}polyline")
+    assert [line.findtext(f"{ns}title") for line in lines] == [
+        f"{location}: hourly {measure}" for location in ("eu", "us") for measure in ("p50", "p95", "max")
+    ]
+    assert [line.get("stroke-dasharray") for line in lines[:3]] == [None, "4 3", "1 3"]  # told apart without colour
     assert {t.text for t in root.iter(f"{ns}text")} >= {"ms", "time (UTC)"}
     empty = ET.fromstring(latency_svg([], start=end - HOUR, end=end, title="nothing"))
     assert empty.find(f"{ns}desc").text == "No latency was recorded in this period."  # type: ignore[union-attr]

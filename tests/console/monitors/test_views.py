@@ -25,7 +25,15 @@ from spectra.runtime.readiness import Readiness
 from spectra.store import MonitorState, utcnow
 from spectra.web.app import AppParts, create_app
 from tests.console.monitors.conftest import GUS, ROOT, UMA, World
-from tests.factories.console_monitors import HEADER_SECRET, HOUR, PUSH_SECRET_VALUE, hourly, incident, set_state
+from tests.factories.console_monitors import (
+    HEADER_SECRET,
+    HOUR,
+    PUSH_SECRET_VALUE,
+    hourly,
+    incident,
+    latency_histogram,
+    set_state,
+)
 from tests.support.console import Browser, ConsoleSite
 from tests.support.processes import free_port
 
@@ -66,7 +74,9 @@ def test_a_platform_admin_outside_any_organization_sees_an_empty_overview(site: 
 def test_the_monitor_page(site: ConsoleSite, world: World) -> None:
     end = utcnow().replace(minute=0, second=0, microsecond=0) + HOUR
     with world.sessions.begin() as session:
-        hourly(session, world.ids["acme/api"], "eu", start=end - 24 * HOUR, hours=24, mean_ms=80, down=12)
+        hourly(session, world.ids["acme/api"], "eu", start=end - 24 * HOUR, hours=23, mean_ms=80, down=12)
+        spread = latency_histogram({100: 120})  # 120 checks in (50, 100] ms: p50 75, p95 97.5
+        hourly(session, world.ids["acme/api"], "eu", start=end - HOUR, hours=1, mean_ms=80, down=12, histogram=spread)
         incident(session, world.ids["acme/api"], "acme", "api", code="H1", state="resolved", opened_at=end - 30 * HOUR)
     page = site.browser(UMA).get("/console/monitors/acme/api?days=1")
     assert page.status_code == 200
@@ -80,6 +90,13 @@ def test_the_monitor_page(site: ConsoleSite, world: World) -> None:
     assert "<title" in svg.group(0)
     assert "<script" not in text.split("</head>")[1]
     assert "The chart&#39;s numbers as a table" in text or "The chart's numbers as a table" in text
+    assert '<th scope="col">p50 ms</th><th scope="col">p95 ms</th><th scope="col">Max ms</th>' in text
+    rows = re.findall(r"<tr><td><time[^>]*>[^<]*</time></td><td>eu</td>(.*?)</tr>", text)
+    assert len(rows) == 24
+    # hours rolled up before the histograms: percentiles unknown, said so; the last hour has them
+    assert rows[0] == "<td>unknown</td><td>unknown</td><td>160.0</td><td>80.0</td><td>120</td>"
+    assert rows[-1] == "<td>75.0</td><td>97.5</td><td>160.0</td><td>80.0</td><td>120</td>"
+    assert 'class="series series-0 p95"' in svg.group(0)
     assert re.search(r'<a href="/console/incidents/\d+">api is down</a>', text)
     assert "secretKeyRef" in text
     assert HEADER_SECRET not in text

@@ -340,16 +340,20 @@ class SignIn:
 
     def begin_enrolment(self, user_id: int, *, sid: str | None) -> totp.Enrolment:
         now = self.clock()
-        with self.factory.begin() as session:
-            if sid is not None and not sessions.is_active(session, sid, now=now):
-                raise _sign_in_again()
-            user = session.get(User, user_id)
-            if user is None or user.status != UserStatus.ACTIVE:
-                raise _sign_in_again()
-            try:
-                return totp.begin_enrolment(session, user, now=now)
-            except totp.MfaRefused as refused:
-                raise Refusal(409, str(refused)) from None
+
+        def attempt() -> totp.Enrolment:  # reads, then writes: run again after a lock conflict
+            with self.factory.begin() as session:
+                if sid is not None and not sessions.is_active(session, sid, now=now):
+                    raise _sign_in_again()
+                user = session.get(User, user_id)
+                if user is None or user.status != UserStatus.ACTIVE:
+                    raise _sign_in_again()
+                try:
+                    return totp.begin_enrolment(session, user, now=now)
+                except totp.MfaRefused as refused:
+                    raise Refusal(409, str(refused)) from None
+
+        return retry_conflicts(attempt)
 
     def begin_enrolment_by_token(self, token: object) -> totp.Enrolment:
         user_id, _, nonce = self._read_mfa_token(token, enrol=True, now=self.clock())
@@ -754,22 +758,26 @@ class AuthPages:
 
     def _use(self, purpose: Purpose, token: str, form: dict[str, str], ip: str) -> None:
         now = self.clock()
-        with self.factory.begin() as session:
-            target = accounts.check_link(session, purpose, token, now=now, tokens=self.tokens)
-            if target.user is None:
-                accounts.claim_first_admin(
-                    session,
-                    token,
-                    email=form.get("email", ""),
-                    display_name=form.get("name", ""),
-                    password=form.get("password", ""),
-                    now=now,
-                    tokens=self.tokens,
-                    ip=ip,
-                )
-            else:
-                password = form.get("password", "")
-                accounts.use_link(session, purpose, token, password, now=now, tokens=self.tokens, ip=ip)
+
+        def attempt() -> None:  # reads, then writes: run again after a lock conflict
+            with self.factory.begin() as session:
+                target = accounts.check_link(session, purpose, token, now=now, tokens=self.tokens)
+                if target.user is None:
+                    accounts.claim_first_admin(
+                        session,
+                        token,
+                        email=form.get("email", ""),
+                        display_name=form.get("name", ""),
+                        password=form.get("password", ""),
+                        now=now,
+                        tokens=self.tokens,
+                        ip=ip,
+                    )
+                else:
+                    password = form.get("password", "")
+                    accounts.use_link(session, purpose, token, password, now=now, tokens=self.tokens, ip=ip)
+
+        retry_conflicts(attempt)
 
     async def _link(self, request: Request, purpose: Purpose) -> Response:
         token = str(request.path_params["token"])
@@ -845,8 +853,11 @@ class AuthPages:
             return None
 
     def _ask(self, email: str, ip: str) -> str:
-        with self.factory.begin() as session:
-            return accounts.request_reset(session, email, now=self.clock(), tokens=self.tokens, ip=ip)
+        def attempt() -> str:  # reads, then writes: run again after a lock conflict
+            with self.factory.begin() as session:
+                return accounts.request_reset(session, email, now=self.clock(), tokens=self.tokens, ip=ip)
+
+        return retry_conflicts(attempt)
 
     async def reset_request(self, request: Request) -> Response:
         if request.method == "GET":

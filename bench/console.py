@@ -100,6 +100,7 @@ def seed(database_url: str, monitors: int) -> tuple[str, str]:
         upgrade,
     )
     from spectra.store.engine import make_engine, session_factory
+    from spectra.store.results import HISTOGRAM_COLUMNS
 
     engine = make_engine(database_url)
     upgrade(engine)
@@ -140,11 +141,14 @@ def seed(database_url: str, monitors: int) -> tuple[str, str]:
         conn.execute(sa.insert(MonitorLocation.__table__), locations)
         conn.execute(sa.insert(MonitorState.__table__), states)
         hour = now.replace(minute=0, second=0, microsecond=0)
+        # Each hour's latency histogram (cumulative): 20 checks in (25, 50] ms, 30 in (50, 100], 10 in (100, 250].
+        histogram = dict(zip(HISTOGRAM_COLUMNS, (0, 0, 0, 20, 50, 60, 60, 60, 60, 60, 60, 60), strict=True))
         rollups = [
             {
                 "monitor_id": 1, "location": location, "bucket_start": hour - timedelta(hours=h),
                 "checks_total": 60, "checks_up": 59, "checks_degraded": 0, "checks_down": 1,
                 "latency_count": 60, "latency_sum_ms": 60 * (50.0 + h % 24), "latency_max_ms": 200.0 + h % 17,
+                **histogram,
             }
             for location in LOCATIONS
             for h in range(90 * 24)

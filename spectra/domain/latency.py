@@ -16,7 +16,7 @@ before the histograms existed (migration 0011 gave those rows zeros).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -24,41 +24,65 @@ from spectra.store.results import HISTOGRAM_COLUMNS, LATENCY_BOUNDS_MS
 
 P50: Final = 0.5
 P95: Final = 0.95
+BOUNDS: Final[tuple[float, ...]] = tuple(float(bound) for bound in LATENCY_BOUNDS_MS)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a monitor page builds thousands, and frozen ones cost twice as much
 class Histogram:
-    """Cumulative counts per upper bound (`bounds`, ascending, in ms) and `total` (+Inf)."""
+    """Cumulative counts per upper bound (`bounds`, ascending, in ms) and `total` (+Inf); never changed."""
 
     bounds: tuple[float, ...]
     cumulative: tuple[int, ...]
     total: int
 
     def __post_init__(self) -> None:
+        if self.bounds is BOUNDS and len(self.cumulative) == len(BOUNDS):
+            return  # the rollups' bounds: checked once, below, when the module loads
         if len(self.bounds) != len(self.cumulative):
             raise ValueError(f"{len(self.bounds)} bounds but {len(self.cumulative)} counts")
         if any(b <= a for a, b in zip(self.bounds, self.bounds[1:], strict=False)):
             raise ValueError("bounds must ascend")
 
     @classmethod
-    def of(cls, row: Mapping[str, Any] | Sequence[Any]) -> Histogram:
-        """The histogram of a rollup row: a mapping with the store's column names, or the values of
-        `HISTOGRAM_COLUMNS` in their order."""
-        values = [row[name] for name in HISTOGRAM_COLUMNS] if isinstance(row, Mapping) else list(row)
+    def of(cls, values: Sequence[Any]) -> Histogram:
+        """The histogram of a rollup row's counters: the values of `HISTOGRAM_COLUMNS` in their order."""
         if len(values) != len(HISTOGRAM_COLUMNS):
             raise ValueError(f"{len(values)} counters, expected {len(HISTOGRAM_COLUMNS)}")
-        counts = [int(v or 0) for v in values]
-        return cls(tuple(float(b) for b in LATENCY_BOUNDS_MS), tuple(counts[:-1]), counts[-1])
+        counts = tuple(map(int, values))  # MariaDB's SUM() hands back Decimals
+        return cls(BOUNDS, counts[:-1], counts[-1])
+
+    @classmethod
+    def of_row(cls, row: Mapping[str, Any]) -> Histogram:
+        """The histogram of a rollup row as a mapping with the store's column names."""
+        return cls.of([row[name] for name in HISTOGRAM_COLUMNS])
 
     def __add__(self, other: Histogram) -> Histogram:
-        if self.bounds != other.bounds:
+        return summed((self, other))
+
+
+def summed(histograms: Iterable[Histogram]) -> Histogram:
+    """The histogram of every latency the `histograms` counted (they must share their bounds)."""
+    bounds: tuple[float, ...] | None = None
+    counts: list[int] = []
+    total = 0
+    for one in histograms:
+        if bounds is None:
+            bounds, counts = one.bounds, list(one.cumulative)
+        elif one.bounds != bounds:
             raise ValueError("histograms of different bounds cannot be added")
-        summed = tuple(a + b for a, b in zip(self.cumulative, other.cumulative, strict=True))
-        return Histogram(self.bounds, summed, self.total + other.total)
+        else:
+            counts = [a + b for a, b in zip(counts, one.cumulative, strict=True)]
+        total += one.total
+    return EMPTY if bounds is None else Histogram(bounds, tuple(counts), total)
 
 
 def empty() -> Histogram:
-    return Histogram.of([0] * len(HISTOGRAM_COLUMNS))
+    return EMPTY
+
+
+def quantiles(qs: Sequence[float], histogram: Histogram, *, max_ms: float | None = None) -> tuple[float | None, ...]:
+    """`quantile` of each of `qs`."""
+    return tuple(quantile(q, histogram, max_ms=max_ms) for q in qs)
 
 
 def quantile(q: float, histogram: Histogram, *, max_ms: float | None = None) -> float | None:
@@ -72,14 +96,12 @@ def quantile(q: float, histogram: Histogram, *, max_ms: float | None = None) -> 
     total = histogram.total
     if total <= 0:
         return None
-    # Counters are monotonic as the SQL fills them; make sure of it anyway (as Prometheus does).
-    cumulative: list[int] = []
-    for count in histogram.cumulative:
-        cumulative.append(min(max(count, cumulative[-1] if cumulative else 0), total))
     rank = q * total
     estimate: float | None = None
     below, lower = 0, 0.0
-    for bound, count in zip(histogram.bounds, cumulative, strict=True):
+    for bound, counted in zip(histogram.bounds, histogram.cumulative, strict=True):
+        # Counters are monotonic as the SQL fills them; make sure of it anyway (as Prometheus does).
+        count = below if counted < below else total if counted > total else counted
         if count >= rank and count > below:
             estimate = lower + (bound - lower) * (rank - below) / (count - below)
             break
@@ -89,3 +111,7 @@ def quantile(q: float, histogram: Histogram, *, max_ms: float | None = None) -> 
     if max_ms is not None:
         estimate = min(estimate, max_ms)
     return estimate
+
+
+Histogram(tuple(b + 0.0 for b in BOUNDS), (0,) * len(BOUNDS), 0)  # checks the rollups' bounds once
+EMPTY: Final = Histogram(BOUNDS, (0,) * len(BOUNDS), 0)

@@ -66,7 +66,7 @@ def test_counters_that_step_back_are_read_as_monotonic() -> None:
 
 def test_of_reads_a_row_and_histograms_add() -> None:
     row = dict.fromkeys(HISTOGRAM_COLUMNS, 0) | {"latency_le_100_ms": 2, "latency_le_inf": 3}
-    one = Histogram.of(row)
+    one = Histogram.of_row(row)
     assert one.total == 3
     assert one.cumulative[LATENCY_BOUNDS_MS.index(100)] == 2
     assert (one + one).total == 6

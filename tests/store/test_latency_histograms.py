@@ -71,7 +71,7 @@ def test_rollup_fills_cumulative_buckets_and_days_sum_hours(session: Session, ma
     assert list(day[: len(HISTOGRAM_COLUMNS)]) == cumulative(HOUR_10 + HOUR_11)
 
     # From the stored row to the percentiles the console shows.
-    histogram = Histogram.of(hour10._mapping)
+    histogram = Histogram.of_row(hour10._mapping)
     # rank 4.5 of 9 falls in (50, 100], which holds the 5th and 6th: 50 + 50 * (4.5 - 4) / 2
     assert quantile(P50, histogram, max_ms=hour10.latency_max_ms) == 62.5
     assert quantile(P95, histogram, max_ms=hour10.latency_max_ms) == 10000.0

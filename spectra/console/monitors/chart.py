@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from html import escape
 from typing import Final
 
-from .service import LatencyPoint, LatencySeries, merged
+from .service import LatencySeries, merged
 
 WIDTH: Final = 720
 HEIGHT: Final = 260
@@ -42,14 +42,7 @@ def _nice_ceiling(value: float) -> float:
 
 # (measure, SVG dash pattern): the line's pattern tells the measures apart, the legend says which is which.
 MEASURES: Final = (("p50", ""), ("p95", "4 3"), ("max", "1 3"))
-
-
-def _value(point: LatencyPoint, measure: str) -> float | None:
-    if measure == "p50":
-        return point.p50_ms
-    if measure == "p95":
-        return point.p95_ms
-    return point.max_ms
+HALF_HOUR: Final = timedelta(minutes=30)
 
 
 def _fmt_ms(value: float) -> str:
@@ -113,13 +106,16 @@ def latency_svg(
         hours = one.points
         if len(hours) > MAX_POINTS:
             hours = tuple(merged(hours, -(-len(hours) // MAX_POINTS)))
-        for measure, dashes in MEASURES:
-            points = [
-                (x(p.hour + timedelta(minutes=30)), y(ms)) for p in hours if (ms := _value(p, measure)) is not None
-            ]
-            if not points:
+        lines: list[list[str]] = [[] for _ in MEASURES]  # "x,y" per measure, each hour's x worked out once
+        for p in hours:
+            at = f"{x(p.hour + HALF_HOUR):.1f},"
+            for line, ms in zip(lines, (p.p50_ms, p.p95_ms, p.max_ms), strict=True):
+                if ms is not None:
+                    line.append(f"{at}{y(ms):.1f}")
+        for (measure, dashes), line in zip(MEASURES, lines, strict=True):
+            if not line:
                 continue
-            coords = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+            coords = " ".join(line)
             dash = f' stroke-dasharray="{dashes}"' if dashes else ""
             parts.append(
                 f'<polyline class="{css} {measure}" fill="none" stroke="currentColor"{dash} points="{coords}">'

@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, Final, NamedTuple
 
 import yaml
@@ -27,7 +28,7 @@ from spectra.api import API_VERSION
 from spectra.auth import policy
 from spectra.auth.identity import Principal
 from spectra.auth.policy import Action
-from spectra.domain.latency import P50, P95, Histogram, empty, quantile
+from spectra.domain.latency import EMPTY, P50, P95, Histogram, quantiles
 from spectra.domain.maintenance import load_windows, maintenance_buckets
 from spectra.domain.monitors import MonitorRef
 from spectra.domain.uptime import Counts, uptime_text
@@ -447,15 +448,26 @@ class LatencyPoint:
     mean_ms: float | None
     max_ms: float | None
     checks: int
-    histogram: Histogram = field(default_factory=empty, repr=False)
+    # The hour's latency histogram: the rollup's counters in HISTOGRAM_COLUMNS' order, () without one.
+    counters: tuple[int, ...] = field(default=(), repr=False)
+
+    @property
+    def histogram(self) -> Histogram:
+        return Histogram.of(self.counters) if self.counters else EMPTY
+
+    @cached_property
+    def _percentiles(self) -> tuple[float | None, ...]:
+        if not self.counters:
+            return (None, None)
+        return quantiles((P50, P95), Histogram.of(self.counters), max_ms=self.max_ms)
 
     @property
     def p50_ms(self) -> float | None:
-        return quantile(P50, self.histogram, max_ms=self.max_ms)
+        return self._percentiles[0]
 
     @property
     def p95_ms(self) -> float | None:
-        return quantile(P95, self.histogram, max_ms=self.max_ms)
+        return self._percentiles[1]
 
 
 @dataclass(frozen=True)
@@ -570,7 +582,13 @@ def latency(session: Session, monitor_id: int, *, days: int, now: datetime) -> l
     for location, bucket, count, total_ms, max_ms, checks, *counters in session.execute(stmt):
         mean = float(total_ms) / int(count) if count else None
         series.setdefault(location, []).append(
-            LatencyPoint(bucket, mean, None if max_ms is None else float(max_ms), int(checks), Histogram.of(counters))
+            LatencyPoint(
+                bucket,
+                mean,
+                None if max_ms is None else float(max_ms),
+                int(checks),
+                tuple(map(int, counters)) if counters[-1] else (),
+            )
         )
     return [LatencySeries(location, tuple(points)) for location, points in series.items()]
 
@@ -585,10 +603,9 @@ def merged(points: Sequence[LatencyPoint], size: int) -> list[LatencyPoint]:
         weight = sum(w for _, w in weighted)
         mean = sum(m * w for m, w in weighted) / weight if weight else None
         highest = max((p.max_ms for p in run if p.max_ms is not None), default=None)
-        histogram = empty()
-        for point in run:
-            histogram = histogram + point.histogram
-        out.append(LatencyPoint(run[0].hour, mean, highest, sum(p.checks for p in run), histogram))
+        counted = [p.counters for p in run if p.counters]
+        counters = tuple(map(sum, zip(*counted, strict=True))) if counted else ()
+        out.append(LatencyPoint(run[0].hour, mean, highest, sum(p.checks for p in run), counters))
     return out
 
 

@@ -18,7 +18,6 @@ from spectra.console.monitors import service
 from spectra.console.monitors.chart import latency_svg
 from spectra.console.monitors.hub import QUEUE_SIZE, MonitorHub
 from spectra.console.monitors.service import Filters
-from spectra.domain.latency import Histogram
 from spectra.store import Monitor, utcnow
 from tests.console.monitors.conftest import World
 from tests.factories.console_monitors import (
@@ -148,8 +147,8 @@ def test_latency_per_hour_and_location(world: World) -> None:
 def test_merged_hours_sum_their_histograms() -> None:
     """Beyond 360 points a line, and per day in the table, hours merge: the percentiles are the run's."""
     start = utcnow().replace(minute=0, second=0, microsecond=0)
-    fast = service.LatencyPoint(start, 20.0, 40.0, 100, Histogram.of(latency_histogram({50: 100})))
-    slow = service.LatencyPoint(start + HOUR, 400.0, 900.0, 100, Histogram.of(latency_histogram({1000: 100})))
+    fast = service.LatencyPoint(start, 20.0, 40.0, 100, tuple(latency_histogram({50: 100})))
+    slow = service.LatencyPoint(start + HOUR, 400.0, 900.0, 100, tuple(latency_histogram({1000: 100})))
     unknown = service.LatencyPoint(start + 2 * HOUR, 30.0, 60.0, 100)
     (one,) = service.merged([fast, slow, unknown], 3)
     assert (one.hour, one.checks, one.max_ms) == (start, 300, 900.0)

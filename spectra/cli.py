@@ -421,7 +421,12 @@ def apply(paths: tuple[Path, ...], database: str | None, prune: bool) -> None:
     try:
         with session_factory(engine).begin() as session:
             report = apply_set(
-                session, [item.resource for item in result.resources], MANIFEST_SOURCE, prune=prune, secrets=result
+                session,
+                [item.resource for item in result.resources],
+                MANIFEST_SOURCE,
+                prune=prune,
+                secrets=result,
+                files=result.source_files(paths),
             )
     finally:
         engine.dispose()

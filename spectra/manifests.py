@@ -75,6 +75,22 @@ class ManifestSet:
     def ok(self) -> bool:
         return not self.errors
 
+    def source_files(self, paths: Iterable[str | Path]) -> dict[tuple[str, str, str], str]:
+        """The file each resource was read from, by (kind, namespace, name) as `spectra.reconcile.key_of`
+        keys it: relative to the folder of `paths` it was found in (POSIX separators), or as given."""
+        roots = [Path(path) for path in paths]
+        out: dict[tuple[str, str, str], str] = {}
+        for item in self.resources:
+            file = Path(item.origin.file)
+            shown = item.origin.file
+            for root in roots:
+                if file != root and file.is_relative_to(root):
+                    shown = file.relative_to(root).as_posix()
+                    break
+            resource = item.resource
+            out[(resource.kind_name, resource.namespace, resource.name)] = shown
+        return out
+
     def get(self, namespace: str, name: str, key: str) -> str | None:
         """SecretResolver: the value of a key of a Secret declared in these manifests."""
         secret = self.secrets.get((namespace, name))

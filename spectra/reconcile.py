@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from spectra.api.secrets import NoSecrets, SecretResolver
 from spectra.store import Monitor as MonitorRow
 from spectra.store import MonitorLocation, push_token_hash
 from spectra.store import Resource as ResourceRow
+from spectra.store.config import SOURCE_FILE_LEN
 from spectra.store.types import utcnow
 
 MANIFEST_SOURCE = "manifests"
@@ -71,19 +72,23 @@ def apply_set(
     *,
     prune: bool = True,
     secrets: SecretResolver | None = None,
+    files: Mapping[Key, str] | None = None,
 ) -> ApplyReport:
     """Upsert every resource; with `prune`, delete this source's rows the set no longer has.
 
-    `secrets` answers heartbeat monitors' token references: only a hash of the token is stored.
+    `secrets` answers heartbeat monitors' token references: only a hash of the token is stored. `files`
+    names the manifest file each resource was read from, by `key_of` (`ManifestSet.source_files`): stored
+    as `source_file` for people to read, never used to group rows (pruning goes by `source`).
     """
     report = ApplyReport()
     secrets = secrets or NoSecrets()
+    files = files or {}
     existing = {(row.kind, row.namespace, row.name): row for row in session.scalars(select(ResourceRow))}
     wanted: set[Key] = set()
     for resource in resources:
         key = key_of(resource)
         wanted.add(key)
-        _apply(session, resource, source, existing.get(key), report, secrets=secrets)
+        _apply(session, resource, source, existing.get(key), report, secrets=secrets, source_file=files.get(key))
     if prune:
         for key, row in existing.items():
             if row.source == source and key not in wanted:
@@ -132,8 +137,11 @@ def _apply(
     *,
     secrets: SecretResolver,
     held: bool = False,
+    source_file: str | None = None,
 ) -> None:
     digest = spec_hash(resource, _push_token(resource, secrets), held=held)
+    if source_file is not None and len(source_file) > SOURCE_FILE_LEN:
+        source_file = "..." + source_file[-(SOURCE_FILE_LEN - 3) :]  # the end names the file
     declared_generation = resource.metadata.generation
     if row is None:
         row = ResourceRow(
@@ -146,6 +154,7 @@ def _apply(
             labels=dict(resource.metadata.labels),
             spec_hash=digest,
             source=source,
+            source_file=source_file,
         )
         session.add(row)
         session.flush()  # the id is needed for the monitor row
@@ -153,7 +162,8 @@ def _apply(
         report.created.append(resource.ref)
         return
     same_generation = declared_generation is None or declared_generation == row.generation
-    if row.spec_hash == digest and row.source == source and same_generation and row.uid == resource.metadata.uid:
+    same_origin = row.source == source and row.source_file == source_file
+    if row.spec_hash == digest and same_origin and same_generation and row.uid == resource.metadata.uid:
         report.unchanged.append(resource.ref)
         return
     if row.spec_hash != digest:
@@ -166,6 +176,7 @@ def _apply(
         row.generation = declared_generation
     row.uid = resource.metadata.uid
     row.source = source
+    row.source_file = source_file
     row.updated_at = utcnow()
     report.updated.append(resource.ref)
 

@@ -104,7 +104,11 @@ class Standalone:
     def _apply(self, manifests: ManifestSet) -> str:
         with self.sessions.begin() as session:
             report = apply_set(
-                session, [item.resource for item in manifests.resources], MANIFEST_SOURCE, secrets=manifests
+                session,
+                [item.resource for item in manifests.resources],
+                MANIFEST_SOURCE,
+                secrets=manifests,
+                files=manifests.source_files(self.options.paths),
             )
             admins = invite_declared_admins(session, now=datetime.now(UTC), public_url=self.links_base)
         for organization, email in admins.invited:

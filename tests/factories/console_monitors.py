@@ -64,11 +64,19 @@ def heartbeat_spec() -> dict[str, Any]:
 
 
 def apply_monitors(
-    session: Session, bodies: Iterable[Mapping[str, Any]], *, secrets: SecretTable | None = None, source: str = ""
+    session: Session,
+    bodies: Iterable[Mapping[str, Any]],
+    *,
+    secrets: SecretTable | None = None,
+    source: str = "",
+    files: Mapping[tuple[str, str, str], str] | None = None,
 ) -> dict[str, int]:
-    """Apply the manifests as one set (nothing pruned); {"namespace/name": monitor id} of every monitor."""
+    """Apply the manifests as one set (nothing pruned); {"namespace/name": monitor id} of every monitor.
+    `files`: the manifest file of each, by (kind, namespace, name), as `spectra run` finds them."""
     resources = [parse_object(dict(body)) for body in bodies]
-    apply_set(session, resources, source or MANIFEST_SOURCE, prune=False, secrets=secrets or SecretTable({}))
+    apply_set(
+        session, resources, source or MANIFEST_SOURCE, prune=False, secrets=secrets or SecretTable({}), files=files
+    )
     session.flush()
     rows = session.execute(sa.select(Monitor.namespace, Monitor.name, Monitor.resource_id))
     return {f"{ns}/{name}": monitor_id for ns, name, monitor_id in rows}

@@ -151,6 +151,7 @@ def detail_json(found: service.Detail) -> dict[str, Any]:
         ],
         source=found.source_kind,
         source_text=found.source,
+        source_file=found.source_file,
         yaml=found.yaml,
     )
     return out.model_dump(by_alias=True, mode="json")

@@ -98,6 +98,11 @@ class MonitorDetail(_Model):
     incidents: list[IncidentOut]
     source: str = Field(description='"manifests" (spectra run\'s files), "cluster", or another loader\'s name.')
     source_text: str
+    source_file: str | None = Field(
+        description="The manifest file the resource was read from, relative to the folder given to spectra run "
+        "or spectra apply (or as given); null in the cluster, and until the files are applied again after "
+        "migration 0011."
+    )
     yaml: str = Field(description="The resource as applied, secrets shown as their references only.")
 
 

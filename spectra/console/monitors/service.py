@@ -504,6 +504,7 @@ class Detail:
     yaml: str
     source: str  # where the resource comes from, for people
     source_kind: str  # "manifests" (spectra run's files), "cluster" or another loader's name
+    source_file: str | None  # the manifest file it was read from (standalone); None in the cluster
     latency: list[LatencySeries]
     days: int
 
@@ -723,6 +724,8 @@ def source_text(resource: Resource) -> tuple[str, str]:
     if source == "cluster":
         return "cluster", f"the cluster: Monitor {resource.namespace}/{resource.name}"
     if source == "manifests":
+        if resource.source_file:
+            return "manifests", f"the manifest file {resource.source_file} (edit it there)"
         return "manifests", "the manifest files spectra run loads (edit them there)"
     if source.startswith("files:"):
         return "manifests", f"the file {source.removeprefix('files:')}"
@@ -749,6 +752,7 @@ def detail(session: Session, principal: Principal, namespace: str, name: str, *,
         yaml=resource_yaml(resource),
         source=where,
         source_kind=kind,
+        source_file=resource.source_file,
         latency=latency(session, monitor.resource_id, days=days, now=now),
         days=days,
     )

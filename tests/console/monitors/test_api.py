@@ -17,7 +17,15 @@ from spectra.store import CheckResult, monitor_overview, utcnow
 from spectra.web.monitors import monitor_json, monitor_routes
 from tests.console.monitors.conftest import ADA, GUS, UMA, World
 from tests.factories.accounts import token_of
-from tests.factories.console_monitors import HEADER_SECRET, HOUR, checks, hourly, latency_histogram
+from tests.factories.console_monitors import (
+    HEADER_SECRET,
+    HOUR,
+    apply_monitors,
+    checks,
+    hourly,
+    latency_histogram,
+    monitor,
+)
 from tests.support.console import ConsoleSite
 
 PROBLEM = "application/problem+json"
@@ -33,10 +41,22 @@ def test_a_monitors_facts_with_an_etag(site: ConsoleSite) -> None:
     assert [(loc["location"], loc["state"]) for loc in body["locations"]] == [("eu", "down"), ("us", "down")]
     assert [u["window"] for u in body["uptime"]] == ["24h", "7d", "30d", "90d"]
     assert body["source"] == "manifests"
+    assert body["sourceFile"] is None  # applied without the files spectra run knows
     assert HEADER_SECRET not in answer.text
     assert "secretKeyRef" in body["yaml"]
     again = uma.get("/api/v1/monitors/acme/api", headers={"If-None-Match": answer.headers["etag"]})
     assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", answer.headers["etag"])
+
+
+def test_the_manifest_file_a_monitor_came_from(site: ConsoleSite, world: World) -> None:
+    with world.sessions.begin() as session:
+        files = {("Monitor", "acme", "shop"): "teams/web/shop.yaml"}
+        apply_monitors(session, [monitor("shop", "acme", labels={"team": "web"})], files=files)
+    body = site.browser(UMA).get("/api/v1/monitors/acme/shop").json()
+    assert (body["source"], body["sourceFile"]) == ("manifests", "teams/web/shop.yaml")
+    assert body["sourceText"] == "the manifest file teams/web/shop.yaml (edit it there)"
+    page = site.browser(UMA).get("/console/monitors/acme/shop").text
+    assert "<p>From the manifest file <code>teams/web/shop.yaml</code> (edit it there)." in page
 
 
 def test_another_tenants_monitor_is_404_with_a_problem(site: ConsoleSite, world: World) -> None:

@@ -266,6 +266,7 @@ def _walk(run: Run, engine: sa.Engine, target: Target, providers: Providers, bro
     # 4. A note on the timeline; a status-page incident and its update, public and mailed.
     page.fill("#note-text", NOTE)
     page.get_by_role("button", name="Add note").click()
+    page.wait_for_url(f"{base}{incident_path}?done=note")  # loaded, its script too: the keys below need it
     expect(page.locator("ol.timeline")).to_contain_text(NOTE)
     page.keyboard.press("g")  # g then o: back to the overview, where the incident reads acknowledged
     page.keyboard.press("o")

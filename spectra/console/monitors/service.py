@@ -280,6 +280,16 @@ class Summary(NamedTuple):
 _JUDGED: Final = ("down", "degraded", "up")  # the order the query answers them in
 
 
+def config_fingerprint(session: Session) -> tuple[Any, ...]:
+    """What changes when a monitor is added, removed, edited or paused (not its state): the live hub reads
+    every monitor again only when this changes, or when silent locations may have gone stale."""
+    monitors = session.execute(
+        select(func.count(), func.sum(case((Monitor.paused.is_(True), 1), else_=0))).select_from(Monitor)
+    ).one()
+    edited = session.scalar(select(func.max(Resource.updated_at)).where(Resource.kind == "Monitor"))
+    return (*monitors, edited)
+
+
 def summaries(
     session: Session,
     *,

@@ -23,6 +23,7 @@ Targets (bench/README.md): overview p95 <= 150 ms, monitor page p95 <= 50 ms, ev
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import statistics
 import tempfile
@@ -177,6 +178,7 @@ async def _measure(mode: str) -> dict[str, Any]:
     from spectra.console.monitors.hub import MonitorHub
     from spectra.console.monitors.service import PAGE_ROWS
     from spectra.console.routes import console_routes
+    from spectra.runtime.collector import freeze_once_ready
     from spectra.runtime.lifecycle import web_server
     from spectra.runtime.metrics import Metrics
     from spectra.runtime.readiness import Readiness
@@ -210,10 +212,11 @@ async def _measure(mode: str) -> dict[str, Any]:
         runner = asyncio.create_task(hub.run())
         base = f"http://127.0.0.1:{port}"
         cookies = {"Cookie": f"{cookie_names().access}={access}"}
+        # As serve_app does in spectra run and spectra web: what is loaded at start is frozen out of the
+        # collector's passes once the process is ready (spectra.runtime.collector).
+        collector = asyncio.create_task(freeze_once_ready(lambda: None if hub.ready else "loading", settle_s=0))
         try:
-            async with asyncio.timeout(30):
-                while not (server.started and hub.ready):
-                    await asyncio.sleep(0.05)
+            await _until(lambda: bool(server.started and hub.ready and gc.get_freeze_count()))
             await _pages(base, cookies, timed, history, requests)
             overview = _summary(timed.samples["overview"])
             page = _summary(timed.samples["monitor_page"])
@@ -221,7 +224,9 @@ async def _measure(mode: str) -> dict[str, Any]:
             delivery = await _sse(base, cookies, sessions, clients=clients, changes=changes)
         finally:
             runner.cancel()
-            await asyncio.gather(runner, return_exceptions=True)
+            collector.cancel()
+            await asyncio.gather(runner, collector, return_exceptions=True)
+            gc.unfreeze()
             server.should_exit = True
             await asyncio.wait_for(serving, 30)
             engine.dispose()
@@ -241,6 +246,12 @@ async def _measure(mode: str) -> dict[str, Any]:
         "sse_delivery_s": delivery,
         "met": met,
     }
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 30) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.05)
 
 
 async def _pages(base: str, cookies: dict[str, str], timed: ServerTimes, history: str, requests: int) -> None:

@@ -21,6 +21,7 @@ from typing import Any, Final
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from spectra.runtime.collector import freeze_once_ready
 from spectra.runtime.lifecycle import serve, web_server
 from spectra.runtime.public_url import configured_public_url
 from spectra.runtime.readiness import Readiness
@@ -122,4 +123,5 @@ async def serve_app(
         return 1
     log.info("%s, listening on http://%s:%d", announce, f"[{host}]" if ":" in host else host, port)
     server = web_server(app, host, port, limits)
-    return await serve(components, server, readiness=readiness, stop=stop, background=background)
+    loops = {**(background or {}), "collector": freeze_once_ready(readiness)}
+    return await serve(components, server, readiness=readiness, stop=stop, background=loops)

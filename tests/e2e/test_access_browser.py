@@ -33,27 +33,26 @@ from tests.factories.manifests import local_monitor, organization, resource, to_
 from tests.support.cluster import child_env
 from tests.support.processes import Target
 from tests.support.providers import Providers, text_of
-from tests.support.services import in_ci, missing_service
+from tests.support.services import in_ci
 from tests.support.standalone import Run
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 try:
-    from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+    from playwright.sync_api import Browser, BrowserContext, Page
+
+    from tests.support.browser import chromium, link_in_mail, next_step_code, sign_in
 except ImportError:  # Playwright is the optional `browser` extra
     if in_ci():
         raise
     pytest.skip("pip install 'spectramonitor[browser]' (Playwright)", allow_module_level=True)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-sync", "--no-first-run"]
 SETUP_LINE = re.compile(r"set up the first one at (\S+/setup/\S+) \(once")
 ROOT, BOB, ALICE = "root@example.com", "bob@acme.example", "alice@acme.example"
 PASSWORDS = {ROOT: "plum-orbit-saddle-91", BOB: "quartz-meadow-lantern-27"}
 REASON = "Bob asked why his monitors look paused (ticket 4711)"
 MESSAGE = "Moving the platform to new hardware"
-STEP = 30  # seconds of a TOTP time step
 
 
 def manifests(port: int) -> str:
@@ -75,14 +74,8 @@ def manifests(port: int) -> str:
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        missing_service(f"{CHROMIUM} is missing (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 def api(page: Page, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -108,32 +101,6 @@ def cookie(context: BrowserContext, name: str) -> dict[str, Any]:
     found = [c for c in context.cookies() if c["name"] == name]
     assert len(found) == 1, context.cookies()
     return dict(found[0])
-
-
-def sign_in(page: Page, base: str, email: str, *, code: str | None = None) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORDS[email])
-    page.click("button[type=submit]")
-    if code is not None:
-        page.fill("#code", code)
-        page.click("button[type=submit]")
-    assert f"You are signed in as {email}" in page.inner_text("main"), page.inner_text("main")
-
-
-def next_step_code(secret: str, after: float) -> str:
-    """A code of the time step after `after`: each code is accepted once per step."""
-    wait = STEP - after % STEP + 1
-    if time.time() < after + wait:
-        time.sleep(after + wait - time.time())
-    return pyotp.TOTP(secret).now()
-
-
-def link_in_mail(providers: Providers, to: str, path: str) -> str:
-    mails = wait_for(lambda: providers.emails(to), f"an email to {to}", timeout=60)
-    found = re.search(rf"(http://\S+/{path}/\S+)", text_of(mails[-1]))
-    assert found is not None, text_of(mails[-1])
-    return found.group(1)
 
 
 def test_accounts_sessions_impersonation_and_global_maintenance_in_chromium(
@@ -171,7 +138,7 @@ def _walk(run: Run, engine: sa.Engine, target: Target, providers: Providers, bro
     page.fill("#password_again", PASSWORDS[ROOT])
     page.click("button[type=submit]")
     assert "Your password is set" in page.inner_text("main")
-    sign_in(page, base, ROOT)
+    sign_in(page, base, ROOT, PASSWORDS[ROOT])
     page.goto(f"{base}/account")
     assert page.inner_text("#mfa-state") == "Off."
     page.click("text=Set up two-factor authentication")
@@ -188,7 +155,7 @@ def _walk(run: Run, engine: sa.Engine, target: Target, providers: Providers, bro
     page.click("text=Sign out")
     assert page.url == f"{base}/login"
     assert api(page, "GET", "/api/v1/auth/me", None)[0] == 401
-    sign_in(page, base, ROOT, code=next_step_code(secret, enrolled_at))
+    sign_in(page, base, ROOT, PASSWORDS[ROOT], code=next_step_code(secret, enrolled_at))
     status, me = api(page, "GET", "/api/v1/auth/me", None)
     assert (status, me["email"], me["platform_admin"]) == (200, ROOT, True)
 
@@ -210,7 +177,7 @@ def _walk(run: Run, engine: sa.Engine, target: Target, providers: Providers, bro
     assert "reuse" in reasons[-1]
 
     # 3. Invite Bob to acme; he sees acme's monitors only. (A recovery code signs the admin in again.)
-    sign_in(page, base, ROOT, code=recovery[0])
+    sign_in(page, base, ROOT, PASSWORDS[ROOT], code=recovery[0])
     assert sorted(run.monitors()) == ["intranet", "shop"]  # the open loopback API, without credentials
     status, invited = api(page, "POST", "/api/v1/members?organization=acme", {"email": BOB, "role": "admin"})
     assert status == 201, invited
@@ -221,7 +188,7 @@ def _walk(run: Run, engine: sa.Engine, target: Target, providers: Providers, bro
     bob_page.fill("#password_again", PASSWORDS[BOB])
     bob_page.click("button[type=submit]")
     assert "Your password is set" in bob_page.inner_text("main")
-    sign_in(bob_page, base, BOB)
+    sign_in(bob_page, base, BOB, PASSWORDS[BOB])
     monitors = api(bob_page, "GET", "/api/v1/monitors", None)[1]
     assert [(m["namespace"], m["name"]) for m in monitors] == [("acme", "shop")]
     assert api(bob_page, "GET", "/api/v1/platform/tenants", None)[0] == 403
@@ -229,7 +196,7 @@ def _walk(run: Run, engine: sa.Engine, target: Target, providers: Providers, bro
     # 4. Impersonate Bob: the page says so, his MFA is out of reach, the audit log has both names.
     support = browser.new_context()
     support_page = support.new_page()
-    sign_in(support_page, base, ROOT, code=recovery[1])
+    sign_in(support_page, base, ROOT, PASSWORDS[ROOT], code=recovery[1])
     body = {"email": BOB, "organization": "acme", "reason": REASON, "minutes": 15, "use_cookies": True}
     status, started = api(support_page, "POST", "/api/v1/platform/impersonations", body)
     assert status == 201, started

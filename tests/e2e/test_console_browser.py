@@ -52,21 +52,20 @@ from tests.support.waiting import wait_for
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 try:
-    from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Route, expect, sync_playwright
+    from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Route, expect
+
+    from tests.support.browser import chromium, link_in_mail, next_step_code, sign_in
 except ImportError:  # Playwright is the optional `browser` extra
     if in_ci():
         raise
     pytest.skip("pip install 'spectramonitor[browser]' (Playwright)", allow_module_level=True)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-sync", "--no-first-run"]
 AXE = REPO / ".tools" / "node" / "node_modules" / "axe-core" / "axe.min.js"
 AXE_PATH = "/console/static/axe-core-under-test.js"  # answered by Playwright's router, never by spectra
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots" / "console"
 DOC_IMAGES = REPO / "docs" / "images" / "console"
 DOC_SHOTS = {("overview", "light"), ("overview", "mobile"), ("incident", "light"), ("incident", "mobile")}
 SETUP_LINE = re.compile(r"set up the first one at (\S+/setup/\S+) \(once")
-STEP = 30  # seconds of a TOTP time step
 
 ROOT, GINA, ALICE, READER = "root@example.com", "gina@globex.example", "alice@acme.example", "reader@example.com"
 PASSWORDS = {ROOT: "plum-orbit-saddle-91", GINA: "cobalt-harbor-violin-58"}
@@ -121,16 +120,10 @@ def manifests(port: int) -> str:
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        missing_service(f"{CHROMIUM} is missing (apt-get install chromium)")
     if not AXE.exists():
         missing_service(f"{AXE} is missing (scripts/test installs it: npm install --prefix .tools/node axe-core@4)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 class Audited:
@@ -219,7 +212,7 @@ def _walk(run: Run, engine: sa.Engine, target: Target, providers: Providers, bro
     page.fill("#password_again", PASSWORDS[ROOT])
     page.click("button[type=submit]")
     assert "Your password is set" in page.inner_text("main")
-    _sign_in(page, base, ROOT)
+    sign_in(page, base, ROOT, PASSWORDS[ROOT])
     page.goto(f"{base}/account")
     page.click("text=Set up two-factor authentication")
     secret = page.inner_text("#secret").replace(" ", "")
@@ -231,7 +224,7 @@ def _walk(run: Run, engine: sa.Engine, target: Target, providers: Providers, bro
     # Until the next TOTP step: globex's declared admin sets her password, a reader subscribes to acme's page.
     _accept_invitation(browser, providers, GINA)
     _subscribe(browser, providers, base)
-    _sign_in(page, base, ROOT, code=_next_step_code(secret, enrolled_at))
+    sign_in(page, base, ROOT, PASSWORDS[ROOT], code=next_step_code(secret, enrolled_at))
 
     # 2. The overview: up, then down on the same page (the row swapped in by the live updates).
     wait_for(lambda: run.state("shop") == "up", "acme's monitor up", timeout=60)
@@ -362,40 +355,10 @@ def _walk(run: Run, engine: sa.Engine, target: Target, providers: Providers, bro
     context.close()
 
 
-def _sign_in(page: Page, base: str, email: str, *, code: str | None = None) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORDS[email])
-    page.click("button[type=submit]")
-    if code is not None:
-        page.fill("#code", code)
-        page.click("button[type=submit]")
-    assert f"You are signed in as {email}" in page.inner_text("main"), page.inner_text("main")
-
-
-def _next_step_code(secret: str, after: float) -> str:
-    """A code of the time step after `after`: each code is accepted once per step."""
-    wait = STEP - after % STEP + 1
-    if time.time() < after + wait:
-        time.sleep(after + wait - time.time())
-    return pyotp.TOTP(secret).now()
-
-
-def _link_in_mail(providers: Providers, to: str, path: str) -> str:
-    def found() -> str:
-        for mail in providers.emails(to):
-            match = re.search(rf"(http://\S+/{path}/\S+)", text_of(mail))
-            if match:
-                return match.group(1)
-        return ""
-
-    return wait_for(found, f"a /{path}/ link in an email to {to}", timeout=60)
-
-
 def _accept_invitation(browser: Browser, providers: Providers, email: str) -> None:
     context = browser.new_context()
     page = context.new_page()
-    page.goto(_link_in_mail(providers, email, "invite"))
+    page.goto(link_in_mail(providers, email, "invite"))
     page.fill("#password", PASSWORDS[email])
     page.fill("#password_again", PASSWORDS[email])
     page.click("button[type=submit]")
@@ -410,7 +373,7 @@ def _subscribe(browser: Browser, providers: Providers, base: str) -> None:
     page.fill("#sub-email", READER)
     page.click("form[action='/s/acme/subscribe'] button[type=submit]")
     expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
-    page.goto(_link_in_mail(providers, READER, "s/acme/confirm"))
+    page.goto(link_in_mail(providers, READER, "s/acme/confirm"))
     page.get_by_role("button", name="Confirm subscription").click()
     expect(page.get_by_role("heading", name="Subscription confirmed")).to_be_visible()
     context.close()

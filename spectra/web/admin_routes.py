@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any, Final, Literal, Protocol, TypeVar
 from urllib.parse import urlencode
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -37,21 +37,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from spectra.api.errors import problems_from
 from spectra.auth import accounts, api_tokens, audit, impersonation, organization_settings, policy, sessions, tenants
 from spectra.auth import global_maintenance as maintenance
 from spectra.auth.identity import Actor, Principal
 from spectra.auth.policy import Action
 from spectra.domain.global_maintenance import parse_until
 from spectra.runtime.clients import client_key
-from spectra.runtime.forms import read_body
 from spectra.runtime.timefmt import rfc3339
 from spectra.store import utcnow
 from spectra.store.accounts import EMAIL_LEN, ApiToken, Membership, User, UserSession
 from spectra.store.engine import retry_conflicts
 from spectra.tokens import Tokens
-from spectra.web.auth_routes import BODY_NOT_JSON, AuthApi, Granted, Refusal, SignIn, problem, session_response
+from spectra.web.auth_routes import AuthApi, Granted, Refusal, SignIn, problem, session_response
 from spectra.web.bearer import REALM
+from spectra.web.bodies import read_json
 
 log = logging.getLogger("spectra.web")
 
@@ -65,7 +64,6 @@ ACTION_MAX: Final = 100  # an audit action prefix (`member.`, `user.login`)
 DISPLAY_NAME_MAX: Final = 255  # the column's size
 SCOPES_MAX: Final = 10
 
-BODY_TOO_LARGE: Final = "The request body is too large."
 BAD_EMAIL: Final = f"email: {accounts.BAD_EMAIL}"
 BAD_BEFORE: Final = "before must be the id of an audit record (a whole number)."
 BAD_LIMIT: Final = f"limit must be a whole number from 1 to {AUDIT_PAGE_MAX}."
@@ -121,22 +119,6 @@ class MaintenanceBody(_Body):
     message: StrictStr
     until: StrictStr | None = None  # an ISO 8601 time with an offset, or a duration (90m, 2h, 1d)
     show_on_status_pages: StrictBool = False
-
-
-B = TypeVar("B", bound=_Body)
-
-
-async def read_json(request: Request, model: type[B]) -> B:
-    """The request's JSON object as `model`, or 400 naming each bad field (`field: message`)."""
-    raw = await read_body(request)
-    if raw is None:
-        raise Refusal(413, BODY_TOO_LARGE)
-    try:
-        return model.model_validate_json(raw if raw.strip() else b"{}", strict=True)
-    except ValidationError as invalid:
-        if any(error["type"] in ("json_invalid", "model_type") for error in invalid.errors()):
-            raise Refusal(400, BODY_NOT_JSON) from None
-        raise Refusal(400, "; ".join(str(found) for found in problems_from(invalid))) from None
 
 
 def _email(text: str) -> str:

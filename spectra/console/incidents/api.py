@@ -16,7 +16,7 @@ problem details; nothing is cached.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode
 
 from pydantic import ValidationError
@@ -31,9 +31,9 @@ from spectra.auth import policy, sessions
 from spectra.auth.identity import Principal
 from spectra.console.operations import Operation
 from spectra.runtime.clients import client_key
-from spectra.runtime.forms import read_body
-from spectra.web.auth_routes import BODY_NOT_JSON, AuthApi, Refusal, problem
+from spectra.web.auth_routes import AuthApi, Refusal, problem
 from spectra.web.bearer import REALM
+from spectra.web.bodies import read_json
 
 from .models import IncidentDetailModel, IncidentList, IncidentModel, IncidentQuery, NoteBody, ReassignBody
 from .service import Filters, IncidentService, Refused
@@ -62,21 +62,6 @@ OPERATIONS: Final = (
 )  # fmt: skip
 
 Handler = Callable[[Request], Awaitable[Response]]
-B = TypeVar("B", NoteBody, ReassignBody)
-BODY_TOO_LARGE: Final = "The request body is too large."
-
-
-async def read_json(request: Request, model: type[B]) -> B:
-    """The request's JSON object as `model`, or 400 naming each bad field (`field: message`)."""
-    raw = await read_body(request)
-    if raw is None:
-        raise Refusal(413, BODY_TOO_LARGE)
-    try:
-        return model.model_validate_json(raw if raw.strip() else b"{}", strict=True)
-    except ValidationError as invalid:
-        if any(error["type"] in ("json_invalid", "model_type") for error in invalid.errors()):
-            raise Refusal(400, BODY_NOT_JSON) from None
-        raise Refusal(400, "; ".join(str(found) for found in problems_from(invalid))) from None
 
 
 def _json(body: Any, status: int = 200) -> JSONResponse:

@@ -27,9 +27,9 @@ from spectra.auth.identity import Actor, Principal
 from spectra.auth.policy import Action
 from spectra.runtime.clients import client_key
 from spectra.store.engine import retry_conflicts
-from spectra.web.admin_routes import read_json
 from spectra.web.auth_routes import AuthApi, Refusal, problem
 from spectra.web.bearer import REALM
+from spectra.web.bodies import read_json
 
 from ..operations import Operation
 from . import service
@@ -165,7 +165,7 @@ class OncallApi:
     async def take(self, request: Request) -> Response:
         principal = await self.caller(request, changes=True)
         policy.require(principal, Action.ONCALL_OVERRIDE, organization=principal.organization)
-        body = await read_json(request, OverrideBody)  # type: ignore[type-var]
+        body = await read_json(request, OverrideBody)
         namespace, name = request.path_params["namespace"], request.path_params["name"]
         actor = Actor.of(principal, ip=client_key(request))
 

@@ -25,15 +25,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from spectra.api.errors import problems_from
 from spectra.auth import policy, sessions
 from spectra.auth.identity import Actor, Principal
 from spectra.runtime.clients import client_key
-from spectra.runtime.forms import read_body
 from spectra.store.engine import retry_conflicts
-from spectra.web.admin_routes import BODY_TOO_LARGE
-from spectra.web.auth_routes import BODY_NOT_JSON, AuthApi, Refusal, problem
+from spectra.web.auth_routes import AuthApi, Refusal, problem
 from spectra.web.bearer import REALM
+from spectra.web.bodies import read_json
 
 from ..operations import Operation
 from . import models, service
@@ -81,22 +79,6 @@ OPERATIONS: Final = (
     ),
     Operation("DELETE", PAGE + "/maintenance/{maintenance_id}", "End ad-hoc maintenance now", TAG, MaintenanceOut),
 )
-
-
-B = TypeVar("B", bound=BaseModel)
-
-
-async def read_json(request: Request, model: type[B]) -> B:
-    """The request's JSON object as `model`, or 400 naming each bad field (`field: message`)."""
-    raw = await read_body(request)
-    if raw is None:
-        raise Refusal(413, BODY_TOO_LARGE)
-    try:
-        return model.model_validate_json(raw if raw.strip() else b"{}", strict=True)
-    except ValidationError as invalid:
-        if any(error["type"] in ("json_invalid", "model_type") for error in invalid.errors()):
-            raise Refusal(400, BODY_NOT_JSON) from None
-        raise Refusal(400, "; ".join(str(found) for found in problems_from(invalid))) from None
 
 
 def _json(model: BaseModel, status: int = 200) -> JSONResponse:

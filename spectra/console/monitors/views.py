@@ -27,7 +27,7 @@ from spectra.web.auth_routes import Refusal
 from ..rendering import _TEMPLATES
 from ..viewer import Renew, Viewer
 from . import service
-from .chart import latency_svg
+from .chart import cached_latency_svg
 from .hub import MonitorHub
 from .service import MonitorLine
 
@@ -110,8 +110,8 @@ class MonitorViews:
         newest = max((p.hour for s in found.latency for p in s.points), default=None)
         if newest is not None and newest + service.HOUR > end:
             end = newest + service.HOUR
-        chart = latency_svg(
-            found.latency,
+        chart = cached_latency_svg(
+            tuple(found.latency),
             start=end - timedelta(days=days),
             end=end,
             title=f"Response time of {namespace}/{name}, last {days} day{'s' if days > 1 else ''}",

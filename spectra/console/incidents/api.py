@@ -35,7 +35,7 @@ from spectra.web.auth_routes import AuthApi, Refusal, problem
 from spectra.web.bearer import REALM
 from spectra.web.bodies import read_json
 
-from .models import IncidentDetailModel, IncidentList, IncidentModel, IncidentQuery, NoteBody, ReassignBody
+from .models import Counts, IncidentDetailModel, IncidentList, IncidentModel, IncidentQuery, NoteBody, ReassignBody
 from .service import Filters, IncidentService, Refused
 
 if TYPE_CHECKING:
@@ -133,7 +133,11 @@ class IncidentsApi:
         if page.next_cursor is not None:
             kept = {key: value for key, value in request.query_params.items() if key != "cursor"}
             next_url = f"{BASE}?{urlencode({**kept, 'cursor': page.next_cursor})}"
-        body = IncidentList(items=[IncidentModel.of(item) for item in page.items], next=next_url, counts=page.counts)  # type: ignore[arg-type]
+        body = IncidentList(
+            items=[IncidentModel.of(item) for item in page.items],
+            next=next_url,
+            counts=Counts.model_validate(page.counts),
+        )
         return _json(body.model_dump(mode="json"))
 
     async def detail(self, request: Request) -> Response:

@@ -106,7 +106,7 @@ class ShiftOut(_Answer):
             start=shift.start,
             end=shift.end,
             contact=PersonOut.of(shift.contact) if shift.contact is not None else None,
-            override=shift.override,  # type: ignore[arg-type]
+            override=shift.override,
             override_id=shift.override_id,
             mine=shift.mine,
         )
@@ -144,7 +144,7 @@ class MyShiftOut(_Answer):
             start=shift.start,
             end=shift.end,
             contact=shift.contact,
-            override=shift.override,  # type: ignore[arg-type]
+            override=shift.override,
         )
 
 

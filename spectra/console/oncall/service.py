@@ -17,7 +17,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -36,6 +36,9 @@ from spectra.runtime.timefmt import rfc3339
 from spectra.store import Membership, OncallFeed, OncallOverride, Resource, User, UserStatus
 from spectra.store.oncall_overrides import OVERRIDE_REASON_LEN
 from spectra.tokens import InvalidToken, Purpose, Tokens
+
+# What decides a shift: the manifest's override ("spec"), one taken here ("stored"), or the layers (None).
+Decider = Literal["spec", "stored"] | None
 
 TIMELINE_DAYS: Final = 14  # the console's timeline, and the API's default
 TIMELINE_DAYS_MAX: Final = 60
@@ -91,7 +94,7 @@ class ShiftView:
     start: datetime
     end: datetime
     contact: Person | None  # None: nobody
-    override: str | None  # "spec" (the manifest's), "stored" (taken here) or None (the layers)
+    override: Decider  # "spec" (the manifest's), "stored" (taken here) or None (the layers)
     override_id: int | None
     mine: bool
 
@@ -113,7 +116,7 @@ class MyShift:
     start: datetime
     end: datetime
     contact: str
-    override: str | None
+    override: Decider
 
 
 @dataclass
@@ -234,7 +237,7 @@ def _schedule_in(
 
 def _shift_view(shift: Any, where: _Namespace, mine: set[str]) -> ShiftView:
     override: Override | None = shift.override
-    kind = None if override is None else ("stored" if isinstance(override, StoredOverride) else "spec")
+    kind: Decider = None if override is None else ("stored" if isinstance(override, StoredOverride) else "spec")
     return ShiftView(
         start=shift.start,
         end=shift.end,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 from spectra.store.clock import database_now
 from spectra.store.config import Monitor, MonitorLocation
 from spectra.store.monitor_states import MonitorState
+
+T = TypeVar("T")
 
 STALE_INTERVALS: Final = 3  # a location that has not reported for this many intervals is left out
 
@@ -104,25 +106,36 @@ def monitor_overview(session: Session, now: datetime | None = None) -> list[Moni
     )
     grouped: dict[int, tuple[Any, list[_LocationRow]]] = {}
     for row in session.execute(stmt):
-        stale_before = now - timedelta(milliseconds=row.interval_ms * STALE_INTERVALS)
-        state = row.state or "pending"
-        reporting = (
-            row.reported_at is not None and row.reported_at >= stale_before and state not in ("pending", "paused")
-        )
+        state, reporting = location_judgement(row.state, row.reported_at, row.interval_ms, now)
         location = LocationOverview(row.location, state, row.last_check_at, reporting)
         entry = grouped.setdefault(row.resource_id, (row, []))
         entry[1].append(_LocationRow(location, row.last_latency_ms, row.last_reason or ""))
     return [_overview(first, rows) for first, rows in grouped.values()]
 
 
+def location_judgement(
+    state: str | None, reported_at: datetime | None, interval_ms: int, now: datetime
+) -> tuple[str, bool]:
+    """A location's state ("pending" before any result) and whether it counts: it stored a result within
+    STALE_INTERVALS intervals of `now` and judged it (not pending, not paused)."""
+    judged = state or "pending"
+    stale_before = now - timedelta(milliseconds=interval_ms * STALE_INTERVALS)
+    return judged, reported_at is not None and reported_at >= stale_before and judged not in ("pending", "paused")
+
+
+def explaining_check(checks: Sequence[tuple[str, datetime | None, T]], state: str) -> tuple[T | None, datetime | None]:
+    """Of each location's (state, last check, what to show), what to show of the newest check, preferring a
+    location whose state explains the combined `state`; and the newest check's time."""
+    checked = [check for check in checks if check[1] is not None]
+    newest = max((at for _, at, _ in checked if at is not None), default=None)
+    checked.sort(key=lambda check: (check[0] == state, check[1]), reverse=True)
+    return (checked[0][2] if checked else None), newest
+
+
 def _overview(monitor: Any, rows: list[_LocationRow]) -> MonitorOverview:
     reporting = [row for row in rows if row.overview.reporting]
     state = combined_state(bool(monitor.paused), monitor.quorum, [row.overview.state for row in reporting])
-    checked = [row for row in rows if row.overview.last_check_at is not None]
-    # Latency and reason of the newest check, preferring a location whose state explains the result.
-    checked.sort(key=lambda row: (row.overview.state == state, row.overview.last_check_at), reverse=True)
-    newest = max((row.overview.last_check_at for row in checked), default=None)  # type: ignore[type-var]
-    best = checked[0] if checked else None
+    best, newest = explaining_check([(row.overview.state, row.overview.last_check_at, row) for row in rows], state)
     return MonitorOverview(
         namespace=monitor.namespace,
         name=monitor.name,

@@ -34,7 +34,7 @@ from spectra.domain.monitors import MonitorRef
 from spectra.domain.uptime import Counts, uptime_text
 from spectra.store import CheckResult, HourlyRollup, Incident, Monitor, MonitorLocation, MonitorState, Resource
 from spectra.store.clock import database_now
-from spectra.store.overview import STALE_INTERVALS, combined_state
+from spectra.store.overview import STALE_INTERVALS, combined_state, explaining_check, location_judgement
 from spectra.store.results import HISTOGRAM_COLUMNS
 
 STATES: Final = ("down", "degraded", "pending", "up", "paused")  # the overview's order: worst first
@@ -177,11 +177,7 @@ def monitor_lines(session: Session, *, where: Iterable[Any] = (), now: datetime 
         entry = grouped.setdefault(row.resource_id, (row, []))
         if row.location is None:
             continue
-        state = row.state or "pending"
-        stale_before = now - timedelta(milliseconds=row.interval_ms * STALE_INTERVALS)
-        reporting = (
-            row.reported_at is not None and row.reported_at >= stale_before and state not in ("pending", "paused")
-        )
+        state, reporting = location_judgement(row.state, row.reported_at, row.interval_ms, now)
         entry[1].append(
             LocationState(row.location, state, row.last_check_at, reporting, row.last_latency_ms, row.last_reason or "")
         )
@@ -191,13 +187,7 @@ def monitor_lines(session: Session, *, where: Iterable[Any] = (), now: datetime 
 def _line(row: Any, locations: list[LocationState]) -> MonitorLine:
     reporting = [loc.state for loc in locations if loc.reporting]
     state = combined_state(bool(row.paused), row.quorum, reporting)
-    checked = sorted(
-        (loc for loc in locations if loc.last_check_at is not None),
-        key=lambda loc: (loc.state == state, loc.last_check_at),
-        reverse=True,
-    )
-    newest = max((loc.last_check_at for loc in checked if loc.last_check_at is not None), default=None)
-    best = checked[0] if checked else None
+    best, newest = explaining_check([(loc.state, loc.last_check_at, loc) for loc in locations], state)
     return MonitorLine(
         id=row.resource_id,
         namespace=row.namespace,

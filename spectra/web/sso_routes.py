@@ -206,7 +206,7 @@ class SsoWeb:
             log.warning("single sign-on (%s): the provider failed: %s", provider.name, _reason(exc))
             raise _Refused(502, UNREACHABLE) from None
         except (JoseError, ValueError, KeyError, TypeError) as exc:
-            log.info("single sign-on (%s): the ID token was refused: %s", provider.name, _reason(exc))
+            log.info("single sign-on (%s): the ID token was refused: %s", provider.name, _token_refusal(exc))
             raise _Refused(401, UNVERIFIED) from None
         claims = token.get("userinfo") if isinstance(token, dict) else None
         if not isinstance(claims, dict):
@@ -258,6 +258,13 @@ async def _trusted_metadata(provider: sso.Provider, client: StarletteOAuth2App) 
 
 def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+def _token_refusal(exc: BaseException) -> str:
+    """What the log says of a refused ID token: the error's type and authlib's error code, never its
+    message, which may quote the token or a claim's value."""
+    code = getattr(exc, "error", None)
+    return type(exc).__name__ + (f" ({code})" if isinstance(code, str) and code.isascii() and len(code) < 60 else "")
 
 
 class _Refused(Exception):

@@ -182,12 +182,18 @@ async def test_a_bad_id_token_is_refused(
     sessions: sessionmaker[Session],
     changes: dict[str, Any],
     make: Callable[[StandIn], str] | None,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     standin.changes = changes
     if make is not None:
         standin.make_token = make
     before = stored(sessions)
-    answer = await sign_in(app, standin)
+    with caplog.at_level("INFO", logger="spectra.web"):
+        answer = await sign_in(app, standin)
+    # The log names why, never a claim's value (an address, a nonce, the wrong audience or issuer).
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    for value in (*(str(v) for v in changes.values() if isinstance(v, str)), CLIENT_SECRET):
+        assert value not in logged
     assert answer.status_code == 401, answer.text
     assert "The identity provider&#39;s answer could not be verified: start again." in answer.text
     assert sso_routes.UNVERIFIED == "The identity provider's answer could not be verified: start again."

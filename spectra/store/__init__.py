@@ -56,6 +56,7 @@ from spectra.store.results import (
     prune_daily,
     prune_results,
     rollup,
+    rollup_days,
 )
 from spectra.store.statuspages import (
     PageIncident,
@@ -147,6 +148,7 @@ __all__ = [
     "redacted",
     "release_lease",
     "rollup",
+    "rollup_days",
     "save_states",
     "session_factory",
     "upgrade",

@@ -173,9 +173,18 @@ def rollup(session: Executor, since: datetime, until: datetime) -> RollupCounts:
     hourly_rows = _hourly_from_raw(conn, hour_start, hour_end)
     upsert(conn, HOURLY, hourly_rows, key=_ROLLUP_KEY)
     # Days are summed from all their hourly buckets, not only the ones recomputed just now.
-    daily_rows = _daily_from_hourly(conn, _floor(hour_start, "day"), _ceil(hour_end, "day"))
+    return RollupCounts(hourly=len(hourly_rows), daily=rollup_days(conn, hour_start, hour_end))
+
+
+def rollup_days(session: Executor, since: datetime, until: datetime) -> int:
+    """(Re)compute the daily buckets of the UTC days overlapping [since, until) from their hourly buckets
+    (each day whole); what `rollup` does after the hours, and what loading hourly rollups from elsewhere
+    needs. Returns how many daily buckets were written."""
+    _require_aware(since, until)
+    conn = connection_of(session)
+    daily_rows = _daily_from_hourly(conn, _floor(since, "day"), _ceil(until, "day"))
     upsert(conn, DAILY, daily_rows, key=_ROLLUP_KEY)
-    return RollupCounts(hourly=len(hourly_rows), daily=len(daily_rows))
+    return len(daily_rows)
 
 
 def _hourly_from_raw(conn: Connection, start: datetime, end: datetime) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from spectra.api import API_VERSION, parse_object
 from spectra.reconcile import MANIFEST_SOURCE, apply_set
-from spectra.store import HourlyRollup, Incident, Monitor, insert_results, save_states
+from spectra.store import HourlyRollup, Incident, Monitor, insert_results, rollup_days, save_states
 from spectra.store.results import HISTOGRAM_COLUMNS, LATENCY_BOUNDS_MS
 from tests.factories.store import SecretTable, state_row
 
@@ -104,7 +104,8 @@ def hourly(
     histogram: Sequence[int] | None = None,
 ) -> None:
     """`hours` hourly rollups from `start`, each with `checks` checks at `mean_ms` mean latency; `histogram`
-    (from `latency_histogram`) gives each its latency histogram, else it has none (as before 0011)."""
+    (from `latency_histogram`) gives each its latency histogram, else it has none (as before 0011). The
+    daily rollups of those days are summed from them, as the store's `rollup` does."""
     counters = dict(zip(HISTOGRAM_COLUMNS, histogram or [0] * len(HISTOGRAM_COLUMNS), strict=True))
     session.add_all(
         HourlyRollup(
@@ -123,6 +124,7 @@ def hourly(
         for k in range(hours)
     )
     session.flush()
+    rollup_days(session, start, start + hours * HOUR)
 
 
 def latency_histogram(per_bucket: Mapping[int | None, int]) -> list[int]:

@@ -32,7 +32,16 @@ from spectra.domain.latency import EMPTY, P50, P95, Histogram, quantiles
 from spectra.domain.maintenance import load_windows, maintenance_buckets
 from spectra.domain.monitors import MonitorRef
 from spectra.domain.uptime import Counts, uptime_text
-from spectra.store import CheckResult, HourlyRollup, Incident, Monitor, MonitorLocation, MonitorState, Resource
+from spectra.store import (
+    CheckResult,
+    DailyRollup,
+    HourlyRollup,
+    Incident,
+    Monitor,
+    MonitorLocation,
+    MonitorState,
+    Resource,
+)
 from spectra.store.clock import database_now
 from spectra.store.overview import STALE_INTERVALS, combined_state, explaining_check, location_judgement
 from spectra.store.results import HISTOGRAM_COLUMNS
@@ -525,40 +534,66 @@ def hour_floor(moment: datetime) -> datetime:
 def uptimes(session: Session, monitor: Monitor, now: datetime) -> list[Uptime]:
     """Uptime over the last 24 h, 7, 30 and 90 days (whole hours up to this one), maintenance left out.
 
-    One row of sums per window in SQL; per hour only when a maintenance window covered some of it."""
+    Whole UTC days come from the daily rollups (each is the sum of its hours, written with them), the
+    hours at either end of a window from the hourly ones: about 190 rows instead of 4,320 for 90 days in
+    two locations. With maintenance in the range, per hour, so that the hours it covered are left out."""
     end = hour_floor(now) + HOUR
     start = end - timedelta(days=UPTIME_WINDOWS[-1][1])
     ref = MonitorRef(monitor.resource_id, monitor.namespace, monitor.name, dict(monitor.labels or {}))
     excluded = maintenance_buckets(load_windows(session), [ref], start, end, HOUR).get(monitor.resource_id, set())
-    h = HourlyRollup
-    mine = (h.monitor_id == monitor.resource_id, h.bucket_start >= start, h.bucket_start < end)
-    if not excluded:
-        sums: list[Any] = []
-        for _, days in UPTIME_WINDOWS:
-            inside = h.bucket_start >= end - timedelta(days=days)
-            sums.extend(
-                func.sum(case((inside, column), else_=0))
-                for column in (h.checks_total, h.checks_degraded, h.checks_down)
-            )
-        row = session.execute(select(*sums).where(*mine)).one()
+    if excluded:
+        hourly = _summed_per_bucket(session, HourlyRollup, monitor.resource_id, [(start, end)])
         return [
-            _uptime(window, Counts(int(row[3 * k] or 0), int(row[3 * k + 1] or 0), int(row[3 * k + 2] or 0)))
-            for k, (window, _) in enumerate(UPTIME_WINDOWS)
+            _uptime(window, _total(hourly, [(end - timedelta(days=days), end)], excluded))
+            for window, days in UPTIME_WINDOWS
         ]
-    rows = session.execute(
-        select(h.bucket_start, func.sum(h.checks_total), func.sum(h.checks_degraded), func.sum(h.checks_down))
-        .where(*mine)
-        .group_by(h.bucket_start)
-    ).all()
-    out: list[Uptime] = []
-    for window, days in UPTIME_WINDOWS:
-        since = end - timedelta(days=days)
-        counts = Counts()
-        for bucket, total, degraded, down in rows:
-            if bucket >= since and bucket not in excluded:
-                counts = counts + Counts(int(total or 0), int(degraded or 0), int(down or 0))
-        out.append(_uptime(window, counts))
-    return out
+    spans = {window: _window_spans(end - timedelta(days=days), end) for window, days in UPTIME_WINDOWS}
+    hourly = _summed_per_bucket(session, HourlyRollup, monitor.resource_id, [r for h, _ in spans.values() for r in h])
+    daily = _summed_per_bucket(session, DailyRollup, monitor.resource_id, [d for _, d in spans.values() if d])
+    return [
+        _uptime(window, _total(hourly, hours) + _total(daily, [days] if days else []))
+        for window, (hours, days) in spans.items()
+    ]
+
+
+Span = tuple[datetime, datetime]
+
+
+def _window_spans(start: datetime, end: datetime) -> tuple[list[Span], Span | None]:
+    """[start, end) as (its hours before the first midnight and after the last, its whole days between)."""
+    first_midnight = start if start.hour == 0 else start.replace(hour=0) + timedelta(days=1)
+    last_midnight = end.replace(hour=0)
+    if first_midnight >= last_midnight:
+        return [(start, end)], None
+    hours = [(start, first_midnight), (last_midnight, end)]
+    return [(a, b) for a, b in hours if a < b], (first_midnight, last_midnight)
+
+
+def _summed_per_bucket(
+    session: Session, model: type[HourlyRollup] | type[DailyRollup], monitor_id: int, spans: Sequence[Span]
+) -> dict[datetime, Counts]:
+    """Checks per bucket of the monitor (all locations) in any of `spans`; one query."""
+    if not spans:
+        return {}
+    inside = or_(*(and_(model.bucket_start >= a, model.bucket_start < b) for a, b in spans))
+    stmt = (
+        select(model.bucket_start, func.sum(model.checks_total), func.sum(model.checks_degraded),
+               func.sum(model.checks_down))
+        .where(model.monitor_id == monitor_id, inside)
+        .group_by(model.bucket_start)
+    )  # fmt: skip
+    return {
+        bucket: Counts(int(total or 0), int(degraded or 0), int(down or 0))
+        for bucket, total, degraded, down in session.execute(stmt)
+    }
+
+
+def _total(buckets: Mapping[datetime, Counts], spans: Sequence[Span], excluded: Collection[datetime] = ()) -> Counts:
+    counts = Counts()
+    for bucket, one in buckets.items():
+        if bucket not in excluded and any(a <= bucket < b for a, b in spans):
+            counts = counts + one
+    return counts
 
 
 def _uptime(window: str, counts: Counts) -> Uptime:
@@ -769,13 +804,17 @@ class StateChange:
     changed_at: datetime
 
 
-def changes_since(session: Session, since: datetime | None) -> list[StateChange]:
-    """State rows whose `changed_at` is at or after `since` (None: every row); one query for every
-    client of a process."""
+def changes_since(
+    session: Session, *, changed: datetime | None = None, stored: datetime | None = None
+) -> list[StateChange]:
+    """State rows whose state changed at or after `changed` and that were stored (`reported_at`) at or
+    after `stored` (None: no bound; neither: every row); one query for every client of a process."""
     s = MonitorState
     stmt = select(s.monitor_id, s.location, s.state, s.changed_at)
-    if since is not None:
-        stmt = stmt.where(s.changed_at >= since)
+    if changed is not None:
+        stmt = stmt.where(s.changed_at >= changed)
+    if stored is not None:
+        stmt = stmt.where(s.reported_at >= stored)
     return [StateChange(r.monitor_id, r.location, r.state, r.changed_at) for r in session.execute(stmt)]
 
 

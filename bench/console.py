@@ -1,12 +1,13 @@
 """The console's monitors area: the overview with 10,000 monitors, a monitor page over 90 days of rollups,
 and one live update reaching 200 connected overviews.
 
-The database is a fresh SQLite file (migrated with the store's own migrations): one Organization owning
-ten namespaces, 10,000 http monitors (1,000 with `--quick`) with a state per location, and one of them with
-90 days of hourly rollups in two locations and a week of raw checks, all inserted directly; a member of
-the organization signed in by a real session (the cookies `/login` sets). The app is the real one
-(`spectra.web.app.create_app` with the console's routes, as `spectra web` builds it) on a real uvicorn
-server on 127.0.0.1 in this process, with its `MonitorHub` running beside it as `spectra web` runs it.
+The database is a fresh SQLite file (migrated with the store's own migrations): one Organization owning ten
+namespaces, 10,000 http monitors (1,000 with `--quick`) with a state per location, and one of them with 90
+days of hourly rollups (and the daily ones summed from them) in two locations and a week of raw checks, all
+inserted directly; a member of the organization signed in by a real session (the cookies `/login` sets). The
+app is the real one (`spectra.web.app.create_app` with the console's routes, as `spectra web` builds it) on
+a real uvicorn server on 127.0.0.1 in this process, with its `MonitorHub` running beside it as `spectra web`
+runs it.
 
 - `overview_ms`: server time of `GET /console` (the first page of 200 rows, the counts of every monitor),
   measured inside the app from the request's arrival to the last byte of the answer; sequential requests.
@@ -98,6 +99,7 @@ def seed(database_url: str, monitors: int) -> tuple[str, str]:
         User,
         UserStatus,
         insert_results,
+        rollup_days,
         upgrade,
     )
     from spectra.store.engine import make_engine, session_factory
@@ -155,6 +157,7 @@ def seed(database_url: str, monitors: int) -> tuple[str, str]:
             for h in range(90 * 24)
         ]  # fmt: skip
         conn.execute(sa.insert(HourlyRollup.__table__), rollups)
+        rollup_days(conn, hour - timedelta(days=90), hour + timedelta(hours=1))  # as the store's rollup does
         insert_results(conn, [
             {"monitor_id": 1, "location": location, "checked_at": now - timedelta(minutes=m), "status": "up",
              "latency_ms": 50.0, "reason": "HTTP 200"}
@@ -288,10 +291,11 @@ async def _sse(base: str, cookies: dict[str, str], sessions: Any, *, clients: in
 
     def change(state: str) -> float:
         with sessions.begin() as session:
+            now = datetime.now(UTC)  # as the probe's writer stores a change: checked and stored now
             session.execute(
                 sa.update(state_model)
                 .where(state_model.monitor_id == 1, state_model.location == "eu")
-                .values(state=state, changed_at=datetime.now(UTC))
+                .values(state=state, changed_at=now, reported_at=now)
             )
         return time.perf_counter()
 

@@ -1,13 +1,16 @@
 """One hub per web process: reads monitor state changes from the store and fans them out to the
 overviews connected to `/console/events`.
 
-Every `interval_s` (half a second, so that a change reaches everyone within a second wherever it falls
-in the poll) the hub asks the store one cheap question for every client at once: which `monitor_states`
-rows changed since a little before the newest change it has seen (`changed_at` is the probe's time of
-the check, and results are stored a moment later, so it looks back `LOOKBACK` and keeps only rows whose
-state differs from what it knows). For the monitors that changed it reads their overview lines and keeps
-the combined state of every monitor, so the counts per state of any set of namespaces are known without
-another query.
+Every `interval_s` (half a second, so that a change reaches everyone within a second wherever it falls in
+the poll) the hub asks the store one cheap question for every client at once: which `monitor_states` rows
+were stored since its previous poll (`reported_at`, the database's time of the write, less `STORED_SLACK`
+for a write still committing) with a state that changed lately (`changed_at`, the probe's time of the
+check, within `LOOKBACK` of that poll), and keeps only rows whose state differs from what it knows. Both
+bounds move with the database's clock, so a quiet store costs a poll almost nothing, however many
+monitors changed at once a while ago; a row either bound misses (a probe whose clock is minutes behind)
+is found by the full read every `FULL_REFRESH_S`. For the monitors that changed it reads their overview
+lines and keeps the combined state of every monitor, so the counts per state of any set of namespaces are
+known without another query.
 
 Each subscriber holds its visible namespaces (the policy's `visible_namespaces`, fixed at connection)
 and a bounded queue: a message is rendered once per distinct set of namespaces, and a client whose
@@ -32,13 +35,15 @@ from typing import Final
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.auth import policy
+from spectra.store.clock import database_now
 
 from . import service
 from .service import MonitorLine
 
 log = logging.getLogger("spectra.console")
 
-LOOKBACK: Final = timedelta(minutes=2)
+LOOKBACK: Final = timedelta(minutes=2)  # a check's time may be this much before its row is stored
+STORED_SLACK: Final = timedelta(seconds=5)  # a write's database time may be this much before its commit
 FULL_REFRESH_S: Final = 30.0  # every monitor re-read: locations that went silent (judged stale)
 CONFIG_CHECK_S: Final = 5.0  # and as soon as monitors were added, removed, edited or paused
 INTERVAL_S: Final = 0.5  # a change reaches every client within a second, wherever it falls in the poll
@@ -68,7 +73,7 @@ class MonitorHub:
         self._refreshed = 0.0  # time.monotonic() of the last full read
         self._checked = 0.0  # ... and of the last look at the configuration's fingerprint
         self._fingerprint: tuple[object, ...] = ()
-        self._watermark: datetime | None = None
+        self._polled: datetime | None = None  # the database's time at the start of the last poll
         self._loaded = False
         self._running = False
         self._task: asyncio.Task[None] | None = None
@@ -143,18 +148,17 @@ class MonitorHub:
             if not self._loaded:
                 self._load(session)
                 return []
-            if self._watermark is None:
-                rows = service.changes_since(session, None)
+            polled, self._polled = self._polled, database_now(session)
+            if polled is None:
+                rows = service.changes_since(session)
             else:
-                rows = service.changes_since(session, self._watermark - LOOKBACK)
+                rows = service.changes_since(session, changed=polled - LOOKBACK, stored=polled - STORED_SLACK)
             moved: set[int] = set()
             for row in rows:
                 key = (row.monitor_id, row.location)
                 if self._locations.get(key) != (row.state, row.changed_at):
                     self._locations[key] = (row.state, row.changed_at)
                     moved.add(row.monitor_id)
-                if self._watermark is None or row.changed_at > self._watermark:
-                    self._watermark = row.changed_at
             if self._refresh_due(session):
                 before = self._all
                 self._refresh(session)
@@ -196,11 +200,10 @@ class MonitorHub:
         self._refreshed = self._checked = time.monotonic()
 
     def _load(self, session: Session) -> None:
+        self._polled = database_now(session)
         self._refresh(session)
-        for row in service.changes_since(session, None):
+        for row in service.changes_since(session):
             self._locations[(row.monitor_id, row.location)] = (row.state, row.changed_at)
-            if self._watermark is None or row.changed_at > self._watermark:
-                self._watermark = row.changed_at
         self._loaded = True
 
     def publish(self, lines: Sequence[MonitorLine]) -> None:

@@ -5,8 +5,9 @@ rollups, latency, certificate, incidents, YAML without secrets), cursors; on SQL
 from __future__ import annotations
 
 import asyncio
+import itertools
 import xml.etree.ElementTree as ET
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -107,7 +108,7 @@ def test_another_tenants_monitor_is_not_found(world: World) -> None:
             service.detail(session, world.uma, "acme", "nothing-here")
 
 
-def test_uptime_over_each_window_from_the_hourly_rollups(world: World) -> None:
+def test_uptime_over_each_window_from_the_rollups(world: World) -> None:
     now = utcnow()
     monitor_id = world.ids["acme/shop"]
     end = service.hour_floor(now) + HOUR
@@ -123,6 +124,47 @@ def test_uptime_over_each_window_from_the_hourly_rollups(world: World) -> None:
         "7d": (f"{100 * (1 - 720 / (7 * 24 * 120)):.2f}%", 7 * 24 * 120),
         "30d": (f"{100 * (1 - 720 / (30 * 24 * 120)):.2f}%", 30 * 24 * 120),
         "90d": (f"{100 * (1 - 720 / (90 * 24 * 120)):.2f}%", 90 * 24 * 120),
+    }
+
+
+@pytest.mark.parametrize("end_hour", range(24))
+@pytest.mark.parametrize("days", [1, 7, 30, 90])
+def test_a_windows_hours_and_whole_days_cover_it_exactly_once(end_hour: int, days: int) -> None:
+    end = datetime(2026, 3, 29, end_hour, tzinfo=UTC)  # a DST day somewhere: UTC has none
+    start = end - timedelta(days=days)
+    hours, whole_days = service._window_spans(start, end)
+    spans = sorted([*hours, *([whole_days] if whole_days else [])])
+    assert spans[0][0] == start
+    assert spans[-1][1] == end
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    assert all(a < b for a, b in spans)
+    if whole_days:
+        assert whole_days[0].hour == whole_days[1].hour == 0
+    assert sum((b - a for a, b in hours), timedelta()) < timedelta(days=2)
+
+
+def test_uptime_leaves_out_the_hours_maintenance_covered(world: World) -> None:
+    """With a window in the 90 days, each window counts per hour and leaves its hours out, whatever the
+    daily rollups say."""
+    now = utcnow()
+    monitor_id = world.ids["acme/shop"]
+    end = service.hour_floor(now) + HOUR
+    window = {
+        "apiVersion": "spectra.dev/v1alpha1", "kind": "MaintenanceWindow",
+        "metadata": {"name": "upgrade", "namespace": "acme"},
+        "spec": {"start": (end - 12 * HOUR).isoformat(), "end": end.isoformat(), "monitors": ["shop"]},
+    }  # fmt: skip
+    with world.sessions.begin() as session:
+        hourly(session, monitor_id, "eu", start=end - timedelta(days=90), hours=90 * 24 - 12)
+        hourly(session, monitor_id, "eu", start=end - 12 * HOUR, hours=12, down=60)
+        apply_monitors(session, [window])
+    with world.sessions() as session:
+        found = service.detail(session, world.uma, "acme", "shop")
+    assert {u.window: (u.percent, u.checks) for u in found.uptime} == {
+        "24h": ("100.00%", 12 * 120),
+        "7d": ("100.00%", (7 * 24 - 12) * 120),
+        "30d": ("100.00%", (30 * 24 - 12) * 120),
+        "90d": ("100.00%", (90 * 24 - 12) * 120),
     }
 
 
@@ -337,6 +379,44 @@ def test_the_overview_from_the_hubs_snapshot_is_the_overview_from_sql(world: Wor
                 from_sql.counts, names(from_sql), from_sql.label_keys,
             )  # fmt: skip
         assert names(from_hub) == ["acme/api", "acme/shop"]
+        await hub.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_quiet_store_costs_the_hubs_poll_no_rows_however_many_changed_a_while_ago(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every monitor changed at once a minute ago (as at a start) and nothing since: a poll reads no state
+    row, not the whole batch again on every poll; a later change is still read, and only it."""
+    read: list[int] = []
+    real = service.changes_since
+
+    def counted(session: Any, **bounds: Any) -> list[service.StateChange]:
+        rows = real(session, **bounds)
+        read.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(service, "changes_since", counted)
+    a_minute_ago = utcnow() - timedelta(minutes=1)
+    with world.sessions.begin() as session:
+        for ref, location in (("acme/api", "eu"), ("acme/api", "us"), ("acme/shop", "eu"), ("acme-ops/db", "eu"),
+                              ("globex/portal", "eu")):  # fmt: skip
+            set_state(session, world.ids[ref], location, "up", at=a_minute_ago)
+
+    async def scenario() -> None:
+        hub = MonitorHub(world.sessions, autostart=False)
+        hub.render = lambda lines, counts: ",".join(f"{m.namespace}/{m.name}={m.state}" for m in lines)
+        await hub.tick()  # the load reads every row
+        watcher = hub.subscribe(frozenset({"acme"}))
+        read.clear()
+        await hub.tick()
+        await hub.tick()
+        assert read == [0, 0]
+        await asyncio.to_thread(_write, world, "acme/shop", "down", utcnow() + timedelta(seconds=1))
+        await hub.tick()
+        assert read[-1] == 1
+        assert watcher.queue.get_nowait() == "acme/shop=down"
         await hub.stop()
 
     asyncio.run(scenario())

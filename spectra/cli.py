@@ -835,14 +835,14 @@ def _oncall_from_server(server: str, token: str | None, schedule: str, namespace
     namespace = namespace or _oncall_namespace(base, token, schedule)
     path = f"/api/v1/oncall/{quote(namespace, safe='')}/{quote(schedule, safe='')}"
     item = _oncall_ask(base, token, path, {"days": "1", "at": at.isoformat()})["schedule"]
-    zone = item["time_zone"]
+    zone = item["timeZone"]
 
     def person(entry: dict[str, Any]) -> str:
-        shown = entry.get("display_name")
+        shown = entry.get("displayName")
         return f"{entry['name']} ({shown})" if shown else f"{entry['name']} (no Contact found)"
 
-    names = [person(entry) for entry in item["on_call"]]
-    handoff = datetime.fromisoformat(item["next_handoff"]) if item["next_handoff"] else None
+    names = [person(entry) for entry in item["onCall"]]
+    handoff = datetime.fromisoformat(item["nextHandoff"]) if item["nextHandoff"] else None
     click.echo(f"Schedule {item['namespace']}/{item['name']} ({zone}) at {_oncall_local(at, zone)}")
     click.echo(f"On call: {', '.join(names) if names else 'nobody'}")
     click.echo(_oncall_handoff_line(handoff, zone))
@@ -851,7 +851,7 @@ def _oncall_from_server(server: str, token: str | None, schedule: str, namespace
         reason = f": {override['reason']}" if override["reason"] else ""
         click.echo(
             f"Override {override['id']}: {person(override['contact'])} from {_oncall_local(start, zone)} "
-            f"until {_oncall_local(end, zone)}, taken by {override['taken_by']}{reason}"
+            f"until {_oncall_local(end, zone)}, taken by {override['takenBy']}{reason}"
         )
 
 

@@ -101,7 +101,7 @@ def _next(request: Request, offset: int, limit: int, total: int) -> str | None:
 
 
 def _answer(model: BaseModel, status: int = 200) -> JSONResponse:
-    return JSONResponse(model.model_dump(mode="json"), status, headers=_HEADERS)
+    return JSONResponse(model.model_dump(mode="json", by_alias=True), status, headers=_HEADERS)
 
 
 class OncallApi:

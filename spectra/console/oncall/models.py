@@ -1,4 +1,8 @@
-"""The on-call JSON API's queries, bodies and answers (pydantic), field for field what it answers."""
+"""The on-call JSON API's queries, bodies and answers (pydantic), field for field what it answers.
+
+Field names are camelCase on the wire, as the rest of /api/v1 (`timeZone`, `onCall`, `takenBy`, ...):
+answers are built in Python by field name and dumped by alias; bodies accept the camelCase names only.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic.alias_generators import to_camel
 
 from spectra.store.oncall_overrides import OVERRIDE_REASON_LEN
 
@@ -25,7 +30,9 @@ PAGE_DEFAULT = 50
 
 
 class _Answer(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, serialize_by_alias=True, frozen=True
+    )
 
 
 class PersonOut(_Answer):
@@ -181,7 +188,11 @@ class MyShiftsQuery(PageQuery):
 
 
 class OverrideBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # By alias only, so a snake_case spelling of a camelCase field is an unknown field, not a silent twin.
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=False, validate_by_alias=True, extra="forbid", strict=True,
+        frozen=True,
+    )  # fmt: skip
 
     until: StrictStr = Field(
         description="When it ends: a time of day in the schedule's zone (18:00), a duration (90m, 2h, 1d) or a "

@@ -26,7 +26,7 @@ from typing import Any
 
 import uvloop
 
-from bench import alerting, auth, console, mass_outage, operator, probe, statuspage
+from bench import alerting, auth, console, mass_outage, operator, peers, probe, statuspage
 from bench.targets import BenchCA, Ports, Targets, cpu_seconds, dnsmasq, pin
 from spectra.probe.context import CheckRequest
 
@@ -45,6 +45,7 @@ KEYS = {
     "operator": "operator_status_patches_per_minute",
     "auth": "auth_costs",
     "console": "console_server_times",
+    "peers": "peers_http_checks",
 }
 NEEDS_TARGETS = {"http", "https", "tcp", "latency", "scheduling"}
 
@@ -203,6 +204,9 @@ class Harness:
         await self.measure("operator", lambda: operator.status_patching(config.mode), 600)
         await self.measure("auth", lambda: auth.auth_costs(config.mode, self.target_cpu), 180)
         await self.measure("console", lambda: console.console_times(config.mode), 300)
+        await self.measure(
+            "peers", lambda: peers.peers(config.mode, self.client_ssl, self.ca, self.probe_cpu, self.target_cpu), 900
+        )
         summary = {key: self.report[key].get("met") for key in KEYS.values()}
         return {"environment": environment_, **self.report, "summary": summary}
 

@@ -8,6 +8,7 @@ succeeded against them.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -36,6 +37,7 @@ MEASURES = {
     "operator": "operator_status_patches_per_minute",
     "auth": "auth_costs",
     "console": "console_server_times",
+    "peers": "peers_http_checks",
 }
 THROUGHPUT = ["http", "https", "tcp", "dns", "icmp"]
 THROUGHPUT_KEYS = {"value", "unit", "target", "met", "checks", "statuses", "duration_s", "concurrency", "latency_ms"}
@@ -81,6 +83,28 @@ def test_throughput_measures_ran_real_checks(quick_report: dict[str, Any], measu
     assert set(result) >= THROUGHPUT_KEYS
     assert result["statuses"].get("up", 0) > 0, result["not_up_reasons"]
     assert result["value"] == pytest.approx(result["statuses"]["up"] / result["duration_s"], abs=0.1)
+
+
+def test_peers_ran_both_probes_against_both_targets(quick_report: dict[str, Any]) -> None:
+    """blackbox_exporter and SpectraMonitor each made successful checks of nginx and of the bench's responder,
+    with their CPU per 1,000 and the two ratios reported (their values are the bench's to judge, not this test's)."""
+    result = quick_report[MEASURES["peers"]]
+    if "skipped" in result:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the peers bench was skipped under CI: {result['skipped']}")
+        pytest.skip(result["skipped"])
+    assert set(result["against"]) == {"nginx", "builtin"}
+    for target, compared in result["against"].items():
+        for side in ("spectra", "blackbox_exporter"):
+            figures = compared[side]
+            assert figures["checks_per_s"] > 0, (target, side)
+            assert figures["cpu_s_per_1000"] > 0, (target, side)
+            assert all(run["failed"] == 0 for run in figures["runs"]), (target, side, figures["runs"])
+        assert compared["cpu_ratio"] > 0
+        assert compared["rate_ratio"] > 0
+    assert result["cpu_ratio"] == result["against"]["nginx"]["cpu_ratio"]
+    assert result["target"] == {"cpu_ratio": "<= 1", "rate_ratio": ">= 1"}
+    assert "blackbox_exporter" in result["versions"]["blackbox_exporter"]
 
 
 def test_targets_from_the_readme_are_next_to_the_numbers(quick_report: dict[str, Any]) -> None:
@@ -181,7 +205,7 @@ def _readme_targets() -> dict[str, str]:
 
 def test_the_readme_holds_the_targets_the_bench_reports() -> None:
     """bench/README.md is where the targets live: what the code compares with must be what it says."""
-    from bench import alerting, auth, console, mass_outage, probe, statuspage
+    from bench import alerting, auth, console, mass_outage, peers, probe, statuspage
 
     readme = _readme_targets()
     assert set(readme) == {
@@ -189,7 +213,7 @@ def test_the_readme_holds_the_targets_the_bench_reports() -> None:
         for name in ("http", "https", "scheduling", "alerting", "mass_outage", "statuspage", "rss", "operator")
     } | {f"{MEASURES['auth']}.access_token_check_us", f"{MEASURES['auth']}.api_monitors_with_token"} | {
         f"{MEASURES['console']}.{part}" for part in ("overview_ms", "monitor_page_ms", "sse_delivery_s")
-    }
+    } | {MEASURES["peers"]}
 
     def written(key: str) -> str:
         return re.sub(r"(\d),(\d{3})", r"\1\2", readme[key])  # 1,500 -> 1500
@@ -212,6 +236,9 @@ def test_the_readme_holds_the_targets_the_bench_reports() -> None:
     assert written(f"{MEASURES['console']}.overview_ms") == f"p95 <= {console.TARGET_OVERVIEW_P95_MS:g} ms"
     assert written(f"{MEASURES['console']}.monitor_page_ms") == f"p95 <= {console.TARGET_MONITOR_PAGE_P95_MS:g} ms"
     assert written(f"{MEASURES['console']}.sse_delivery_s") == f"max <= {console.TARGET_SSE_MAX_S:g} s"
+    assert written(MEASURES["peers"]) == (
+        f"CPU per check <= {peers.TARGET_CPU_RATIO:g} x blackbox's, checks/s >= {peers.TARGET_RATE_RATIO:g} x blackbox's"
+    )
 
 
 def test_console_measured_the_pages_and_the_live_update(quick_report: dict[str, Any]) -> None:

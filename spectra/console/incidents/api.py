@@ -3,14 +3,14 @@
 - `GET /api/v1/incidents` (filters `state`, `namespace`, `monitor`, `code`, `since`; `limit`, `cursor`):
   open first, then acknowledged, then resolved, newest first; `{"items", "next", "counts"}`.
 - `GET /api/v1/incidents/{incident_id}`: one incident with its timeline, notifications (delivery status
-  and attempts), escalation and monitor state.
+  and attempts), escalation and monitor state (`monitorState`).
 - `POST /api/v1/incidents/{incident_id}/acknowledge`, `/resolve`, `/escalate`, `/notes` {text},
   `/reassign` {contact: "namespace/name"}: the actions, answering the incident afterwards.
 
-The caller is an API token (scope `read` for reads, `incidents:write` for changes), a session's access
-token, or the console's cookie with the CSRF header on changes. Another tenant's incident is 404; acting
-twice is 409 with the sentence ("Incident K7Q2 is already acknowledged by ..."). Errors are RFC 9457
-problem details; nothing is cached.
+Field names are camelCase (`openedAt`, `acknowledgedBy`, ...; models.py). The caller is an API token
+(scope `read` for reads, `incidents:write` for changes), a session's access token, or the console's cookie
+with the CSRF header on changes. Another tenant's incident is 404; acting twice is 409 with the sentence
+("Incident K7Q2 is already acknowledged by ..."). Errors are RFC 9457 problem details; nothing is cached.
 """
 
 from __future__ import annotations
@@ -138,12 +138,12 @@ class IncidentsApi:
             next=next_url,
             counts=Counts.model_validate(page.counts),
         )
-        return _json(body.model_dump(mode="json"))
+        return _json(body.model_dump(by_alias=True, mode="json"))
 
     async def detail(self, request: Request) -> Response:
         principal = await self.caller(request, changes=False)
         found = await run_in_threadpool(self.service.detail, principal, incident_id_of(request))
-        return _json(IncidentDetailModel.of_detail(found).model_dump(mode="json"))
+        return _json(IncidentDetailModel.of_detail(found).model_dump(by_alias=True, mode="json"))
 
     def action(self, action: str) -> Handler:
         async def act(request: Request) -> Response:
@@ -159,7 +159,9 @@ class IncidentsApi:
                     principal, incident_id, action, ip=client_key(request), channel="api", text=text, contact=contact
                 )
             )
-            return _json(IncidentModel.of(item).model_dump(mode="json"), 201 if action == "note" else 200)
+            return _json(
+                IncidentModel.of(item).model_dump(by_alias=True, mode="json"), 201 if action == "note" else 200
+            )
 
         return act
 

@@ -77,13 +77,11 @@ class IncidentsClient:
 
 
 def line(item: dict[str, Any]) -> str:
-    """One incident as a person reads it at 3 am."""
-    who = (
-        f" by {item['acknowledged_by']}" if item.get("state") == "acknowledged" and item.get("acknowledged_by") else ""
-    )
+    """One incident (as the API answers it, camelCase) as a person reads it at 3 am."""
+    who = f" by {item['acknowledgedBy']}" if item.get("state") == "acknowledged" and item.get("acknowledgedBy") else ""
     return (
         f"{item['code']:<6} {item['state'] + who:<28} {item['namespace']}/{item['monitor']}  {item['title']}"
-        f"  (opened {item['opened_at']}, #{item['id']})"
+        f"  (opened {item['openedAt']}, #{item['id']})"
     )
 
 

@@ -1,6 +1,8 @@
 """The JSON API's shapes for incidents: the list's query, the bodies of the actions, the answers.
 
 Field for field what `api.py` answers (nullability included): the OpenAPI document is generated from these.
+Every field is camelCase on the wire (`openedAt`, `acknowledgedBy`, ...), as the rest of /api/v1: answers
+are dumped `by_alias`, bodies accept only the camelCase names.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr
+from pydantic.alias_generators import to_camel
 
 from spectra.alerting.incidents import NOTE_MAX
 
@@ -27,7 +30,15 @@ State = Literal["open", "acknowledged", "resolved"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    """A request body: camelCase names only (a snake_case one is an unknown field, refused)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", strict=True, frozen=True)
+
+
+class _Answer(BaseModel):
+    """An answer: built by field name, dumped (and read back by clients) by its camelCase alias."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
 class IncidentQuery(BaseModel):
@@ -52,7 +63,7 @@ class ReassignBody(_Strict):
     contact: StrictStr = Field(max_length=600, description="namespace/name of a Contact to page now.")
 
 
-class IncidentModel(BaseModel):
+class IncidentModel(_Answer):
     id: int
     code: str
     title: str
@@ -70,19 +81,19 @@ class IncidentModel(BaseModel):
         return cls.model_validate(item, from_attributes=True)
 
 
-class Counts(BaseModel):
+class Counts(_Answer):
     open: int
     acknowledged: int
     resolved: int
 
 
-class IncidentList(BaseModel):
+class IncidentList(_Answer):
     items: list[IncidentModel]
     next: str | None = Field(description="The next page's URL (relative), or null on the last page.")
     counts: Counts = Field(description="Incidents per state within the filters other than state.")
 
 
-class TimelineModel(BaseModel):
+class TimelineModel(_Answer):
     at: datetime
     type: str
     message: str
@@ -94,14 +105,14 @@ class TimelineModel(BaseModel):
         return cls.model_validate(entry, from_attributes=True)
 
 
-class AttemptModel(BaseModel):
+class AttemptModel(_Answer):
     at: datetime
     outcome: str
     status_code: int | None
     error: str | None
 
 
-class NotificationModel(BaseModel):
+class NotificationModel(_Answer):
     id: int
     created_at: datetime
     channel: str
@@ -118,7 +129,7 @@ class NotificationModel(BaseModel):
         return cls.model_validate(page, from_attributes=True)
 
 
-class EscalationModel(BaseModel):
+class EscalationModel(_Answer):
     status: str
     step: int
     repeat: int
@@ -131,14 +142,14 @@ class EscalationModel(BaseModel):
         return cls.model_validate(escalation, from_attributes=True)
 
 
-class LocationModel(BaseModel):
+class LocationModel(_Answer):
     location: str
     state: str
     last_check_at: datetime | None
     reason: str
 
 
-class MonitorModel(BaseModel):
+class MonitorModel(_Answer):
     namespace: str
     name: str
     exists: bool

@@ -1,11 +1,17 @@
 """`/api/v1/incidents` (spectra.console.incidents.api): API tokens by scope, sessions' cookies with the
-CSRF header, tenant isolation, 409 for acting twice, exact problem details; on SQLite and MariaDB."""
+CSRF header, tenant isolation, 409 for acting twice, exact problem details, camelCase field names (answers
+and bodies); on SQLite and MariaDB."""
 
 from __future__ import annotations
+
+import re
+from typing import Any
 
 import httpx
 import pytest
 from anyio.from_thread import BlockingPortal
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,6 +24,8 @@ from spectra.web.auth_routes import CSRF_REFUSED
 from tests.factories.accounts import token_of
 from tests.factories.incidents import ADA, GIL, UMA, IncidentWorld, incident_world
 from tests.support.console import Browser
+
+CAMEL = re.compile(r"[a-z][a-zA-Z0-9]*")
 
 
 @pytest.fixture
@@ -37,6 +45,15 @@ def token(w: IncidentWorld, email: str, organization: str, *scopes: str) -> str:
 def call(w: IncidentWorld, method: str, url: str, bearer: str, **options: object) -> httpx.Response:
     client = w.site.anonymous().http
     return client.request(method, url, headers={"Authorization": f"Bearer {bearer}"}, **options)
+
+
+def keys_of(value: Any) -> set[str]:
+    """Every object key anywhere in a JSON value."""
+    if isinstance(value, dict):
+        return set(value).union(*(keys_of(inner) for inner in value.values()))
+    if isinstance(value, list):
+        return set().union(*(keys_of(inner) for inner in value))
+    return set()
 
 
 def problem_of(answer: httpx.Response) -> tuple[int, str]:
@@ -64,7 +81,10 @@ def test_list_and_detail_with_a_read_token(w: IncidentWorld) -> None:
     assert (found.escalation.status, found.escalation.step) == ("active", 1)
     assert found.monitor_state.exists
     assert found.monitor_state.locations[0].state == "down"
-    assert set(detail.json()) == set(IncidentDetailModel.model_fields)
+    assert set(detail.json()) == {field.alias for field in IncidentDetailModel.model_fields.values()}
+    assert {"openedAt", "acknowledgedAt", "acknowledgedBy", "resolvedAt", "monitorState"} <= set(detail.json())
+    assert {"createdAt", "sentAt", "lastError", "nextStepAt", "lastCheckAt"} <= keys_of(detail.json())
+    assert {key for key in keys_of([listed.json(), detail.json()]) if not CAMEL.fullmatch(key)} == set()
 
 
 def test_a_read_token_may_not_act(w: IncidentWorld) -> None:
@@ -83,7 +103,7 @@ def test_actions_with_an_incidents_write_token(w: IncidentWorld) -> None:
     assert IncidentModel.model_validate(noted.json()).state == "open"
     acked = call(w, "POST", f"{base}/acknowledge", write)
     assert acked.status_code == 200
-    assert acked.json()["acknowledged_by"] == UMA
+    assert (acked.json()["acknowledgedBy"], acked.json()["acknowledgedAt"] is not None) == (UMA, True)
     again = call(w, "POST", f"{base}/acknowledge", write)
     assert problem_of(again) == (409, f"Incident {w.incident().code} is already acknowledged by {UMA}.")
     escalate = call(w, "POST", f"{base}/escalate", write)
@@ -110,6 +130,11 @@ def test_actions_with_an_incidents_write_token(w: IncidentWorld) -> None:
         ("notes", {"text": ""}, "The note is empty."),
         ("notes", {"text": 5}, "text: Input should be a valid string"),
         ("notes", {"words": "x"}, None),
+        (
+            "notes",
+            {"text": "x", "incident_id": 1},
+            "incident_id: unknown field (check the spelling; see the field reference)",
+        ),
         ("notes", [1], "The request body must be a JSON object."),
         ("reassign", {"contact": "default/nobody"}, NO_CONTACT),
         ("reassign", {}, "contact: required field is missing"),
@@ -202,3 +227,15 @@ def test_every_route_has_its_operation() -> None:
         ("GET", "/api/v1/incidents"), ("GET", "/api/v1/incidents/{incident_id}"),
         *{("POST", f"/api/v1/incidents/{{incident_id}}/{a}") for a in ("acknowledge", "resolve", "notes", "escalate", "reassign")},
     }  # fmt: skip
+
+
+def test_every_field_of_the_document_is_camel_case() -> None:
+    """Bodies and answers as the OpenAPI document shows them: no snake_case name is left to send or read
+    (the bodies forbid unknown fields, so a snake_case one is refused with the field's name)."""
+    models: set[type[BaseModel]] = {m for op in OPERATIONS for m in (op.body, op.response) if m is not None}
+    bodies = {op.body for op in OPERATIONS if op.body is not None}
+    assert all(body.model_config.get("extra") == "forbid" for body in bodies)
+    _, schema = models_json_schema([(m, mode) for m in models for mode in ("validation", "serialization")])
+    names = {name for found in schema["$defs"].values() for name in found.get("properties", {})}
+    assert {"openedAt", "monitorState", "statusCode"} <= names
+    assert {name for name in names if not CAMEL.fullmatch(name)} == set()

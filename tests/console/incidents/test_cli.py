@@ -72,11 +72,15 @@ def test_the_incidents_client_against_spectra_run(tmp_path: Path) -> None:
         code, out, _ = cli("--json", "list", "--state", "open")
         assert code == 0
         assert [item["code"] for item in json.loads(out)] == ["K7QA"]
+        listed = json.loads(out)[0]  # the server's camelCase names, as the lines read them
+        assert datetime.now(UTC) - datetime.fromisoformat(listed["openedAt"]) < timedelta(hours=1)
+        assert listed["acknowledgedBy"] is None
         code, _, err = cli("ack", "k7qa", bearer=read)
         assert (code, err) == (1, "spectra: this API token's scopes do not allow incidents.write\n")
         code, out, _ = cli("ack", "k7qa")
         assert code == 0
-        assert out.startswith(f"K7QA   acknowledged by {UMA}")
+        assert out.startswith(f"K7QA   acknowledged by {UMA}")  # the answer's acknowledgedBy
+        assert f"(opened {listed['openedAt']}, #{incident_id})" in out
         code, _, err = cli("ack", str(incident_id))
         assert (code, err) == (1, f"spectra: Incident K7QA is already acknowledged by {UMA}.\n")
         code, _, _ = cli("note", "K7QA", "rolled back the deploy")

@@ -82,7 +82,7 @@ OPERATIONS: Final = (
 
 
 def _json(model: BaseModel, status: int = 200) -> JSONResponse:
-    return JSONResponse(model.model_dump(mode="json"), status, headers=_HEADERS)
+    return JSONResponse(model.model_dump(by_alias=True, mode="json"), status, headers=_HEADERS)
 
 
 def _cursor(value: str) -> str:

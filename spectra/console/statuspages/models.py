@@ -1,4 +1,9 @@
-"""The JSON API's bodies, queries and answers for status pages (`/api/v1/status-pages...`)."""
+"""The JSON API's bodies, queries and answers for status pages (`/api/v1/status-pages...`).
+
+Every field is camelCase on the wire (`startedAt`, `messageHtml`, ...), as the rest of /api/v1 (the public
+page's JSON, spectra.console.web_api, included): answers are dumped `by_alias`, bodies accept only the
+camelCase names. Keys inside values (a component's name in `componentImpacts`) are data and stay as named.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic.alias_generators import to_camel
 
 from spectra.store.statuspages import MAINTENANCE_TITLE_LEN
 
@@ -17,11 +23,15 @@ OpenStatus = Literal["investigating", "identified", "monitoring"]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    """A request body: camelCase names only (a snake_case one is an unknown field, refused)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", strict=True, frozen=True)
 
 
 class _Answer(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    """An answer: built by field name, dumped (and read back by clients) by its camelCase alias."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
 # --- queries ----------------------------------------------------------------------------------------------

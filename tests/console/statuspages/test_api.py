@@ -1,17 +1,22 @@
 """The JSON twins of the console's status pages (/api/v1/status-pages...): listing, posting, updating,
-resolving, the post-mortem and ad-hoc maintenance with API tokens and the session cookie; the public
-/api/v1/status-pages/{slug} still answers; refusals change nothing; on SQLite and MariaDB."""
+resolving, the post-mortem and ad-hoc maintenance with API tokens and the session cookie; camelCase field
+names (answers and bodies); cursor pages; the public /api/v1/status-pages/{slug} still answers; refusals
+change nothing; on SQLite and MariaDB."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from anyio.from_thread import BlockingPortal
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.console.statuspages import service
-from spectra.console.statuspages.api import BAD_CURSOR, BAD_LIMIT
+from spectra.console.statuspages.api import BAD_CURSOR, BAD_LIMIT, OPERATIONS
+from spectra.console.statuspages.models import MaintenanceOut
 from spectra.web.auth_routes import CSRF_REFUSED
 from tests.factories.statuspages import ADA, GIL, PagesSite, pages_site
 
@@ -24,6 +29,7 @@ NEW = {
     "message": "Looking *now*.",
     "notify": False,
 }
+CAMEL = re.compile(r"[a-z][a-zA-Z0-9]*")
 
 
 @pytest.fixture
@@ -33,6 +39,16 @@ def world(sessions: sessionmaker[Session], portal: BlockingPortal) -> PagesSite:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def keys_of(value: Any, data: frozenset[str] = frozenset({"componentImpacts"})) -> set[str]:
+    """Every object key anywhere in a JSON value, but not inside `data` (objects keyed by components' names)."""
+    if isinstance(value, dict):
+        inner = (keys_of(found) for key, found in value.items() if key not in data)
+        return set(value).union(*inner)
+    if isinstance(value, list):
+        return set().union(*(keys_of(found) for found in value))
+    return set()
 
 
 def call(world: PagesSite, method: str, url: str, token: str, body: Any = None) -> Any:
@@ -48,6 +64,8 @@ def test_list_and_the_public_page_json_both_answer(world: PagesSite) -> None:
     assert body["next"] is None
     assert body["items"][0]["url"] == "/s/main"
     assert [c["name"] for c in body["items"][0]["components"]] == ["API", "Web", "Database"]
+    assert (body["items"][0]["activeIncidents"], body["items"][0]["maintenanceNow"]) == (0, 0)
+    assert {key for key in keys_of(body) if not CAMEL.fullmatch(key)} == set()
     public = world.site.anonymous().get(f"{BASE}/main")
     assert public.status_code == 200
     assert public.json()["title"] == "Main status"
@@ -59,21 +77,24 @@ def test_the_whole_life_of_an_incident_through_the_api(world: PagesSite) -> None
     opened = call(world, "POST", f"{MAIN}/incidents", world.write_token, NEW)
     assert opened.status_code == 201
     incident = opened.json()
-    assert (incident["status"], incident["impact"], incident["component_impacts"]) == (
+    assert (incident["status"], incident["impact"], incident["componentImpacts"]) == (
         "investigating",
         "critical",
         {"API": "major_outage"},
     )
-    assert incident["updates"][0]["message_html"] == "<p>Looking <em>now</em>.</p>"
+    assert incident["updates"][0]["messageHtml"] == "<p>Looking <em>now</em>.</p>"
+    assert (incident["startedAt"] is not None, incident["resolvedAt"], incident["postmortemAt"]) == (True, None, None)
     assert world.mails() == []
     url = f"{MAIN}/incidents/{incident['id']}"
     update = {"status": "monitoring", "message": "Fixed, watching.", "notify": True}
     assert call(world, "POST", f"{url}/updates", world.write_token, update).status_code == 201
     assert len(world.mails()) == 2
     resolved = call(world, "POST", f"{url}/resolve", world.write_token, {"message": "Done.", "notify": False})
-    assert resolved.json()["resolved_at"] is not None
+    assert resolved.json()["resolvedAt"] is not None
     written = call(world, "PUT", f"{url}/postmortem", world.write_token, {"postmortem": "A **deploy**."})
-    assert written.json()["postmortem_html"] == "<p>A <strong>deploy</strong>.</p>"
+    assert written.json()["postmortemHtml"] == "<p>A <strong>deploy</strong>.</p>"
+    assert written.json()["postmortemAt"] is not None
+    assert {key for key in keys_of(written.json()) if not CAMEL.fullmatch(key)} == set()
     listed = call(world, "GET", f"{MAIN}/incidents?limit=1", world.read_token).json()
     assert [i["id"] for i in listed["items"]] == [incident["id"]]
     assert listed["next"] is None
@@ -93,9 +114,14 @@ def test_maintenance_through_the_api_with_the_session_cookie(world: PagesSite) -
     assert started.status_code == 201
     assert started.json()["active"] is True
     assert started.json()["components"] == ["Web"]
+    assert (started.json()["startedBy"], started.json()["endedAt"], started.json()["endedBy"]) == (ADA, None, None)
+    assert started.json()["startsAt"] < started.json()["endsAt"]
     ended = ada.api("DELETE", f"{MAIN}/maintenance/{started.json()['id']}")
     assert ended.status_code == 200
     assert ended.json()["active"] is False
+    assert (ended.json()["endedAt"] is not None, ended.json()["endedBy"]) == (True, ADA)
+    assert set(ended.json()) == {field.alias for field in MaintenanceOut.model_fields.values()}
+    assert {key for key in keys_of(ended.json()) if not CAMEL.fullmatch(key)} == set()
     without_csrf = ada.http.post(f"{MAIN}/maintenance", json=body)
     assert (without_csrf.status_code, without_csrf.json()["detail"]) == (403, CSRF_REFUSED)
 
@@ -118,6 +144,39 @@ def test_refusals_change_nothing(world: PagesSite) -> None:
     assert bad.json()["detail"].startswith("components.API:")
     extra = call(world, "POST", f"{MAIN}/incidents", world.write_token, {**NEW, "color": "red"})
     assert extra.status_code == 400
+    snake = {"title": "Deploy", "components": ["Web"], "until": "2h", "ends_at": "2h"}
+    refused = call(world, "POST", f"{MAIN}/maintenance", world.write_token, snake)
+    assert (refused.status_code, refused.json()["detail"]) == (
+        400,
+        "ends_at: unknown field (check the spelling; see the field reference)",
+    )
     nobody = world.site.anonymous().http.get(BASE)
     assert nobody.status_code == 401
     assert world.counts() == before
+
+
+def test_page_incidents_follow_next(world: PagesSite) -> None:
+    opened = [
+        call(world, "POST", f"{MAIN}/incidents", world.write_token, {**NEW, "title": f"Slow {n}"}).json()["id"]
+        for n in range(3)
+    ]
+    url: str | None = f"{MAIN}/incidents?limit=2"
+    seen: list[int] = []
+    while url:
+        body = call(world, "GET", url, world.read_token).json()
+        assert set(body) == {"items", "next"}
+        seen += [item["id"] for item in body["items"]]
+        url = body["next"]
+    assert seen == opened[::-1]
+
+
+def test_every_field_of_the_document_is_camel_case() -> None:
+    """Bodies and answers as the OpenAPI document shows them: no snake_case name is left to send or read
+    (the bodies forbid unknown fields, so a snake_case one is refused with the field's name)."""
+    models: set[type[BaseModel]] = {m for op in OPERATIONS for m in (op.body, op.response) if m is not None}
+    bodies = {op.body for op in OPERATIONS if op.body is not None}
+    assert all(body.model_config.get("extra") == "forbid" for body in bodies)
+    _, schema = models_json_schema([(m, mode) for m in models for mode in ("validation", "serialization")])
+    names = {name for found in schema["$defs"].values() for name in found.get("properties", {})}
+    assert {"activeIncidents", "componentImpacts", "messageHtml", "startsAt", "endedBy"} <= names
+    assert {name for name in names if not CAMEL.fullmatch(name)} == set()

@@ -15,6 +15,13 @@ A session's caller is checked against the store before anything is read or chang
 (`sessions.is_active`): an admin who logged out, was disabled or removed, or whose impersonation ended,
 loses these powers at once rather than when the access token expires.
 
+Field names are camelCase, in bodies and answers, as everywhere under /api/v1 but /api/v1/auth (which keeps
+OAuth 2.0's names): a body taking `requireMfa` refuses `require_mfa` as an unknown field. Lists answer
+`{"items": [...], "next": <the next page's relative URL, or null>}` and take `limit` (1 to 200, default 50)
+and `cursor` (from `next`: base64url of the last item's key, one encoding for every list here); each
+list keeps one order (members by email, tenants by name, tokens, impersonations and audit records newest
+first by id), so a page never repeats or skips an item that was there.
+
 Errors are RFC 9457 problem details with the exact sentence; bodies are JSON objects validated strictly
 (types, unknown fields, roles) with `field: message` details. Nothing is cached (`Cache-Control:
 no-store`); GET never changes anything.
@@ -22,14 +29,19 @@ no-store`); GET never changes anything.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+import re
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal, Protocol, TypeVar
 from urllib.parse import urlencode
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic.alias_generators import to_camel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -48,16 +60,19 @@ from spectra.store import utcnow
 from spectra.store.accounts import EMAIL_LEN, ApiToken, Membership, User, UserSession
 from spectra.store.engine import retry_conflicts
 from spectra.tokens import Tokens
-from spectra.web.auth_routes import AuthApi, Granted, Refusal, SignIn, problem, session_response
+from spectra.web import credentials
+from spectra.web.auth_routes import AuthApi, Granted, Refusal, SignIn, problem, set_session_cookies, who
 from spectra.web.bearer import REALM
 from spectra.web.bodies import read_json
 
 log = logging.getLogger("spectra.web")
 
 T = TypeVar("T")
+K = TypeVar("K", int, str)
 
-AUDIT_PAGE: Final = 100  # records per page of GET /api/v1/audit unless `limit` says
-AUDIT_PAGE_MAX: Final = 500
+PAGE_DEFAULT: Final = 50  # items per page of a list unless `limit` says
+PAGE_MAX: Final = 200
+CURSOR_MAX: Final = 400  # characters of a `cursor`: the key of an item (an email at most 320) in base64url
 EXPORT_BATCH: Final = 500  # records read per query while an export streams
 EXPORT_TYPES: Final = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 ACTION_MAX: Final = 100  # an audit action prefix (`member.`, `user.login`)
@@ -65,9 +80,11 @@ DISPLAY_NAME_MAX: Final = 255  # the column's size
 SCOPES_MAX: Final = 10
 
 BAD_EMAIL: Final = f"email: {accounts.BAD_EMAIL}"
-BAD_BEFORE: Final = "before must be the id of an audit record (a whole number)."
-BAD_LIMIT: Final = f"limit must be a whole number from 1 to {AUDIT_PAGE_MAX}."
+BAD_LIMIT: Final = f"limit must be a whole number from 1 to {PAGE_MAX}."
+BAD_CURSOR: Final = "cursor is not valid: start again from the first page."
 BAD_FORMAT: Final = "format must be json, csv or jsonl."
+AUDIT_PARAMETERS: Final = ("action", "actor", "since", "until", "organization", "limit", "cursor", "format")
+_CURSOR_TEXT: Final = re.compile(r"[A-Za-z0-9_-]+")
 
 _HEADERS: Final = {"Cache-Control": "no-store"}
 
@@ -84,7 +101,11 @@ REFUSED_AS_ASKED: Final = (
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # camelCase by alias only, so a snake_case spelling of a field is an unknown field, not a silent twin.
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=False, validate_by_alias=True, extra="forbid", strict=True,
+        frozen=True,
+    )  # fmt: skip
 
 
 class InviteBody(_Body):
@@ -138,9 +159,9 @@ def _member(summary: accounts.UserSummary) -> dict[str, Any]:
         "role": summary.memberships[0][1].value if summary.memberships else None,
         "status": summary.status.value,
         "mfa": summary.mfa_enabled,
-        "platform_admin": summary.platform_admin,
-        "created_at": rfc3339(summary.created_at),
-        "last_sign_in_at": rfc3339(summary.last_login_at),
+        "platformAdmin": summary.platform_admin,
+        "createdAt": rfc3339(summary.created_at),
+        "lastSignInAt": rfc3339(summary.last_login_at),
     }
 
 
@@ -151,32 +172,32 @@ def _token(row: ApiToken, *, now: datetime) -> dict[str, Any]:
         "prefix": row.prefix,
         "scopes": list(row.scopes),
         "state": api_tokens.state(row, now=now).value,
-        "created_at": rfc3339(row.created_at),
-        "expires_at": rfc3339(row.expires_at),
-        "last_used_at": rfc3339(row.last_used_at),
-        "revoked_at": rfc3339(row.revoked_at),
+        "createdAt": rfc3339(row.created_at),
+        "expiresAt": rfc3339(row.expires_at),
+        "lastUsedAt": rfc3339(row.last_used_at),
+        "revokedAt": rfc3339(row.revoked_at),
     }
 
 
 def _tenant(tenant: tenants.Tenant) -> dict[str, Any]:
     return {
         "name": tenant.name,
-        "display_name": tenant.display_name,
+        "displayName": tenant.display_name,
         "namespaces": list(tenant.namespaces),
         "plan": {
-            "max_monitors": tenant.max_monitors,
-            "max_status_pages": tenant.max_status_pages,
-            "min_interval_s": tenant.min_interval_s,
+            "maxMonitors": tenant.max_monitors,
+            "maxStatusPages": tenant.max_status_pages,
+            "minIntervalSeconds": tenant.min_interval_s,
         },
-        "usage": {"monitors": tenant.monitors, "status_pages": tenant.status_pages},
-        "trial_ends": rfc3339(tenant.trial_ends),
-        "trial_days_left": tenant.trial_days_left,
-        "trial_ended": tenant.trial_ended,
+        "usage": {"monitors": tenant.monitors, "statusPages": tenant.status_pages},
+        "trialEnds": rfc3339(tenant.trial_ends),
+        "trialDaysLeft": tenant.trial_days_left,
+        "trialEnded": tenant.trial_ended,
         "suspended": tenant.suspended,
         "effect": tenant.effect,
         "members": tenant.members,
         "admins": tenant.admins,
-        "last_activity": rfc3339(tenant.last_activity),
+        "lastActivity": rfc3339(tenant.last_activity),
     }
 
 
@@ -187,8 +208,8 @@ def _impersonation(found: impersonation.ActiveImpersonation) -> dict[str, Any]:
         "email": found.user,
         "organization": found.organization,
         "reason": found.reason,
-        "started_at": rfc3339(found.started_at),
-        "expires_at": rfc3339(found.expires_at),
+        "startedAt": rfc3339(found.started_at),
+        "expiresAt": rfc3339(found.expires_at),
     }
 
 
@@ -197,19 +218,122 @@ def _maintenance(status: maintenance.Status) -> dict[str, Any]:
         "on": status.on,
         "message": status.message,
         "until": rfc3339(status.until),
-        "show_on_status_pages": status.show_on_status_pages,
-        "started_by": status.started_by,
-        "started_at": rfc3339(status.started_at),
-        "ended_at": rfc3339(status.ended_at),
+        "showOnStatusPages": status.show_on_status_pages,
+        "startedBy": status.started_by,
+        "startedAt": rfc3339(status.started_at),
+        "endedAt": rfc3339(status.ended_at),
     }
 
 
+def _camel(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """`fields` with camelCase names (the values as they are: an audit record's `details` is its data)."""
+    return {to_camel(name): value for name, value in fields.items()}
+
+
 def _record(row: Any) -> dict[str, Any]:
-    return {"id": row.id, **audit.as_dict(row)}
+    return {"id": row.id, **_camel(audit.as_dict(row))}
+
+
+def _json_lines(rows: Iterable[Any]) -> Iterator[str]:
+    """The JSON-lines export: one record a line, named as the JSON page names them (without the id)."""
+    for row in rows:
+        yield json.dumps(_camel(audit.as_dict(row)), ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def _started_session(granted: Granted, *, cookies: bool, now: datetime, started: dict[str, Any]) -> JSONResponse:
+    """The impersonated member's session as a sign-in hands one back (auth_routes.session_response: tokens
+    in the body, or cookies and the CSRF token), in /api/v1's camelCase: OAuth 2.0's names stay with
+    /api/v1/auth."""
+    body: dict[str, Any] = {
+        **_camel(who(granted.principal)),
+        "accessExpiresAt": rfc3339(granted.access_expires_at),
+    }
+    csrf = credentials.csrf_token(granted.sid) if cookies else None
+    if csrf is not None:
+        body["csrfToken"] = csrf
+    else:
+        body.update(
+            accessToken=granted.access_token,
+            refreshToken=granted.refresh_token,
+            tokenType="Bearer",
+            expiresIn=max(1, int((granted.access_expires_at - now).total_seconds())),
+        )
+    body["impersonation"] = started
+    response = JSONResponse(body, 201, headers=_HEADERS)
+    if csrf is not None:
+        set_session_cookies(response, granted, now=now, csrf=csrf)
+    return response
 
 
 def _json(body: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(body, status, headers=_HEADERS)
+
+
+# --- pages -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageAsked:
+    """A list's `limit` and `cursor`: the key of the previous page's last item (None: the first page)."""
+
+    limit: int
+    after: str | None
+
+    @classmethod
+    def of(cls, query: Mapping[str, str]) -> PageAsked:
+        limit = whole_number(query.get("limit", str(PAGE_DEFAULT)))
+        if limit is None or not 1 <= limit <= PAGE_MAX:
+            raise Refusal(400, BAD_LIMIT)
+        cursor = query.get("cursor")
+        return cls(limit, None if cursor is None else decode_cursor(cursor))
+
+    def after_id(self) -> int | None:
+        """The cursor of a list kept by id."""
+        if self.after is None:
+            return None
+        found = whole_number(self.after)
+        if found is None:
+            raise Refusal(400, BAD_CURSOR)
+        return found
+
+
+def encode_cursor(key: int | str) -> str:
+    """An item's key as a cursor: base64url without padding (opaque to clients, not a secret)."""
+    return base64.urlsafe_b64encode(str(key).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The key `cursor` holds, or Refusal(400) for what encode_cursor never made."""
+    if len(cursor) > CURSOR_MAX or not _CURSOR_TEXT.fullmatch(cursor):
+        raise Refusal(400, BAD_CURSOR)
+    try:
+        key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise Refusal(400, BAD_CURSOR) from None
+    if not key or encode_cursor(key) != cursor:  # one spelling per key
+        raise Refusal(400, BAD_CURSOR)
+    return key
+
+
+def keyset_page(
+    found: Sequence[T], key: Callable[[T], K], after: K | None, *, limit: int, descending: bool = False
+) -> tuple[list[T], K | None]:
+    """One page of `found` in the order of `key` (`descending`: largest first), after the key `after`: its
+    items, and the key its successor starts after (None: the last page)."""
+    ordered = sorted(found, key=key, reverse=descending)
+    if after is not None:
+        ordered = [item for item in ordered if (key(item) < after if descending else key(item) > after)]
+    page = ordered[:limit]
+    return page, (key(page[-1]) if len(ordered) > limit else None)
+
+
+def listing(request: Request, items: list[dict[str, Any]], last: int | str | None) -> JSONResponse:
+    """`{"items", "next"}`: `next` is this request with the cursor after `last` (null without one)."""
+    following = None
+    if last is not None:
+        kept = {name: value for name, value in request.query_params.items() if name != "cursor"}
+        following = f"{request.url.path}?{urlencode({**kept, 'cursor': encode_cursor(last)})}"
+    return _json({"items": items, "next": following})
 
 
 # --- the endpoints -------------------------------------------------------------------------------------
@@ -277,13 +401,15 @@ class AdminApi:
     async def members(self, request: Request) -> Response:
         principal = await self.caller(request, changes=False)
         organization = self.organization(request, principal, Action.MEMBERS_MANAGE)
+        asked = PageAsked.of(request.query_params)
         actor = self.actor(request, principal)
 
-        def work(session: Session, now: datetime) -> list[dict[str, Any]]:
+        def work(session: Session, now: datetime) -> tuple[list[dict[str, Any]], str | None]:
             found = accounts.list_users(session, actor=actor, now=now, organization=organization)
-            return [_member(summary) for summary in found]
+            page, last = keyset_page(found, lambda summary: summary.email, asked.after, limit=asked.limit)
+            return [_member(summary) for summary in page], last
 
-        return _json({"organization": organization, "members": await self.run(principal, work)})
+        return listing(request, *await self.run(principal, work))
 
     async def invite(self, request: Request) -> Response:
         principal = await self.caller(request, changes=True)
@@ -368,7 +494,7 @@ class AdminApi:
 
         def work(session: Session, now: datetime) -> dict[str, Any]:
             changed = organization_settings.require_mfa(session, principal, body.require_mfa, now=now, ip=ip)
-            return {"organization": organization, "require_mfa": body.require_mfa, "changed": changed}
+            return {"organization": organization, "requireMfa": body.require_mfa, "changed": changed}
 
         return _json(await self.run(principal, work))
 
@@ -377,12 +503,15 @@ class AdminApi:
     async def tokens_list(self, request: Request) -> Response:
         principal = await self.caller(request, changes=False)
         policy.require(principal, Action.SELF_TOKENS, organization=principal.organization)
+        asked = PageAsked.of(request.query_params)
+        after = asked.after_id()
 
-        def work(session: Session, now: datetime) -> list[dict[str, Any]]:
+        def work(session: Session, now: datetime) -> tuple[list[dict[str, Any]], int | None]:
             rows = api_tokens.list_for(session, principal.user_id, organization=principal.organization)
-            return [_token(row, now=now) for row in rows]
+            page, last = keyset_page(rows, lambda row: row.id, after, limit=asked.limit, descending=True)
+            return [_token(row, now=now) for row in page], last
 
-        return _json({"organization": principal.organization, "tokens": await self.run(principal, work)})
+        return listing(request, *await self.run(principal, work))
 
     async def token_create(self, request: Request) -> Response:
         principal = await self.caller(request, changes=True)
@@ -414,35 +543,31 @@ class AdminApi:
 
     async def audit_log(self, request: Request) -> Response:
         principal = await self.caller(request, changes=False)
-        where = audit_filter(request.query_params, principal)
         query = request.query_params
-        before = whole_number(query.get("before"))
-        limit = whole_number(query.get("limit", str(AUDIT_PAGE)))
+        where = audit_filter(query, principal)
+        unknown = sorted(set(query.keys()) - set(AUDIT_PARAMETERS))
+        if unknown:  # `before`, the cursor of old, among them: never quietly the first page
+            raise Refusal(400, f"{unknown[0]}: not a parameter of the audit log ({', '.join(AUDIT_PARAMETERS)}).")
+        asked = PageAsked.of(query)
+        after = asked.after_id()
         wanted = query.get("format", "json")
-        if query.get("before") is not None and before is None:
-            raise Refusal(400, BAD_BEFORE)
-        if limit is None or not 1 <= limit <= AUDIT_PAGE_MAX:
-            raise Refusal(400, BAD_LIMIT)
         if wanted not in ("json", *EXPORT_TYPES):
             raise Refusal(400, BAD_FORMAT)
         if wanted != "json":
-            return await self._export(request, principal, where, wanted, before)
+            return await self._export(request, principal, where, wanted, after)
 
-        def work(session: Session, _: datetime) -> list[dict[str, Any]]:
-            return [_record(row) for row in audit.query(session, where, limit=limit, before_id=before)]
+        def work(session: Session, _: datetime) -> list[Any]:
+            return audit.query(session, where, limit=asked.limit + 1, before_id=after)
 
-        records = await self.run(principal, work)
-        following = None
-        if len(records) == limit:
-            params = {name: value for name, value in query.items() if name != "before"}
-            following = f"{request.url.path}?{urlencode({**params, 'before': records[-1]['id']})}"
-        return _json({"records": records, "next": following})
+        rows = await self.run(principal, work)
+        page = rows[: asked.limit]
+        return listing(request, [_record(row) for row in page], page[-1].id if len(rows) > asked.limit else None)
 
     async def _export(
-        self, request: Request, principal: Principal, where: audit.AuditFilter, wanted: str, before: int | None
+        self, request: Request, principal: Principal, where: audit.AuditFilter, wanted: str, after: int | None
     ) -> Response:
-        """Every record that matches (older than `before`, if given), streamed; the export is audited first
-        (`audit.exported`) and holds the records before that one."""
+        """Every record that matches (after the cursor's, that is older, if one is given), streamed; the
+        export is audited first (`audit.exported`) and holds the records before that one."""
         actor = self.actor(request, principal)
 
         def work(session: Session, now: datetime) -> tuple[int, datetime]:
@@ -465,7 +590,7 @@ class AdminApi:
             return row.id, now
 
         bound, now = await self.run(principal, work)
-        first = bound if before is None else min(bound, before)
+        first = bound if after is None else min(bound, after)
 
         def rows() -> Iterator[Any]:
             cursor = first
@@ -477,7 +602,7 @@ class AdminApi:
                     return
                 cursor = batch[-1].id
 
-        lines = audit.export_csv(rows()) if wanted == "csv" else audit.export_json_lines(rows())
+        lines = audit.export_csv(rows()) if wanted == "csv" else _json_lines(rows())
         name = f"spectra-audit-{now:%Y%m%dT%H%M%SZ}.{wanted}"
         headers = {**_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'}
         return StreamingResponse(lines, media_type=EXPORT_TYPES[wanted], headers=headers)
@@ -487,20 +612,27 @@ class AdminApi:
     async def tenants(self, request: Request) -> Response:
         principal = await self.caller(request, changes=False)
         policy.require(principal, Action.TENANTS_MANAGE, organization=None)
+        asked = PageAsked.of(request.query_params)
 
-        def work(session: Session, now: datetime) -> list[dict[str, Any]]:
-            return [_tenant(tenant) for tenant in tenants.tenants(session, now=now)]
+        def work(session: Session, now: datetime) -> tuple[list[dict[str, Any]], str | None]:
+            found = tenants.tenants(session, now=now)
+            page, last = keyset_page(found, lambda tenant: tenant.name, asked.after, limit=asked.limit)
+            return [_tenant(tenant) for tenant in page], last
 
-        return _json({"tenants": await self.run(principal, work)})
+        return listing(request, *await self.run(principal, work))
 
     async def impersonations(self, request: Request) -> Response:
         principal = await self.caller(request, changes=False)
         policy.require(principal, Action.IMPERSONATE, organization=None)
+        asked = PageAsked.of(request.query_params)
+        after = asked.after_id()
 
-        def work(session: Session, now: datetime) -> list[dict[str, Any]]:
-            return [_impersonation(found) for found in impersonation.active(session, now=now)]
+        def work(session: Session, now: datetime) -> tuple[list[dict[str, Any]], int | None]:
+            found = impersonation.active(session, now=now)
+            page, last = keyset_page(found, lambda one: one.id, after, limit=asked.limit, descending=True)
+            return [_impersonation(one) for one in page], last
 
-        return _json({"impersonations": await self.run(principal, work)})
+        return listing(request, *await self.run(principal, work))
 
     async def impersonate(self, request: Request) -> Response:
         principal = await self.caller(request, changes=True)
@@ -520,15 +652,11 @@ class AdminApi:
                 ip=client,
                 user_agent=agent,
             )
-            started = {"id": issued.session_row.impersonation_id, "expires_at": rfc3339(issued.session_row.expires_at)}
+            started = {"id": issued.session_row.impersonation_id, "expiresAt": rfc3339(issued.session_row.expires_at)}
             return Granted.of(issued), started
 
         granted, started = await self.run(principal, work)
-        response = session_response(
-            granted, cookies=body.use_cookies, now=self.clock(), extra={"impersonation": started}
-        )
-        response.status_code = 201
-        return response
+        return _started_session(granted, cookies=body.use_cookies, now=self.clock(), started=started)
 
     async def end_impersonation(self, request: Request) -> Response:
         """A platform admin ends any impersonation; the impersonated session may end its own."""

@@ -4,6 +4,7 @@ a real database (SQLite and MariaDB), the clock held still."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import functools
 import io
@@ -181,18 +182,18 @@ def test_an_admin_lists_the_organization_s_members_only_and_it_is_audited(site: 
     assert answer.status_code == 200, answer.text
     assert answer.headers["cache-control"] == "no-store"
     body = answer.json()
-    assert body["organization"] == "acme"
-    assert [m["email"] for m in body["members"]] == [ADA, BOB, CARL, OPS]
-    ada = body["members"][0]
+    assert body["next"] is None
+    assert [m["email"] for m in body["items"]] == [ADA, BOB, CARL, OPS]
+    ada = body["items"][0]
     assert ada == {
         "email": ADA,
         "name": "Ada",
         "role": "admin",
         "status": "active",
         "mfa": False,
-        "platform_admin": False,
-        "created_at": ada["created_at"],
-        "last_sign_in_at": None,
+        "platformAdmin": False,
+        "createdAt": ada["createdAt"],
+        "lastSignInAt": None,
     }
     (listed,) = audited(site.sessions, "users.listed")
     assert (listed.actor, listed.organization, listed.details) == (ADA, "acme", {"count": 4})
@@ -224,7 +225,7 @@ def test_platform_admins_manage_any_organization_s_members_by_naming_it(site: Si
     """Onboarding a tenant or helping one whose only admin is locked out, without being a member."""
     listed = site.call("GET", "/api/v1/members?organization=globex", ROOT)
     assert listed.status_code == 200, listed.text
-    assert [m["email"] for m in listed.json()["members"]] == [GINA]
+    assert [m["email"] for m in listed.json()["items"]] == [GINA]
     invited = site.call(
         "POST", "/api/v1/members?organization=globex", ROOT, json={"email": "hal@globex.example", "role": "admin"}
     )
@@ -233,7 +234,7 @@ def test_platform_admins_manage_any_organization_s_members_by_naming_it(site: Si
     (row,) = audited(site.sessions, "member.invited")
     assert (row.actor, row.organization) == (ROOT, "globex")
     # Not the organization's settings or tokens: those are reached by impersonation.
-    settings = site.call("PUT", "/api/v1/organization/settings?organization=globex", ROOT, json={"require_mfa": True})
+    settings = site.call("PUT", "/api/v1/organization/settings?organization=globex", ROOT, json={"requireMfa": True})
     assert settings.status_code == 404, settings.text
     # Nor does an organization admin reach another organization's members by naming it.
     assert site.call("GET", "/api/v1/members?organization=globex", ADA).status_code == 404
@@ -378,9 +379,9 @@ def test_a_session_that_ended_loses_admin_powers_at_once(site: Site) -> None:
 
 
 def test_an_admin_requires_two_factor_authentication_of_every_member(site: Site) -> None:
-    on = site.call("PUT", "/api/v1/organization/settings", ADA, json={"require_mfa": True})
-    assert on.json() == {"organization": "acme", "require_mfa": True, "changed": True}
-    again = site.call("PUT", "/api/v1/organization/settings", ADA, json={"require_mfa": True})
+    on = site.call("PUT", "/api/v1/organization/settings", ADA, json={"requireMfa": True})
+    assert on.json() == {"organization": "acme", "requireMfa": True, "changed": True}
+    again = site.call("PUT", "/api/v1/organization/settings", ADA, json={"requireMfa": True})
     assert again.json()["changed"] is False
     with site.sessions() as session:
         row = session.get(OrganizationSettings, "acme")
@@ -393,16 +394,16 @@ def test_an_admin_requires_two_factor_authentication_of_every_member(site: Site)
 @pytest.mark.parametrize(
     ("who", "path", "body", "status", "detail"),
     [
-        (BOB, "/api/v1/organization/settings", {"require_mfa": True}, 403, "the role user does not allow org.settings"),
-        (ADA, "/api/v1/organization/settings?organization=globex", {"require_mfa": True}, 404, "not found"),
+        (BOB, "/api/v1/organization/settings", {"requireMfa": True}, 403, "the role user does not allow org.settings"),
+        (ADA, "/api/v1/organization/settings?organization=globex", {"requireMfa": True}, 404, "not found"),
         (
             ADA,
             "/api/v1/organization/settings",
-            {"require_mfa": "yes"},
+            {"requireMfa": "yes"},
             400,
-            "require_mfa: Input should be a valid boolean",
+            "requireMfa: Input should be a valid boolean",
         ),
-        (ADA, "/api/v1/organization/settings", {}, 400, "require_mfa: required field is missing"),
+        (ADA, "/api/v1/organization/settings", {}, 400, "requireMfa: required field is missing"),
     ],
 )
 def test_settings_refusals(site: Site, who: str, path: str, body: Any, status: int, detail: str) -> None:
@@ -418,7 +419,7 @@ def test_settings_refusals(site: Site, who: str, path: str, body: Any, status: i
 def test_the_caller_makes_lists_uses_and_revokes_their_own_api_tokens(site: Site) -> None:
     headers = bearer(site.sessions, ADA)
     made = site.call(
-        "POST", "/api/v1/tokens", headers, json={"name": "ci", "scopes": ["admin", "read"], "expires_at": None}
+        "POST", "/api/v1/tokens", headers, json={"name": "ci", "scopes": ["admin", "read"], "expiresAt": None}
     )
     assert made.status_code == 201, made.text
     created = made.json()
@@ -427,7 +428,7 @@ def test_the_caller_makes_lists_uses_and_revokes_their_own_api_tokens(site: Site
     assert created["scopes"] == ["read", "admin"]
     assert (created["name"], created["state"], created["prefix"]) == ("ci", "active", secret[4:12])
     listed = site.call("GET", "/api/v1/tokens", headers).json()
-    assert listed == {"organization": "acme", "tokens": [created]}  # never the secret again
+    assert listed == {"items": [created], "next": None}  # never the secret again
     assert secret not in json.dumps(listed)
     me = site.call("GET", "/api/v1/auth/me", {"Authorization": f"Bearer {secret}"}).json()
     assert (me["email"], me["via"]) == (ADA, "api-token")
@@ -486,15 +487,15 @@ def test_token_refusals(site: Site) -> None:
             ADA,
             "POST",
             "/api/v1/tokens",
-            {"name": "x", "scopes": ["read"], "expires_at": "2026-04-01T00:00:00"},
+            {"name": "x", "scopes": ["read"], "expiresAt": "2026-04-01T00:00:00"},
             400,
-            "expires_at: Input should have timezone info",
+            "expiresAt: Input should have timezone info",
         ),
         (
             ADA,
             "POST",
             "/api/v1/tokens",
-            {"name": "x", "scopes": ["read"], "expires_at": "2026-03-01T00:00:00Z"},
+            {"name": "x", "scopes": ["read"], "expiresAt": "2026-03-01T00:00:00Z"},
             400,
             "a token's expiry must be in the future",
         ),
@@ -548,7 +549,7 @@ def fill_audit(site: Site) -> None:
         site.clock.now = NOW + timedelta(minutes=minutes)
         assert site.call("POST", f"/api/v1/members/{CARL}/role", ADA, json={"role": role}).status_code == 200
     site.clock.now = NOW + timedelta(minutes=4)
-    assert site.call("PUT", "/api/v1/organization/settings", GINA, json={"require_mfa": True}).status_code == 200
+    assert site.call("PUT", "/api/v1/organization/settings", GINA, json={"requireMfa": True}).status_code == 200
     site.clock.now = NOW + timedelta(minutes=5)
 
 
@@ -558,26 +559,26 @@ def test_an_admin_reads_the_organization_s_audit_log_page_by_page(site: Site) ->
     first = site.call("GET", "/api/v1/audit?action=member.&limit=2", headers)
     assert first.status_code == 200, first.text
     page = first.json()
-    assert [r["details"]["to"] for r in page["records"]] == ["admin", "user"]  # newest first
-    assert {r["organization"] for r in page["records"]} == {"acme"}
-    assert page["next"] == f"/api/v1/audit?action=member.&limit=2&before={page['records'][-1]['id']}"
+    assert [r["details"]["to"] for r in page["items"]] == ["admin", "user"]  # newest first
+    assert {r["organization"] for r in page["items"]} == {"acme"}
+    assert page["next"] == f"/api/v1/audit?action=member.&limit=2&cursor={cursor_of(page['items'][-1]['id'])}"
     second = site.call("GET", page["next"], headers).json()
-    assert [r["details"]["to"] for r in second["records"]] == ["admin"]
+    assert [r["details"]["to"] for r in second["items"]] == ["admin"]
     assert second["next"] is None
-    everything = site.call("GET", "/api/v1/audit", headers).json()["records"]
+    everything = site.call("GET", "/api/v1/audit", headers).json()["items"]
     assert {r["organization"] for r in everything} == {"acme"}  # never globex's
     window = site.call("GET", "/api/v1/audit?since=2026-03-02T09:02:07Z&until=2026-03-02T09:03:07Z", headers)
-    assert [r["details"]["to"] for r in window.json()["records"]] == ["user"]
-    by_actor = site.call("GET", f"/api/v1/audit?actor={GINA}", headers).json()["records"]
+    assert [r["details"]["to"] for r in window.json()["items"]] == ["user"]
+    by_actor = site.call("GET", f"/api/v1/audit?actor={GINA}", headers).json()["items"]
     assert by_actor == []
 
 
 def test_platform_admins_read_every_organization_s_audit_log(site: Site) -> None:
     fill_audit(site)
     headers = bearer(site.sessions, ROOT)
-    everything = site.call("GET", "/api/v1/audit", headers).json()["records"]
+    everything = site.call("GET", "/api/v1/audit", headers).json()["items"]
     assert {"acme", "globex"} <= {r["organization"] for r in everything}
-    globex = site.call("GET", "/api/v1/audit?organization=globex", headers).json()["records"]
+    globex = site.call("GET", "/api/v1/audit?organization=globex", headers).json()["items"]
     assert [(r["actor"], r["action"]) for r in globex] == [(GINA, "org.require_mfa_on")]
 
 
@@ -598,6 +599,10 @@ def test_audit_exports_stream_csv_and_json_lines_and_are_audited(site: Site) -> 
     assert lines.headers["content-disposition"].endswith('.jsonl"')
     records = [json.loads(line) for line in lines.text.splitlines()]
     assert {r["organization"] for r in records} == {"acme"}
+    assert list(records[1]) == [  # the JSON page's names (CSV keeps its header's)
+        "at", "actor", "impersonator", "organization", "ip", "action", "targetKind", "targetNamespace", "targetName",
+        "details",
+    ]  # fmt: skip
     assert records[0]["action"] == "audit.exported"  # the csv export, recorded before it ran
     assert records[0]["details"] == {"format": "csv", "organization": "acme", "action": "member."}
     assert [row.actor for row in audited(site.sessions, "audit.exported")] == [ADA, ADA]
@@ -615,10 +620,19 @@ def test_audit_exports_stream_csv_and_json_lines_and_are_audited(site: Site) -> 
             400,
             "until must be a time in ISO 8601 with an offset, e.g. 2026-03-02T09:00:00Z.",
         ),
-        (ADA, "?before=x", 400, admin_routes.BAD_BEFORE),
+        (
+            ADA,
+            "?before=7",
+            400,
+            "before: not a parameter of the audit log (action, actor, since, until, organization, limit, cursor, "
+            "format).",
+        ),
+        (ADA, "?cursor=x", 400, admin_routes.BAD_CURSOR),
+        (ADA, f"?cursor={base64.urlsafe_b64encode(b'ada').decode()}", 400, admin_routes.BAD_CURSOR),
         (ADA, f"?action={'a' * 101}", 400, "action has at most 100 characters."),
         (ADA, "?limit=0", 400, admin_routes.BAD_LIMIT),
-        (ADA, "?limit=501", 400, admin_routes.BAD_LIMIT),
+        (ADA, "?limit=201", 400, admin_routes.BAD_LIMIT),
+        (ADA, "?limit=x", 400, admin_routes.BAD_LIMIT),
         (ADA, "?format=xml", 400, admin_routes.BAD_FORMAT),
         (BOB, "?format=csv", 403, "the role user does not allow audit.read"),
     ],
@@ -636,22 +650,23 @@ def test_audit_refusals(site: Site, who: str, query: str, status: int, detail: s
 def test_platform_admins_list_tenants(site: Site) -> None:
     answer = site.call("GET", "/api/v1/platform/tenants", ROOT)
     assert answer.status_code == 200, answer.text
-    acme, globex = answer.json()["tenants"]
+    assert answer.json()["next"] is None
+    acme, globex = answer.json()["items"]
     assert (acme["name"], globex["name"]) == ("acme", "globex")
     assert acme == {
         "name": "acme",
-        "display_name": "Acme",
+        "displayName": "Acme",
         "namespaces": ["shop"],
-        "plan": {"max_monitors": None, "max_status_pages": None, "min_interval_s": None},
-        "usage": {"monitors": 0, "status_pages": 0},
-        "trial_ends": None,
-        "trial_days_left": None,
-        "trial_ended": False,
+        "plan": {"maxMonitors": None, "maxStatusPages": None, "minIntervalSeconds": None},
+        "usage": {"monitors": 0, "statusPages": 0},
+        "trialEnds": None,
+        "trialDaysLeft": None,
+        "trialEnded": False,
         "suspended": False,
         "effect": "Active.",
         "members": 4,
         "admins": 1,
-        "last_activity": acme["last_activity"],
+        "lastActivity": acme["lastActivity"],
     }
 
 
@@ -670,29 +685,35 @@ def test_impersonation_from_start_to_end_with_both_identities_in_the_audit_log(s
     body = started.json()
     assert (body["email"], body["organization"], body["role"]) == (ADA, "acme", "admin")
     assert body["impersonator"] == {"email": ROOT}
-    assert body["impersonation"]["expires_at"] == "2026-03-02T09:15:07Z"
+    assert body["impersonation"]["expiresAt"] == "2026-03-02T09:15:07Z"
+    assert (body["platformAdmin"], body["tokenType"], body["expiresIn"]) == (False, "Bearer", 600)  # the access token's
+    assert body["accessExpiresAt"] == "2026-03-02T09:10:07Z"
+    assert "access_token" not in body  # OAuth 2.0's names are /api/v1/auth's
     impersonation_id = body["impersonation"]["id"]
-    claims = access_tokens.verify(body["access_token"], now=NOW)
+    claims = access_tokens.verify(body["accessToken"], now=NOW)
     assert (claims.email, claims.impersonator_email) == (ADA, ROOT)  # the `act` claim
 
-    as_ada = {"Authorization": f"Bearer {body['access_token']}"}
+    as_ada = {"Authorization": f"Bearer {body['accessToken']}"}
     changed = site.call("POST", f"/api/v1/members/{CARL}/role", as_ada, json={"role": "admin"})
     assert changed.status_code == 200, changed.text
     (role_change,) = audited(site.sessions, "member.role_changed")
     assert (role_change.actor, role_change.impersonator, role_change.organization) == (ADA, ROOT, "acme")
 
-    active = site.call("GET", "/api/v1/platform/impersonations", staff).json()["impersonations"]
-    assert active == [
-        {
-            "id": impersonation_id,
-            "impersonator": ROOT,
-            "email": ADA,
-            "organization": "acme",
-            "reason": REASON,
-            "started_at": "2026-03-02T09:00:07Z",
-            "expires_at": "2026-03-02T09:15:07Z",
-        }
-    ]
+    active = site.call("GET", "/api/v1/platform/impersonations", staff).json()
+    assert active == {
+        "items": [
+            {
+                "id": impersonation_id,
+                "impersonator": ROOT,
+                "email": ADA,
+                "organization": "acme",
+                "reason": REASON,
+                "startedAt": "2026-03-02T09:00:07Z",
+                "expiresAt": "2026-03-02T09:15:07Z",
+            }
+        ],
+        "next": None,
+    }
     with site.sessions() as session:  # the organization's admins were mailed
         mails = [message_of(row) for row in session.scalars(select(Notification))]
     assert [mail.recipient for mail in mails] == [ADA]
@@ -700,12 +721,12 @@ def test_impersonation_from_start_to_end_with_both_identities_in_the_audit_log(s
     ended = site.call("DELETE", f"/api/v1/platform/impersonations/{impersonation_id}", staff)
     assert ended.json() == {"id": impersonation_id, "ended": True}
     assert site.call("DELETE", f"/api/v1/platform/impersonations/{impersonation_id}", staff).json()["ended"] is False
-    refreshed = site.http.post("/api/v1/auth/refresh", json={"refresh_token": body["refresh_token"]})
+    refreshed = site.http.post("/api/v1/auth/refresh", json={"refresh_token": body["refreshToken"]})
     assert_problem(refreshed, 401, SIGN_IN_AGAIN)
     before = snapshot(site.sessions)
     assert_problem(site.call("POST", f"/api/v1/members/{CARL}/role", as_ada, json={"role": "user"}), 401, SIGN_IN_AGAIN)
     assert snapshot(site.sessions) == before
-    assert site.call("GET", "/api/v1/platform/impersonations", staff).json() == {"impersonations": []}
+    assert site.call("GET", "/api/v1/platform/impersonations", staff).json() == {"items": [], "next": None}
 
     for action in ("impersonation.started", "impersonation.ended"):
         platform_row, organization_row = audited(site.sessions, action)
@@ -722,12 +743,12 @@ def test_the_impersonated_session_ends_its_own_impersonation_with_cookies(site: 
         "POST",
         "/api/v1/platform/impersonations",
         ROOT,
-        json={"email": BOB, "organization": "acme", "reason": REASON, "use_cookies": True},
+        json={"email": BOB, "organization": "acme", "reason": REASON, "useCookies": True},
     )
     assert started.status_code == 201, started.text
     body = started.json()
-    assert "access_token" not in body
-    assert body["impersonation"]["expires_at"] == "2026-03-02T09:30:07Z"  # 30 minutes unless asked
+    assert "accessToken" not in body
+    assert body["impersonation"]["expiresAt"] == "2026-03-02T09:30:07Z"  # 30 minutes unless asked
     impersonation_id = body["impersonation"]["id"]
     other = site.call(
         "POST",
@@ -735,7 +756,7 @@ def test_the_impersonated_session_ends_its_own_impersonation_with_cookies(site: 
         ROOT,
         json={"email": CARL, "organization": "acme", "reason": REASON},
     ).json()["impersonation"]["id"]
-    csrf = {"X-CSRF-Token": body["csrf_token"]}
+    csrf = {"X-CSRF-Token": body["csrfToken"]}
     assert site.call("GET", "/api/v1/auth/me").json()["impersonator"] == {"email": ROOT}  # the cookies
     before = snapshot(site.sessions)
     refused = site.call("DELETE", f"/api/v1/platform/impersonations/{other}", headers=csrf)
@@ -832,18 +853,16 @@ def test_global_maintenance_on_and_off_shows_in_current_and_the_audit_log(site: 
     headers = bearer(site.sessions, ROOT)
     path = "/api/v1/platform/global-maintenance"
     assert site.call("GET", path, headers).json()["on"] is False
-    on = site.call(
-        "PUT", path, headers, json={"message": "Database upgrade", "until": "2h", "show_on_status_pages": True}
-    )
+    on = site.call("PUT", path, headers, json={"message": "Database upgrade", "until": "2h", "showOnStatusPages": True})
     assert on.status_code == 200, on.text
     assert on.json() == {
         "on": True,
         "message": "Database upgrade",
         "until": "2026-03-02T11:00:07Z",
-        "show_on_status_pages": True,
-        "started_by": ROOT,
-        "started_at": "2026-03-02T09:00:07Z",
-        "ended_at": None,
+        "showOnStatusPages": True,
+        "startedBy": ROOT,
+        "startedAt": "2026-03-02T09:00:07Z",
+        "endedAt": None,
     }
     with site.sessions() as session:
         status = current(session, now=NOW)
@@ -852,7 +871,7 @@ def test_global_maintenance_on_and_off_shows_in_current_and_the_audit_log(site: 
     site.clock.now = NOW + timedelta(minutes=5)
     off = site.call("DELETE", path, headers)
     assert off.json()["on"] is False
-    assert off.json()["ended_at"] == "2026-03-02T09:05:07Z"
+    assert off.json()["endedAt"] == "2026-03-02T09:05:07Z"
     with site.sessions() as session:
         assert current(session, now=site.clock.now).on is False
     (turned_on,) = audited(site.sessions, "maintenance.global_on")
@@ -878,7 +897,7 @@ def test_global_maintenance_on_and_off_shows_in_current_and_the_audit_log(site: 
             {"message": "x", "until": "2026-03-01T00:00:00Z"},
             "until 2026-03-01T00:00:00Z is not in the future (now: 2026-03-02T09:00:07Z)",
         ),
-        ({"message": "x", "show_on_status_pages": 1}, "show_on_status_pages: Input should be a valid boolean"),
+        ({"message": "x", "showOnStatusPages": 1}, "showOnStatusPages: Input should be a valid boolean"),
         ({"until": "2h"}, "message: required field is missing"),
     ],
 )
@@ -886,6 +905,162 @@ def test_global_maintenance_bad_bodies(site: Site, body: Any, detail: str) -> No
     headers = bearer(site.sessions, ROOT)
     before = snapshot(site.sessions)
     assert_problem(site.call("PUT", "/api/v1/platform/global-maintenance", headers, json=body), 400, detail)
+    assert snapshot(site.sessions) == before
+
+
+# --- pages ----------------------------------------------------------------------------------------------------------
+
+
+def cursor_of(key: int | str) -> str:
+    """The cursor after an item of key `key` (base64url of the key, unpadded: opaque to clients)."""
+    return base64.urlsafe_b64encode(str(key).encode()).decode().rstrip("=")
+
+
+def every_page(site: Site, path: str, who: str | dict[str, str]) -> list[list[Any]]:
+    """The items of each page of `path`, following `next` to the last page."""
+    headers = bearer(site.sessions, who) if isinstance(who, str) else who
+    pages: list[list[Any]] = []
+    following: str | None = path
+    while following is not None:
+        answer = site.call("GET", following, headers)
+        assert answer.status_code == 200, answer.text
+        pages.append(answer.json()["items"])
+        following = answer.json()["next"]
+        assert len(pages) < 20, following
+    return pages
+
+
+def make_tokens(site: Site, email: str, names: list[str]) -> list[int]:
+    headers = bearer(site.sessions, email)
+    made = [site.call("POST", "/api/v1/tokens", headers, json={"name": name, "scopes": ["read"]}) for name in names]
+    assert {answer.status_code for answer in made} == {201}
+    return [answer.json()["id"] for answer in made]
+
+
+def start_impersonations(site: Site, emails: list[str]) -> list[int]:
+    headers = bearer(site.sessions, ROOT)
+    body = {"organization": "acme", "reason": REASON}
+    made = [site.call("POST", "/api/v1/platform/impersonations", headers, json={**body, "email": e}) for e in emails]
+    assert {answer.status_code for answer in made} == {201}
+    return [answer.json()["impersonation"]["id"] for answer in made]
+
+
+def test_members_come_page_by_page_by_email_keeping_the_query(site: Site) -> None:
+    pages = every_page(site, "/api/v1/members?limit=1", ADA)
+    assert [[m["email"] for m in page] for page in pages] == [[ADA], [BOB], [CARL], [OPS]]
+    first = site.call("GET", "/api/v1/members?organization=acme&limit=3", ROOT).json()
+    assert first["next"] == f"/api/v1/members?organization=acme&limit=3&cursor={cursor_of(CARL)}"
+    # A member invited before the cursor meanwhile is not on a later page, nor is anyone twice.
+    invited = site.call("POST", "/api/v1/members", ADA, json={"email": "abe@acme.example", "role": "user"})
+    assert invited.status_code == 201, invited.text
+    assert [m["email"] for m in site.call("GET", first["next"], ROOT).json()["items"]] == [OPS]
+
+
+def test_tokens_tenants_and_impersonations_come_page_by_page(site: Site) -> None:
+    ids = make_tokens(site, ADA, ["a", "b", "c"])
+    pages = every_page(site, "/api/v1/tokens?limit=2", ADA)
+    assert [[t["id"] for t in page] for page in pages] == [ids[:0:-1], ids[:1]]  # newest first
+    first = site.call("GET", "/api/v1/tokens?limit=2", ADA).json()
+    make_tokens(site, ADA, ["d"])  # newer than the cursor: the next page goes on where the first ended
+    assert [t["id"] for t in site.call("GET", first["next"], ADA).json()["items"]] == ids[:1]
+
+    pages = every_page(site, "/api/v1/platform/tenants?limit=1", ROOT)
+    assert [[t["name"] for t in page] for page in pages] == [["acme"], ["globex"]]
+
+    started = start_impersonations(site, [ADA, BOB, CARL])
+    pages = every_page(site, "/api/v1/platform/impersonations?limit=2", ROOT)
+    assert [[i["id"] for i in page] for page in pages] == [started[:0:-1], started[:1]]
+
+
+def test_the_audit_log_s_last_page_has_no_next_even_when_it_is_full(site: Site) -> None:
+    fill_audit(site)
+    full = site.call("GET", "/api/v1/audit?action=member.&limit=3", ADA).json()
+    assert (len(full["items"]), full["next"]) == (3, None)
+    pages = every_page(site, "/api/v1/audit?action=member.&limit=1", ADA)
+    assert [[r["details"]["to"] for r in page] for page in pages] == [["admin"], ["user"], ["admin"]]
+    newest = full["items"][0]["id"]
+    exported = site.call("GET", f"/api/v1/audit?format=jsonl&action=member.&cursor={cursor_of(newest)}", ADA)
+    assert [json.loads(line)["details"]["to"] for line in exported.text.splitlines()] == ["user", "admin"]
+
+
+LISTS = [
+    (ADA, "/api/v1/members"),
+    (ADA, "/api/v1/tokens"),
+    (ADA, "/api/v1/audit"),
+    (ROOT, "/api/v1/platform/tenants"),
+    (ROOT, "/api/v1/platform/impersonations"),
+]
+
+
+@pytest.mark.parametrize(("who", "path"), LISTS)
+def test_every_list_takes_a_limit_from_1_to_200(site: Site, who: str, path: str) -> None:
+    headers = bearer(site.sessions, who)
+    for limit in ("1", "200"):
+        answer = site.call("GET", f"{path}?limit={limit}", headers)
+        assert answer.status_code == 200, answer.text
+        assert set(answer.json()) == {"items", "next"}
+        assert len(answer.json()["items"]) <= int(limit)
+    for limit in ("0", "201", "-1", "1.5", "x", ""):
+        assert_problem(site.call("GET", f"{path}?limit={limit}", headers), 400, admin_routes.BAD_LIMIT)
+
+
+@pytest.mark.parametrize(("who", "path"), LISTS)
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "",
+        "!!!",
+        "a b",
+        "x" * 401,
+        "_w",  # the byte 0xff: not UTF-8
+        "MTI=",  # padded: never made
+        "MTJ",  # "12" with other trailing bits: never made
+    ],
+)
+def test_every_list_refuses_a_cursor_it_never_made(site: Site, who: str, path: str, cursor: str) -> None:
+    headers = bearer(site.sessions, who)
+    before = snapshot(site.sessions)
+    refused = site.call("GET", path, headers, params={"cursor": cursor})
+    assert_problem(refused, 400, admin_routes.BAD_CURSOR)
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert snapshot(site.sessions) == before
+
+
+@pytest.mark.parametrize(
+    ("who", "path"), [(ADA, "/api/v1/tokens"), (ADA, "/api/v1/audit"), (ROOT, "/api/v1/platform/impersonations")]
+)
+def test_lists_kept_by_id_refuse_a_cursor_of_another_list(site: Site, who: str, path: str) -> None:
+    assert_problem(site.call("GET", f"{path}?cursor={cursor_of(ADA)}", who), 400, admin_routes.BAD_CURSOR)
+
+
+# --- camelCase bodies ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "path", "body", "detail"),
+    [
+        (ADA, "PUT", "/api/v1/organization/settings", {"require_mfa": True}, "require_mfa"),
+        (ADA, "POST", "/api/v1/tokens", {"name": "x", "scopes": ["read"], "expires_at": None}, "expires_at"),
+        (
+            ROOT,
+            "POST",
+            "/api/v1/platform/impersonations",
+            {"email": ADA, "organization": "acme", "reason": REASON, "use_cookies": True},
+            "use_cookies",
+        ),
+        (ROOT, "PUT", "/api/v1/platform/global-maintenance", {"message": "x", "show_on_status_pages": True},
+         "show_on_status_pages"),
+    ],
+)  # fmt: skip
+def test_a_snake_case_body_field_is_an_unknown_field(
+    site: Site, who: str, method: str, path: str, body: Any, detail: str
+) -> None:
+    """The names are camelCase only: the old spelling is refused, never quietly taken or ignored."""
+    headers = bearer(site.sessions, who)
+    before = snapshot(site.sessions)
+    refused = site.call(method, path, headers, json=body)
+    assert refused.status_code == 400, refused.text
+    assert f"{detail}: unknown field (check the spelling; see the field reference)" in refused.json()["detail"]
     assert snapshot(site.sessions) == before
 
 
@@ -897,7 +1072,7 @@ def test_global_maintenance_bad_bodies(site: Site, body: Any, detail: str) -> No
     [
         (ADA, "POST", "/api/v1/members", {"email": "new@acme.example", "role": "user"}),
         (ADA, "POST", f"/api/v1/members/{CARL}/disable", None),
-        (ADA, "PUT", "/api/v1/organization/settings", {"require_mfa": True}),
+        (ADA, "PUT", "/api/v1/organization/settings", {"requireMfa": True}),
         (ADA, "POST", "/api/v1/tokens", {"name": "ci", "scopes": ["read"]}),
         (ROOT, "PUT", "/api/v1/platform/global-maintenance", {"message": "upgrade"}),
         (ROOT, "POST", "/api/v1/platform/impersonations", {"email": ADA, "organization": "acme", "reason": REASON}),

@@ -974,7 +974,7 @@ CASES: Final = [
          Problem(403, denial(policy.Action.MEMBERS_MANAGE))),
     Case("admin: a user invites", _as(ADA, _call("POST", "/api/v1/members", {"email": NOBODY, "role": "user"})),
          Problem(403, denial(policy.Action.MEMBERS_MANAGE))),
-    Case("admin: a user requires MFA", _as(ADA, _call("PUT", "/api/v1/organization/settings", {"require_mfa": True})),
+    Case("admin: a user requires MFA", _as(ADA, _call("PUT", "/api/v1/organization/settings", {"requireMfa": True})),
          Problem(403, denial(policy.Action.ORG_SETTINGS))),
     Case("admin: an admin's read token lists members",
          lambda w: get("/api/v1/members", **bearer(w.api_token(ROOT))),

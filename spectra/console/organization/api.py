@@ -23,8 +23,8 @@ TAG: Final = "organization"
 MEMBER: Final = "/api/v1/members/{email}"
 
 OPERATIONS: Final = (
-    Operation("GET", "/api/v1/members", "The organization's members (audited as users.listed)", TAG,
-              models.Members, query=models.OrganizationQuery),
+    Operation("GET", "/api/v1/members", "The organization's members by email (audited as users.listed)", TAG,
+              models.Members, query=models.MembersQuery),
     Operation("POST", "/api/v1/members", "Invite a member", TAG, models.Invited, body=InviteBody,
               query=models.OrganizationQuery, status=201),
     Operation("POST", f"{MEMBER}/role", "Set a member's role", TAG, models.RoleSet, body=RoleBody,
@@ -39,8 +39,8 @@ OPERATIONS: Final = (
               query=models.OrganizationQuery),
     Operation("PUT", "/api/v1/organization/settings", "Require two-factor authentication of every member, or not",
               TAG, models.Settings, body=SettingsBody),
-    Operation("GET", "/api/v1/tokens", "The caller's own API tokens (never their secrets)", TAG, models.Tokens,
-              refusals=(401, 403)),
+    Operation("GET", "/api/v1/tokens", "The caller's own API tokens, newest first (never their secrets)", TAG,
+              models.Tokens, query=models.PageQuery, refusals=(401, 403)),
     Operation("POST", "/api/v1/tokens", "A new API token; its secret is in `token`, shown this once", TAG,
               models.TokenCreated, body=TokenBody, status=201, refusals=(401, 403)),
     Operation("DELETE", "/api/v1/tokens/{token_id}", "Revoke an API token", TAG, models.Token),

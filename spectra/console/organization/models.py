@@ -1,18 +1,32 @@
 """The JSON forms of the organization admins' endpoints (spectra.web.admin_routes answers them): members,
 the organization's settings, the caller's API tokens, the audit log. The request bodies are
-admin_routes' own strict models (InviteBody, RoleBody, SettingsBody, TokenBody)."""
+admin_routes' own strict models (InviteBody, RoleBody, SettingsBody, TokenBody).
+
+Field names are camelCase on the wire, as the rest of /api/v1 (`platformAdmin`, `lastSignInAt`,
+`requireMfa`, ...): the models name fields in Python and answer by alias. Lists are `{"items", "next"}`
+pages taking `limit` and `cursor` (PageQuery).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from spectra.web.admin_routes import CURSOR_MAX, PAGE_DEFAULT, PAGE_MAX
 
 
 class Answer(BaseModel):
-    """An answer's body: exactly these fields."""
+    """An answer's body: exactly these fields, camelCase."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, serialize_by_alias=True,
+        extra="forbid",
+    )  # fmt: skip
+
+
+NEXT: Final = "The next page's relative URL (with its cursor); null on the last page."
 
 
 class Member(Answer):
@@ -27,8 +41,10 @@ class Member(Answer):
 
 
 class Members(Answer):
-    organization: str
-    members: list[Member]
+    """The organization's members by email."""
+
+    items: list[Member]
+    next: str | None = Field(description=NEXT)
 
 
 class Invited(Answer):
@@ -73,8 +89,10 @@ class Token(Answer):
 
 
 class Tokens(Answer):
-    organization: str | None
-    tokens: list[Token]
+    """The caller's tokens in the organization, newest first (by id)."""
+
+    items: list[Token]
+    next: str | None = Field(description=NEXT)
 
 
 class TokenCreated(Token):
@@ -92,28 +110,41 @@ class AuditRecord(Answer):
     target_kind: str | None
     target_namespace: str | None
     target_name: str | None
-    details: dict[str, Any] | None
+    details: dict[str, Any] | None = Field(description="what the action recorded, as it recorded it")
 
 
 class AuditPage(Answer):
-    records: list[AuditRecord]
-    next: str | None = Field(description="the link of the following page, or null on the last")
+    """Records newest first (by id)."""
+
+    items: list[AuditRecord]
+    next: str | None = Field(description=NEXT)
 
 
-class AuditQuery(BaseModel):
-    """GET /api/v1/audit's query."""
+class PageQuery(BaseModel):
+    """A list's page: `limit` items after `cursor` (the previous page's, from its `next`)."""
 
-    action: str | None = Field(None, max_length=100, description="a prefix of the action: member.")
-    actor: str | None = Field(None, max_length=320)
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
-    organization: str | None = Field(None, description="platform admins: one organization's records")
-    limit: int = Field(100, ge=1, le=500)
-    before: int | None = Field(None, ge=0, description="the id the page ends before (from `next`)")
-    format: Literal["json", "csv", "jsonl"] = "json"
+    limit: int = Field(PAGE_DEFAULT, ge=1, le=PAGE_MAX)
+    cursor: str | None = Field(None, max_length=CURSOR_MAX, description="from the previous page's `next`")
 
 
 class OrganizationQuery(BaseModel):
     """`?organization=`: platform admins name the organization they manage the members of."""
 
     organization: str | None = None
+
+
+class MembersQuery(OrganizationQuery, PageQuery):
+    """GET /api/v1/members: the organization (platform admins) and the page."""
+
+
+class AuditQuery(PageQuery):
+    """GET /api/v1/audit's query (any other parameter is refused)."""
+
+    action: str | None = Field(None, max_length=100, description="a prefix of the action: member.")
+    actor: str | None = Field(None, max_length=320)
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    organization: str | None = Field(None, description="platform admins: one organization's records")
+    format: Literal["json", "csv", "jsonl"] = Field(
+        "json", description="csv or jsonl: every record after the cursor, streamed, audited as audit.exported"
+    )

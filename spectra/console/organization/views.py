@@ -24,7 +24,7 @@ from spectra.auth.identity import Actor
 from spectra.auth.policy import Action
 from spectra.runtime.clients import client_key
 from spectra.store.engine import retry_conflicts
-from spectra.web.admin_routes import BAD_BEFORE, REFUSED_AS_ASKED, audit_filter, whole_number
+from spectra.web.admin_routes import REFUSED_AS_ASKED, audit_filter, whole_number
 from spectra.web.auth_routes import Refusal
 
 from ..forms import posted
@@ -38,6 +38,8 @@ T = TypeVar("T")
 KEY: Final = "g"  # the navigation section (rendering.SECTIONS)
 BASE: Final = "/console/organization"
 AUDIT_FILTERS: Final = ("action", "actor", "since", "until")
+# The audit page's own links page by `before` (an id); GET /api/v1/audit's JSON pages by an opaque cursor.
+BAD_BEFORE: Final = "before must be the id of an audit record (a whole number)."
 
 
 # --- shared with the platform pages ----------------------------------------------------------------------

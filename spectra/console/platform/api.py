@@ -17,6 +17,7 @@ from spectra.auth.policy import Action
 from spectra.web.admin_routes import AdminApi, ImpersonationBody, MaintenanceBody, answering
 
 from ..operations import Operation
+from ..organization.models import PageQuery
 from . import models, service
 
 if TYPE_CHECKING:
@@ -30,10 +31,10 @@ MAINTENANCE: Final = "/api/v1/platform/global-maintenance"
 OPERATIONS: Final = (
     Operation("GET", SYSTEM, "Probe workers per location, leader leases (the active alerter), the outbox "
               "backlog, the database and its schema revision", TAG, models.System, refusals=PLATFORM_ONLY),
-    Operation("GET", "/api/v1/platform/tenants", "Every organization with plan, usage, trial and suspension",
-              TAG, models.Tenants, refusals=PLATFORM_ONLY),
-    Operation("GET", "/api/v1/platform/impersonations", "The impersonations in effect", TAG,
-              models.Impersonations, refusals=PLATFORM_ONLY),
+    Operation("GET", "/api/v1/platform/tenants", "Every organization with plan, usage, trial and suspension, "
+              "by name", TAG, models.Tenants, query=PageQuery, refusals=PLATFORM_ONLY),
+    Operation("GET", "/api/v1/platform/impersonations", "The impersonations in effect, newest first", TAG,
+              models.Impersonations, query=PageQuery, refusals=PLATFORM_ONLY),
     Operation("POST", "/api/v1/platform/impersonations", "Start impersonating a member: a session of theirs",
               TAG, models.ImpersonationSession, body=ImpersonationBody, status=201, refusals=PLATFORM_ONLY),
     Operation("DELETE", "/api/v1/platform/impersonations/{impersonation_id}", "End an impersonation now", TAG,
@@ -57,6 +58,6 @@ def platform_api_routes(console: Console) -> list[BaseRoute]:
             return service.system(session, principal, now=now)
 
         found = models.System.of(await api.run(principal, work))
-        return JSONResponse(found.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
+        return JSONResponse(found.model_dump(mode="json", by_alias=True), headers={"Cache-Control": "no-store"})
 
     return [Route(SYSTEM, answering(system), methods=["GET"])]

@@ -1,5 +1,7 @@
 """The JSON forms of the platform admins' endpoints: the system page's (GET /api/v1/platform/system), and
-those spectra.web.admin_routes answers (tenants, impersonations, global maintenance)."""
+those spectra.web.admin_routes answers (tenants, impersonations, global maintenance). camelCase on the wire
+(organization.models.Answer), the impersonation's session too: OAuth 2.0's names stay with /api/v1/auth.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from ..organization.models import Answer
+from ..organization.models import NEXT, Answer
 from . import service
 
 # --- the system page -----------------------------------------------------------------------------------
@@ -38,7 +40,7 @@ class Outbox(Answer):
     backlog: int = Field(description="pending, sending and failed messages")
     by_status: dict[str, int]
     oldest_pending_at: AwareDatetime | None
-    oldest_pending_age_s: int | None
+    oldest_pending_age_seconds: int | None
 
 
 class Database(Answer):
@@ -82,7 +84,12 @@ class System(Answer):
             ],
             alerter=Leader(**vars(found.alerter)),
             leaders=[Leader(**vars(leader)) for leader in found.leaders],
-            outbox=Outbox(**vars(found.outbox)),
+            outbox=Outbox(
+                backlog=found.outbox.backlog,
+                by_status=found.outbox.by_status,
+                oldest_pending_at=found.outbox.oldest_pending_at,
+                oldest_pending_age_seconds=found.outbox.oldest_pending_age_s,
+            ),
             database=Database(
                 reachable=found.database.reachable,
                 dialect=found.database.dialect,
@@ -100,7 +107,7 @@ class System(Answer):
 class Plan(Answer):
     max_monitors: int | None
     max_status_pages: int | None
-    min_interval_s: float | None
+    min_interval_seconds: float | None
 
 
 class Usage(Answer):
@@ -125,7 +132,10 @@ class Tenant(Answer):
 
 
 class Tenants(Answer):
-    tenants: list[Tenant]
+    """Every organization by name."""
+
+    items: list[Tenant]
+    next: str | None = Field(description=NEXT)
 
 
 class Impersonation(Answer):
@@ -139,7 +149,10 @@ class Impersonation(Answer):
 
 
 class Impersonations(Answer):
-    impersonations: list[Impersonation]
+    """The impersonations in effect, newest first (by id)."""
+
+    items: list[Impersonation]
+    next: str | None = Field(description=NEXT)
 
 
 class Impersonator(Answer):
@@ -152,7 +165,7 @@ class Started(Answer):
 
 
 class ImpersonationSession(Answer):
-    """The member's new session, as a sign-in answers one: tokens in the body, or (`use_cookies`) cookies
+    """The member's new session, as a sign-in answers one: tokens in the body, or (`useCookies`) cookies
     and the CSRF token."""
 
     email: str

@@ -1,8 +1,10 @@
 """The organization admins' JSON endpoints (served by spectra.web.admin_routes) answer what the models the
-OpenAPI document is made from say (spectra.console.organization.models), field for field; on SQLite and
-MariaDB."""
+OpenAPI document is made from say (spectra.console.organization.models), field for field and by their
+camelCase names only; on SQLite and MariaDB."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from anyio.from_thread import BlockingPortal
@@ -29,15 +31,17 @@ def site(sessions: sessionmaker[Session], portal: BlockingPortal) -> ConsoleSite
 
 
 def answer_of(response: object, model: type[BaseModel], status: int = 200) -> BaseModel:
+    """The answer as `model`, read by alias only: a snake_case name would be an unknown field."""
     assert response.status_code == status, response.text  # type: ignore[attr-defined]
-    return model.model_validate(response.json())  # type: ignore[attr-defined]
+    return model.model_validate(response.json(), by_alias=True, by_name=False)  # type: ignore[attr-defined]
 
 
 def test_the_members_endpoints_answer_their_models(site: ConsoleSite) -> None:
     ada = site.browser(ADA)
     members = answer_of(ada.get("/api/v1/members"), models.Members)
     assert isinstance(members, models.Members)
-    assert [m.email for m in members.members] == [ADA, UMA]
+    assert [m.email for m in members.items] == [ADA, UMA]
+    assert members.next is None
     answer_of(
         ada.api("POST", "/api/v1/members", json={"email": "new@acme.example", "role": "user"}), models.Invited, 201
     )
@@ -45,7 +49,7 @@ def test_the_members_endpoints_answer_their_models(site: ConsoleSite) -> None:
     for change in ("disable", "enable", "reset-mfa"):
         answer_of(ada.api("POST", f"/api/v1/members/{UMA}/{change}"), models.MemberChanged)
     answer_of(ada.api("DELETE", "/api/v1/members/new@acme.example"), models.MemberRemoved)
-    answer_of(ada.api("PUT", "/api/v1/organization/settings", json={"require_mfa": True}), models.Settings)
+    answer_of(ada.api("PUT", "/api/v1/organization/settings", json={"requireMfa": True}), models.Settings)
 
 
 def test_the_token_and_audit_endpoints_answer_their_models(site: ConsoleSite) -> None:
@@ -56,12 +60,30 @@ def test_the_token_and_audit_endpoints_answer_their_models(site: ConsoleSite) ->
     assert isinstance(made, models.TokenCreated)
     assert made.token.startswith("spt_")
     answer_of(ada.api("POST", "/api/v1/tokens", json={"name": "cd", "scopes": ["admin"],
-                                                       "expires_at": "2027-01-01T00:00:00Z"}), models.TokenCreated, 201)  # fmt: skip
+                                                       "expiresAt": "2027-01-01T00:00:00Z"}), models.TokenCreated, 201)  # fmt: skip
     listed = answer_of(ada.get("/api/v1/tokens"), models.Tokens)
     assert isinstance(listed, models.Tokens)
-    assert len(listed.tokens) == 2
+    assert len(listed.items) == 2
     answer_of(ada.api("DELETE", f"/api/v1/tokens/{made.id}"), models.Token)
     page = answer_of(ada.get("/api/v1/audit?limit=2"), models.AuditPage)
     assert isinstance(page, models.AuditPage)
     assert page.next is not None
-    assert len(page.records) == 2
+    assert len(page.items) == 2
+
+
+def property_names(schema: Any) -> set[str]:
+    """Every property name of a JSON schema, nested ones and those of its `$defs` included."""
+    if isinstance(schema, list):
+        return set().union(*(property_names(item) for item in schema))
+    if not isinstance(schema, dict):
+        return set()
+    found = set(schema.get("properties", {}))
+    return found.union(*(property_names(value) for value in schema.values()))
+
+
+def test_the_models_name_every_field_in_camel_case() -> None:
+    """What the OpenAPI document shows for these answers: no snake_case name is left."""
+    answers = (models.Members, models.Invited, models.Settings, models.Tokens, models.TokenCreated, models.AuditPage)
+    names = set().union(*(property_names(model.model_json_schema(mode="serialization")) for model in answers))
+    assert {"platformAdmin", "lastSignInAt", "requireMfa", "expiresAt", "targetKind", "items", "next"} <= names
+    assert [name for name in names if "_" in name] == []

@@ -1,6 +1,6 @@
 """GET /api/v1/platform/system (platform admins only) and the platform endpoints' answers against the
-models the OpenAPI document is made from (spectra.console.platform.models, field for field); on SQLite and
-MariaDB."""
+models the OpenAPI document is made from (spectra.console.platform.models, field for field and by their
+camelCase names only); on SQLite and MariaDB."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from spectra.store import Role
 from spectra.store.accounts import User
 from spectra.store.migrate import head_revision
 from spectra.store.worker_leases import ensure_leases
+from tests.console.organization.test_api import property_names
 from tests.factories.accounts import member, token_of
 from tests.factories.platform import leader, outbox_message, tenant, worker_holding
 from tests.factories.store import monitor_factory
@@ -43,8 +44,9 @@ def site(sessions: sessionmaker[Session], portal: BlockingPortal) -> ConsoleSite
 
 
 def valid(model: type[BaseModel], body: object) -> BaseModel:
-    """`body` as `model` says, every field there and none else (the models forbid extra fields)."""
-    return model.model_validate(body)
+    """`body` as `model` says, every field there and none else (the models forbid extra fields), by the
+    camelCase names only: a snake_case one would be an unknown field."""
+    return model.model_validate(body, by_alias=True, by_name=False)
 
 
 def test_the_system_endpoint_answers_what_the_store_holds(site: ConsoleSite) -> None:
@@ -60,14 +62,18 @@ def test_the_system_endpoint_answers_what_the_store_holds(site: ConsoleSite) -> 
     answer = site.browser(ROOT).get("/api/v1/platform/system")
     assert answer.status_code == 200
     assert answer.headers["cache-control"] == "no-store"
-    system = models.System.model_validate(answer.json())
+    system = valid(models.System, answer.json())
+    assert isinstance(system, models.System)
+    assert answer.json()["outbox"]["oldestPendingAgeSeconds"] == 42
     assert [(loc.location, loc.monitors, loc.unowned) for loc in system.locations] == [("us-east", 2, 1)]
     assert [(w.worker_id, w.silent, w.monitors, w.last_seen_at) for w in system.locations[0].workers] == [
         ("probe-us-1", False, 1, now),
     ]  # fmt: skip
     assert (system.alerter.holder, system.alerter.lease_until) == ("alerter-1", now + timedelta(seconds=6))
     assert [(found.name, found.holder) for found in system.leaders] == [("alerter", "alerter-1"), ("operator", None)]
-    assert (system.outbox.backlog, system.outbox.oldest_pending_age_s, system.outbox.by_status["pending"]) == (1, 42, 1)
+    assert (system.outbox.backlog, system.outbox.oldest_pending_age_seconds, system.outbox.by_status["pending"]) == (
+        1, 42, 1,
+    )  # fmt: skip
     assert (system.database.reachable, system.database.revision, system.database.up_to_date) == (
         True, head_revision(), True,
     )  # fmt: skip
@@ -93,7 +99,7 @@ def test_the_system_endpoint_is_for_platform_admins_in_their_own_session(site: C
                        json={"email": ADA, "organization": "acme", "reason": REASON})  # fmt: skip
     assert started.status_code == 201
     impersonating = site.anonymous().get(
-        "/api/v1/platform/system", headers={"Authorization": f"Bearer {started.json()['access_token']}"}
+        "/api/v1/platform/system", headers={"Authorization": f"Bearer {started.json()['accessToken']}"}
     )
     assert_problem(impersonating, 403, "not while impersonating: system.read is a platform admin's own")
 
@@ -102,21 +108,23 @@ def test_the_platform_endpoints_answer_their_models(site: ConsoleSite) -> None:
     root = site.browser(ROOT)
     tenants = valid(models.Tenants, root.get("/api/v1/platform/tenants").json())
     assert isinstance(tenants, models.Tenants)
-    assert tenants.tenants[0].plan.min_interval_s == 30.0
+    assert tenants.items[0].plan.min_interval_seconds == 30.0
+    assert tenants.next is None
     started = root.api("POST", "/api/v1/platform/impersonations",
                        json={"email": ADA, "organization": "acme", "reason": REASON})  # fmt: skip
     assert started.status_code == 201
     session_answer = valid(models.ImpersonationSession, started.json())
     assert isinstance(session_answer, models.ImpersonationSession)
     with_cookies = site.browser(ROOT).api("POST", "/api/v1/platform/impersonations", json={
-        "email": ADA, "organization": "acme", "reason": REASON, "use_cookies": True})  # fmt: skip
+        "email": ADA, "organization": "acme", "reason": REASON, "useCookies": True})  # fmt: skip
     assert valid(models.ImpersonationSession, with_cookies.json())
     listed = valid(models.Impersonations, root.get("/api/v1/platform/impersonations").json())
     assert isinstance(listed, models.Impersonations)
-    assert len(listed.impersonations) == 2
+    assert len(listed.items) == 2
     ended = root.api("DELETE", f"/api/v1/platform/impersonations/{session_answer.impersonation.id}")
     assert valid(models.Ended, ended.json())
-    for method, body in (("GET", None), ("PUT", {"message": "Racks", "until": "2h"}), ("DELETE", None)):
+    turn_on = {"message": "Racks", "until": "2h", "showOnStatusPages": True}
+    for method, body in (("GET", None), ("PUT", turn_on), ("DELETE", None)):
         answer = root.api(method, "/api/v1/platform/global-maintenance", json=body)
         assert answer.status_code == 200, answer.text
         assert valid(models.Maintenance, answer.json())
@@ -128,3 +136,14 @@ def test_every_operation_is_a_route_of_the_site(site: ConsoleSite) -> None:
     }
     for operation in (*OPERATIONS, *ORGANIZATION_OPERATIONS):
         assert (operation.method, operation.path) in routes, operation
+
+
+def test_the_models_name_every_field_in_camel_case() -> None:
+    """What the OpenAPI document shows for these answers (the system's and the impersonation's session
+    too): no snake_case name is left."""
+    answers = (models.System, models.Tenants, models.Impersonations, models.ImpersonationSession, models.Ended,
+               models.Maintenance)  # fmt: skip
+    names = set().union(*(property_names(model.model_json_schema(mode="serialization")) for model in answers))
+    assert {"checkedAt", "workerId", "leaseUntil", "byStatus", "upToDate", "minIntervalSeconds", "trialDaysLeft",
+            "accessToken", "csrfToken", "showOnStatusPages", "startedBy", "items", "next"} <= names  # fmt: skip
+    assert [name for name in names if "_" in name] == []

@@ -1,8 +1,7 @@
-"""What every checker shares: the egress guard, secrets, one HTTP client, one TLS context, and the
-evaluator processes for expectations whose cost the tenant controls (started on first use).
+"""What every checker shares: the egress guard, secrets, one TLS context, and the evaluator processes
+for expectations whose cost the tenant controls (started on first use).
 
-Creating an HTTP client or an SSLContext costs about 20 ms each, so a worker makes them once and
-every check reuses them.
+Creating an SSLContext costs about 20 ms, so a worker makes it once and every check reuses it.
 """
 
 from __future__ import annotations
@@ -15,14 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from spectra.api.base import ValueSource
 from spectra.api.monitor import MonitorSpec
 from spectra.api.secrets import NoSecrets, SecretResolver
 from spectra.domain.egress import EgressGuard, EgressPolicy
 from spectra.probe.evaluator import Evaluators
-from spectra.probe.http_client import make_client
 from spectra.probe.lag import LoopLag
 from spectra.probe.scrubbing import note_resolved
 
@@ -77,14 +73,10 @@ class CheckContext:
         return value
 
     def shared(self, name: str, factory: Callable[[], Any]) -> Any:
-        """One instance per context of an expensive helper (HTTP client, browser)."""
+        """One instance per context of an expensive helper (the browser, a TLS context)."""
         if name not in self._resources:
             self._resources[name] = factory()
         return self._resources[name]
-
-    def http_client(self) -> httpx.AsyncClient:
-        client: httpx.AsyncClient = self.shared("http", lambda: make_client(self.egress, self.ssl_context))
-        return client
 
     def evaluators(self) -> Evaluators:
         evaluators: Evaluators = self.shared("evaluators", lambda: Evaluators(self.evaluation_budget_s))

@@ -204,13 +204,11 @@ async def test_cookies_are_never_kept(base: str, ctx: CheckContext) -> None:
     for _ in range(2):
         result = await check(http(base + "/cookie", expect={"bodyContains": "had cookie: False"}), ctx)
         assert result.status is Status.UP, result.reason
-    assert len(ctx.http_client().cookies.jar) == 0
 
 
-async def test_one_client_serves_every_check(base: str, ctx: CheckContext) -> None:
+async def test_one_context_serves_concurrent_checks(base: str, ctx: CheckContext) -> None:
     results = await asyncio.gather(*(check(http(base + "/ok"), ctx) for _ in range(20)))
     assert {result.status for result in results} == {Status.UP}
-    assert ctx.http_client() is ctx.http_client()
 
 
 # --- time ------------------------------------------------------------------------------------------

@@ -25,8 +25,6 @@ from spectra.probe.result import CheckResult, Status
 from spectra.probe.scrubbing import ResolvedSecrets, collecting
 
 log = logging.getLogger(__name__)
-# httpx logs every request's URL at INFO; a redirect URL may carry what the target echoed (a secret).
-logging.getLogger("httpx").setLevel(logging.WARNING)
 
 Checker = Callable[[CheckRequest, CheckContext], Awaitable[CheckResult]]
 

@@ -30,9 +30,9 @@ EXPORT_FIELDS = (
     "organization",
     "ip",
     "action",
-    "target_kind",
-    "target_namespace",
-    "target_name",
+    "targetKind",
+    "targetNamespace",
+    "targetName",
     "details",
 )
 
@@ -99,6 +99,7 @@ def query(session: Session, where: AuditFilter, *, limit: int = 100, before_id: 
 
 
 def as_dict(row: AuditLog) -> dict[str, Any]:
+    """A record as the API and the exports name it (camelCase, as everywhere under /api/v1)."""
     return {
         "at": rfc3339(row.at),
         "actor": row.actor,
@@ -106,9 +107,9 @@ def as_dict(row: AuditLog) -> dict[str, Any]:
         "organization": row.organization,
         "ip": row.ip,
         "action": row.action,
-        "target_kind": row.target_kind,
-        "target_namespace": row.target_namespace,
-        "target_name": row.target_name,
+        "targetKind": row.target_kind,
+        "targetNamespace": row.target_namespace,
+        "targetName": row.target_name,
         "details": row.details,
     }
 

@@ -85,5 +85,5 @@ def test_exports(session: Session) -> None:
     assert json.loads(line)["details"] == {"name": '=HYPERLINK("http://evil")'}
     table = list(csv.reader(io.StringIO("".join(export_csv(rows)))))
     assert table[0][:3] == ["at", "actor", "impersonator"]
-    assert table[1][table[0].index("target_name")] == "'@SUM(A1)"
+    assert table[1][table[0].index("targetName")] == "'@SUM(A1)"
     assert table[1][table[0].index("details")].startswith("{")  # JSON text: starts with {, not a formula

@@ -590,7 +590,7 @@ def test_audit_exports_stream_csv_and_json_lines_and_are_audited(site: Site) -> 
     assert exported.headers["content-type"] == "text/csv; charset=utf-8"
     assert exported.headers["content-disposition"] == 'attachment; filename="spectra-audit-20260302T090507Z.csv"'
     table = list(csv.DictReader(io.StringIO(exported.text)))
-    assert [(row["actor"], row["action"], row["target_name"]) for row in table] == [
+    assert [(row["actor"], row["action"], row["targetName"]) for row in table] == [
         (ADA, "member.role_changed", CARL)
     ] * 3
     assert json.loads(table[0]["details"]) == {"from": "user", "to": "admin"}
@@ -599,7 +599,7 @@ def test_audit_exports_stream_csv_and_json_lines_and_are_audited(site: Site) -> 
     assert lines.headers["content-disposition"].endswith('.jsonl"')
     records = [json.loads(line) for line in lines.text.splitlines()]
     assert {r["organization"] for r in records} == {"acme"}
-    assert list(records[1]) == [  # the JSON page's names (CSV keeps its header's)
+    assert list(records[1]) == [  # the JSON page's names, as the CSV header names them
         "at", "actor", "impersonator", "organization", "ip", "action", "targetKind", "targetNamespace", "targetName",
         "details",
     ]  # fmt: skip
@@ -631,7 +631,7 @@ def test_audit_exports_stream_csv_and_json_lines_and_are_audited(site: Site) -> 
         (ADA, f"?cursor={base64.urlsafe_b64encode(b'ada').decode()}", 400, admin_routes.BAD_CURSOR),
         (ADA, f"?action={'a' * 101}", 400, "action has at most 100 characters."),
         (ADA, "?limit=0", 400, admin_routes.BAD_LIMIT),
-        (ADA, "?limit=201", 400, admin_routes.BAD_LIMIT),
+        (ADA, "?limit=501", 400, admin_routes.BAD_LIMIT),
         (ADA, "?limit=x", 400, admin_routes.BAD_LIMIT),
         (ADA, "?format=xml", 400, admin_routes.BAD_FORMAT),
         (BOB, "?format=csv", 403, "the role user does not allow audit.read"),
@@ -995,12 +995,12 @@ LISTS = [
 @pytest.mark.parametrize(("who", "path"), LISTS)
 def test_every_list_takes_a_limit_from_1_to_200(site: Site, who: str, path: str) -> None:
     headers = bearer(site.sessions, who)
-    for limit in ("1", "200"):
+    for limit in ("1", "500"):
         answer = site.call("GET", f"{path}?limit={limit}", headers)
         assert answer.status_code == 200, answer.text
         assert set(answer.json()) == {"items", "next"}
         assert len(answer.json()["items"]) <= int(limit)
-    for limit in ("0", "201", "-1", "1.5", "x", ""):
+    for limit in ("0", "501", "-1", "1.5", "x", ""):
         assert_problem(site.call("GET", f"{path}?limit={limit}", headers), 400, admin_routes.BAD_LIMIT)
 
 

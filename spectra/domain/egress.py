@@ -2,9 +2,9 @@
 
 Every checker resolves its target through `EgressGuard.resolve` and connects to the addresses it
 returns, never to the name again, so a DNS answer that changes between check and connect (DNS
-rebinding) cannot slip past. HTTP goes through `GuardedResolver`, the same check inside aiohttp's
-connector, which also covers every redirect hop; `guarded_session` is an aiohttp session built on it
-(webhook and Slack deliveries), which checks IP-literal hosts too.
+rebinding) cannot slip past. http(s) checks resolve every redirect hop through `EgressGuard.resolve`
+(`spectra.probe.http_wire`); `GuardedResolver` is the same check inside aiohttp's connector, for
+`guarded_session` (webhook and Slack deliveries), which checks IP-literal hosts too.
 
 Always refused: link-local and cloud metadata addresses in any spelling, multicast, reserved and
 unspecified addresses. Refused unless the policy allows them: loopback, private ranges (RFC 1918,

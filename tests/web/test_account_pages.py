@@ -71,6 +71,7 @@ def test_enrol_from_the_account_page_then_sign_in_with_a_code(
     assert page.status_code == 200
     assert EMAIL in page.text
     assert 'id="mfa-state">Off.' in page.text
+    assert 'href="/console/organization/tokens"' in page.text  # a member finds their API tokens from here
     assert page.headers["cache-control"] == "no-store"
     assert snapshot(sessions) == before  # GET changes nothing
 

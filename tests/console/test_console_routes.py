@@ -14,6 +14,7 @@ from anyio.from_thread import BlockingPortal
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+import spectra.console as console_package
 from spectra.auth import impersonation
 from spectra.auth import sessions as auth_sessions
 from spectra.auth.global_maintenance import turn_on
@@ -204,3 +205,41 @@ def test_principal_of_a_page_is_never_from_an_authorization_header(site: Console
     answer = anonymous.get("/console", headers={"Authorization": f"Bearer {granted.access_token}"})
     assert answer.status_code == 303
     assert isinstance(granted.principal, Principal)
+
+
+STACKED_TABLE = re.compile(r'<table class="stack[^"]*"[^>]*>(.*?)</table>', re.S)
+CELL = re.compile(r'<th scope="row"|<td[^>]*>')
+
+
+def _labels_match(path: Path, heads: list[str], row: str) -> int:
+    """Every data cell of `row` has a data-label naming its column (a column whose header is made by the
+    template, or a cell made in a loop, only needs one); how many cells were checked."""
+    cells = [cell for cell in CELL.findall(row) if "colspan" not in cell]
+    labels: list[str | None] = []
+    for cell in cells:
+        found = re.search(r'data-label="([^"]*)"', cell)
+        assert cell.startswith("<th") or found is not None, (path.name, row[:160])
+        labels.append(None if cell.startswith("<th") else found.group(1) if found else None)
+    if any("{" in label for label in labels if label):  # a cell made in a loop stands for several columns
+        assert {label for label in labels if label and "{" not in label} <= set(heads), (path.name, row[:160])
+    else:
+        for head, label in zip(heads, labels, strict=False):
+            assert label is None or label == head, (path.name, row[:160])  # None: the row header
+    return len(cells)
+
+
+def test_every_cell_of_a_stacked_table_says_its_column() -> None:
+    """On a phone a `stack` table hides its header and shows each cell's `data-label` before it (console.css):
+    every data cell of every such table in the console's templates carries one, matching its column; the
+    overview's rows come from the `_row.html` macro, checked against the overview's header."""
+    templates = Path(console_package.__file__).parent / "templates"
+    checked = 0
+    for path in sorted(templates.rglob("*.html")):
+        for table in STACKED_TABLE.findall(path.read_text(encoding="utf-8")):
+            heads = [re.sub(r"<[^>]+>", "", head).strip() for head in re.findall(r'<th scope="col">(.*?)</th>', table)]
+            body = table.split("</thead>", 1)[-1]
+            if "row(m)" in body:
+                body = (templates / "monitors" / "_row.html").read_text(encoding="utf-8")
+            for row in re.split(r"<tr[ >]", body)[1:]:
+                checked += _labels_match(path, heads, row)
+    assert checked > 80

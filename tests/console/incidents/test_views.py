@@ -56,7 +56,7 @@ def test_the_incident_page_shows_the_whole_timeline_and_acknowledge_first(w: Inc
     assert 'data-shortcut="a">Acknowledge</button>' in page
     assert "paged alice by sms" in page
     assert "paged alice by voice" in page
-    assert "<td>+4915112345678</td>" in page  # who was paged, at which number
+    assert '<td data-label="Recipient">+4915112345678</td>' in page  # who was paged, at which number
     assert "Escalate now" in page
     assert '<option value="default/bob">default/bob</option>' in page
     assert '<time datetime="' in page

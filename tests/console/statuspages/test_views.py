@@ -56,7 +56,7 @@ def test_the_list_shows_our_pages_their_components_and_the_public_link(world: Pa
     assert 'href="/console/status-pages/default/main">Main status</a>' in page.text
     assert '<a href="/s/main">public page /s/main</a>' in page.text
     for name in ("API", "Web", "Database"):
-        assert f"<td>{name}</td>" in page.text
+        assert f'<td data-label="Component">{name}</td>' in page.text
     assert "Globex status" not in page.text  # another tenant's page
     assert page.text.count("<h1>") == 1
 

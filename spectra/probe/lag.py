@@ -7,8 +7,18 @@ event loop and adds up how late each tick woke; a tick that is due but has not r
 late already, so a check finishing right after the process resumes sees the whole gap even when its
 timeout fires before the tick does.
 
-:func:`ate_budget` says when that lateness ate enough of a check's time budget that the check's
-failure is not a verdict on the target (run_check then reports it as "probe stalled").
+:func:`lateness_cause` is the one decision of whether a failed check's failure is our own lateness,
+not a verdict on the target (run_check then reports it as "probe stalled"). There are two causes:
+
+- **loop lag**: the loop was late by a real share of the check's timeout while the check ran
+  (:func:`ate_budget`): the process was stopped, paused or starved, or each of its loop iterations took
+  so long that the check's own events waited for them.
+- **behind schedule**: the check started a second or more (and a quarter of its timeout) after its slot,
+  so the probe is saturated, and the check then ran out of time (it timed out, or was slow). The tick only
+  counts its own lateness past its 0.1 s sleep, while a check waits in full for every long iteration the
+  loop runs while it is in flight (and a probe catching up starts hundreds of checks at once): a saturated
+  probe's timeouts are too unreliable to judge a target by. A failure that came quickly (a refused
+  connection, a wrong status code, a missing text) is still a verdict however late the check started.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -25,6 +36,8 @@ TICK_S = 0.1
 STALL_S = 1.0  # a tick this late: the process was stopped, paused or starved, not just busy
 BUDGET_SHARE = 0.25  # lateness of this share of a check's timeout voids the check's failure
 MIN_VOIDING_LAG_S = 0.1  # below this, lateness is ordinary scheduling noise, whatever the timeout
+MIN_LATE_START_S = 1.0  # a check started this late (and BUDGET_SHARE of its timeout): the probe is saturated
+OUT_OF_TIME_SHARE = 0.75  # a failure after this share of the timeout ran out of time (a timeout, no answer)
 LOG_EVERY_S = 30.0  # at most one warning per this many seconds while stalls go on
 
 
@@ -49,6 +62,28 @@ class LagMetrics(Protocol):
 def ate_budget(lag_s: float, timeout_s: float) -> bool:
     """Whether ``lag_s`` of the probe's own lateness during a check took a real share of its timeout."""
     return lag_s >= max(MIN_VOIDING_LAG_S, BUDGET_SHARE * timeout_s)
+
+
+class LatenessCause(StrEnum):
+    LOOP_LAG = "loop lag"
+    BEHIND_SCHEDULE = "behind schedule"
+
+
+def lateness_cause(
+    *, timeout_s: float, loop_lag_s: float, started_late_s: float, elapsed_s: float, slow: bool = False
+) -> LatenessCause | None:
+    """Why a failed check's failure is the probe's own lateness, or None when it is a verdict on the target.
+
+    ``loop_lag_s``: how late the loop was while the check ran; ``started_late_s``: how long after its slot
+    the check started; ``elapsed_s``: how long it ran (wall time); ``slow``: it failed on a latency limit
+    (DEGRADED), which lateness can cause however soon it ended.
+    """
+    if ate_budget(loop_lag_s, timeout_s):
+        return LatenessCause.LOOP_LAG
+    behind = started_late_s >= max(MIN_LATE_START_S, BUDGET_SHARE * timeout_s)
+    if behind and (slow or elapsed_s >= OUT_OF_TIME_SHARE * timeout_s):
+        return LatenessCause.BEHIND_SCHEDULE
+    return None
 
 
 class LoopLag:

@@ -47,6 +47,7 @@ from spectra.store.location_monitors import LocationMonitor, location_fingerprin
 from spectra.store.monitor_states import mark_paused
 
 HEARTBEAT_EVALUATION_S = 30.0  # heartbeat deadlines are evaluated at least this often
+STALL_LOG_EVERY_S = 30.0  # at most one warning per this many seconds while slots end without a verdict
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,30 @@ class WorkerMetrics(LagMetrics, Protocol):
     def set_states(self, counts: dict[str, int]) -> None: ...
 
 
+class _StallLog:
+    """One warning per STALL_LOG_EVERY_S at most while slots end without a verdict, with their count."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._logged_at = -STALL_LOG_EVERY_S
+        self._unlogged = 0
+
+    def note(self, ref: str, reason: str) -> None:
+        log.debug("monitor %s: %s", ref, reason)
+        self._unlogged += 1
+        now = self._clock()
+        if now - self._logged_at < STALL_LOG_EVERY_S:
+            return
+        log.warning(
+            "%d check(s) without a verdict since the last warning: the probe was too late to judge them "
+            "(stopped, starved of CPU or saturated), so they are not counted as down; e.g. %s: %s",
+            self._unlogged,
+            ref,
+            reason,
+        )
+        self._logged_at, self._unlogged = now, 0
+
+
 @dataclass(frozen=True)
 class _Monitor:
     request: CheckRequest
@@ -159,6 +184,7 @@ class Worker:
         self._unjudged: set[int] = set()
         self.unjudged = 0  # results dropped because the store failed during the check (heartbeats)
         self.stalled = 0  # slots without a verdict: the probe's own lag ate the check's time (not written)
+        self._stall_log = _StallLog()
 
     @property
     def monitors(self) -> dict[int, CheckRequest]:
@@ -290,7 +316,7 @@ class Worker:
             return
         if result.status is Status.STALLED:  # no verdict on the target: nothing to store or to judge
             self.stalled += 1
-            log.debug("monitor %s: %s", request.ref, result.reason)
+            self._stall_log.note(request.ref, result.reason)
             if self.metrics is not None:
                 self.metrics.observe_check(str(request.spec.type), result.status.value, None)
             return
@@ -310,8 +336,10 @@ class Worker:
     async def _check_unstalled(
         self, monitor_id: int, monitor: _Monitor, check: ScheduledCheck, request: CheckRequest
     ) -> CheckResult:
-        """Run the check; once more at once if the probe stalled during it and the slot still has room."""
-        result = await run_check(request, self.ctx)
+        """Run the check; once more at once if the probe stalled during it and the slot still has room.
+
+        The retry is judged on its own lateness only (it starts after the first attempt by design)."""
+        result = await run_check(request, self.ctx, due=check.due)
         if result.status is not Status.STALLED:
             return result
         until = time.time() + monitor.timing.timeout_s

@@ -16,7 +16,7 @@ import pytest
 
 from spectra.probe.checks import run_check
 from spectra.probe.context import CheckContext
-from spectra.probe.lag import LoopLag, ate_budget
+from spectra.probe.lag import LatenessCause, LoopLag, ate_budget, lateness_cause
 from spectra.probe.metrics import ProbeMetrics
 from spectra.probe.result import Status
 from tests.factories.monitors import tcp_spec
@@ -61,6 +61,42 @@ def stall_loop(after_s: float, seconds: float) -> None:
 )
 def test_ate_budget(lag_s: float, timeout_s: float, voids: bool) -> None:
     assert ate_budget(lag_s, timeout_s) is voids
+
+
+LAG, BEHIND = LatenessCause.LOOP_LAG, LatenessCause.BEHIND_SCHEDULE
+
+
+@pytest.mark.parametrize(
+    ("timeout_s", "loop_lag_s", "started_late_s", "elapsed_s", "slow", "cause"),
+    [
+        pytest.param(0.5, 0.0, 0.0, 0.5, False, None, id="on-time-timeout-is-a-verdict"),
+        pytest.param(0.5, 0.02, 0.3, 0.5, False, None, id="ordinary-scheduling-noise-is-a-verdict"),
+        pytest.param(0.5, 0.2, 0.0, 0.5, False, LAG, id="loop-lag-ate-the-budget"),
+        pytest.param(3.0, 6.0, 0.0, 6.5, False, LAG, id="stopped-longer-than-the-timeout"),
+        pytest.param(0.5, 0.2, 0.0, 0.01, False, LAG, id="loop-lag-voids-even-a-quick-failure"),
+        pytest.param(0.5, 0.05, 7.6, 0.5, False, BEHIND, id="saturated-probe-timed-out-behind-schedule"),
+        pytest.param(0.5, 0.05, 1.0, 0.4, False, BEHIND, id="a-second-behind-ran-out-of-time"),
+        pytest.param(0.5, 0.05, 0.9, 0.5, False, None, id="under-a-second-behind-is-a-verdict"),
+        pytest.param(10.0, 0.5, 2.0, 10.0, False, None, id="behind-by-less-than-a-quarter-of-a-long-timeout"),
+        pytest.param(10.0, 0.5, 2.5, 10.0, False, BEHIND, id="behind-by-a-quarter-of-a-long-timeout"),
+        pytest.param(0.5, 0.05, 7.6, 0.002, False, None, id="refused-at-once-is-a-verdict-however-late"),
+        pytest.param(10.0, 0.0, 5.0, 0.3, False, None, id="wrong-answer-in-time-is-a-verdict-however-late"),
+        pytest.param(10.0, 0.0, 5.0, 0.3, True, BEHIND, id="slow-answer-behind-schedule-is-no-verdict"),
+        pytest.param(10.0, 0.0, 0.0, 0.3, True, None, id="slow-answer-on-time-is-a-verdict"),
+    ],
+)
+def test_lateness_cause(
+    timeout_s: float,
+    loop_lag_s: float,
+    started_late_s: float,
+    elapsed_s: float,
+    slow: bool,
+    cause: LatenessCause | None,
+) -> None:
+    decided = lateness_cause(
+        timeout_s=timeout_s, loop_lag_s=loop_lag_s, started_late_s=started_late_s, elapsed_s=elapsed_s, slow=slow
+    )
+    assert decided is cause
 
 
 async def test_a_blocked_loop_is_measured_and_counted_as_a_stall() -> None:
@@ -132,6 +168,37 @@ async def test_run_check_voids_failures_the_probe_stall_caused(
         assert "it would have been down" in result.reason
         assert result.facts["voided_status"] == "down"
         assert result.facts["probe_lag_s"] >= STALL_S - 0.2
+
+
+@pytest.mark.parametrize(
+    ("expected_text", "behind_s", "status"),
+    [
+        pytest.param("world", 0.0, Status.DOWN, id="timed-out-on-schedule-is-down"),
+        pytest.param("world", 30.0, Status.STALLED, id="timed-out-far-behind-schedule-is-no-verdict"),
+        pytest.param("hello", 30.0, Status.UP, id="an-answer-behind-schedule-is-still-up"),
+    ],
+)
+async def test_run_check_voids_timeouts_of_a_probe_behind_its_schedule(
+    ctx: CheckContext, expected_text: str, behind_s: float, status: Status
+) -> None:
+    async with tcp_server(banner_handler(b"hello", echo=False)) as port:
+        check = request("tcp", {"host": "127.0.0.1", "port": port, "expect": {"contains": expected_text}}, timeout="1s")
+        async with ticking(LoopLag()) as lag:
+            with lag_of(ctx, lag):
+                result = await run_check(check, ctx, due=time.time() - behind_s)
+    assert result.status is status, result.reason
+    if status is Status.STALLED:
+        assert result.reason.startswith("probe stalled: started ")
+        assert "(the probe is saturated)" in result.reason
+        assert result.facts["stall_cause"] == "behind schedule"
+        assert result.facts["started_late_s"] >= behind_s
+        assert result.facts["voided_status"] == "down"
+
+
+async def test_a_refusal_behind_schedule_is_still_down(ctx: CheckContext) -> None:
+    check = request("tcp", {"host": "127.0.0.1", "port": free_port()}, timeout="1s")
+    result = await run_check(check, ctx, due=time.time() - 30.0)
+    assert result.status is Status.DOWN, result.reason
 
 
 async def test_without_a_lag_monitor_run_check_judges_as_before(ctx: CheckContext) -> None:

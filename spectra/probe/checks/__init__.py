@@ -3,10 +3,11 @@
 `run_check` applies the per-check timeout and turns every failure, including our own bugs, into a
 DOWN result with a reason, so one bad monitor never stops a worker. It is also where a result leaves the
 checker: every secret value the check resolved is taken out of its reason and facts
-(:mod:`spectra.probe.scrubbing`), whatever the target echoed. A DOWN or DEGRADED result during
-which the probe's own event loop lost a real share of the time budget (``spectra.probe.lag``) becomes
-a STALLED result instead: timeouts, packet loss and slow answers measured while the probe was not
-running say nothing about the target.
+(:mod:`spectra.probe.scrubbing`), whatever the target echoed. A DOWN or DEGRADED result that the
+probe's own lateness explains (:func:`spectra.probe.lag.lateness_cause`: its event loop lost a real
+share of the time budget, or the check started far behind its slot and then ran out of time) becomes a
+STALLED result instead: timeouts, packet loss and slow answers measured while the probe was not running,
+or was saturated, say nothing about the target.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Awaitable, Callable
 
 from spectra.domain.egress import EgressRefused
 from spectra.probe.context import CheckContext, CheckRequest, MissingSecret
-from spectra.probe.lag import ate_budget
+from spectra.probe.lag import LatenessCause, lateness_cause
 from spectra.probe.result import CheckResult, Status
 from spectra.probe.scrubbing import ResolvedSecrets, collecting
 
@@ -51,30 +52,47 @@ def checker_for(monitor_type: str) -> Checker:
 _LAG_SENSITIVE = frozenset({Status.DOWN, Status.DEGRADED})
 
 
-async def run_check(request: CheckRequest, ctx: CheckContext) -> CheckResult:
-    """Run one check with its timeout; never raises. STALLED when the probe's own lag voids a failure.
-    No secret value the check resolved is left in the result."""
+async def run_check(request: CheckRequest, ctx: CheckContext, *, due: float | None = None) -> CheckResult:
+    """Run one check with its timeout; never raises. STALLED when the probe's own lateness voids a failure
+    (``due``: the epoch time of the check's slot, when it has one). No secret value the check resolved is
+    left in the result."""
     with collecting() as secrets:
-        result = await _judged(request, ctx, secrets)
+        result = await _judged(request, ctx, secrets, due)
     return secrets.scrub_result(result)
 
 
-async def _judged(request: CheckRequest, ctx: CheckContext, secrets: ResolvedSecrets) -> CheckResult:
+async def _judged(request: CheckRequest, ctx: CheckContext, secrets: ResolvedSecrets, due: float | None) -> CheckResult:
     lag = ctx.loop_lag
-    if lag is None:
+    if lag is None and due is None:
         return await _run_check(request, ctx, secrets)
-    mark = lag.mark()
+    started_late_s = 0.0 if due is None else max(0.0, time.time() - due)
+    mark = lag.mark() if lag is not None else 0.0
+    started = time.perf_counter()
     result = await _run_check(request, ctx, secrets)
     if result.status not in _LAG_SENSITIVE:
         return result
-    lost_s = lag.since(mark)
-    if not ate_budget(lost_s, request.spec.effective_timeout.total_seconds()):
-        return result
-    reason = (
-        f"probe stalled: not running for {lost_s:.1f}s of the check, no verdict on the target "
-        f"(it would have been {result.status}: {result.reason})"
+    lost_s = lag.since(mark) if lag is not None else 0.0
+    cause = lateness_cause(
+        timeout_s=request.spec.effective_timeout.total_seconds(),
+        loop_lag_s=lost_s,
+        started_late_s=started_late_s,
+        elapsed_s=time.perf_counter() - started,
+        slow=result.status is Status.DEGRADED,
     )
-    facts = {**result.facts, "probe_lag_s": round(lost_s, 3), "voided_status": result.status.value}
+    if cause is None:
+        return result
+    if cause is LatenessCause.LOOP_LAG:
+        why = f"not running for {lost_s:.1f}s of the check"
+    else:
+        why = f"started {started_late_s:.1f}s after its slot (the probe is saturated)"
+    reason = f"probe stalled: {why}, no verdict on the target (it would have been {result.status}: {result.reason})"
+    facts = {
+        **result.facts,
+        "probe_lag_s": round(lost_s, 3),
+        "started_late_s": round(started_late_s, 3),
+        "stall_cause": cause.value,
+        "voided_status": result.status.value,
+    }
     return CheckResult.stalled(result.latency_ms, reason, **facts)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import uvloop
 
-from bench import alerting, auth, console, mass_outage, operator, peers, probe, statuspage
+from bench import alerting, auth, console, mass_outage, operator, peers, probe, run_memory, statuspage
 from bench.targets import BenchCA, Ports, Targets, cpu_seconds, dnsmasq, pin
 from spectra.probe.context import CheckRequest
 
@@ -38,6 +38,7 @@ KEYS = {
     "icmp": "icmp_checks_per_s_one_core",
     "scheduling": "scheduling",
     "rss": "rss_mb_per_10k_monitors",
+    "run_memory": "run_rss_growth_mb",
     "latency": "latency_accuracy",
     "alerting": "alert_latency_ms",
     "mass_outage": "mass_outage_first_page_s",
@@ -196,6 +197,11 @@ class Harness:
         await self.measure("dns", self.dns, self.throughput_budget)
         await self.measure("icmp", self.icmp, self.throughput_budget)
         await self.measure("rss", lambda: asyncio.to_thread(probe.rss_per_10k, config), 180)
+        await self.measure(
+            "run_memory",
+            lambda: run_memory.run_memory(config.mode, self.ca, self.probe_cpu, self.target_cpu),
+            120 if config.mode == "quick" else 600,
+        )
         await self.measure("alerting", lambda: alerting.alert_latency(config.mode), 600)
         await self.measure("mass_outage", lambda: mass_outage.mass_outage(config.mode), 420)
         await self.measure(

@@ -30,6 +30,7 @@ MEASURES = {
     "icmp": "icmp_checks_per_s_one_core",
     "scheduling": "scheduling",
     "rss": "rss_mb_per_10k_monitors",
+    "run_memory": "run_rss_growth_mb",
     "latency": "latency_accuracy",
     "alerting": "alert_latency_ms",
     "mass_outage": "mass_outage_first_page_s",
@@ -139,6 +140,20 @@ def test_memory_measure_is_scaled_to_10k(quick_report: dict[str, Any]) -> None:
     assert result["value"] == pytest.approx(grown * 10_000 / result["monitors_loaded"], abs=1.5)
 
 
+def test_run_memory_measured_the_real_process_empty_and_loaded(quick_report: dict[str, Any]) -> None:
+    """`spectra run` served twice (one monitor, then 1,000 with --quick), its RSS read until settled;
+    the responder answered the loaded process's checks. The figures are the bench's to judge."""
+    result = quick_report[MEASURES["run_memory"]]
+    assert result["monitors"] == 1000
+    assert result["target"] == "<= 60"
+    assert result["growth_mb"] == pytest.approx(result["loaded_mb"] - result["empty_mb"], abs=0.11)
+    assert result["empty_mb"] > 0
+    assert result["loaded_mb"] > 0
+    assert result["met"] is (result["growth_mb"] <= 60)
+    assert result["waited_s"] >= result["interval_s"]
+    assert result["target_requests"] >= result["monitors"]  # every monitor was checked at least once
+
+
 def test_latency_accuracy_per_injected_delay(quick_report: dict[str, Any]) -> None:
     delays = quick_report[MEASURES["latency"]]["delays"]
     assert set(delays) == {"50ms", "200ms"}
@@ -205,12 +220,22 @@ def _readme_targets() -> dict[str, str]:
 
 def test_the_readme_holds_the_targets_the_bench_reports() -> None:
     """bench/README.md is where the targets live: what the code compares with must be what it says."""
-    from bench import alerting, auth, console, mass_outage, peers, probe, statuspage
+    from bench import alerting, auth, console, mass_outage, peers, probe, run_memory, statuspage
 
     readme = _readme_targets()
     assert set(readme) == {
         MEASURES[name]
-        for name in ("http", "https", "scheduling", "alerting", "mass_outage", "statuspage", "rss", "operator")
+        for name in (
+            "http",
+            "https",
+            "scheduling",
+            "alerting",
+            "mass_outage",
+            "statuspage",
+            "rss",
+            "run_memory",
+            "operator",
+        )
     } | {f"{MEASURES['auth']}.access_token_check_us", f"{MEASURES['auth']}.api_monitors_with_token"} | {
         f"{MEASURES['console']}.{part}" for part in ("overview_ms", "monitor_page_ms", "sse_delivery_s")
     } | {MEASURES["peers"]}
@@ -223,6 +248,7 @@ def test_the_readme_holds_the_targets_the_bench_reports() -> None:
         assert target is not None
         assert written(MEASURES[name]).startswith(target[0]), (name, readme[MEASURES[name]])
     assert written(MEASURES["scheduling"]) == f"<= {probe.LAG_P99_TARGET_MS:g} ms, zero missed runs"
+    assert written(MEASURES["run_memory"]) == f"<= {run_memory.TARGET_GROWTH_MB:g} MB RSS above the empty process"
     assert written(MEASURES["alerting"]) == f"p95 <= {alerting.TARGET_P95_MS / 1000:g} s"
     assert (
         written(MEASURES["mass_outage"])

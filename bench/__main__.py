@@ -26,7 +26,7 @@ from typing import Any
 
 import uvloop
 
-from bench import alerting, auth, console, mass_outage, operator, peers, probe, run_memory, statuspage
+from bench import alerting, auth, console, mass_outage, operator, peers, probe, run_memory, saturation, statuspage
 from bench.targets import BenchCA, Ports, Targets, cpu_seconds, dnsmasq, pin
 from spectra.probe.context import CheckRequest
 
@@ -47,6 +47,7 @@ KEYS = {
     "auth": "auth_costs",
     "console": "console_server_times",
     "peers": "peers_http_checks",
+    "saturation": "saturation_false_downs",
 }
 NEEDS_TARGETS = {"http", "https", "tcp", "latency", "scheduling"}
 
@@ -212,6 +213,9 @@ class Harness:
         await self.measure("console", lambda: console.console_times(config.mode), 300)
         await self.measure(
             "peers", lambda: peers.peers(config.mode, self.client_ssl, self.ca, self.probe_cpu, self.target_cpu), 900
+        )
+        await self.measure(
+            "saturation", lambda: saturation.saturation(config.mode, self.probe_cpu, self.target_cpu), 300
         )
         summary = {key: self.report[key].get("met") for key in KEYS.values()}
         return {"environment": environment_, **self.report, "summary": summary}

@@ -39,6 +39,7 @@ MEASURES = {
     "auth": "auth_costs",
     "console": "console_server_times",
     "peers": "peers_http_checks",
+    "saturation": "saturation_false_downs",
 }
 THROUGHPUT = ["http", "https", "tcp", "dns", "icmp"]
 THROUGHPUT_KEYS = {"value", "unit", "target", "met", "checks", "statuses", "duration_s", "concurrency", "latency_ms"}
@@ -46,7 +47,7 @@ THROUGHPUT_KEYS = {"value", "unit", "target", "met", "checks", "statuses", "dura
 
 def bench(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bench", *args], cwd=REPO, capture_output=True, text=True, timeout=180, check=False
+        [sys.executable, "-m", "bench", *args], cwd=REPO, capture_output=True, text=True, timeout=360, check=False
     )
 
 
@@ -106,6 +107,17 @@ def test_peers_ran_both_probes_against_both_targets(quick_report: dict[str, Any]
     assert result["cpu_ratio"] == result["against"]["nginx"]["cpu_ratio"]
     assert result["target"] == {"cpu_ratio": "<= 1", "rate_ratio": ">= 1"}
     assert "blackbox_exporter" in result["versions"]["blackbox_exporter"]
+
+
+def test_saturation_ran_spectra_past_its_capacity_and_counted_downs(quick_report: dict[str, Any]) -> None:
+    """The saturated `spectra run` checked, was past its core's capacity, and the report counts its downs (the
+    bench judges the number; the probe tests hold the mechanism)."""
+    result = quick_report[MEASURES["saturation"]]
+    assert "error" not in result, result
+    assert result["up_checks"] > 0
+    assert result["saturated"] is True, result
+    assert isinstance(result["down_checks"], int)
+    assert result["target"] == "== 0"
 
 
 def test_targets_from_the_readme_are_next_to_the_numbers(quick_report: dict[str, Any]) -> None:
@@ -220,7 +232,7 @@ def _readme_targets() -> dict[str, str]:
 
 def test_the_readme_holds_the_targets_the_bench_reports() -> None:
     """bench/README.md is where the targets live: what the code compares with must be what it says."""
-    from bench import alerting, auth, console, mass_outage, peers, probe, run_memory, statuspage
+    from bench import alerting, auth, console, mass_outage, peers, probe, run_memory, saturation, statuspage
 
     readme = _readme_targets()
     assert set(readme) == {
@@ -238,7 +250,7 @@ def test_the_readme_holds_the_targets_the_bench_reports() -> None:
         )
     } | {f"{MEASURES['auth']}.access_token_check_us", f"{MEASURES['auth']}.api_monitors_with_token"} | {
         f"{MEASURES['console']}.{part}" for part in ("overview_ms", "monitor_page_ms", "sse_delivery_s")
-    } | {MEASURES["peers"]}
+    } | {MEASURES["peers"], MEASURES["saturation"]}
 
     def written(key: str) -> str:
         return re.sub(r"(\d),(\d{3})", r"\1\2", readme[key])  # 1,500 -> 1500
@@ -248,6 +260,7 @@ def test_the_readme_holds_the_targets_the_bench_reports() -> None:
         assert target is not None
         assert written(MEASURES[name]).startswith(target[0]), (name, readme[MEASURES[name]])
     assert written(MEASURES["scheduling"]) == f"<= {probe.LAG_P99_TARGET_MS:g} ms, zero missed runs"
+    assert written(MEASURES["saturation"]) == f"== {saturation.TARGET_DOWN_CHECKS}"
     assert written(MEASURES["run_memory"]) == f"<= {run_memory.TARGET_GROWTH_MB:g} MB RSS above the empty process"
     assert written(MEASURES["alerting"]) == f"p95 <= {alerting.TARGET_P95_MS / 1000:g} s"
     assert (

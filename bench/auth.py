@@ -21,12 +21,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench import spectra_run
 from bench.statuspage import _fetch, _free_port, _wrk
 from bench.targets import cpu_seconds
 
@@ -234,29 +231,6 @@ def token_work_us(database_url: str, token: str, count: int) -> dict[str, Any]:
     return {**summary, "samples_note": "a session of its own each, SQLite file, in the harness process"}
 
 
-def _server(manifest: Path, database_url: str, port: int, cpu: int | None, folder: Path) -> subprocess.Popen[bytes]:
-    """`spectra run` pinned to `cpu` (set before exec, so every thread it starts is pinned too)."""
-    pin = f"import os; os.sched_setaffinity(0, {{{cpu}}}); " if cpu is not None else ""
-    code = pin + "from spectra.cli import cli; cli()"
-    args = ["run", str(manifest), "--database", database_url, "--listen", f"127.0.0.1:{port}"]
-    args += ["--artifacts", str(folder / "artifacts")]
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("SPECTRA_", "SENDGRID_", "TWILIO_"))}
-    env |= {"SPECTRA_SECRET_KEY": SECRET_KEY}
-    with (folder / "run.log").open("wb") as out:
-        return subprocess.Popen(  # noqa: S603 - fixed arguments, no shell
-            [sys.executable, "-c", code, *args], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def _combined(runs: Sequence[dict[str, Any]], duration_s: int, idle_utilisation: float) -> dict[str, Any]:
     """The runs of one kind together: overall requests/s, the median of each latency percentile, and
     the server's CPU time per request without what it spends idle (its probe and alerter loops)."""
@@ -289,7 +263,7 @@ def api_token_overhead(mode: str, target_cpu: int | None) -> dict[str, Any]:
         started = time.perf_counter()
         database_url, manifest, token = seed(folder, port)
         seed_s = round(time.perf_counter() - started, 2)
-        process = _server(manifest, database_url, port, target_cpu, folder)
+        process = spectra_run.start(manifest, database_url, port, cpu=target_cpu, folder=folder, secret_key=SECRET_KEY)
         url = f"http://127.0.0.1:{port}/api/v1/monitors"
         bearer = {"Authorization": f"Bearer {token}"}
         try:
@@ -310,7 +284,7 @@ def api_token_overhead(mode: str, target_cpu: int | None) -> dict[str, Any]:
                 raise RuntimeError(f"the two answers differ: {token_status}, {len(open_names)} vs {len(token_names)}")
             runs, idle_utilisation = _alternate(process.pid, url, bearer, size)
         finally:
-            _stop(process)
+            spectra_run.stop(process, timeout_s=15)
         token_work = token_work_us(database_url, token, size["tokens"] // 4)
     open_ = _combined(runs["open"], duration_s, idle_utilisation)
     with_token = _combined(runs["api_token"], duration_s, idle_utilisation)

@@ -15,16 +15,13 @@ until it stops rising (less than SETTLED_MB over the last 20 s, 4 with --quick),
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import spectra_run
 from bench.statuspage import _fetch, _free_port
 from bench.targets import BenchCA, Targets
 
@@ -78,36 +75,15 @@ def vm_rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def _start(folder: Path, port: int, cpu: int | None) -> subprocess.Popen[bytes]:
-    """`spectra run` on the manifests of `folder`, pinned to `cpu` before exec (its threads too)."""
-    pin = f"import os; os.sched_setaffinity(0, {{{cpu}}}); " if cpu is not None else ""
-    code = pin + "from spectra.cli import cli; cli()"
-    args = ["run", str(folder / "manifests"), "--database", f"sqlite:///{folder / 'spectra.db'}"]
-    args += ["--listen", f"127.0.0.1:{port}", "--artifacts", str(folder / "artifacts")]
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("SPECTRA_", "SENDGRID_", "TWILIO_"))}
-    env |= {"SPECTRA_SECRET_KEY": SECRET_KEY}
-    with (folder / "run.log").open("wb") as out:
-        return subprocess.Popen(  # noqa: S603 - fixed arguments, no shell
-            [sys.executable, "-c", code, *args], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def settled_rss(folder: Path, text: str, at_least_s: int, window_s: int, cpu: int | None) -> dict[str, Any]:
     """Start `spectra run` on `text`, wait until it serves, then watch its RSS until it settles."""
     (folder / "manifests").mkdir(parents=True)
     (folder / "manifests" / "monitors.yaml").write_text(text)
     port = _free_port()
     started = time.monotonic()
-    process = _start(folder, port, cpu)
+    process = spectra_run.start(
+        folder / "manifests", f"sqlite:///{folder / 'spectra.db'}", port, cpu=cpu, folder=folder, secret_key=SECRET_KEY
+    )
     try:
         while _fetch(f"http://127.0.0.1:{port}/healthz")[0] != 200:
             if process.poll() is not None:
@@ -129,7 +105,7 @@ def settled_rss(folder: Path, text: str, at_least_s: int, window_s: int, cpu: in
             if watched >= at_least_s and (settled or watched >= limit):
                 break
     finally:
-        _stop(process)
+        spectra_run.stop(process)
     return {
         "rss_mb": round(max(samples[-window_s:]), 1),  # the top of the last window: no lucky dip
         "settled": settled,

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
+from typing import Any
 
 from anyio.from_thread import BlockingPortal
 from openapi_spec_validator import validate
@@ -79,3 +81,55 @@ def test_served_public_with_an_etag(sessions: sessionmaker[Session], portal: Blo
     assert found.headers["cache-control"] == "public, max-age=300"
     again = client.get("/api/v1/openapi.json", headers={"If-None-Match": etag})
     assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
+
+
+CAMEL = re.compile(r"[a-z][a-zA-Z0-9]*")
+
+
+def _schemas_used(node: object, schemas: dict[str, Any], found: set[str]) -> set[str]:
+    """The names of the component schemas `node` refers to, and of those they refer to."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            name = ref.rsplit("/", 1)[1]
+            if name not in found:
+                found.add(name)
+                _schemas_used(schemas[name], schemas, found)
+        for value in node.values():
+            _schemas_used(value, schemas, found)
+    elif isinstance(node, list):
+        for value in node:
+            _schemas_used(value, schemas, found)
+    return found
+
+
+def _field_names(schema: object) -> set[str]:
+    if isinstance(schema, dict):
+        names = set(schema.get("properties", {}))
+        return names.union(*(_field_names(value) for value in schema.values()))
+    if isinstance(schema, list):
+        return set().union(*(_field_names(value) for value in schema))
+    return set()
+
+
+def test_every_field_of_the_api_is_camel_case_but_signing_in() -> None:
+    """docs/api.md's convention, over the whole document: every body and answer field of every operation is
+    camelCase, save `/api/v1/auth/*` (OAuth 2.0's names); every body refuses fields it does not know."""
+    document = openapi.document()
+    schemas = document["components"]["schemas"]
+    names: set[str] = set()
+    for path, operations in document["paths"].items():
+        if path.startswith("/api/v1/auth/"):
+            continue
+        for operation in operations.values():
+            used = _schemas_used(operation, schemas, set())
+            names |= _field_names([operation.get("requestBody", {}), operation.get("responses", {})])
+            names |= set().union(*(_field_names(schemas[name]) for name in used))
+    assert {"openedAt", "monitorState", "componentImpacts", "timeZone", "onCall", "platformAdmin", "checkedAt",
+            "showOnStatusPages", "latencyMs", "items", "next"} <= names  # fmt: skip
+    assert {name for name in names if not CAMEL.fullmatch(name)} == set()
+    bodies = [op.body for op in openapi.OPERATIONS if op.body is not None and not op.path.startswith("/api/v1/auth/")]
+    assert bodies
+    assert all(body.model_config.get("extra") == "forbid" for body in bodies), [
+        body.__name__ for body in bodies if body.model_config.get("extra") != "forbid"
+    ]

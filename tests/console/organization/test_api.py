@@ -4,8 +4,6 @@ camelCase names only; on SQLite and MariaDB."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from anyio.from_thread import BlockingPortal
 from pydantic import BaseModel
@@ -69,21 +67,3 @@ def test_the_token_and_audit_endpoints_answer_their_models(site: ConsoleSite) ->
     assert isinstance(page, models.AuditPage)
     assert page.next is not None
     assert len(page.items) == 2
-
-
-def property_names(schema: Any) -> set[str]:
-    """Every property name of a JSON schema, nested ones and those of its `$defs` included."""
-    if isinstance(schema, list):
-        return set().union(*(property_names(item) for item in schema))
-    if not isinstance(schema, dict):
-        return set()
-    found = set(schema.get("properties", {}))
-    return found.union(*(property_names(value) for value in schema.values()))
-
-
-def test_the_models_name_every_field_in_camel_case() -> None:
-    """What the OpenAPI document shows for these answers: no snake_case name is left."""
-    answers = (models.Members, models.Invited, models.Settings, models.Tokens, models.TokenCreated, models.AuditPage)
-    names = set().union(*(property_names(model.model_json_schema(mode="serialization")) for model in answers))
-    assert {"platformAdmin", "lastSignInAt", "requireMfa", "expiresAt", "targetKind", "items", "next"} <= names
-    assert [name for name in names if "_" in name] == []

@@ -20,7 +20,6 @@ from spectra.store import Role
 from spectra.store.accounts import User
 from spectra.store.migrate import head_revision
 from spectra.store.worker_leases import ensure_leases
-from tests.console.organization.test_api import property_names
 from tests.factories.accounts import member, token_of
 from tests.factories.platform import leader, outbox_message, tenant, worker_holding
 from tests.factories.store import monitor_factory
@@ -136,14 +135,3 @@ def test_every_operation_is_a_route_of_the_site(site: ConsoleSite) -> None:
     }
     for operation in (*OPERATIONS, *ORGANIZATION_OPERATIONS):
         assert (operation.method, operation.path) in routes, operation
-
-
-def test_the_models_name_every_field_in_camel_case() -> None:
-    """What the OpenAPI document shows for these answers (the system's and the impersonation's session
-    too): no snake_case name is left."""
-    answers = (models.System, models.Tenants, models.Impersonations, models.ImpersonationSession, models.Ended,
-               models.Maintenance)  # fmt: skip
-    names = set().union(*(property_names(model.model_json_schema(mode="serialization")) for model in answers))
-    assert {"checkedAt", "workerId", "leaseUntil", "byStatus", "upToDate", "minIntervalSeconds", "trialDaysLeft",
-            "accessToken", "csrfToken", "showOnStatusPages", "startedBy", "items", "next"} <= names  # fmt: skip
-    assert [name for name in names if "_" in name] == []

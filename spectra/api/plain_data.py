@@ -4,8 +4,10 @@ A manifest is hostile input (a tenant writes it). YAML can express what JSON can
 contains itself (a cycle), aliases that multiply one list into millions of values ("billion laughs"),
 and nesting thousands of levels deep; any of them makes a recursive validator, serializer or hasher
 crash or hang. Strings may carry terminal escapes, NUL or other control characters that break feeds,
-logs and mail headers. One iterative walk refuses all of it, with the path of the first offender,
-before anything else looks at a document, in `spectra validate`, `spectra run` and the operator alike.
+logs and mail headers; a field name may hold none of them, nor a line break or an invisible (format)
+character, since names are quoted in every error's path, one line each. One iterative walk refuses all
+of it, with the path of the first offender, before anything else looks at a document, in `spectra
+validate`, `spectra run` and the operator alike.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ MAX_DEPTH: Final = 32  # Kubernetes objects and our specs nest far less
 MAX_VALUES: Final = 20_000  # values in one object once aliases are expanded
 # C0 controls except tab, newline and carriage return; DEL; C1 controls. Markdown keeps its newlines.
 CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+NAME_REFUSED: Final = "control characters, line breaks and invisible characters are not allowed in field names"
 
 
 def plain_data_problem(data: Any) -> tuple[str, str] | None:
@@ -38,8 +41,8 @@ def plain_data_problem(data: Any) -> tuple[str, str] | None:
         elif isinstance(value, dict):
             for key, item in value.items():
                 name = str(key)
-                if CONTROL.search(name):
-                    return path, "control characters are not allowed in field names"
+                if not name.isprintable():  # a name shows in every error path: one line, nothing hidden
+                    return path, NAME_REFUSED
                 stack.append((item, f"{path}.{name}" if path else name, depth + 1))
         elif isinstance(value, list):
             stack.extend((item, f"{path}[{index}]", depth + 1) for index, item in enumerate(value))

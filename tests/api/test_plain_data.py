@@ -44,6 +44,10 @@ def _laughs() -> Any:
         ({"spec": {"title": "c1\x85"}}, "spec.title", "U+0085"),
         ({"spec": {"groups": [{"name": "a\x7f"}]}}, "spec.groups[0].name", "U+007F"),
         ({"spec": {"bad\x01key": 1}}, "spec", "field names"),
+        ({"spec": {"two\nlines": {"x": "\x04"}}}, "spec", "field names"),  # the name, before its value
+        ({"spec": {"tab\tbed": 1}}, "spec", "field names"),
+        ({"spec": {"para\u2029graph": 1}}, "spec", "field names"),  # a line break to str.splitlines
+        ({"spec": {"zero\u200bwidth": 1}}, "spec", "field names"),  # invisible in a terminal
     ],
 )
 def test_what_is_not_plain_data_is_named(data: Any, path: str, words: str) -> None:

@@ -302,7 +302,8 @@ class _AnswerReader(asyncio.Protocol):
         self.head_only = head_only  # a HEAD request: the answer has no body, whatever it announces
         self.follow = follow  # a redirect we will follow: its body is never read
         self.max_body = max_body
-        self.parser = httptools.HttpResponseParser(self)
+        # The parser holds callbacks bound to this reader: a cycle until release() breaks it.
+        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.head_bytes = 0
@@ -374,6 +375,7 @@ class _AnswerReader(asyncio.Protocol):
         self.raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        assert self.parser is not None  # called back from inside _feed
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:  # interim (103 Early Hints): the answer follows
             self.raw_headers.clear()
@@ -429,6 +431,8 @@ class _AnswerReader(asyncio.Protocol):
             self._finish()
 
     def _feed(self, data: bytes) -> None:
+        if self.parser is None:
+            return  # released: the exchange is over
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -454,6 +458,13 @@ class _AnswerReader(asyncio.Protocol):
             failed.__cause__ = exc
             exc = failed
         self.done.set_exception(exc)
+
+    def release(self) -> None:
+        """Drop the parser and the transport once the exchange is over. Without the reader <-> parser and
+        reader <-> transport cycles, a check's connection objects are freed as soon as it ends, not by the
+        garbage collector's passes (which cost `spectra run` about a quarter of its CPU at 10,000 monitors)."""
+        self.parser = None
+        self.transport = None
 
     def body(self) -> bytes:
         body = b"".join(self.chunks)
@@ -517,9 +528,13 @@ async def _send_hop(
     done: asyncio.Future[None] = loop.create_future()
     reader = _AnswerReader(done, head_only=hop.method == "HEAD", follow=follow, max_body=max_body)
     tls = target.scheme == "https"
-    transport = await _connect(
-        loop, addresses, reader, ssl_context if tls else None, target.host.rstrip(".") if tls else None
-    )
+    try:
+        transport = await _connect(
+            loop, addresses, reader, ssl_context if tls else None, target.host.rstrip(".") if tls else None
+        )
+    except BaseException:
+        reader.release()
+        raise
     try:
         marks["connect_end"] = time.perf_counter()
         peer_cert = None
@@ -538,6 +553,7 @@ async def _send_hop(
             transport.close()
         else:
             transport.abort()  # capped, cut short or cancelled: nothing more to hear, no TLS goodbye to wait for
+        reader.release()
     marks["headers"] = reader.headers_at
     return Response(
         url=target.url,

@@ -76,6 +76,9 @@ class ProbeMetrics(Metrics):
             ["type", "outcome"],
             registry=r,
         )
+        # The labelled children each check counts into, looked up once: `.labels()` validates and locks.
+        self._check_counters: dict[tuple[str, str], Counter] = {}
+        self._check_durations: dict[str, Histogram] = {}
 
     def watch_database(self, health: DatabaseHealth) -> None:
         """Export ``health``'s figures, read at each scrape (a frozen database freezes no loop here)."""
@@ -83,9 +86,15 @@ class ProbeMetrics(Metrics):
         self.database_success_age.set_function(lambda: health.last_success_age_s)
 
     def observe_check(self, monitor_type: str, status: str, seconds: float | None) -> None:
-        self.checks.labels(monitor_type, status).inc()
+        counter = self._check_counters.get((monitor_type, status))
+        if counter is None:
+            counter = self._check_counters[monitor_type, status] = self.checks.labels(monitor_type, status)
+        counter.inc()
         if seconds is not None:
-            self.duration.labels(monitor_type).observe(seconds)
+            duration = self._check_durations.get(monitor_type)
+            if duration is None:
+                duration = self._check_durations[monitor_type] = self.duration.labels(monitor_type)
+            duration.observe(seconds)
 
     def set_states(self, counts: dict[str, int]) -> None:
         for state in ("up", "down", "degraded", "pending", "paused", "maintenance"):

@@ -7,7 +7,9 @@ The phase defaults to a stable hash of the key (not Python's salted ``hash``) sp
 so 20,000 monitors do not all start in the same millisecond.
 
 A key never runs twice at once: a slot that comes due while the key's previous run is still queued or
-running is skipped and counted as missed, as are slots that passed while the timer slept too long.
+running is skipped and counted as missed, as are slots that passed while the timer slept too long. A key
+found busy leaves the heap until its run ends (then the slots that came due meanwhile are counted and its
+next slot is pushed), so a saturated probe does not pop and push every busy key once per interval.
 Concurrency is bounded by the number of runner tasks; a due check waiting for a free runner counts
 into lag. Runners are long-lived and fed from a deque, so a check costs no task creation.
 
@@ -98,6 +100,7 @@ class _Entry:
     phase: float
     payload: Any
     slot: int  # the next slot to run
+    parked: bool = False  # out of the heap until the key's run ends (it was busy when a slot came due)
 
     def due(self, slot: int) -> float:
         return slot * self.interval + self.phase
@@ -221,10 +224,11 @@ class Scheduler:
                 self.stats.missed += newest - slot
                 slot = newest
             entry.slot = slot + 1
-            self._push(entry)
             if entry.key in self._busy:
                 self.stats.missed += 1  # the previous run of this key is still going
+                entry.parked = True  # pushed again when that run ends (_release)
                 continue
+            self._push(entry)
             self._busy.add(entry.key)
             self._ready.append(ScheduledCheck(entry.key, entry.payload, entry.due(slot), slot))
             self._feed()
@@ -257,20 +261,35 @@ class Scheduler:
                     log.exception("scheduled run of %r failed", check.key)
                 finally:
                     stats.in_flight -= 1
-                    self._busy.discard(check.key)
+                    self._release(check.key)
                     if stats.in_flight == 0 and self._drained is not None:
                         self._drained.set()
             future: asyncio.Future[None] = loop.create_future()
             self._idle.append(future)
             await future
 
+    def _release(self, key: Hashable) -> None:
+        """The run of ``key`` ended (or was dropped): put its entry back into the heap if it was parked, with
+        the slots that came due while it was busy counted as missed, as a dispatch would have counted them."""
+        self._busy.discard(key)
+        entry = self._entries.get(key)
+        if entry is None or not entry.parked:
+            return
+        entry.parked = False
+        newest = math.floor((self._clock() - entry.phase) / entry.interval)  # the newest slot due now
+        if newest >= entry.slot:
+            self.stats.missed += newest - entry.slot + 1
+            entry.slot = newest + 1
+        self._push(entry)
+
     async def stop(self, grace_s: float = 5.0) -> None:
         """Dispatch nothing more; let running checks finish for up to ``grace_s``, then cancel them."""
         self._stopping = True
         self._wake()
-        for check in self._ready:
-            self._busy.discard(check.key)
+        dropped = list(self._ready)
         self._ready.clear()  # queued but not started: dropped
+        for check in dropped:
+            self._release(check.key)
         if self.stats.in_flight:
             self._drained = asyncio.Event()
             with contextlib.suppress(TimeoutError):
@@ -287,5 +306,7 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._idle.clear()
+        dropped = list(self._ready)
         self._ready.clear()
-        self._busy.clear()
+        for key in [check.key for check in dropped] + list(self._busy):
+            self._release(key)

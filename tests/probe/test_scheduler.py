@@ -182,6 +182,63 @@ async def test_waking_too_late_skips_to_the_newest_slot_and_counts_the_rest() ->
     assert len(seen) == len({check.slot for check, _ in seen})
 
 
+async def test_a_key_busy_for_many_intervals_resumes_on_its_grid_with_every_slot_between_counted() -> None:
+    interval = 2.0  # as above: a wake-up up to half of it late still finds the same newest slot
+    offset = 0.0
+    release = asyncio.Event()
+    seen: list[tuple[ScheduledCheck, int]] = []  # each run, with scheduler.stats.missed as it started
+
+    def clock() -> float:
+        return time.time() + offset
+
+    async def run(check: ScheduledCheck) -> None:
+        seen.append((check, scheduler.stats.missed))
+        if len(seen) == 1:
+            await release.wait()  # the first run lasts while five and a half intervals pass
+
+    scheduler = Scheduler(run, clock=clock)
+    scheduler.upsert("m", interval, None)
+    async with running(scheduler):
+        await eventually(lambda: len(seen) == 1)
+        offset = 5.5 * interval
+        await eventually(lambda: scheduler.stats.missed > 0)  # a slot came due while the run went on
+        offset = 8.5 * interval  # and three more while it still goes on
+        release.set()
+        await eventually(lambda: len(seen) == 2)
+        await eventually(lambda: len(seen) == 3)
+
+    (first, _), (second, missed_at_second), (third, missed_at_third) = seen
+    assert second.slot - first.slot in (9, 10)  # the first slot due after the run ended
+    assert missed_at_second == second.slot - first.slot - 1  # every slot between was counted, once
+    assert (third.slot, missed_at_third) == (second.slot + 1, missed_at_second)  # back on its grid
+
+
+async def test_a_key_busy_when_the_scheduler_stops_runs_again_after_a_restart() -> None:
+    interval = 2.0
+    offset = 0.0
+    runs: list[int] = []
+
+    def clock() -> float:
+        return time.time() + offset
+
+    async def run(check: ScheduledCheck) -> None:
+        runs.append(check.slot)
+        if len(runs) == 1:
+            await asyncio.sleep(60)  # cancelled by the stop
+
+    scheduler = Scheduler(run, clock=clock)
+    scheduler.upsert("m", interval, None)
+    task = asyncio.create_task(scheduler.run())
+    await eventually(lambda: len(runs) == 1)
+    offset = 1.5 * interval
+    await eventually(lambda: scheduler.stats.missed > 0)  # its next slot found it busy
+    await scheduler.stop(0.01)
+    await asyncio.wait_for(task, 20)
+    async with running(scheduler):
+        await eventually(lambda: len(runs) == 2)
+    assert runs[1] > runs[0] + 1
+
+
 def test_upsert_keeps_phase_and_next_slot_when_the_interval_is_unchanged() -> None:
     async def run(check: ScheduledCheck) -> None:
         return None

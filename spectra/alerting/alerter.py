@@ -45,7 +45,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from spectra.alerting.confirm import MonitorView, monitor_views
+from spectra.alerting.confirm import MonitorView, candidate_monitors, monitor_views
 from spectra.alerting.escalation import (
     Due,
     defer,
@@ -218,7 +218,6 @@ class Alerter:
             return 0
         with self._sessions() as session:
             now = explicit or database_now(session)
-            views = monitor_views(session, now)
             windows = load_windows(session)
             maintenance = self._global.status(session, now)
             open_incidents: dict[int, int] = {
@@ -230,6 +229,7 @@ class Alerter:
                 )
                 if monitor_id is not None
             }
+            views = monitor_views(session, now, candidate_monitors(session, open_incidents))
             self._read_outbox(session)
             session.rollback()
         self.metrics.global_maintenance.set(1 if maintenance.on else 0)

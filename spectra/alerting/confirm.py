@@ -7,13 +7,15 @@ combined state with the columns the alerter needs.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from spectra.store import Monitor, monitor_overview
+from spectra.store import Monitor, down_monitors, monitor_overview
+from spectra.store.batches import id_chunks
 
 
 @dataclass(frozen=True)
@@ -41,22 +43,32 @@ class MonitorView:
         return self.state == "up"
 
 
-def monitor_views(session: Session, now: datetime) -> list[MonitorView]:
-    """Every monitor with its combined state at ``now``."""
-    overview = {(o.namespace, o.name): o for o in monitor_overview(session, now)}
-    rows = session.execute(
-        select(
-            Monitor.resource_id,
-            Monitor.namespace,
-            Monitor.name,
-            Monitor.paused,
-            Monitor.severity,
-            Monitor.escalation_policy,
-            Monitor.labels,
-        )
+def candidate_monitors(session: Session, open_incident_monitors: Collection[int]) -> set[int]:
+    """The monitors a pass must look at: those a location judges down (maybe confirmed down) and those
+    with an open incident (maybe confirmed up, or escalating). Every other monitor needs nothing, so a
+    pass costs what is wrong, not how many monitors there are."""
+    return down_monitors(session) | set(open_incident_monitors)
+
+
+def monitor_views(session: Session, now: datetime, monitor_ids: Collection[int] | None = None) -> list[MonitorView]:
+    """Every monitor (or those of ``monitor_ids``) with its combined state at ``now``."""
+    overview = {(o.namespace, o.name): o for o in monitor_overview(session, now, monitor_ids)}
+    columns = select(
+        Monitor.resource_id,
+        Monitor.namespace,
+        Monitor.name,
+        Monitor.paused,
+        Monitor.severity,
+        Monitor.escalation_policy,
+        Monitor.labels,
+    ).order_by(Monitor.namespace, Monitor.name)
+    statements = (
+        [columns]
+        if monitor_ids is None
+        else [columns.where(Monitor.resource_id.in_(chunk)) for chunk in id_chunks(monitor_ids)]
     )
     out: list[MonitorView] = []
-    for row in rows:
+    for row in (row for statement in statements for row in session.execute(statement)):
         o = overview.get((row.namespace, row.name))
         paused = bool(row.paused)
         out.append(

@@ -40,7 +40,7 @@ from spectra.store.incidents import (
 )
 from spectra.store.leader import LeaderLease, acquire_lease, lease_holder, release_lease
 from spectra.store.migrate import current_revision, downgrade, head_revision, upgrade, upgrade_sql
-from spectra.store.monitor_states import MonitorState, load_states, save_states
+from spectra.store.monitor_states import MonitorState, down_monitors, load_states, save_states
 from spectra.store.notifications import Notification, NotificationAttempt, NotificationStatus
 from spectra.store.oncall_overrides import OncallFeed, OncallOverride
 from spectra.store.overview import LocationOverview, MonitorOverview, monitor_overview
@@ -132,6 +132,7 @@ __all__ = [
     "acquire_lease",
     "current_revision",
     "database_url",
+    "down_monitors",
     "downgrade",
     "head_revision",
     "insert_results",

@@ -77,6 +77,12 @@ def mark_paused(session: Session, monitor_ids: Collection[int], location: str, a
         )
 
 
+def down_monitors(session: Session) -> set[int]:
+    """The monitors that at least one location judges down (the only ones that can be confirmed down)."""
+    stmt = select(MonitorState.monitor_id).where(MonitorState.state == "down").distinct()
+    return set(session.scalars(stmt))
+
+
 def load_states(session: Session, monitor_ids: Collection[int] | None, location: str) -> dict[int, MonitorState]:
     """The stored states of ``monitor_ids`` (None: all) in ``location``, by monitor id."""
     base = select(MonitorState).where(MonitorState.location == location)

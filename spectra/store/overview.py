@@ -9,7 +9,7 @@ make a location look silent or alive. Rows written before ``reported_at`` existe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
@@ -17,6 +17,7 @@ from typing import Any, Final, TypeVar
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from spectra.store.batches import id_chunks
 from spectra.store.clock import database_now
 from spectra.store.config import Monitor, MonitorLocation
 from spectra.store.monitor_states import MonitorState
@@ -75,8 +76,11 @@ def combined_state(paused: bool, quorum: int, reporting_states: Sequence[str]) -
     return "pending"
 
 
-def monitor_overview(session: Session, now: datetime | None = None) -> list[MonitorOverview]:
-    """Every monitor with its combined state and per-location states, by namespace and name.
+def monitor_overview(
+    session: Session, now: datetime | None = None, monitor_ids: Collection[int] | None = None
+) -> list[MonitorOverview]:
+    """Every monitor (or those of ``monitor_ids``) with its combined state and per-location states, by
+    namespace and name.
 
     ``now`` is the database's time (read from it when not given); a location that has not stored a
     result within STALE_INTERVALS intervals of it is not reporting.
@@ -104,13 +108,18 @@ def monitor_overview(session: Session, now: datetime | None = None) -> list[Moni
         .outerjoin(s, and_(s.monitor_id == m.resource_id, s.location == MonitorLocation.location))
         .order_by(m.namespace, m.name, MonitorLocation.location)
     )
+    statements = [stmt] if monitor_ids is None else [stmt.where(m.resource_id.in_(c)) for c in id_chunks(monitor_ids)]
     grouped: dict[int, tuple[Any, list[_LocationRow]]] = {}
-    for row in session.execute(stmt):
-        state, reporting = location_judgement(row.state, row.reported_at, row.interval_ms, now)
-        location = LocationOverview(row.location, state, row.last_check_at, reporting)
-        entry = grouped.setdefault(row.resource_id, (row, []))
-        entry[1].append(_LocationRow(location, row.last_latency_ms, row.last_reason or ""))
-    return [_overview(first, rows) for first, rows in grouped.values()]
+    for statement in statements:
+        for row in session.execute(statement):
+            state, reporting = location_judgement(row.state, row.reported_at, row.interval_ms, now)
+            location = LocationOverview(row.location, state, row.last_check_at, reporting)
+            entry = grouped.setdefault(row.resource_id, (row, []))
+            entry[1].append(_LocationRow(location, row.last_latency_ms, row.last_reason or ""))
+    overviews = [_overview(first, rows) for first, rows in grouped.values()]
+    if monitor_ids is not None:  # the chunks are by id: back to the order of one statement
+        overviews.sort(key=lambda overview: (overview.namespace, overview.name))
+    return overviews
 
 
 def location_judgement(

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from spectra.store import load_states, save_states
+from spectra.store import down_monitors, load_states, save_states
 from spectra.store.monitor_states import mark_paused
 from tests.factories.store import NOW, MonitorFactory, state_row
 
@@ -32,6 +32,23 @@ def test_states_round_trip_with_one_upsert_per_batch(session: Session, make_moni
     )
     assert load_states(session, None, "eu").keys() == states.keys()
     assert load_states(session, None, "us") == {}
+
+
+def test_down_monitors_are_those_any_location_judges_down(session: Session, make_monitor: MonitorFactory) -> None:
+    everywhere, somewhere, nowhere, paused = (make_monitor(locations=("eu", "us")) for _ in range(4))
+    save_states(
+        session,
+        [
+            state_row(everywhere.resource_id, "eu", "down"),
+            state_row(everywhere.resource_id, "us", "down"),
+            state_row(somewhere.resource_id, "eu", "up"),
+            state_row(somewhere.resource_id, "us", "down"),
+            state_row(nowhere.resource_id, "eu", "degraded"),
+            state_row(paused.resource_id, "eu", "paused"),
+        ],
+    )
+
+    assert down_monitors(session) == {everywhere.resource_id, somewhere.resource_id}
 
 
 def test_state_values_are_constrained(session: Session, make_monitor: MonitorFactory) -> None:

@@ -106,3 +106,17 @@ def test_a_location_is_reporting_by_when_its_result_was_stored_in_database_time(
     (overview,) = monitor_overview(session)  # judged against the database's now
     assert [location.reporting for location in overview.locations] == [reporting]
     assert overview.state == ("down" if reporting else "pending")
+
+
+def test_overview_of_some_monitors_reads_only_those(session: Session, make_monitor: MonitorFactory) -> None:
+    monitors = {name: make_monitor(name, locations=("eu", "us")) for name in ("zeta", "alpha", "mid", "other")}
+    session.flush()
+    save_states(session, [state_row(m.resource_id, "eu", "down") for m in monitors.values()])
+    wanted = [monitors[name].resource_id for name in ("zeta", "alpha", "mid")]
+
+    some = monitor_overview(session, now=NOW, monitor_ids=wanted)
+
+    assert [item.name for item in some] == ["alpha", "mid", "zeta"]  # by name, like the whole overview
+    whole = {item.name: item for item in monitor_overview(session, now=NOW)}
+    assert some == [whole[name] for name in ("alpha", "mid", "zeta")]
+    assert monitor_overview(session, now=NOW, monitor_ids=[]) == []

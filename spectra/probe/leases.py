@@ -88,7 +88,7 @@ HANDOVER_MARGIN_S = 1.2
 HUNGRY_TICK_S = 0.25
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Timing:
     interval_s: float
     timeout_s: float

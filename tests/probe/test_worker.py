@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -14,8 +15,8 @@ from spectra.probe.context import CheckContext
 from spectra.probe.database_health import DatabaseHealth
 from spectra.probe.leases import LeaseAssignment
 from spectra.probe.metrics import ProbeMetrics
-from spectra.probe.scheduler import default_phase
-from spectra.probe.worker import Worker
+from spectra.probe.scheduler import ScheduledCheck, default_phase
+from spectra.probe.worker import KEEP_VALIDATED_UP_TO_S, Worker
 from spectra.probe.writer import ResultWriter
 from spectra.store import CheckResult as ResultRow
 from spectra.store import MonitorState
@@ -142,6 +143,36 @@ async def test_reload_keeps_the_schedule_of_unchanged_monitors(store: Store, ctx
     await worker.refresh()
     assert (scheduler.phase(ids["pausing"]), scheduler.next_due(ids["pausing"])) == before["pausing"]
     await worker.stop()
+
+
+async def test_a_slow_monitor_keeps_its_spec_as_json_between_checks_and_is_checked_from_it(
+    store: Store, ctx: CheckContext
+) -> None:
+    # 10,000 monitors at 60 s would hold ~23 MB of validated specs between checks a minute apart.
+    async with tcp_target() as port:
+        ids = store.apply(
+            {
+                "slow": tcp_spec(port, interval="60s", timeout="5s", description="checked once a minute"),
+                "fast": tcp_spec(port, interval=f"{int(KEEP_VALIDATED_UP_TO_S)}s", timeout="5s"),
+            }
+        )
+        worker = make_worker(store, ctx)
+        await worker.refresh()
+        slow, fast = worker._monitors[ids["slow"]], worker._monitors[ids["fast"]]
+        assert slow.validated is None
+        assert fast.validated is not None
+        assert fast.request() is fast.validated  # no validation per check for a fast monitor
+        request = slow.request()
+        assert (request.ref, request.monitor_id) == ("default/slow", ids["slow"])
+        assert request.spec.description == "checked once a minute"
+        assert request.spec.interval.total_seconds() == 60
+
+        worker.writer.start()
+        await worker._run_slot(ScheduledCheck(ids["slow"], slow, due=time.time(), slot=0))
+        await worker.writer.stop()
+
+    [row] = results(store)
+    assert (row.monitor_id, row.status) == (ids["slow"], "up")
 
 
 async def test_a_running_worker_notices_changes_by_itself(store: Store, ctx: CheckContext) -> None:

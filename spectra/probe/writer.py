@@ -60,10 +60,27 @@ class _Pending:
     success_threshold: int
 
 
-@dataclass(frozen=True, slots=True)
-class _Known:
-    snapshot: StateSnapshot
-    changed_at: datetime | None
+# A monitor's state as stored, kept between batches: (state, consecutive failures, consecutive successes,
+# last status, changed_at). A plain tuple of plain values (no enum members, not a NamedTuple): the garbage
+# collector untracks such tuples, so the one per monitor (10,000s, replaced at every check) is neither
+# scanned by nor promoted into its full passes.
+_Known = tuple[str, int, int, str | None, datetime | None]
+
+
+def _known(snapshot: StateSnapshot, changed_at: datetime | None) -> _Known:
+    last = snapshot.last_status
+    return (
+        snapshot.state.value,
+        snapshot.consecutive_failures,
+        snapshot.consecutive_successes,
+        last.value if last is not None else None,
+        changed_at,
+    )
+
+
+def _snapshot(known: _Known) -> StateSnapshot:
+    state, failures, successes, last, _ = known
+    return StateSnapshot(State(state), failures, successes, Status(last) if last else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,10 +163,10 @@ class ResultWriter:
 
     def state(self, monitor_id: int, location: str) -> StateSnapshot | None:
         known = self._states.get((monitor_id, location))
-        return None if known is None else known.snapshot
+        return None if known is None else _snapshot(known)
 
     def states(self) -> dict[Key, StateSnapshot]:
-        return {key: known.snapshot for key, known in self._states.items()}
+        return {key: _snapshot(known) for key, known in self._states.items()}
 
     def forget(self, monitor_id: int, location: str) -> None:
         """Drop the cached state (the monitor moved to another worker, or was paused or deleted)."""
@@ -317,15 +334,15 @@ class ResultWriter:
             for p in batch:
                 key = (p.monitor_id, p.location)
                 before = current.get(key)
-                old = before.snapshot if before is not None else None
+                old = _snapshot(before) if before is not None else None
                 new = next_state(old, p.result.status, p.failure_threshold, p.success_threshold)
-                changed_at = before.changed_at if before is not None else None
+                changed_at = before[4] if before is not None else None  # its changed_at
                 old_state = old.state if old is not None else PENDING.state
                 if new.state is not old_state or changed_at is None:
                     changed_at = p.result.checked_at
                 if new.state is not old_state:
                     changes.append(_Change(p.monitor_id, p.location, old_state, new.state, p.result, p.ref))
-                current[key] = after[key] = _Known(new, changed_at)
+                current[key] = after[key] = _known(new, changed_at)
             last = {(p.monitor_id, p.location): p for p in batch}  # the newest result per monitor
             stored_at = database_now(session)
             # In key order: two workers writing states of the same monitors (one lease moving) lock
@@ -372,18 +389,19 @@ def _result_row(p: _Pending) -> dict[str, Any]:
 
 
 def _state_row(p: _Pending, known: _Known, stored_at: datetime) -> dict[str, Any]:
-    snapshot, result = known.snapshot, p.result
+    result = p.result
+    state, failures, successes, last_status, changed_at = known
     return {
         "monitor_id": p.monitor_id,
         "location": p.location,
-        "state": snapshot.state.value,
-        "last_status": snapshot.last_status.value if snapshot.last_status is not None else None,
-        "consecutive_failures": snapshot.consecutive_failures,
-        "consecutive_successes": snapshot.consecutive_successes,
+        "state": state,
+        "last_status": last_status,
+        "consecutive_failures": failures,
+        "consecutive_successes": successes,
         "last_check_at": result.checked_at,
         "last_latency_ms": result.latency_ms,
         "last_reason": (result.reason or "")[:500],
-        "changed_at": known.changed_at or result.checked_at,
+        "changed_at": changed_at or result.checked_at,
         "facts": result.facts or None,
         "reported_at": stored_at,
     }
@@ -396,4 +414,4 @@ def _known_from_row(row: MonitorState) -> _Known:
         row.consecutive_successes,
         Status(row.last_status) if row.last_status else None,
     )
-    return _Known(snapshot, row.changed_at)
+    return _known(snapshot, row.changed_at)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 from spectra.probe.database_health import DatabaseHealth
 from spectra.probe.result import CheckResult, Status
-from spectra.probe.state import State
+from spectra.probe.state import State, StateSnapshot
 from spectra.probe.writer import ResultWriter
 from spectra.store import CheckResult as ResultRow
 from spectra.store import MonitorState
@@ -138,6 +139,19 @@ async def test_a_new_writer_continues_from_the_stored_state(store: Store) -> Non
     await second.stop()
     assert changes == [(ids["web"], "eu", State.UP, State.DOWN, "refused")]
     assert stored_state(store, ids["web"]).state == "down"
+
+
+async def test_the_states_kept_between_batches_are_left_out_of_the_garbage_collectors_passes(store: Store) -> None:
+    # One per monitor, replaced at every check: tracked, they filled the collector's full passes.
+    ids = store.apply({"web": SPEC})
+    writer = ResultWriter(store.sessions)
+    writer.add(ids["web"], "eu", slot(0), result(Status.DOWN, 0, "refused"), failure_threshold=1)
+    await writer.stop()
+    gc.collect()
+    kept = writer._states[ids["web"], "eu"]
+    assert not gc.is_tracked(kept)
+    assert writer.state(ids["web"], "eu") == StateSnapshot(State.DOWN, 1, 0, Status.DOWN)
+    assert kept[-1] == result(Status.DOWN, 0).checked_at  # changed_at
 
 
 @contextlib.contextmanager

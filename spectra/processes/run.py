@@ -34,6 +34,7 @@ from spectra.probe.worker import Worker
 from spectra.processes.alerting_side import AlertingSide
 from spectra.processes.bootstrap import is_loopback, public_url, serve_app
 from spectra.reconcile import MANIFEST_SOURCE, apply_set
+from spectra.runtime.collector import release_freed_memory
 from spectra.runtime.readiness import Readiness
 from spectra.store import Monitor as MonitorRow
 from spectra.store import make_engine, redacted, session_factory, upgrade
@@ -229,5 +230,7 @@ class Standalone:
             self.secrets.use(manifests)
         if self.worker is not None:
             await self.worker.refresh()
+        del manifests
+        await asyncio.to_thread(release_freed_memory)  # what parsing and applying them freed
         self.metrics.config_reloads.labels("applied").inc()
         log.info("reloaded: %s", report)

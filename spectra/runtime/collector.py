@@ -10,28 +10,58 @@ server's start): the passes that remain scan only what came later and take a few
 
 `freeze_once_ready` does it once, after the process has started and become ready (its manifests applied,
 its hub loaded), and lets the loaded state settle first.
+
+Starting also leaves freed memory behind: parsing and applying 10,000 manifests, the first load of every
+monitor and the hub's first read free tens of megabytes that glibc's allocator keeps mapped, in holes it
+gives back only when asked (`malloc_trim`); so does running, more slowly (each batch of results, each
+rollup, each read of the hub frees what it allocated, and the holes between live blocks stay mapped).
+`release_freed_memory` asks, once the process is ready, then every TRIM_EVERY_S, and after each reload: at
+10,000 monitors that keeps 10-15 MB of RSS from a ~70 MB heap, in a thread, in about a millisecond when
+little was freed (11 ms for 60 MB). It is a no-op where the C library has no such call (musl, macOS).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import gc
 import logging
 from collections.abc import Callable
+from functools import cache
 from typing import Final
 
 log = logging.getLogger("spectra.runtime")
 
 SETTLE_S: Final = 5.0
+TRIM_EVERY_S: Final = 15.0
 
 
 async def freeze_once_ready(problem: Callable[[], str | None], *, settle_s: float = SETTLE_S) -> None:
-    """Wait until `problem()` says nothing (ready), then `settle_s`, then freeze what is alive; then idle
-    until cancelled (a background loop of the process)."""
+    """Wait until `problem()` says nothing (ready), then `settle_s`, then freeze what is alive; then give
+    freed memory back every TRIM_EVERY_S until cancelled (a background loop of the process)."""
     while problem() is not None:
         await asyncio.sleep(1.0)
     await asyncio.sleep(settle_s)
     gc.collect()  # what is garbage now should not be frozen with the rest
     gc.freeze()
     log.debug("garbage collector: %d objects loaded at start frozen out of its passes", gc.get_freeze_count())
-    await asyncio.Event().wait()
+    while await asyncio.to_thread(release_freed_memory):
+        await asyncio.sleep(TRIM_EVERY_S)
+    await asyncio.Event().wait()  # nothing to ask the C library: idle until cancelled
+
+
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    library = ctypes.CDLL(name) if name else None
+    return getattr(library, "malloc_trim", None)
+
+
+def release_freed_memory() -> bool:
+    """Give the pages the C allocator holds free back to the system (glibc); whether it could ask."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)  # 0: keep no padding at the top of the heap; returns whether anything was given back
+    return True

@@ -27,6 +27,7 @@ import base64
 import email.message
 import socket
 import ssl
+import sys
 import time
 import zlib
 from collections.abc import Sequence
@@ -110,13 +111,13 @@ class _Target:
 
 
 def _target_of(url: httpx.URL) -> _Target:
-    host = url.raw_host.decode("ascii")
+    host = sys.intern(url.raw_host.decode("ascii"))  # thousands of monitors' URLs share a few hosts
     return _Target(
         url=url,
         scheme=url.scheme,
         host=host,
         port=url.port or _DEFAULT_PORTS.get(url.scheme, 0),
-        netloc=url.netloc.decode("ascii"),
+        netloc=sys.intern(url.netloc.decode("ascii")),
         path=url.raw_path.decode("ascii"),
         literal=parse_ip(host) is not None,
     )

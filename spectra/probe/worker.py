@@ -22,6 +22,7 @@ import contextlib
 import gc
 import json
 import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -259,7 +260,7 @@ class Worker:
                 every = min(every, HEARTBEAT_EVALUATION_S)
             monitors[key] = _Monitor(
                 key,
-                row.namespace,
+                sys.intern(row.namespace),  # shared by thousands of monitors: one copy
                 row.name,
                 json.dumps(specs[key], separators=(",", ":"), ensure_ascii=False),
                 request if every <= KEEP_VALIDATED_UP_TO_S else None,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -170,8 +171,9 @@ class MonitorHub:
             lines = service.lines_by_id(session, moved)
         updated = dict(self._all)
         for line in lines:
+            namespace, kind = sys.intern(line.namespace), sys.intern(line.type)  # one copy each, as in summaries
             updated[line.id] = service.Summary(
-                line.id, line.namespace, line.name, line.type, line.target, line.state, line.labels
+                line.id, namespace, line.name, kind, line.target, line.state, line.labels
             )
         self._all = updated
         return lines

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -357,7 +358,8 @@ def summaries(
         if state is None:
             states = ["down"] * key[2] + ["degraded"] * key[3] + ["up"] * key[4]
             state = judged[key] = combined_state(key[0], key[1], states)
-        out.append(Summary(monitor_id, namespace, name, kind, target, state, found))
+        # Namespaces and types repeat over thousands of monitors: one copy each (`sys.intern`), not one per row.
+        out.append(Summary(monitor_id, sys.intern(namespace), name, sys.intern(kind), target, state, found))
     return out
 
 

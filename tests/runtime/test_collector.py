@@ -19,8 +19,10 @@ from spectra.runtime.collector import freeze_once_ready, release_freed_memory
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
     gc.unfreeze()
+    threshold = gc.get_threshold()
     yield
     gc.unfreeze()
+    gc.set_threshold(*threshold)
 
 
 def test_it_freezes_once_ready_and_not_before(unfrozen: None) -> None:
@@ -64,6 +66,7 @@ def test_after_freezing_it_gives_freed_memory_back_every_so_often(
 
     asyncio.run(scenario())
     assert gc.get_freeze_count() > 0
+    assert gc.get_threshold()[0] == collector.YOUNG_THRESHOLD  # young passes are rarer once the rest is frozen
 
 
 # A process that frees most of 200 MB of C-allocated blocks (bytes over pymalloc's 512-byte limit) but

@@ -83,7 +83,7 @@ class InvalidRequestHeader(WireError):
 
 
 class TooManyRedirects(WireError):
-    pass
+    """The answers redirected more times than the check allows (httpx's message and limit)."""
 
 
 class BodyFailed(WireError):

@@ -339,6 +339,7 @@ class Worker:
             self.metrics.lag.observe(max(0.0, started - check.due))
         scheduled: _Monitor = check.payload  # the monitor as it was when this slot came due
         request = scheduled.request()
+        kind = str(request.spec.type)
         result = await self._check_unstalled(monitor_id, monitor, check, request)
         if monitor_id in self._unjudged:  # the store failed us mid-check: no verdict on the monitor
             self._unjudged.discard(monitor_id)
@@ -348,7 +349,7 @@ class Worker:
             self.stalled += 1
             self._stall_log.note(request.ref, result.reason)
             if self.metrics is not None:
-                self.metrics.observe_check(str(request.spec.type), result.status.value, None)
+                self.metrics.observe_check(kind, result.status.value, None)
             return
         self.writer.add(
             monitor_id,
@@ -361,7 +362,7 @@ class Worker:
         )
         if self.metrics is not None:
             seconds = result.latency_ms / 1000 if result.latency_ms is not None else None
-            self.metrics.observe_check(str(request.spec.type), result.status.value, seconds)
+            self.metrics.observe_check(kind, result.status.value, seconds)
 
     async def _check_unstalled(
         self, monitor_id: int, monitor: _Monitor, check: ScheduledCheck, request: CheckRequest

@@ -18,6 +18,7 @@ import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from functools import cache
 
 from spectra.domain.egress import EgressRefused
 from spectra.probe.context import CheckContext, CheckRequest, MissingSecret
@@ -42,6 +43,7 @@ _MODULES = {
 }
 
 
+@cache  # asked once per check; a type's module is imported on first use (browser checks pull in Playwright)
 def checker_for(monitor_type: str) -> Checker:
     module = importlib.import_module(_MODULES[monitor_type])
     checker: Checker = module.check

@@ -59,8 +59,7 @@ from spectra.store import utcnow
 from spectra.store.accounts import EMAIL_LEN, ApiToken, Membership, User, UserSession
 from spectra.store.engine import retry_conflicts
 from spectra.tokens import Tokens
-from spectra.web import credentials
-from spectra.web.auth_routes import AuthApi, Granted, Refusal, SignIn, problem, set_session_cookies, who
+from spectra.web.auth_routes import AuthApi, Granted, Refusal, SignIn, problem, session_answer, session_fields
 from spectra.web.bearer import REALM
 from spectra.web.bodies import read_json
 
@@ -234,28 +233,11 @@ def _record(row: Any) -> dict[str, Any]:
 
 
 def _started_session(granted: Granted, *, cookies: bool, now: datetime, started: dict[str, Any]) -> JSONResponse:
-    """The impersonated member's session as a sign-in hands one back (auth_routes.session_response: tokens
-    in the body, or cookies and the CSRF token), in /api/v1's camelCase: OAuth 2.0's names stay with
-    /api/v1/auth."""
-    body: dict[str, Any] = {
-        **_camel(who(granted.principal)),
-        "accessExpiresAt": rfc3339(granted.access_expires_at),
-    }
-    csrf = credentials.csrf_token(granted.sid) if cookies else None
-    if csrf is not None:
-        body["csrfToken"] = csrf
-    else:
-        body.update(
-            accessToken=granted.access_token,
-            refreshToken=granted.refresh_token,
-            tokenType="Bearer",
-            expiresIn=max(1, int((granted.access_expires_at - now).total_seconds())),
-        )
-    body["impersonation"] = started
-    response = JSONResponse(body, 201, headers=_HEADERS)
-    if csrf is not None:
-        set_session_cookies(response, granted, now=now, csrf=csrf)
-    return response
+    """The impersonated member's session as a sign-in hands one back (auth_routes.session_fields), in
+    /api/v1's camelCase and timestamps: OAuth 2.0's names stay with /api/v1/auth."""
+    fields, csrf = session_fields(granted, cookies=cookies, now=now)
+    fields["access_expires_at"] = rfc3339(granted.access_expires_at)
+    return session_answer(granted, {**_camel(fields), "impersonation": started}, csrf, now=now, status=201)
 
 
 def _json(body: Any, status: int = 200) -> JSONResponse:

@@ -485,12 +485,11 @@ def clear_session_cookies(response: Response) -> None:
         response.delete_cookie(name, path="/", secure=names.secure, httponly=http_only, samesite="strict")
 
 
-def session_response(
-    granted: Granted, *, cookies: bool, now: datetime, extra: Mapping[str, Any] | None = None
-) -> JSONResponse:
-    """A session for a browser (cookies, and the CSRF token in the body) or an API client (both tokens in
-    the body, never a cookie)."""
-    body: dict[str, Any] = {**who(granted.principal), "access_expires_at": granted.access_expires_at.isoformat()}
+def session_fields(granted: Granted, *, cookies: bool, now: datetime) -> tuple[dict[str, Any], str | None]:
+    """A session's fields in /api/v1/auth's (OAuth 2.0's) names, and the CSRF token when it travels in
+    cookies: for a browser, the CSRF token in the body; for an API client, both tokens, never a cookie.
+    ``access_expires_at`` is left a datetime for the caller's format."""
+    body: dict[str, Any] = {**who(granted.principal), "access_expires_at": granted.access_expires_at}
     csrf = credentials.csrf_token(granted.sid) if cookies else None
     if csrf is not None:
         body["csrf_token"] = csrf
@@ -501,11 +500,26 @@ def session_response(
             token_type="Bearer",  # noqa: S106 - the scheme's name
             expires_in=max(1, int((granted.access_expires_at - now).total_seconds())),
         )
-    body.update(extra or {})
-    response = JSONResponse(body, headers=_HEADERS)
+    return body, csrf
+
+
+def session_answer(
+    granted: Granted, body: Mapping[str, Any], csrf: str | None, *, now: datetime, status: int = 200
+) -> JSONResponse:
+    """`body` as the answer, with the session's cookies when its CSRF token travels in them."""
+    response = JSONResponse(dict(body), status, headers=_HEADERS)
     if csrf is not None:
         set_session_cookies(response, granted, now=now, csrf=csrf)
     return response
+
+
+def session_response(
+    granted: Granted, *, cookies: bool, now: datetime, extra: Mapping[str, Any] | None = None
+) -> JSONResponse:
+    """A signed-in session as /api/v1/auth answers it (:func:`session_fields`, and `extra`)."""
+    body, csrf = session_fields(granted, cookies=cookies, now=now)
+    body["access_expires_at"] = granted.access_expires_at.isoformat()
+    return session_answer(granted, {**body, **(extra or {})}, csrf, now=now)
 
 
 async def json_body(request: Request) -> dict[str, Any]:

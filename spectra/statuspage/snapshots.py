@@ -6,7 +6,8 @@ longest history window (one grouped query), and the page incidents with their up
 queries). Nothing is queried per component or per day.
 
 :class:`SnapshotCache` is what the web pages use: it rebuilds every page at most once per ``ttl_s``,
-in one thread at a time, and when the database fails it keeps serving the last good snapshots with
+in one thread at a time (requests that arrive while the first build runs wait for it, and then
+serve it), and when the database fails it keeps serving the last good snapshots with
 ``stale=True`` (and no snapshot at all before the first success): never an error page, never an
 "operational" it did not read.
 """
@@ -347,10 +348,17 @@ class SnapshotCache:
             return self._refresh()
 
     def _refresh_if_due(self) -> None:
+        if not self._loaded:
+            # Nothing to serve yet: wait for a build in progress (the first one starts as the process does)
+            # rather than answer 404 for a page that exists; build when none has been tried within the TTL.
+            with self._lock:
+                if not self._loaded and self._due():
+                    self._refresh()
+            return
         if not self._due():
             return
-        # Only one thread rebuilds; the others serve what there is, or wait when there is nothing yet.
-        if self._lock.acquire(blocking=not self._loaded):
+        # Only one thread rebuilds; the others serve what there is meanwhile.
+        if self._lock.acquire(blocking=False):
             try:
                 if self._due():
                     self._refresh()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
@@ -333,6 +334,39 @@ def test_cache_serves_stale_snapshot_when_the_database_fails(
     assert (stale.overall, stale.version, stale.generated_at) == (good.overall, good.version, good.generated_at)
     assert stale.groups == good.groups
     assert cache.by_host("status.example.test") == stale
+
+
+@sqlite_only
+def test_a_read_during_the_first_build_waits_for_it_instead_of_finding_no_page(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The process's first pass builds the snapshots as the first requests arrive: they get the page, not a 404."""
+    db = page_db(sessions)
+    db.set_states({"api": "up", "web-1": "up", "web-2": "up", "db": "up"})
+    building, release = threading.Event(), threading.Event()
+
+    def slow_first_session() -> Session:
+        if not building.is_set():
+            building.set()
+            assert release.wait(timeout=60)
+        return db.sessions()
+
+    cache = SnapshotCache(cast("sessionmaker[Session]", slow_first_session), ttl_s=5, clock=lambda: NOW)
+    background = threading.Thread(target=cache.refresh)  # as StatusPages.run's first pass
+    background.start()
+    assert building.wait(timeout=60)
+    found: list[object] = []
+    request = threading.Thread(target=lambda: found.append(cache.get("main")))
+    request.start()
+    request.join(timeout=1)
+    answered_early = not request.is_alive()
+    release.set()
+    background.join(timeout=60)
+    assert not answered_early, f"the request answered {found} while the first build was still running"
+    request.join(timeout=60)
+    assert len(found) == 1
+    assert found[0] is not None
+    assert found[0] is cache.get("main")
 
 
 def test_cache_without_any_good_snapshot_has_nothing_to_serve(

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spectra.store import Monitor, down_monitors, monitor_overview
-from spectra.store.batches import id_chunks
+from spectra.store.batches import whole_or_by_ids
 
 
 @dataclass(frozen=True)
@@ -62,12 +62,8 @@ def monitor_views(session: Session, now: datetime, monitor_ids: Collection[int] 
         Monitor.escalation_policy,
         Monitor.labels,
     ).order_by(Monitor.namespace, Monitor.name)
-    statements = (
-        [columns]
-        if monitor_ids is None
-        else [columns.where(Monitor.resource_id.in_(chunk)) for chunk in id_chunks(monitor_ids)]
-    )
     out: list[MonitorView] = []
+    statements = whole_or_by_ids(columns, Monitor.resource_id, monitor_ids)
     for row in (row for statement in statements for row in session.execute(statement)):
         o = overview.get((row.namespace, row.name))
         paused = bool(row.paused)
@@ -84,4 +80,6 @@ def monitor_views(session: Session, now: datetime, monitor_ids: Collection[int] 
                 labels=dict(row.labels or {}),
             )
         )
+    if monitor_ids is not None:  # the chunks are by id: back to the order of one statement
+        out.sort(key=lambda view: (view.namespace, view.name))
     return out

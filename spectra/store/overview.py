@@ -17,7 +17,7 @@ from typing import Any, Final, TypeVar
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from spectra.store.batches import id_chunks
+from spectra.store.batches import whole_or_by_ids
 from spectra.store.clock import database_now
 from spectra.store.config import Monitor, MonitorLocation
 from spectra.store.monitor_states import MonitorState
@@ -108,9 +108,8 @@ def monitor_overview(
         .outerjoin(s, and_(s.monitor_id == m.resource_id, s.location == MonitorLocation.location))
         .order_by(m.namespace, m.name, MonitorLocation.location)
     )
-    statements = [stmt] if monitor_ids is None else [stmt.where(m.resource_id.in_(c)) for c in id_chunks(monitor_ids)]
     grouped: dict[int, tuple[Any, list[_LocationRow]]] = {}
-    for statement in statements:
+    for statement in whole_or_by_ids(stmt, m.resource_id, monitor_ids):
         for row in session.execute(statement):
             state, reporting = location_judgement(row.state, row.reported_at, row.interval_ms, now)
             location = LocationOverview(row.location, state, row.last_check_at, reporting)

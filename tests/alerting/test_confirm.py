@@ -3,10 +3,11 @@ pass costs what is wrong, not how many monitors there are; SQLite and MariaDB.""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from spectra.alerting.confirm import candidate_monitors, monitor_views
-from spectra.store import Incident, IncidentState, Monitor
+from spectra.store import Incident, IncidentState, Monitor, batches
 from tests.factories.alerting import World
 
 MORE = "\n".join(
@@ -58,3 +59,19 @@ async def test_no_candidates_no_views(any_world: World) -> None:
         assert candidate_monitors(session, {}) == set()
         assert monitor_views(session, world.clock(), set()) == []
         assert session.scalars(select(Incident)).first() is None
+
+
+async def test_views_of_many_ids_come_by_name_across_chunks(any_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More ids than one IN (...) holds are read chunk by chunk (by id), yet come back by namespace and name,
+    as one statement's rows do."""
+    world = any_world
+    world.apply(MORE)
+    monkeypatch.setattr(batches, "CHUNK", 2)
+    with world.sessions() as session:
+        ids = {row.name: row.resource_id for row in session.execute(select(Monitor.name, Monitor.resource_id))}
+        chunked = monitor_views(session, world.clock(), ids.values())
+        whole = monitor_views(session, world.clock())
+
+    assert len(ids) > 2 * batches.CHUNK
+    assert [view.name for view in chunked] == ["api", "db", "queue", "sleepy", "web"]
+    assert chunked == whole

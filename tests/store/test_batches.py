@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
-from spectra.store.batches import CHUNK, id_chunks
+from spectra.store.batches import CHUNK, id_chunks, whole_or_by_ids
 
 
 def test_no_ids_no_chunks() -> None:
@@ -28,3 +29,23 @@ def test_chunks_hold_at_most_chunk_ids_and_lose_none(count: int, sizes: list[int
 
 def test_a_chunk_fits_in_sqlite_s_oldest_parameter_limit() -> None:
     assert CHUNK < 999  # SQLITE_MAX_VARIABLE_NUMBER before 3.32, with room for the other parameters
+
+
+def test_whole_or_by_ids_reads_every_row_once_or_only_the_ids_given() -> None:
+    engine = sa.create_engine("sqlite://")
+    table = sa.Table("things", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
+    table.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": i} for i in range(1, 2 * CHUNK + 8)])
+        statement = sa.select(table.c.id).order_by(table.c.id.desc())
+
+        [whole] = whole_or_by_ids(statement, table.c.id, None)
+        wanted = [*range(2 * CHUNK + 7, 3, -2), 5_000_000]  # one id no row has
+        chunks = whole_or_by_ids(statement, table.c.id, wanted)
+
+        assert [row.id for row in conn.execute(whole)] == list(range(2 * CHUNK + 7, 0, -1))
+        assert len(chunks) == 2
+        got = [row.id for chunk in chunks for row in conn.execute(chunk)]
+    assert sorted(got) == sorted(wanted[:-1])
+    assert len(got) == len(set(got))
+    assert whole_or_by_ids(statement, table.c.id, []) == []

@@ -404,6 +404,7 @@ def _state_row(p: _Pending, known: _Known, stored_at: datetime) -> dict[str, Any
         "changed_at": changed_at or result.checked_at,
         "facts": result.facts or None,
         "reported_at": stored_at,
+        "state_stored_at": stored_at,  # kept by the store unless the state changed (save_states)
     }
 
 

@@ -8,11 +8,24 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import CheckConstraint, Double, ForeignKey, Index, Integer, String, select, update
+from sqlalchemy import (
+    CheckConstraint,
+    ColumnElement,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    and_,
+    case,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from spectra.store.base import MYSQL_TABLE_OPTIONS, Base
 from spectra.store.batches import id_chunks
+from spectra.store.clock import database_now
 from spectra.store.config import LOCATION_LEN
 from spectra.store.results import REASON_LEN
 from spectra.store.types import BigIntPK, JSONType, UTCDateTime, utcnow
@@ -28,7 +41,7 @@ class MonitorState(Base):
     __tablename__ = "monitor_states"
     __table_args__ = (
         CheckConstraint("state IN ('pending', 'up', 'down', 'degraded', 'paused')", name="state"),
-        Index(None, "changed_at"),  # the console's live hub reads the states changed since its last poll
+        Index(None, "state_stored_at"),  # the console's live hub reads the states changed since its last poll
         MYSQL_TABLE_OPTIONS,
     )
 
@@ -47,25 +60,43 @@ class MonitorState(Base):
     # When the result was stored, by the database's clock (store/clock.py): staleness is judged on
     # this, not on last_check_at, which is the probe's own clock.
     reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When `state` (or `changed_at`) last changed, by the database's clock: the `reported_at` of that write.
+    # Rows re-stored with the same state keep it, so "what changed since" reads only changed rows.
+    state_stored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     facts: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # the last result's facts
 
 
 MONITOR_STATES: Final = MonitorState.__table__
 
 
+def _state_stored_at(incoming: Any) -> ColumnElement[Any]:
+    """The write's time when it changes the state or its `changed_at`, else the stored row's time."""
+    stored = MONITOR_STATES.c
+    unchanged = and_(stored.state == incoming.state, stored.changed_at == incoming.changed_at)
+    return case((unchanged, stored.state_stored_at), else_=incoming.state_stored_at)
+
+
 def save_states(session: Executor, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Upsert state rows (every column of :class:`MonitorState`) with one statement."""
-    upsert(session, MONITOR_STATES, rows, key=STATE_KEY)
+    """Upsert state rows (every column of :class:`MonitorState`) with one statement.
+
+    Rows with a ``reported_at`` get ``state_stored_at``: that time on a new row or a changed state (or
+    ``changed_at``), the stored one otherwise (see :class:`MonitorState`)."""
+    if not rows:
+        return
+    if "reported_at" not in rows[0]:
+        upsert(session, MONITOR_STATES, rows, key=STATE_KEY)
+        return
+    stamped = [row if "state_stored_at" in row else {**row, "state_stored_at": row["reported_at"]} for row in rows]
+    upsert(session, MONITOR_STATES, stamped, key=STATE_KEY, computed={"state_stored_at": _state_stored_at})
 
 
 def mark_paused(session: Session, monitor_ids: Collection[int], location: str, at: datetime) -> None:
     """Set the state of paused monitors to ``paused`` (``changed_at`` moves only if it was not)."""
     if not monitor_ids:
         return
-    rows = [
-        {"monitor_id": i, "location": location, "state": "paused", "last_reason": "", "changed_at": at, "facts": None}
-        for i in monitor_ids
-    ]
+    stored_at = database_now(session)
+    paused = {"state": "paused", "changed_at": at, "state_stored_at": stored_at}
+    rows = [{"monitor_id": i, "location": location, "last_reason": "", "facts": None, **paused} for i in monitor_ids]
     upsert(session, MONITOR_STATES, rows, key=STATE_KEY, update=[])  # rows that do not exist yet
     for chunk in id_chunks(monitor_ids):
         session.execute(
@@ -73,7 +104,7 @@ def mark_paused(session: Session, monitor_ids: Collection[int], location: str, a
             .where(
                 MonitorState.location == location, MonitorState.monitor_id.in_(chunk), MonitorState.state != "paused"
             )
-            .values(state="paused", changed_at=at)
+            .values(paused)
         )
 
 

@@ -114,6 +114,9 @@ def test_rows_from_before_0011_get_zeros_and_unknown_percentiles(
              microsecond=0), "checks_total": 60, "checks_up": 60, "checks_degraded": 0, "checks_down": 0,
              "latency_count": 60, "latency_sum_ms": 600.0, "latency_max_ms": 20.0},
         )  # fmt: skip
+    upgrade(engine, "0011")
+    indexes = {index["name"] for index in sa.inspect(engine).get_indexes("monitor_states")}
+    assert "ix_monitor_states_changed_at" in indexes  # until 0012 indexes state_stored_at instead
     upgrade(engine)
     assert current_revision(engine) == head_revision()
     with sessions() as session:
@@ -123,5 +126,3 @@ def test_rows_from_before_0011_get_zeros_and_unknown_percentiles(
         assert quantile(P50, Histogram.of([getattr(row, n) for n in HISTOGRAM_COLUMNS]), max_ms=20.0) is None
         source_file = session.execute(sa.text("SELECT source_file FROM resources")).scalar_one()
         assert source_file is None
-        indexes = {index["name"] for index in sa.inspect(session.connection()).get_indexes("monitor_states")}
-        assert "ix_monitor_states_changed_at" in indexes

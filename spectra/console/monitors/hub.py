@@ -3,14 +3,14 @@ overviews connected to `/console/events`.
 
 Every `interval_s` (half a second, so that a change reaches everyone within a second wherever it falls in
 the poll) the hub asks the store one cheap question for every client at once: which `monitor_states` rows
-were stored since its previous poll (`reported_at`, the database's time of the write, less `STORED_SLACK`
-for a write still committing) with a state that changed lately (`changed_at`, the probe's time of the
-check, within `LOOKBACK` of that poll), and keeps only rows whose state differs from what it knows. Both
-bounds move with the database's clock, so a quiet store costs a poll almost nothing, however many
-monitors changed at once a while ago; a row either bound misses (a probe whose clock is minutes behind)
-is found by the full read every `FULL_REFRESH_S`. For the monitors that changed it reads their overview
-lines and keeps the combined state of every monitor, so the counts per state of any set of namespaces are
-known without another query.
+changed state in a write stored since its previous poll (`state_stored_at`, the database's time of the
+write that changed the state, less `STORED_SLACK` for a write still committing), and keeps only rows
+whose state differs from what it knows. Rows re-stored with the same state (every check) are not read,
+and the bound moves with the database's clock, whatever the probes' clocks say: a poll costs what changed
+in the last few seconds, however many monitors there are or changed at once a while ago. A location that
+went silent (judged stale, no write at all) is found by the full read every `FULL_REFRESH_S`. For the
+monitors that changed it reads their overview lines and keeps the combined state of every monitor, so the
+counts per state of any set of namespaces are known without another query.
 
 Each subscriber holds its visible namespaces (the policy's `visible_namespaces`, fixed at connection)
 and a bounded queue: a message is rendered once per distinct set of namespaces, and a client whose
@@ -43,7 +43,6 @@ from .service import MonitorLine
 
 log = logging.getLogger("spectra.console")
 
-LOOKBACK: Final = timedelta(minutes=2)  # a check's time may be this much before its row is stored
 STORED_SLACK: Final = timedelta(seconds=5)  # a write's database time may be this much before its commit
 FULL_REFRESH_S: Final = 30.0  # every monitor re-read: locations that went silent (judged stale)
 CONFIG_CHECK_S: Final = 5.0  # and as soon as monitors were added, removed, edited or paused
@@ -150,10 +149,7 @@ class MonitorHub:
                 self._load(session)
                 return []
             polled, self._polled = self._polled, database_now(session)
-            if polled is None:
-                rows = service.changes_since(session)
-            else:
-                rows = service.changes_since(session, changed=polled - LOOKBACK, stored=polled - STORED_SLACK)
+            rows = service.changes_since(session, None if polled is None else polled - STORED_SLACK)
             moved: set[int] = set()
             for row in rows:
                 key = (row.monitor_id, row.location)

@@ -806,17 +806,13 @@ class StateChange:
     changed_at: datetime
 
 
-def changes_since(
-    session: Session, *, changed: datetime | None = None, stored: datetime | None = None
-) -> list[StateChange]:
-    """State rows whose state changed at or after `changed` and that were stored (`reported_at`) at or
-    after `stored` (None: no bound; neither: every row); one query for every client of a process."""
+def changes_since(session: Session, stored: datetime | None = None) -> list[StateChange]:
+    """State rows whose state changed in a write stored (`state_stored_at`, the database's clock) at or
+    after `stored` (None: every row); one query for every client of a process."""
     s = MonitorState
     stmt = select(s.monitor_id, s.location, s.state, s.changed_at)
-    if changed is not None:
-        stmt = stmt.where(s.changed_at >= changed)
     if stored is not None:
-        stmt = stmt.where(s.reported_at >= stored)
+        stmt = stmt.where(s.state_stored_at >= stored)
     return [StateChange(r.monitor_id, r.location, r.state, r.changed_at) for r in session.execute(stmt)]
 
 

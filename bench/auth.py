@@ -188,6 +188,7 @@ def seed(folder: Path, port: int) -> tuple[str, Path, str]:
                 "last_reason": "HTTP 200",
                 "changed_at": now - timedelta(hours=1),
                 "reported_at": now,
+                "state_stored_at": now - timedelta(hours=1),
                 "facts": None,
             }
             for monitor_id in ids

@@ -138,6 +138,7 @@ def seed(database_url: str, monitors: int) -> tuple[str, str]:
                     "consecutive_failures": 0, "consecutive_successes": 1, "last_check_at": now,
                     "last_latency_ms": 40.0 + i % 50, "last_reason": "" if state == "up" else "HTTP 503",
                     "changed_at": now - timedelta(hours=1), "reported_at": now, "facts": None,
+                    "state_stored_at": now - timedelta(hours=1),
                 })  # fmt: skip
         conn.execute(sa.insert(Resource.__table__), resources)
         conn.execute(sa.insert(Monitor.__table__), rows)
@@ -291,11 +292,11 @@ async def _sse(base: str, cookies: dict[str, str], sessions: Any, *, clients: in
 
     def change(state: str) -> float:
         with sessions.begin() as session:
-            now = datetime.now(UTC)  # as the probe's writer stores a change: checked and stored now
+            now = datetime.now(UTC)  # as the probe's writer stores a change: checked, stored and changed now
             session.execute(
                 sa.update(state_model)
                 .where(state_model.monitor_id == 1, state_model.location == "eu")
-                .values(state=state, changed_at=now, reported_at=now)
+                .values(state=state, changed_at=now, reported_at=now, state_stored_at=now)
             )
         return time.perf_counter()
 

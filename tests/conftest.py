@@ -27,7 +27,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 import sqlalchemy as sa
@@ -50,6 +50,28 @@ FUZZ = TESTS / "fuzz"
 _FIXTURE_MARKERS = {"mariadb_url": "mariadb", "mariadb_server": "mariadb", "kube_tools": "kube", "cluster": "kube"}
 
 
+# Modules whose tests must all run on one xdist worker: an expensive module-scoped fixture is then built
+# once, not once per worker (the quick bench's report, the walkthrough's cluster).
+ONE_WORKER_MODULES: Final = frozenset({"tests/test_bench.py", "tests/test_walkthrough.py"})
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`pytest -n 2 --dist load` (scripts/test): tests are handed out one at a time, except each of
+    ONE_WORKER_MODULES, handed out whole. Written here rather than with `xdist_group` marks and `--dist
+    loadgroup`, which pytest-xdist 3.8 ignores under pytest 9.2 (pytest-dev/pytest-xdist#1386: the node-id
+    suffix it groups by no longer takes). Other `--dist` modes are left to xdist."""
+    if config.getvalue("dist") not in ("load", "loadgroup"):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneWorkerModules(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER_MODULES else nodeid
+
+    return OneWorkerModules(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         for fixture in getattr(item, "fixturenames", ()):
@@ -66,10 +88,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("database_url") == "mariadb":
             item.add_marker("mariadb")
-        if item.get_closest_marker("e2e") is not None or item.get_closest_marker("browser") is not None:
-            # Under `pytest -n 2 --dist loadgroup` (scripts/test) the tests that start processes or Chromium
-            # run one at a time on one worker, as they always did; the unit tests take the other core.
-            item.add_marker(pytest.mark.xdist_group("processes"))
 
 
 # --- databases ---------------------------------------------------------------------------------

@@ -18,7 +18,9 @@ import pytest
 
 from tests.support.paths import REPO
 
-pytestmark = pytest.mark.e2e  # runs the benchmark harness end to end
+# Runs the benchmark harness end to end. Under xdist the module runs on one worker (ONE_WORKER_MODULES in
+# tests/conftest.py), so the quick report (minutes) is made once, not once on each worker.
+pytestmark = pytest.mark.e2e
 
 README = REPO / "bench" / "README.md"
 

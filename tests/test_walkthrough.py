@@ -44,7 +44,7 @@ from tests.support.paths import CHART, REPO
 from tests.support.processes import run_spectra
 
 # The walkthrough runs `spectra validate` for real (a process of its own): the e2e tier.
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.e2e  # one worker follows each walkthrough once (ONE_WORKER_MODULES, tests/conftest.py)
 
 Obj = dict[str, Any]
 

@@ -408,6 +408,7 @@ def apply(paths: tuple[Path, ...], database: str | None, prune: bool) -> None:
     from spectra.manifests import load_paths
     from spectra.reconcile import MANIFEST_SOURCE, apply_set
     from spectra.store import database_url, make_engine, session_factory, upgrade
+    from spectra.store.engine import take_write_lock
 
     result = load_paths(paths)
     for error in result.errors:
@@ -420,6 +421,7 @@ def apply(paths: tuple[Path, ...], database: str | None, prune: bool) -> None:
     engine = make_engine(url)
     try:
         with session_factory(engine).begin() as session:
+            take_write_lock(session)  # it reads before it writes, maybe beside a `spectra run` on SQLite
             report = apply_set(
                 session,
                 [item.resource for item in result.resources],

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from prometheus_client import Counter
@@ -38,6 +39,7 @@ from spectra.runtime.collector import release_freed_memory
 from spectra.runtime.readiness import Readiness
 from spectra.store import Monitor as MonitorRow
 from spectra.store import make_engine, redacted, session_factory, upgrade
+from spectra.store.engine import retry_conflicts, take_write_lock
 from spectra.tokens import Purpose
 from spectra.web.app import AppParts
 
@@ -111,7 +113,14 @@ class Standalone:
         self.links_base = public_url(options.public_url, options.host, options.port)
 
     def _apply(self, manifests: ManifestSet) -> str:
+        """Apply the set in one transaction; run again after a lock conflict (a MariaDB deadlock with the
+        probe's writer). On SQLite it takes the write lock first: it reads before it writes, and the
+        writer commits every few hundred milliseconds."""
+        return retry_conflicts(partial(self._apply_once, manifests))
+
+    def _apply_once(self, manifests: ManifestSet) -> str:
         with self.sessions.begin() as session:
+            take_write_lock(session)
             report = apply_set(
                 session,
                 [item.resource for item in manifests.resources],

@@ -139,7 +139,24 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        immediate = connection.get_execution_options().get(_SQLITE_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+# The execution option `take_write_lock` sets, read by the SQLite BEGIN hook above.
+_SQLITE_IMMEDIATE: Final = "spectra_sqlite_begin_immediate"
+
+
+def take_write_lock(session: Session) -> None:
+    """Start ``session``'s transaction holding SQLite's write lock (BEGIN IMMEDIATE, waiting up to the busy
+    timeout for another writer to finish).
+
+    SQLite in WAL mode fails a transaction that read before writing at once, with "database is locked",
+    when another writer committed in between; for a long transaction (applying a whole manifest set while
+    the probe writes results) running it again would meet the same fate. Holding the lock from the start
+    means it never has to be upgraded. Call it before the session's first statement. MySQL/MariaDB lock
+    rows, not the database: there it only sets an option nothing reads."""
+    session.connection(execution_options={_SQLITE_IMMEDIATE: True})
 
 
 # MySQL/MariaDB: the transaction was rolled back because of a lock conflict; running it again is safe.

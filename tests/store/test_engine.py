@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 import pymysql
 import pytest
@@ -19,7 +20,9 @@ from spectra.store.engine import (
     normalize_url,
     retry_conflicts,
     set_sqlite_foreign_keys,
+    take_write_lock,
 )
+from tests.support.databases import sqlite_only
 
 
 @pytest.mark.parametrize(
@@ -207,3 +210,47 @@ def test_retry_conflicts_runs_again_after_a_deadlock_and_not_after_other_errors(
     with pytest.raises(sa.exc.OperationalError):
         retry_conflicts(lost, pause_s=0)
     assert len(calls) == 1
+
+
+@sqlite_only
+def test_a_transaction_holding_the_write_lock_reads_then_writes_while_another_writer_commits(
+    engine: sa.Engine,
+) -> None:
+    """SQLite (WAL) fails at once a transaction that read, then writes after another writer committed;
+    `take_write_lock` holds the lock from BEGIN, so the other writer waits for it instead."""
+    factory = session_factory(engine)
+    with factory() as late:
+        late.scalars(sa.select(AuditLog)).all()
+        with factory.begin() as other:
+            other.add(AuditLog(actor="other", action="before"))
+        late.add(AuditLog(actor="late", action="refused"))
+        with pytest.raises(sa.exc.OperationalError, match="database is locked"):
+            late.flush()
+
+    committed = threading.Event()
+
+    def other_writer() -> None:
+        with factory.begin() as other:
+            other.add(AuditLog(actor="other", action="after"))
+        committed.set()
+
+    with factory() as locked:
+        take_write_lock(locked)
+        assert len(locked.scalars(sa.select(AuditLog)).all()) == 1
+        thread = threading.Thread(target=other_writer)
+        thread.start()
+        waited = not committed.wait(timeout=1)  # it cannot commit while we hold the lock
+        locked.add(AuditLog(actor="locked", action="applied"))
+        locked.commit()
+    thread.join(timeout=60)
+    assert waited
+    assert committed.is_set()
+    with factory() as session:
+        assert sorted(session.scalars(sa.select(AuditLog.action))) == ["after", "applied", "before"]
+
+
+def test_take_write_lock_leaves_mysql_transactions_as_they_are(session: Session) -> None:
+    take_write_lock(session)
+    session.add(AuditLog(actor="a", action="x"))
+    session.commit()
+    assert session.scalars(sa.select(AuditLog.action)).all() == ["x"]

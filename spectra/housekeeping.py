@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.runtime.loop import run_until_stopped
 from spectra.store import RetentionPolicy, rollup, utcnow
+from spectra.store.engine import take_write_lock
 from spectra.store.webhook_requests import prune_webhook_requests
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ class Housekeeping:
         """One pass: roll up the recent past; prune when an hour has passed since the last prune."""
         now = self._clock()
         with self._sessions.begin() as session:
+            # The rollup reads the results, then writes buckets: on SQLite it would fail ("database is
+            # locked") whenever the probe's writer committed in between, i.e. nearly always under load.
+            take_write_lock(session)
             rollup(session, now - ROLLUP_LOOKBACK, now + timedelta(seconds=1))
         if self._last_prune is None or now - self._last_prune >= PRUNE_EVERY:
             with self._sessions.begin() as session:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from spectra import housekeeping
 from spectra.api import parse_object
 from spectra.auth.accounts import prune_used_links
 from spectra.housekeeping import Housekeeping
@@ -19,7 +21,9 @@ from spectra.store import (
     Monitor,
     UsedLink,
     insert_results,
+    rollup,
 )
+from tests.support.databases import sqlite_only
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -133,3 +137,37 @@ def test_the_hourly_jobs_run_once_an_hour(sessions: sessionmaker[Session]) -> No
     clock[0] = now + timedelta(hours=1)
     keeper.once()
     assert calls == [now, now + timedelta(hours=1)]
+
+
+@sqlite_only
+def test_the_rollup_is_not_lost_when_the_probe_writes_while_it_reads(
+    sessions: sessionmaker[Session], monitor_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite fails a transaction that read and then writes when another writer committed in between: the
+    rollup (read results, write buckets) holds the write lock from its start, so the probe's writer waits."""
+    with sessions.begin() as session:
+        insert_results(session, results(monitor_id, NOW - timedelta(minutes=5), ["up", "down"]))
+    committed = threading.Event()
+
+    def probe_writes() -> None:
+        with sessions.begin() as session:
+            insert_results(session, results(monitor_id, NOW - timedelta(minutes=1), ["up"]))
+        committed.set()
+
+    writers: list[threading.Thread] = []
+
+    def rollup_with_a_write_between(session: Session, since: datetime, until: datetime) -> object:
+        session.execute(select(func.count()).select_from(CheckResult)).scalar_one()  # the read comes first
+        writer = threading.Thread(target=probe_writes)
+        writers.append(writer)
+        writer.start()
+        committed.wait(timeout=1)  # the writer's commit lands here unless the rollup holds the lock
+        return rollup(session, since, until)
+
+    monkeypatch.setattr(housekeeping, "rollup", rollup_with_a_write_between)
+    Housekeeping(sessions, clock=lambda: NOW).once()
+    writers[0].join(timeout=60)
+    assert committed.is_set()
+    with sessions() as session:
+        rows = session.scalars(select(DailyRollup)).all()
+        assert [(row.checks_total, row.checks_down) for row in rows] == [(2, 1)]  # the write came after

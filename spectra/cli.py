@@ -158,12 +158,14 @@ def _in_store(database: str | None, action: Callable[[Session, datetime], str]) 
     from spectra.auth.api_tokens import TokenProblem
     from spectra.auth.policy import Denied
     from spectra.store import database_url, make_engine, session_factory, upgrade
+    from spectra.store.engine import write_transaction
 
     url = database_url(database)
     upgrade(url)
     engine = make_engine(url)
     try:
-        with session_factory(engine).begin() as session:
+        # Every action reads before it writes, maybe beside a `spectra run` on SQLite: hold the write lock.
+        with write_transaction(session_factory(engine)) as session:
             return action(session, clock.now(UTC))
     except (AccountError, TokenProblem, Denied) as exc:
         click.echo(f"spectra: {exc}", err=True)
@@ -408,7 +410,7 @@ def apply(paths: tuple[Path, ...], database: str | None, prune: bool) -> None:
     from spectra.manifests import load_paths
     from spectra.reconcile import MANIFEST_SOURCE, apply_set
     from spectra.store import database_url, make_engine, session_factory, upgrade
-    from spectra.store.engine import take_write_lock
+    from spectra.store.engine import write_transaction
 
     result = load_paths(paths)
     for error in result.errors:
@@ -420,8 +422,8 @@ def apply(paths: tuple[Path, ...], database: str | None, prune: bool) -> None:
     upgrade(url)
     engine = make_engine(url)
     try:
-        with session_factory(engine).begin() as session:
-            take_write_lock(session)  # it reads before it writes, maybe beside a `spectra run` on SQLite
+        # It reads before it writes, maybe beside a `spectra run` on SQLite: hold the write lock.
+        with write_transaction(session_factory(engine)) as session:
             report = apply_set(
                 session,
                 [item.resource for item in result.resources],
@@ -980,6 +982,7 @@ def _global_maintenance(
     from spectra.domain.global_maintenance import GlobalMaintenanceRefused
     from spectra.store import current_revision, database_url, head_revision, make_engine, redacted, session_factory
     from spectra.store.clock import database_now
+    from spectra.store.engine import take_write_lock
 
     url = database_url(database)
     engine = make_engine(url)
@@ -993,6 +996,7 @@ def _global_maintenance(
             )
             sys.exit(EXIT_INVALID)
         with session_factory(engine)() as session:
+            take_write_lock(session)  # it reads before it writes, maybe beside a `spectra run` on SQLite
             try:
                 result = act(session, database_now(session))
             except GlobalMaintenanceRefused as refused:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from spectra.runtime.loop import run_until_stopped
 from spectra.store import RetentionPolicy, rollup, utcnow
-from spectra.store.engine import take_write_lock
+from spectra.store.engine import write_transaction
 from spectra.store.webhook_requests import prune_webhook_requests
 
 log = logging.getLogger(__name__)
@@ -50,37 +50,35 @@ class Housekeeping:
         self._stopping = asyncio.Event()
 
     def once(self) -> None:
-        """One pass: roll up the recent past; prune when an hour has passed since the last prune."""
+        """One pass: roll up the recent past; prune and run the hourly jobs when an hour has passed since
+        they last all succeeded (a failure makes the next pass, a minute later, run them again)."""
         now = self._clock()
-        with self._sessions.begin() as session:
-            # The rollup reads the results, then writes buckets: on SQLite it would fail ("database is
-            # locked") whenever the probe's writer committed in between, i.e. nearly always under load.
-            take_write_lock(session)
+        # Every part reads, then writes: on SQLite it would fail ("database is locked") whenever the
+        # probe's writer committed in between, i.e. nearly always under load; so each holds the write lock.
+        with write_transaction(self._sessions) as session:
             rollup(session, now - ROLLUP_LOOKBACK, now + timedelta(seconds=1))
-        if self._last_prune is None or now - self._last_prune >= PRUNE_EVERY:
-            with self._sessions.begin() as session:
-                counts = self.retention.apply(session, now)
-                forgotten = prune_webhook_requests(session, now)
-            self._last_prune = now
-            if forgotten:
-                log.info("retention: forgot %d expired webhook requests", forgotten)
-            for what, prune in self._prunes.items():
-                with self._sessions.begin() as session:
-                    pruned = prune(session, now)
-                if pruned:
-                    log.info("retention: forgot %d expired %s", pruned, what)
-            for what, job in self._hourly.items():
-                with self._sessions.begin() as session:
-                    done = job(session, now)
-                if done:
-                    log.info("housekeeping: %s: %d", what, done)
-            if counts.raw or counts.hourly or counts.daily:
-                log.info(
-                    "retention: pruned %d raw results, %d hourly, %d daily rollups",
-                    counts.raw,
-                    counts.hourly,
-                    counts.daily,
-                )
+        if self._last_prune is not None and now - self._last_prune < PRUNE_EVERY:
+            return
+        with write_transaction(self._sessions) as session:
+            counts = self.retention.apply(session, now)
+            forgotten = prune_webhook_requests(session, now)
+        if forgotten:
+            log.info("retention: forgot %d expired webhook requests", forgotten)
+        if counts.raw or counts.hourly or counts.daily:
+            log.info(
+                "retention: pruned %d raw results, %d hourly, %d daily rollups", counts.raw, counts.hourly, counts.daily
+            )
+        for what, prune in self._prunes.items():
+            with write_transaction(self._sessions) as session:
+                pruned = prune(session, now)
+            if pruned:
+                log.info("retention: forgot %d expired %s", pruned, what)
+        for what, job in self._hourly.items():
+            with write_transaction(self._sessions) as session:
+                done = job(session, now)
+            if done:
+                log.info("housekeeping: %s: %d", what, done)
+        self._last_prune = now
 
     async def run(self) -> None:
         # The usual failure is a database that is away: one line, and the next pass tries again.

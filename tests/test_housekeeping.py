@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from spectra import housekeeping
@@ -24,6 +25,7 @@ from spectra.store import (
     rollup,
 )
 from tests.support.databases import sqlite_only
+from tests.support.write_race import WriteRace
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -147,27 +149,68 @@ def test_the_rollup_is_not_lost_when_the_probe_writes_while_it_reads(
     rollup (read results, write buckets) holds the write lock from its start, so the probe's writer waits."""
     with sessions.begin() as session:
         insert_results(session, results(monitor_id, NOW - timedelta(minutes=5), ["up", "down"]))
-    committed = threading.Event()
-
-    def probe_writes() -> None:
-        with sessions.begin() as session:
-            insert_results(session, results(monitor_id, NOW - timedelta(minutes=1), ["up"]))
-        committed.set()
-
-    writers: list[threading.Thread] = []
+    probe = WriteRace(
+        sessions, lambda session: insert_results(session, results(monitor_id, NOW - timedelta(minutes=1), ["up"]))
+    )
 
     def rollup_with_a_write_between(session: Session, since: datetime, until: datetime) -> object:
         session.execute(select(func.count()).select_from(CheckResult)).scalar_one()  # the read comes first
-        writer = threading.Thread(target=probe_writes)
-        writers.append(writer)
-        writer.start()
-        committed.wait(timeout=1)  # the writer's commit lands here unless the rollup holds the lock
+        probe.commit_now()
         return rollup(session, since, until)
 
     monkeypatch.setattr(housekeeping, "rollup", rollup_with_a_write_between)
     Housekeeping(sessions, clock=lambda: NOW).once()
-    writers[0].join(timeout=60)
-    assert committed.is_set()
+    probe.finish()
     with sessions() as session:
         rows = session.scalars(select(DailyRollup)).all()
         assert [(row.checks_total, row.checks_down) for row in rows] == [(2, 1)]  # the write came after
+
+
+@sqlite_only
+def test_the_hourly_jobs_are_not_lost_when_the_probe_writes_while_they_read(
+    sessions: sessionmaker[Session], monitor_id: int
+) -> None:
+    """Each prune and hourly job reads, then writes; each holds the write lock, so a commit by the probe's
+    writer in between waits for it instead of failing it (and with it the jobs after it, for an hour)."""
+    probe = WriteRace(sessions, lambda session: insert_results(session, results(monitor_id, NOW, ["up"])))
+    done: list[str] = []
+
+    def reads_then_writes(what: str) -> Callable[[Session, datetime], int]:
+        def job(session: Session, now: datetime) -> int:
+            session.execute(select(func.count()).select_from(UsedLink)).scalar_one()
+            probe.commit_now()
+            session.add(UsedLink(token_hash=f"{what:0<64}"[:64], expires_at=now + timedelta(hours=1)))
+            session.flush()
+            done.append(what)
+            return 1
+
+        return job
+
+    Housekeeping(
+        sessions,
+        clock=lambda: NOW,
+        prunes={"links": reads_then_writes("a")},
+        hourly={"reminders": reads_then_writes("b")},
+    ).once()
+    probe.finish()
+    assert done == ["a", "b"]
+
+
+def test_a_failed_hourly_job_runs_again_at_the_next_pass_not_an_hour_later(sessions: sessionmaker[Session]) -> None:
+    clock = [NOW]
+    runs: list[datetime] = []
+
+    def flaky(session: Session, now: datetime) -> int:
+        runs.append(now)
+        if len(runs) == 1:
+            raise OperationalError("DELETE", {}, Exception("database is locked"))
+        return 0
+
+    keeper = Housekeeping(sessions, clock=lambda: clock[0], hourly={"flaky": flaky})
+    with pytest.raises(OperationalError):
+        keeper.once()
+    clock[0] = NOW + timedelta(minutes=1)
+    keeper.once()
+    clock[0] = NOW + timedelta(minutes=2)
+    keeper.once()  # it succeeded a minute ago: not due again within the hour
+    assert runs == [NOW, NOW + timedelta(minutes=1)]

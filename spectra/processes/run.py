@@ -39,7 +39,7 @@ from spectra.runtime.collector import release_freed_memory
 from spectra.runtime.readiness import Readiness
 from spectra.store import Monitor as MonitorRow
 from spectra.store import make_engine, redacted, session_factory, upgrade
-from spectra.store.engine import retry_conflicts, take_write_lock
+from spectra.store.engine import retry_conflicts, write_transaction
 from spectra.tokens import Purpose
 from spectra.web.app import AppParts
 
@@ -119,8 +119,7 @@ class Standalone:
         return retry_conflicts(partial(self._apply_once, manifests))
 
     def _apply_once(self, manifests: ManifestSet) -> str:
-        with self.sessions.begin() as session:
-            take_write_lock(session)
+        with write_transaction(self.sessions) as session:
             report = apply_set(
                 session,
                 [item.resource for item in manifests.resources],

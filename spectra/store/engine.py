@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, exc, make_url
@@ -157,6 +158,16 @@ def take_write_lock(session: Session) -> None:
     means it never has to be upgraded. Call it before the session's first statement. MySQL/MariaDB lock
     rows, not the database: there it only sets an option nothing reads."""
     session.connection(execution_options={_SQLITE_IMMEDIATE: True})
+
+
+@contextmanager
+def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """``factory.begin()`` holding SQLite's write lock from BEGIN (see `take_write_lock`): the transaction
+    for work that reads and then writes beside another writer (the probe's, in `spectra run`), committed
+    on leaving, rolled back on an exception."""
+    with factory.begin() as session:
+        take_write_lock(session)
+        yield session
 
 
 # MySQL/MariaDB: the transaction was rolled back because of a lock conflict; running it again is safe.

@@ -1,0 +1,51 @@
+"""Another writer that commits while a transaction under test sits between its reads and its writes.
+
+SQLite in WAL mode fails such a transaction at once ("database is locked") when the other writer's
+commit lands in between; a transaction holding the write lock from BEGIN (`write_transaction`,
+`take_write_lock`) makes the other writer wait instead. Tests call `commit_now()` at the point between
+the reads and the writes, then `finish()` once the transaction under test is over.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session, sessionmaker
+
+# How long `commit_now` gives the other writer to commit: long enough that, without the lock, its commit
+# lands before the transaction under test goes on (so the test fails); with the lock the writer is
+# blocked and this wait simply runs out.
+LANDING_S = 1.0
+
+
+class WriteRace:
+    def __init__(self, factory: sessionmaker[Session], write: Callable[[Session], object]) -> None:
+        self._factory = factory
+        self._write = write
+        self._threads: list[threading.Thread] = []
+        self.committed = threading.Event()
+        self.errors: list[BaseException] = []
+
+    def commit_now(self) -> None:
+        """Start the other writer and wait (up to LANDING_S) for its commit."""
+        thread = threading.Thread(target=self._run, name="write-race")
+        self._threads.append(thread)
+        thread.start()
+        self.committed.wait(timeout=LANDING_S)
+
+    def finish(self) -> None:
+        """Wait for the other writer to be done; it must have committed, after waiting if need be."""
+        for thread in self._threads:
+            thread.join(timeout=60)
+        assert not self.errors, self.errors
+        assert self._threads, "commit_now() was never reached"
+        assert self.committed.is_set(), "the other writer never committed"
+
+    def _run(self) -> None:
+        try:
+            with self._factory.begin() as session:
+                self._write(session)
+            self.committed.set()
+        except BaseException as error:  # reported by finish()
+            self.errors.append(error)

@@ -39,6 +39,7 @@ from starlette.datastructures import Headers
 from spectra.auth import access_tokens, api_tokens
 from spectra.auth.identity import Principal
 from spectra.runtime.public_url import configured_public_url
+from spectra.store.engine import retry_conflicts
 from spectra.tokens import secret_key
 from spectra.web.bearer import bearer_token
 
@@ -94,16 +95,22 @@ def identify(headers: Headers, cookies: dict[str, str], factory: sessionmaker[Se
         if token is None:
             raise NoCredentials
         if token.startswith(api_tokens.TOKEN_PREFIX):
-            with factory.begin() as session:  # commits the token's last use
-                try:
-                    return Caller(api_tokens.authenticate(session, token, now=now), by_cookie=False)
-                except api_tokens.InvalidApiToken as refused:
-                    raise BadCredentials(f"API token: {refused.reason}") from None
+            return retry_conflicts(lambda: _by_api_token(token, factory, now=now))
         return Caller(_access(token, now=now), by_cookie=False)
     cookie = cookies.get(cookie_names().access)
     if not cookie:
         raise NoCredentials
     return Caller(_access(cookie, now=now), by_cookie=True)
+
+
+def _by_api_token(token: str, factory: sessionmaker[Session], *, now: datetime) -> Caller:
+    # It reads the token, then records its use (once a minute): run again after a lock conflict (on
+    # SQLite, any commit by the probe's writer in between).
+    with factory.begin() as session:
+        try:
+            return Caller(api_tokens.authenticate(session, token, now=now), by_cookie=False)
+        except api_tokens.InvalidApiToken as refused:
+            raise BadCredentials(f"API token: {refused.reason}") from None
 
 
 def access_principal(token: str, *, now: datetime) -> Principal:

@@ -38,6 +38,7 @@ from spectra.auth import api_tokens, policy
 from spectra.auth.identity import Principal
 from spectra.auth.policy import Action
 from spectra.store import Monitor, MonitorOverview, monitor_overview, utcnow
+from spectra.store.engine import retry_conflicts
 from spectra.web import bearer, credentials
 
 log = logging.getLogger("spectra.web")
@@ -137,12 +138,16 @@ def monitor_routes(factory: sessionmaker[Session], *, loopback_only: bool) -> li
         return json_with_etag(request, [monitor_json(item) for item in filtered(session, mine, request.query_params)])
 
     def for_token(token: str, request: Request) -> Response:
-        with factory.begin() as session:  # commits the token's last use
-            try:
-                principal = bearer.authenticate(session, token, now=utcnow())
-            except api_tokens.InvalidApiToken as refused:
-                return bearer.invalid_token(refused)
-            return visible_to(session, principal, request)
+        def attempt() -> Response:
+            with factory.begin() as session:  # commits the token's last use
+                try:
+                    principal = bearer.authenticate(session, token, now=utcnow())
+                except api_tokens.InvalidApiToken as refused:
+                    return bearer.invalid_token(refused)
+                return visible_to(session, principal, request)
+
+        # It reads the token, then records its use: again after a lock conflict (SQLite: a writer's commit).
+        return retry_conflicts(attempt)
 
     def for_session(access: str, request: Request) -> Response:
         try:

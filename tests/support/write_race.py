@@ -1,16 +1,22 @@
 """Another writer that commits while a transaction under test sits between its reads and its writes.
 
 SQLite in WAL mode fails such a transaction at once ("database is locked") when the other writer's
-commit lands in between; a transaction holding the write lock from BEGIN (`write_transaction`,
-`take_write_lock`) makes the other writer wait instead. Tests call `commit_now()` at the point between
-the reads and the writes, then `finish()` once the transaction under test is over.
+commit lands in between: a transaction holding the write lock from BEGIN (`write_transaction`,
+`take_write_lock`) makes the other writer wait instead; one run under `retry_conflicts` fails once and
+succeeds when run again. Tests call `commit_now()` at the point between the reads and the writes, or
+arm `before(engine, "UPDATE ...")` to do it just before a statement is sent; then `finish()` once the
+transaction under test is over. The other writer runs in a thread of its own, so it can wait for a lock
+the test's thread holds.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 # How long `commit_now` gives the other writer to commit: long enough that, without the lock, its commit
@@ -33,6 +39,23 @@ class WriteRace:
         self._threads.append(thread)
         thread.start()
         self.committed.wait(timeout=LANDING_S)
+
+    @contextmanager
+    def before(self, engine: sa.Engine, statement: str) -> Iterator[list[str]]:
+        """Once, just before the test's threads send a statement starting with ``statement``, let the other
+        writer commit (`commit_now`); yields the statements it came before (one, when it did)."""
+        seen: list[str] = []
+
+        def interleave(_conn: Any, _cursor: Any, sent: str, *_: Any) -> None:
+            if not seen and sent.startswith(statement) and threading.current_thread() not in self._threads:
+                seen.append(sent)
+                self.commit_now()
+
+        sa.event.listen(engine, "before_cursor_execute", interleave)
+        try:
+            yield seen
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", interleave)
 
     def finish(self) -> None:
         """Wait for the other writer to be done; it must have committed, after waiting if need be."""

@@ -5,29 +5,34 @@ Each is one transaction that reads, then writes. In WAL mode SQLite refuses that
 is locked", whatever the busy timeout) when another connection committed in between, which `spectra run`
 does all the time (checks, the alerter, the outbox): the browser test of the console met it as a 500 on
 *Sign out* and on an invitation's password form. Each step now runs again, and ends as if nothing came
-between. Here another connection commits just before the step's first write.
+between. So does using an API token, which records its use (once a minute) after reading it. Here another
+connection commits just before the step's first write.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
+import httpx
 import sqlalchemy as sa
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
 
 from spectra.auth import sessions
 from spectra.auth.accounts import make_link_token
 from spectra.store import Role, session_factory
-from spectra.store.accounts import AuditLog, User, UserSession, UserStatus
+from spectra.store.accounts import ApiToken, AuditLog, User, UserSession, UserStatus
 from spectra.tokens import Purpose, Tokens
+from spectra.web import credentials
 from spectra.web.auth_routes import AuthPages, SignIn
-from tests.factories.accounts import member
+from spectra.web.monitors import monitor_routes
+from tests.factories.accounts import member, token_of
 from tests.support.databases import sqlite_only
+from tests.support.write_race import WriteRace
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 PASSWORD = "quartz-meadow-lantern-27"
@@ -39,25 +44,15 @@ pytestmark = sqlite_only
 def another_writer_before(engine: sa.Engine, statement: str) -> Iterator[list[str]]:
     """Once, just before this process sends a statement starting with `statement`, another connection
     updates a row of its own and commits; yields the statements it came before (one, when it did)."""
-    path = engine.url.database
-    assert path is not None
-    seen: list[str] = []
-
-    def interleave(_conn: Any, _cursor: Any, sent: str, *_: Any) -> None:
-        if sent.startswith(statement) and not seen:
-            seen.append(sent)
-            other = sqlite3.connect(path, timeout=30)
-            try:
-                other.execute("UPDATE users SET display_name = 'Other' WHERE email = 'other@example.com'")
-                other.commit()
-            finally:
-                other.close()
-
-    event.listen(engine, "before_cursor_execute", interleave)
-    try:
+    other = WriteRace(
+        session_factory(engine),
+        lambda session: session.execute(
+            sa.update(User).where(User.email == "other@example.com").values(display_name="Other")
+        ),
+    )
+    with other.before(engine, statement) as seen:
         yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", interleave)
+    other.finish()
 
 
 def _world(engine: sa.Engine) -> tuple[sessionmaker[Session], int]:
@@ -129,3 +124,30 @@ def test_asking_for_a_reset_runs_again(engine: sa.Engine) -> None:
     assert answer.startswith("If an account exists for that address")
     with factory() as session:
         assert _count(session, "user.reset_requested") == 1
+
+
+def test_using_an_api_token_runs_again(engine: sa.Engine) -> None:
+    factory, _ = _world(engine)
+    with factory.begin() as session:
+        token = token_of(session, member(session, "ci@example.com", "", Role.USER))
+    with another_writer_before(engine, "UPDATE api_tokens") as seen:
+        caller = credentials.identify(Headers({"authorization": f"Bearer {token}"}), {}, factory, now=NOW)
+    assert len(seen) == 1
+    assert caller.principal.email == "ci@example.com"
+    with factory() as session:
+        assert session.scalars(select(ApiToken.last_used_at)).all() == [NOW]
+
+
+async def test_listing_monitors_with_an_api_token_runs_again(engine: sa.Engine) -> None:
+    factory, _ = _world(engine)
+    with factory.begin() as session:
+        token = token_of(session, member(session, "ci@example.com", "", Role.USER))
+    app = Starlette(routes=monitor_routes(factory, loopback_only=False))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://spectra.test") as http:
+        with another_writer_before(engine, "UPDATE api_tokens") as seen:
+            answer = await http.get("/api/v1/monitors", headers={"authorization": f"Bearer {token}"})
+    assert len(seen) == 1
+    assert (answer.status_code, answer.json()) == (200, [])
+    with factory() as session:
+        (used,) = session.scalars(select(ApiToken.last_used_at)).all()
+        assert used is not None

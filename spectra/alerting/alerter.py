@@ -38,6 +38,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Final, Protocol, TypeVar
 
@@ -87,7 +88,7 @@ from spectra.store import (
     IncidentState,
 )
 from spectra.store.clock import database_now
-from spectra.store.engine import retry_conflicts
+from spectra.store.engine import retry_conflicts, take_write_lock
 from spectra.tokens import Tokens
 
 log = logging.getLogger(__name__)
@@ -278,7 +279,7 @@ class Alerter:
         return queued
 
     def _reassign_chunk(self, chunk: Sequence[int], now: datetime, specs: PassSpecs, *, isolated: bool) -> int:
-        with self._sessions() as session:
+        with self._writing() as session:
             items = [
                 (
                     f"reassignment {event_id}",
@@ -290,6 +291,15 @@ class Alerter:
 
     def _reassign(self, session: Session, event_id: int, now: datetime, specs: PassSpecs) -> int:
         return len(fire_reassignment(session, event_id, self._secrets, self._links, now, specs=specs) or [])
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A session for work that reads, then writes. On SQLite it holds the write lock from BEGIN: a busy
+        probe's writer commits every few hundred milliseconds, and each commit between a chunk's reads and
+        its writes failed it ("database is locked") until `retry_conflicts` ran out of attempts."""
+        with self._sessions() as session:
+            take_write_lock(session)
+            yield session
 
     def _woken(self, queued: int) -> int:
         """Wake the sender after a chunk that queued messages: it delivers them while the next chunk is
@@ -318,7 +328,7 @@ class Alerter:
             return
 
         def release() -> int:
-            with self._sessions() as session:
+            with self._writing() as session:
                 released = release_held(session, ended)
                 session.commit()
                 return released
@@ -348,7 +358,7 @@ class Alerter:
         maintenance: GlobalMaintenance,
         isolated: bool,
     ) -> int:
-        with self._sessions() as session:
+        with self._writing() as session:
             down = [view for view in chunk if view.confirmed_down]
             flapped = recently_resolved_by_monitor(session, [view.monitor_id for view in down], now)
             codes = iter(new_codes(session, len(down) - len(flapped)))
@@ -476,7 +486,7 @@ class Alerter:
         maintenance: GlobalMaintenance,
         isolated: bool,
     ) -> int:
-        with self._sessions() as session:
+        with self._writing() as session:
             steps = [
                 (
                     f"incident {due.incident_id}",

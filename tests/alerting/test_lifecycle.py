@@ -11,11 +11,13 @@ from sqlalchemy import select
 from spectra.alerting import Alerter, acknowledge, find_incident_by_code, resolve_incident, was_paged
 from spectra.alerting.incidents import CODE_ALPHABET, idempotency_key, new_code
 from spectra.store import EscalationState, Incident, IncidentState, lease_holder
+from spectra.store.accounts import AuditLog
 from spectra.store.types import utcnow
 from spectra.tokens import Purpose
 from tests.factories.alerting import PUBLIC_URL, START, WakeCounter, World
 from tests.support.databases import sqlite_only
 from tests.support.waiting import eventually
+from tests.support.write_race import WriteRace
 
 
 async def test_incident_opens_when_down_and_resolves_when_up(any_world: World) -> None:
@@ -242,3 +244,20 @@ def test_long_idempotency_keys_fit_the_column() -> None:
     assert len(long_a) <= 255
     assert long_a.startswith("incident:1:step:0:repeat:0:email:")
     assert long_a != long_b
+
+
+@sqlite_only
+async def test_a_writer_committing_before_every_write_of_a_pass_cannot_fail_it(world: World) -> None:
+    """`spectra run` on SQLite: the probe's writer commits every few hundred milliseconds. A chunk of a pass
+    reads, then writes; each commit in between failed it ("database is locked") and `retry_conflicts` ran
+    out of attempts under a busy probe. Chunks hold the write lock from BEGIN, so the writer waits."""
+    alerter = world.alerter()
+    world.set_state("web", "down")
+    engine = world.sessions.kw["bind"]
+    probe = WriteRace(world.sessions, lambda session: session.add(AuditLog(actor="probe", action="wrote")))
+    with probe.before(engine, "INSERT INTO incidents", every=True) as seen:
+        await world.tick(alerter)
+    probe.finish()
+    assert len(seen) == 1  # the chunk's first try held the lock: nothing came between
+    [incident] = world.incidents()
+    assert incident.monitor_name == "web"

@@ -30,26 +30,31 @@ class WriteRace:
         self._factory = factory
         self._write = write
         self._threads: list[threading.Thread] = []
-        self.committed = threading.Event()
+        self._committed: list[threading.Thread] = []
         self.errors: list[BaseException] = []
 
     def commit_now(self) -> None:
         """Start the other writer and wait (up to LANDING_S) for its commit."""
-        thread = threading.Thread(target=self._run, name="write-race")
+        done = threading.Event()
+        thread = threading.Thread(target=self._run, args=(done,), name="write-race")
         self._threads.append(thread)
         thread.start()
-        self.committed.wait(timeout=LANDING_S)
+        done.wait(timeout=LANDING_S)
 
     @contextmanager
-    def before(self, engine: sa.Engine, statement: str) -> Iterator[list[str]]:
-        """Once, just before the test's threads send a statement starting with ``statement``, let the other
-        writer commit (`commit_now`); yields the statements it came before (one, when it did)."""
+    def before(self, engine: sa.Engine, statement: str, *, every: bool = False) -> Iterator[list[str]]:
+        """Once (``every``: each time, unless the other writer is still waiting), just before the test's
+        threads send a statement starting with ``statement``, let the other writer commit (`commit_now`);
+        yields the statements it came before."""
         seen: list[str] = []
 
         def interleave(_conn: Any, _cursor: Any, sent: str, *_: Any) -> None:
-            if not seen and sent.startswith(statement) and threading.current_thread() not in self._threads:
-                seen.append(sent)
-                self.commit_now()
+            if threading.current_thread() in self._threads or not sent.startswith(statement):
+                return
+            if (seen and not every) or any(thread.is_alive() for thread in self._threads):
+                return
+            seen.append(sent)
+            self.commit_now()
 
         sa.event.listen(engine, "before_cursor_execute", interleave)
         try:
@@ -58,17 +63,20 @@ class WriteRace:
             sa.event.remove(engine, "before_cursor_execute", interleave)
 
     def finish(self) -> None:
-        """Wait for the other writer to be done; it must have committed, after waiting if need be."""
+        """Wait for the other writer to be done; every write it started must have committed, after waiting
+        if need be."""
         for thread in self._threads:
             thread.join(timeout=60)
         assert not self.errors, self.errors
-        assert self._threads, "commit_now() was never reached"
-        assert self.committed.is_set(), "the other writer never committed"
+        assert self._threads, "the point of the race was never reached"
+        missing = len(self._threads) - len(self._committed)
+        assert not missing, f"{missing} write(s) never committed"
 
-    def _run(self) -> None:
+    def _run(self, done: threading.Event) -> None:
         try:
             with self._factory.begin() as session:
                 self._write(session)
-            self.committed.set()
+            self._committed.append(threading.current_thread())  # append is atomic; += is not
+            done.set()
         except BaseException as error:  # reported by finish()
             self.errors.append(error)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 
 import pymysql
 import pytest
@@ -21,8 +20,10 @@ from spectra.store.engine import (
     retry_conflicts,
     set_sqlite_foreign_keys,
     take_write_lock,
+    write_transaction,
 )
 from tests.support.databases import sqlite_only
+from tests.support.write_race import WriteRace
 
 
 @pytest.mark.parametrize(
@@ -217,7 +218,7 @@ def test_a_transaction_holding_the_write_lock_reads_then_writes_while_another_wr
     engine: sa.Engine,
 ) -> None:
     """SQLite (WAL) fails at once a transaction that read, then writes after another writer committed;
-    `take_write_lock` holds the lock from BEGIN, so the other writer waits for it instead."""
+    `write_transaction` (`take_write_lock`) holds the lock from BEGIN, so the other writer waits for it instead."""
     factory = session_factory(engine)
     with factory() as late:
         late.scalars(sa.select(AuditLog)).all()
@@ -227,26 +228,16 @@ def test_a_transaction_holding_the_write_lock_reads_then_writes_while_another_wr
         with pytest.raises(sa.exc.OperationalError, match="database is locked"):
             late.flush()
 
-    committed = threading.Event()
-
-    def other_writer() -> None:
-        with factory.begin() as other:
-            other.add(AuditLog(actor="other", action="after"))
-        committed.set()
-
-    with factory() as locked:
-        take_write_lock(locked)
+    racer = WriteRace(factory, lambda session: session.add(AuditLog(actor="other", action="after")))
+    with write_transaction(factory) as locked:
         assert len(locked.scalars(sa.select(AuditLog)).all()) == 1
-        thread = threading.Thread(target=other_writer)
-        thread.start()
-        waited = not committed.wait(timeout=1)  # it cannot commit while we hold the lock
+        racer.commit_now()  # it cannot commit while we hold the lock
+        assert locked.scalars(sa.select(AuditLog.action)).all() == ["before"]
         locked.add(AuditLog(actor="locked", action="applied"))
-        locked.commit()
-    thread.join(timeout=60)
-    assert waited
-    assert committed.is_set()
+    racer.finish()
     with factory() as session:
         assert sorted(session.scalars(sa.select(AuditLog.action))) == ["after", "applied", "before"]
+        assert session.scalars(sa.select(AuditLog.action).order_by(AuditLog.id)).all()[-1] == "after"
 
 
 def test_take_write_lock_leaves_mysql_transactions_as_they_are(session: Session) -> None:

@@ -18,7 +18,7 @@ import yaml
 
 from spectra.api import GROUP, InvalidObject, Monitor, Resource, parse_object
 from spectra.api.cross_checks import check_set
-from spectra.api.plain_data import CONTROL, plain_data_problem
+from spectra.api.plain_data import CONTROL, one_line, plain_data_problem
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -34,7 +34,8 @@ class Origin:
 
 @dataclass(frozen=True)
 class ManifestError:
-    """One error, printed as `file: Kind/namespace/name: field: message`."""
+    """One error, printed as `file: Kind/namespace/name: field: message` on one line: any part that holds
+    a line break or an invisible character (a hostile name or value quoted in it) shows it escaped."""
 
     file: str
     object: str
@@ -43,7 +44,7 @@ class ManifestError:
 
     def __str__(self) -> str:
         parts = [self.file, self.object, self.field, self.message]
-        return ": ".join(part for part in parts if part)
+        return ": ".join(one_line(part) for part in parts if part)
 
 
 @dataclass(frozen=True)

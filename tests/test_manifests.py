@@ -53,6 +53,39 @@ def test_errors_name_file_object_and_field(tmp_path: Path) -> None:
     ]
 
 
+# Characters str.splitlines() breaks a line at, and other characters a terminal does not show.
+UNSEEN = ["\\r", "\\n", "\\v", "\\f", "\\x1c", "\\x85", "\\u2028", "\\u2029", "\\u200b", "\\t"]
+
+
+@pytest.mark.parametrize("char", UNSEEN)
+@pytest.mark.parametrize(
+    "template",
+    [
+        'apiVersion: spectra.dev/v1alpha1\nkind: StatusPage\nmetadata:\n  name: "a{c}b"\nspec: {{}}\n',
+        'apiVersion: spectra.dev/v1alpha1\nkind: Monitor\nmetadata: {{name: web, namespace: "n{c}s"}}\nspec: {{}}\n',
+        'apiVersion: spectra.dev/v1alpha1\nkind: "Moni{c}tor"\nmetadata: {{name: web}}\nspec: {{}}\n',
+        'apiVersion: "spectra.dev/v{c}9"\nkind: Monitor\nmetadata: {{name: web}}\nspec: {{}}\n',
+        'apiVersion: spectra.dev/v1alpha1\nkind: Monitor\nmetadata: {{name: web}}\nspec: {{type: "ht{c}tp"}}\n',
+        "apiVersion: spectra.dev/v1alpha1\nkind: Monitor\nmetadata: {{name: web}}\n"
+        'spec:\n  type: http\n  http: {{url: "https://exa{c}mple.com"}}\n',
+        'apiVersion: spectra.dev/v1alpha1\nkind: Monitor\nmetadata: {{name: web}}\nspec: {{"x": "{c}"}}\n',
+    ],
+    ids=["name", "namespace", "kind", "apiVersion", "enum value", "url", "value of an unknown field"],
+)
+def test_every_error_is_one_line_whatever_the_manifest_holds(tmp_path: Path, template: str, char: str) -> None:
+    """An error quotes names and values from the manifest; one with a line break or an invisible character
+    is shown escaped, so each error is one line starting with its file (found by the fuzzing tier: a
+    metadata.name with a carriage return split `spectra validate`'s output)."""
+    path = write(tmp_path / "x.yaml", template.format(c=char))
+    result = load_paths([path])
+    assert result.errors
+    for error in result.errors:
+        shown = str(error)
+        assert len(shown.splitlines()) == 1, shown
+        assert shown.startswith(f"{path}: "), shown
+        assert shown.isprintable(), shown
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [

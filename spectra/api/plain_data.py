@@ -22,6 +22,15 @@ CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 NAME_REFUSED: Final = "control characters, line breaks and invisible characters are not allowed in field names"
 
 
+def one_line(text: str) -> str:
+    """``text`` with every character that is not printable (line breaks, controls, invisible format
+    characters) written as its escape (``\\r``, ``\\x85``, ``\\u2028``): an error line quotes names and
+    values from a hostile manifest, and must stay one line with nothing hidden."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
+
+
 def plain_data_problem(data: Any) -> tuple[str, str] | None:
     """(field path, why) for the first part of ``data`` that is not plain manifest data, or None."""
     stack: list[tuple[Any, str, int]] = [(data, "", 0)]

@@ -50,24 +50,30 @@ FUZZ = TESTS / "fuzz"
 _FIXTURE_MARKERS = {"mariadb_url": "mariadb", "mariadb_server": "mariadb", "kube_tools": "kube", "cluster": "kube"}
 
 
-# Modules whose tests must all run on one xdist worker: an expensive module-scoped fixture is then built
-# once, not once per worker (the quick bench's report, the walkthrough's cluster).
-ONE_WORKER_MODULES: Final = frozenset({"tests/test_bench.py", "tests/test_walkthrough.py"})
+# Modules whose tests must all run on one xdist worker, by the name of their group: an expensive
+# module-scoped fixture is then built once, not once per worker (the quick bench's report, the
+# walkthrough's cluster); and the two saturation measurements (the quick bench's and the probe test's),
+# which each pin a probe to core 0 and its target to core 1, never run at once: sharing the cores, neither
+# probe was saturated by its own checks (a CI run failed both that way).
+ONE_WORKER_MODULES: Final = {
+    "tests/test_bench.py": "saturation",
+    "tests/probe/test_saturation.py": "saturation",
+    "tests/test_walkthrough.py": "walkthrough",
+}
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`pytest -n 2 --dist load` (scripts/test): tests are handed out one at a time, except each of
-    ONE_WORKER_MODULES, handed out whole. Written here rather than with `xdist_group` marks and `--dist
-    loadgroup`, which pytest-xdist 3.8 ignores under pytest 9.2 (pytest-dev/pytest-xdist#1386: the node-id
-    suffix it groups by no longer takes). Other `--dist` modes are left to xdist."""
+    """`pytest -n 2 --dist load` (scripts/test): tests are handed out one at a time, except the modules of
+    each ONE_WORKER_MODULES group, handed out together. Written here rather than with `xdist_group` marks
+    and `--dist loadgroup`, which pytest-xdist 3.8 ignores under pytest 9.2 (pytest-dev/pytest-xdist#1386:
+    the node-id suffix it groups by no longer takes). Other `--dist` modes are left to xdist."""
     if config.getvalue("dist") not in ("load", "loadgroup"):
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class OneWorkerModules(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            return module if module in ONE_WORKER_MODULES else nodeid
+            return ONE_WORKER_MODULES.get(nodeid.split("::", 1)[0], nodeid)
 
     return OneWorkerModules(config, log)
 

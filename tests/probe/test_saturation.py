@@ -16,6 +16,8 @@ from bench.saturation import saturation
 
 CORES = sorted(os.sched_getaffinity(0))
 
+# Never beside the quick bench's own saturation run (both pin to the same cores): ONE_WORKER_MODULES in
+# tests/conftest.py puts both modules on one worker.
 pytestmark = pytest.mark.e2e
 
 

@@ -32,8 +32,10 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from spectra.probe import assertions
+from spectra.probe.fair_turns import FairTurns
+from spectra.probe.lag import waiting_for
 
-EVALUATOR_PROCESSES = 2  # evaluations at once per worker; more wait their turn within the check's timeout
+EVALUATOR_PROCESSES = 2  # evaluations at once per worker; more wait their turn, round-robin by tenant
 MEMORY_LIMIT_BYTES = 256 * 1024 * 1024  # a 1 MiB body parses into a few tens of MB
 START_TIMEOUT_S = 30.0  # starting Python takes seconds on a busy machine; not counted in the budget
 CPU_SLACK_S = 2  # RLIMIT_CPU counts whole seconds: the kernel's stop comes this long after the worker's
@@ -228,14 +230,21 @@ class Evaluators:
 
     def __init__(self, budget_s: float, processes: int = EVALUATOR_PROCESSES) -> None:
         self.budget_s = budget_s
-        self._turns = asyncio.Semaphore(processes)
+        self.processes = processes
+        self._turns = FairTurns(processes)
         self._idle: list[_Process] = []
         self._busy: set[_Process] = set()
         self._stopping: set[asyncio.Task[None]] = set()
 
-    async def evaluate(self, text: str, expectations: BodyExpectations) -> str | None:
-        """The first failing expectation's reason, or None; an overrun or a crash is a reason too."""
-        async with self._turns:
+    async def evaluate(self, text: str, expectations: BodyExpectations, *, tenant: str = "") -> str | None:
+        """The first failing expectation's reason, or None; an overrun or a crash is a reason too.
+
+        ``tenant`` (the monitor's namespace): while every process is busy, waiting evaluations are served
+        round-robin by tenant, so one tenant's costly monitors cannot make everyone else's wait behind all
+        of its work; the wait counts as the probe's (spectra.probe.lag.waiting_for), not the target's."""
+        with waiting_for(f"one of the {self.processes} evaluator processes (all busy)"):
+            await self._turns.acquire(tenant)
+        try:
             # A process that ended while idle (killed from outside) fails before it reads the request:
             # that request is safe to give to a fresh one.
             for _ in range(2):
@@ -260,6 +269,8 @@ class Evaluators:
                 self._idle.append(process)
                 return failure
             raise EvaluatorUnavailable("the evaluator process ended before its first step, twice")
+        finally:
+            self._turns.release()
 
     async def _take(self) -> _Process:
         while self._idle:
@@ -281,6 +292,11 @@ class Evaluators:
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
         return task
+
+    @property
+    def waiting(self) -> int:
+        """Evaluations waiting for a turn."""
+        return self._turns.waiting
 
     @property
     def pids(self) -> list[int]:

@@ -8,7 +8,7 @@ late already, so a check finishing right after the process resumes sees the whol
 timeout fires before the tick does.
 
 :func:`lateness_cause` is the one decision of whether a failed check's failure is our own lateness,
-not a verdict on the target (run_check then reports it as "probe stalled"). There are two causes:
+not a verdict on the target (run_check then reports it as "probe stalled"). There are three causes:
 
 - **loop lag**: the loop was late by a real share of the check's timeout while the check ran
   (:func:`ate_budget`): the process was stopped, paused or starved, or each of its loop iterations took
@@ -19,6 +19,9 @@ not a verdict on the target (run_check then reports it as "probe stalled"). Ther
   loop runs while it is in flight (and a probe catching up starts hundreds of checks at once): a saturated
   probe's timeouts are too unreliable to judge a target by. A failure that came quickly (a refused
   connection, a wrong status code, a missing text) is still a verdict however late the check started.
+- **queued**: the check waited a real share of its timeout for the probe's own shared capacity (a turn
+  at the evaluator processes, :func:`waiting_for`) and then ran out of time. An answer the evaluator
+  gave is still a verdict: its budget counts from when it starts.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import StrEnum
 from typing import Protocol
 
@@ -67,22 +72,68 @@ def ate_budget(lag_s: float, timeout_s: float) -> bool:
 class LatenessCause(StrEnum):
     LOOP_LAG = "loop lag"
     BEHIND_SCHEDULE = "behind schedule"
+    QUEUED = "queued"
+
+
+class Queued:
+    """How long one check waited for the probe's shared capacity (see :func:`waiting_for`)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.what = ""
+
+
+_QUEUED: ContextVar[Queued | None] = ContextVar("spectra_probe_queued", default=None)
+
+
+@contextmanager
+def queue_of_this_check() -> Iterator[Queued]:
+    """Count the time the check run inside (in this task) waits in :func:`waiting_for`."""
+    queued = Queued()
+    token = _QUEUED.set(queued)
+    try:
+        yield queued
+    finally:
+        _QUEUED.reset(token)
+
+
+@contextmanager
+def waiting_for(what: str) -> Iterator[None]:
+    """Time spent inside is the check waiting for ``what`` (the probe's, not the target's), also when the
+    check's timeout ends the wait."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        queued = _QUEUED.get()
+        if queued is not None:
+            queued.seconds += time.monotonic() - started
+            queued.what = what
 
 
 def lateness_cause(
-    *, timeout_s: float, loop_lag_s: float, started_late_s: float, elapsed_s: float, slow: bool = False
+    *,
+    timeout_s: float,
+    loop_lag_s: float,
+    started_late_s: float,
+    elapsed_s: float,
+    slow: bool = False,
+    queued_s: float = 0.0,
 ) -> LatenessCause | None:
     """Why a failed check's failure is the probe's own lateness, or None when it is a verdict on the target.
 
     ``loop_lag_s``: how late the loop was while the check ran; ``started_late_s``: how long after its slot
     the check started; ``elapsed_s``: how long it ran (wall time); ``slow``: it failed on a latency limit
-    (DEGRADED), which lateness can cause however soon it ended.
+    (DEGRADED), which lateness can cause however soon it ended; ``queued_s``: how long it waited for the
+    probe's shared capacity.
     """
     if ate_budget(loop_lag_s, timeout_s):
         return LatenessCause.LOOP_LAG
     behind = started_late_s >= max(MIN_LATE_START_S, BUDGET_SHARE * timeout_s)
     if behind and (slow or elapsed_s >= OUT_OF_TIME_SHARE * timeout_s):
         return LatenessCause.BEHIND_SCHEDULE
+    if ate_budget(queued_s, timeout_s) and elapsed_s >= OUT_OF_TIME_SHARE * timeout_s:
+        return LatenessCause.QUEUED
     return None
 
 

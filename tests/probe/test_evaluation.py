@@ -280,6 +280,60 @@ async def test_an_evaluator_that_cannot_start_is_no_verdict_on_the_target(
     )
 
 
+# --- tenants share the processes ------------------------------------------------------------------------
+
+
+async def test_a_tenant_with_many_costly_evaluations_does_not_make_another_wait_behind_them_all() -> None:
+    """Six evaluations of one tenant that each run out the 1 s budget, then one of another tenant: the
+    other's comes third (the turn after the two running ones), not seventh."""
+    pool = Evaluators(EVALUATION_BUDGET_S)
+    done: list[str] = []
+
+    async def evaluation(tenant: str, text: str, expectations: BodyExpectations) -> None:
+        await pool.evaluate(text, expectations, tenant=tenant)
+        done.append(tenant)
+
+    try:
+        hostile = [
+            asyncio.create_task(evaluation("evil", NESTED, expecting(None, (NESTED_DESCENTS, 1)))) for _ in range(6)
+        ]
+        await eventually(lambda: pool.waiting == 4, timeout=30)
+        await asyncio.wait_for(evaluation("shop", '{"status": "ok"}', expecting(None, ("$.status", "ok"))), 120)
+        assert done == ["evil", "evil", "shop"]
+        for task in hostile:
+            task.cancel()
+        await asyncio.gather(*hostile, return_exceptions=True)
+    finally:
+        await pool.aclose()
+
+
+async def test_a_check_that_timed_out_waiting_for_a_busy_evaluator_is_no_verdict_on_its_target(base: str) -> None:
+    """Both processes busy with another tenant's long evaluations: the check's own time runs out while it
+    waits for one. The probe's capacity, not the target: STALLED (never stored, never paged), not DOWN."""
+    async with check_context(evaluation_budget_s=600) as context:
+        pool = context.evaluators()
+        hostile = [
+            asyncio.create_task(pool.evaluate(NESTED, expecting(None, (NESTED_DESCENTS, 1)), tenant="evil"))
+            for _ in range(2)
+        ]
+        try:
+            await eventually(lambda: len(pool.pids) == 2, timeout=60)
+            request = unvalidated_http(f"{base}/healthy", HEALTHY)
+            request = CheckRequest("shop", "api", request.spec.model_copy(update={"timeout": timedelta(seconds=2)}))
+            result = await run_check(request, context)
+        finally:
+            for task in hostile:
+                task.cancel()
+            await asyncio.gather(*hostile, return_exceptions=True)
+    assert result.status is Status.STALLED, result
+    assert re.fullmatch(
+        r"probe stalled: waited 2\.\ds for one of the 2 evaluator processes \(all busy\), no verdict on the target "
+        r"\(it would have been down: timed out after 2s\)",
+        result.reason,
+    ), result.reason
+    assert result.facts["stall_cause"] == "queued"
+
+
 # --- ordinary expectations pass and fail as they did in-process --------------------------------------
 
 ORDINARY = [

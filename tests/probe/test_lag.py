@@ -99,6 +99,25 @@ def test_lateness_cause(
     assert decided is cause
 
 
+@pytest.mark.parametrize(
+    ("timeout_s", "queued_s", "elapsed_s", "cause"),
+    [
+        pytest.param(2.0, 2.0, 2.0, LatenessCause.QUEUED, id="timed-out-waiting-for-an-evaluator"),
+        pytest.param(2.0, 0.6, 1.9, LatenessCause.QUEUED, id="waited-a-quarter-then-ran-out-of-time"),
+        pytest.param(2.0, 0.6, 0.7, None, id="waited-then-the-evaluator-answered-in-time-is-a-verdict"),
+        pytest.param(2.0, 0.05, 2.0, None, id="a-short-wait-then-a-timeout-is-a-verdict"),
+        pytest.param(2.0, 0.0, 2.0, None, id="no-wait-a-timeout-is-a-verdict"),
+    ],
+)
+def test_a_check_that_waited_for_the_probes_own_capacity_then_ran_out_of_time_is_no_verdict(
+    timeout_s: float, queued_s: float, elapsed_s: float, cause: LatenessCause | None
+) -> None:
+    decided = lateness_cause(
+        timeout_s=timeout_s, loop_lag_s=0.0, started_late_s=0.0, elapsed_s=elapsed_s, queued_s=queued_s
+    )
+    assert decided is cause
+
+
 async def test_a_blocked_loop_is_measured_and_counted_as_a_stall() -> None:
     metrics = ProbeMetrics()
     async with ticking(LoopLag(metrics)) as lag:

@@ -7,7 +7,8 @@ checker: every secret value the check resolved is taken out of its reason and fa
 probe's own lateness explains (:func:`spectra.probe.lag.lateness_cause`: its event loop lost a real
 share of the time budget, or the check started far behind its slot and then ran out of time) becomes a
 STALLED result instead: timeouts, packet loss and slow answers measured while the probe was not running,
-or was saturated, say nothing about the target.
+was saturated, or kept the check waiting for its own shared evaluator processes, say nothing about the
+target.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from functools import cache
 
 from spectra.domain.egress import EgressRefused
 from spectra.probe.context import CheckContext, CheckRequest, MissingSecret
-from spectra.probe.lag import LatenessCause, lateness_cause
+from spectra.probe.lag import LatenessCause, lateness_cause, queue_of_this_check
 from spectra.probe.result import CheckResult, Status
 from spectra.probe.scrubbing import ResolvedSecrets, collecting
 
@@ -65,12 +66,11 @@ async def run_check(request: CheckRequest, ctx: CheckContext, *, due: float | No
 
 async def _judged(request: CheckRequest, ctx: CheckContext, secrets: ResolvedSecrets, due: float | None) -> CheckResult:
     lag = ctx.loop_lag
-    if lag is None and due is None:
-        return await _run_check(request, ctx, secrets)
     started_late_s = 0.0 if due is None else max(0.0, time.time() - due)
     mark = lag.mark() if lag is not None else 0.0
     started = time.perf_counter()
-    result = await _run_check(request, ctx, secrets)
+    with queue_of_this_check() as queued:
+        result = await _run_check(request, ctx, secrets)
     if result.status not in _LAG_SENSITIVE:
         return result
     lost_s = lag.since(mark) if lag is not None else 0.0
@@ -80,11 +80,14 @@ async def _judged(request: CheckRequest, ctx: CheckContext, secrets: ResolvedSec
         started_late_s=started_late_s,
         elapsed_s=time.perf_counter() - started,
         slow=result.status is Status.DEGRADED,
+        queued_s=queued.seconds,
     )
     if cause is None:
         return result
     if cause is LatenessCause.LOOP_LAG:
         why = f"not running for {lost_s:.1f}s of the check"
+    elif cause is LatenessCause.QUEUED:
+        why = f"waited {queued.seconds:.1f}s for {queued.what}"
     else:
         why = f"started {started_late_s:.1f}s after its slot (the probe is saturated)"
     reason = f"probe stalled: {why}, no verdict on the target (it would have been {result.status}: {result.reason})"
@@ -92,6 +95,7 @@ async def _judged(request: CheckRequest, ctx: CheckContext, secrets: ResolvedSec
         **result.facts,
         "probe_lag_s": round(lost_s, 3),
         "started_late_s": round(started_late_s, 3),
+        "queued_s": round(queued.seconds, 3),
         "stall_cause": cause.value,
         "voided_status": result.status.value,
     }

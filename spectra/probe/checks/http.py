@@ -83,7 +83,14 @@ async def check(request: CheckRequest, ctx: CheckContext) -> CheckResult:
         facts["certificate_days_left"] = certificate.days_left()
     text = _decode(response.body, response.charset)
     return await _evaluate(
-        spec.expect, response, text=text, truncated=response.body_truncated, latency=latency, facts=facts, ctx=ctx
+        spec.expect,
+        response,
+        text=text,
+        truncated=response.body_truncated,
+        latency=latency,
+        facts=facts,
+        ctx=ctx,
+        tenant=request.namespace,
     )
 
 
@@ -110,6 +117,7 @@ async def _evaluate(
     latency: float,
     facts: dict[str, Any],
     ctx: CheckContext,
+    tenant: str,
 ) -> CheckResult:
     code = response.status_code
     if expect.status is None:
@@ -120,7 +128,7 @@ async def _evaluate(
         return CheckResult.down(latency, f"HTTP {code} (expected {wanted})", **facts)
 
     try:
-        failure = await _body_failure(expect, text, ctx)
+        failure = await _body_failure(expect, text, ctx, tenant)
     except EvaluatorUnavailable as exc:  # ours, not the target's: no verdict (see spectra.probe.lag)
         log.warning("expectations not evaluated: %s", exc)
         return CheckResult.stalled(latency, f"probe could not evaluate the expectations: {exc}; no verdict", **facts)
@@ -146,7 +154,7 @@ async def _evaluate(
     return CheckResult.up(latency, f"HTTP {code}", **facts)
 
 
-async def _body_failure(expect: HttpExpect, text: str, ctx: CheckContext) -> str | None:
+async def _body_failure(expect: HttpExpect, text: str, ctx: CheckContext, tenant: str) -> str | None:
     if expect.body_contains is not None:
         failure = assertions.body_contains(text, expect.body_contains)
         if failure is not None:
@@ -155,7 +163,7 @@ async def _body_failure(expect: HttpExpect, text: str, ctx: CheckContext) -> str
         return None
     # Their cost is the tenant's to choose: an evaluator process under ctx.evaluation_budget_s, never this loop.
     expectations = BodyExpectations(expect.body_regex, tuple((item.path, item.equals) for item in expect.json_path))
-    return await ctx.evaluators().evaluate(text, expectations)
+    return await ctx.evaluators().evaluate(text, expectations, tenant=tenant)
 
 
 # --- helpers ---------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from starlette.routing import BaseRoute
 from spectra.alerting import Alerter
 from spectra.alerting.metrics import AlertingMetrics
 from spectra.api.secrets import SecretResolver
+from spectra.auth import impersonation, throttle
 from spectra.auth import sessions as auth_sessions
-from spectra.auth import throttle
 from spectra.auth.accounts import prune_used_links
 from spectra.auth.tenants import send_trial_reminders
 from spectra.domain.egress import EgressPolicy
@@ -79,6 +79,7 @@ class AlertingSide:
                 "trial reminders queued": lambda session, now: send_trial_reminders(
                     session, now=now, public_url=links_base
                 ),
+                "expired impersonations closed": lambda session, now: impersonation.close_expired(session, now=now),
             },
         )
 

@@ -22,10 +22,12 @@ from spectra.auth.identity import Actor, Principal
 from spectra.auth.impersonation import (
     REASON_TOO_SHORT,
     SESSION_ENDED,
+    SUPERSEDED,
     TOO_LONG,
     TOO_SHORT,
     ImpersonationError,
     active,
+    close_expired,
     end,
     start,
 )
@@ -450,6 +452,59 @@ def test_ending_revokes_its_session_at_once(session: Session, people: People) ->
     with pytest.raises(ImpersonationError, match=exactly("there is no impersonation 999999")):
         end(session, 999_999, actor=Actor.of(people.staff), now=T0 + 3 * MINUTE)
     assert snapshot(session) == before
+
+
+def test_an_impersonation_whose_time_ran_out_is_closed_and_audited(session: Session, people: People) -> None:
+    """Nobody ended it: housekeeping's `close_expired` records its end (at its expiry, by `expiry`) in both
+    logs, so the organization's admins read that it is over; once."""
+    issued = begin(session, people.staff, minutes=5)
+    session.commit()
+    row_id = session.scalars(sa.select(Impersonation.id)).one()
+    assert close_expired(session, now=T0 + 4 * MINUTE) == 0  # still going on
+    assert close_expired(session, now=T0 + 7 * MINUTE) == 1
+    session.commit()
+    row = session.get(Impersonation, row_id)
+    assert row is not None
+    assert row.ended_at == T0 + 5 * MINUTE
+    assert audit(session, "impersonation.ended") == [
+        ("expiry", None, None, "bob@acme.example"),
+        ("bob@acme.example", "staff@spectra.example", "acme", "bob@acme.example"),
+    ]
+    in_acme = session.scalars(
+        sa.select(AuditLog).where(AuditLog.organization == "acme", AuditLog.action == "impersonation.ended")
+    ).one()
+    assert (in_acme.at, in_acme.details) == (
+        T0 + 5 * MINUTE,
+        {
+            "impersonation": row_id,
+            "ended_by": "expiry",
+            "started_at": "2026-12-07T09:00:00+00:00",
+            "sessions_ended": 1,
+        },
+    )
+    ended = session.scalars(sa.select(UserSession).where(UserSession.sid == issued.session_row.sid)).one()
+    assert (ended.revoked_at, ended.revoked_reason) == (T0 + 5 * MINUTE, "impersonation ended")
+    before = snapshot(session)
+    assert close_expired(session, now=T0 + 90 * MINUTE) == 0  # closed once
+    assert not end(session, row_id, actor=Actor.of(people.staff), now=T0 + 90 * MINUTE)
+    assert snapshot(session) == before
+
+
+def test_starting_another_ends_the_platform_admins_earlier_impersonation(session: Session, people: People) -> None:
+    first = begin(session, people.staff)
+    session.commit()
+    second = begin(session, people.staff, "gina@globex.example", "globex", at=T0 + 2 * MINUTE)
+    session.commit()
+    [shown] = active(session, now=T0 + 3 * MINUTE)
+    assert (shown.user, shown.organization) == ("gina@globex.example", "globex")
+    assert not is_active(session, first.session_row.sid, now=T0 + 3 * MINUTE, lifetimes=LIFETIMES)
+    assert is_active(session, second.session_row.sid, now=T0 + 3 * MINUTE, lifetimes=LIFETIMES)
+    in_acme = session.scalars(
+        sa.select(AuditLog).where(AuditLog.organization == "acme", AuditLog.action == "impersonation.ended")
+    ).one()
+    assert in_acme.at == T0 + 2 * MINUTE
+    assert in_acme.details is not None
+    assert (in_acme.details["ended_by"], in_acme.details["note"]) == ("staff@spectra.example", SUPERSEDED)
 
 
 def test_the_mail_reaches_the_sendgrid_stand_in(sessions: sessionmaker[Session]) -> None:

@@ -54,7 +54,9 @@ class Recurrence(ApiModel):
         min_length=1,
         max_length=1024,
     )
-    duration: LongDuration = Field(description="Length of each occurrence, e.g. 2h.")
+    duration: LongDuration = Field(
+        description="Length of each occurrence, e.g. 2h: elapsed time, also on the nights the clocks change."
+    )
     time_zone: TimeZoneName = Field(default="UTC", description="IANA zone the rule's hours are in (DST-aware).")
     start: AwareDateTime | None = Field(
         default=None,

@@ -3,7 +3,8 @@
 A one-off window is active on ``[start, end)``. A recurring window's occurrences start at the times of
 its RRULE, with DTSTART = ``recurrence.start`` (default: when the window was applied) taken as a wall
 time in ``recurrence.timeZone`` (so "02:00 every Sunday" stays 02:00 across DST changes); each lasts
-``duration``; none starts after ``until``. A window covers the monitors named in ``monitors`` (same
+``duration`` of elapsed time (on the nights the clocks change too: a 2h window is two hours, not
+whatever the wall clock shows two hours later); none starts after ``until``. A window covers the monitors named in ``monitors`` (same
 namespace) and those whose labels contain every pair of ``monitorSelector.matchLabels``.
 
 Ad-hoc maintenance started in the console or the API (``page_maintenance`` rows) is read by
@@ -78,10 +79,17 @@ class WindowDef:
             return None
         if recurrence.until is not None and start > recurrence.until:
             return None
-        end = start + recurrence.duration
+        end = _elapsed_end(start, recurrence.duration)
         if start <= now < end:
-            return ActiveWindow(self.namespace, self.name, start.astimezone(UTC), end.astimezone(UTC))
+            return ActiveWindow(self.namespace, self.name, start.astimezone(UTC), end)
         return None
+
+
+def _elapsed_end(start: datetime, duration: timedelta) -> datetime:
+    """When an occurrence starting at ``start`` (a wall time in its zone) ends, in UTC: ``duration`` of
+    elapsed time. Adding to the zoned time would add wall-clock time instead, three hours for a 2h
+    window on the night the clocks go back, one on the night they go forward."""
+    return start.astimezone(UTC) + duration
 
 
 def _aware(value: datetime) -> datetime:
@@ -183,7 +191,7 @@ def window_occurrences(window: WindowDef, start: datetime, end: datetime) -> lis
         if recurrence.until is not None and occurrence > recurrence.until:
             break
         occ_start = occurrence.astimezone(UTC)
-        occ_end = (occurrence + recurrence.duration).astimezone(UTC)
+        occ_end = _elapsed_end(occurrence, recurrence.duration)
         if occ_start < end and occ_end > start:
             found.append((occ_start, occ_end))
     return found

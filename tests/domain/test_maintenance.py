@@ -27,16 +27,14 @@ def window(spec: Mapping[str, object], created: datetime = START) -> WindowDef:
     return WindowDef("default", "w", parsed, created, _rule(parsed, created))
 
 
-SUNDAY_2AM_BERLIN = {
-    "recurrence": {
-        "rrule": "FREQ=WEEKLY;BYDAY=SU;BYHOUR=2;BYMINUTE=0;BYSECOND=0",
-        "duration": "2h",
-        "timeZone": "Europe/Berlin",
-        "start": "2026-03-01T00:00:00+01:00",
-        "until": "2026-04-06T00:00:00+02:00",
-    },
-    "monitors": ["web"],
+SUNDAY_2AM_BERLIN_RECURRENCE = {
+    "rrule": "FREQ=WEEKLY;BYDAY=SU;BYHOUR=2;BYMINUTE=0;BYSECOND=0",
+    "duration": "2h",
+    "timeZone": "Europe/Berlin",
+    "start": "2026-03-01T00:00:00+01:00",
+    "until": "2026-04-06T00:00:00+02:00",
 }
+SUNDAY_2AM_BERLIN = {"recurrence": SUNDAY_2AM_BERLIN_RECURRENCE, "monitors": ["web"]}
 
 
 @pytest.mark.parametrize(
@@ -112,6 +110,37 @@ def test_occurrences_over_a_span_keep_the_wall_time_across_dst() -> None:
     assert window_occurrences(
         window(SUNDAY_2AM_BERLIN), datetime(2026, 3, 22, 2, 0, tzinfo=UTC), datetime(2026, 3, 23, tzinfo=UTC)
     ) == [(datetime(2026, 3, 22, 1, 0, tzinfo=UTC), datetime(2026, 3, 22, 3, 0, tzinfo=UTC))]
+
+
+@pytest.mark.parametrize(
+    ("night", "start", "end"),
+    [
+        # Clocks go forward at 02:00 CET: 02:00 does not exist; the window opens at 01:00Z (03:00 CEST).
+        (
+            datetime(2026, 3, 29, tzinfo=UTC),
+            datetime(2026, 3, 29, 1, 0, tzinfo=UTC),
+            datetime(2026, 3, 29, 3, 0, tzinfo=UTC),
+        ),
+        # Clocks go back at 03:00 CEST: 02:00 comes twice; the window opens at the first (00:00Z).
+        (
+            datetime(2026, 10, 25, tzinfo=UTC),
+            datetime(2026, 10, 25, 0, 0, tzinfo=UTC),
+            datetime(2026, 10, 25, 2, 0, tzinfo=UTC),
+        ),
+    ],
+    ids=["clocks-go-forward", "clocks-go-back"],
+)
+def test_a_window_lasts_its_duration_of_elapsed_time_on_the_nights_the_clocks_change(
+    night: datetime, start: datetime, end: datetime
+) -> None:
+    """ "2h" is two hours, not until the wall clock shows two hours later (one hour on one night, three on
+    the other)."""
+    recurrence = {key: value for key, value in SUNDAY_2AM_BERLIN_RECURRENCE.items() if key != "until"}
+    yearly = window({"recurrence": recurrence, "monitors": ["web"]})
+    assert window_occurrences(yearly, night, night + timedelta(days=1)) == [(start, end)]
+    [active] = active_windows([yearly], "default", "web", {}, end - timedelta(minutes=1))
+    assert (active.start, active.end) == (start, end)
+    assert active_windows([yearly], "default", "web", {}, end) == []
 
 
 def test_one_off_occurrence_overlaps_or_not() -> None:

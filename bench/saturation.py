@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from bench.targets import BenchCA, Targets, cpu_seconds, free_port_outside_ephemeral_range
 
 SPECTRA: Final = str(Path(sys.executable).with_name("spectra"))
-MONITORS: Final = {"quick": 3000, "default": 4000, "full": 6000}
+MONITORS: Final = {"quick": 5000, "default": 6000, "full": 8000}
 WINDOW_S: Final = {"quick": 10.0, "default": 30.0, "full": 60.0}
 WARM_UP_S: Final = 5.0
 START_TIMEOUT_S: Final = 180.0  # loading thousands of manifests on a busy core takes a while

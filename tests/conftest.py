@@ -54,7 +54,7 @@ _FIXTURE_MARKERS = {"mariadb_url": "mariadb", "mariadb_server": "mariadb", "kube
 # module-scoped fixture is then built once, not once per worker (the quick bench's report, the
 # walkthrough's cluster); and the two saturation measurements (the quick bench's and the probe test's),
 # which each pin a probe to core 0 and its target to core 1, never run at once: sharing the cores, neither
-# probe was saturated by its own checks (a CI run failed both that way).
+# would measure its own probe alone.
 ONE_WORKER_MODULES: Final = {
     "tests/test_bench.py": "saturation",
     "tests/probe/test_saturation.py": "saturation",

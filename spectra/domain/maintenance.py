@@ -4,8 +4,9 @@ A one-off window is active on ``[start, end)``. A recurring window's occurrences
 its RRULE, with DTSTART = ``recurrence.start`` (default: when the window was applied) taken as a wall
 time in ``recurrence.timeZone`` (so "02:00 every Sunday" stays 02:00 across DST changes); each lasts
 ``duration`` of elapsed time (on the nights the clocks change too: a 2h window is two hours, not
-whatever the wall clock shows two hours later); none starts after ``until``. A window covers the monitors named in ``monitors`` (same
-namespace) and those whose labels contain every pair of ``monitorSelector.matchLabels``.
+whatever the wall clock shows two hours later); none starts after ``until``. A window covers the
+monitors named in ``monitors`` (same namespace) and those whose labels contain every pair of
+``monitorSelector.matchLabels``.
 
 Ad-hoc maintenance started in the console or the API (``page_maintenance`` rows) is read by
 :func:`load_windows` as one-off windows over the monitors of the components it names, so the alerter,

@@ -7,9 +7,8 @@ admin, every action under it is audited with both identities (`Actor.of` an impe
 and the policy refuses the member's own password, two-factor authentication and API tokens, and every
 platform action, while it lasts. It lasts `minutes` (default 30, at most 60); the session's absolute end
 is the impersonation's, so neither a refresh nor an access token outlives it. `end` ends it at once: its
-sessions are revoked in the same transaction, and a refresh is refused from then on. A platform admin
-holds one at a time: starting another ends the earlier one. One whose time ran out is closed by
-`close_expired` (housekeeping, hourly), so its end is in the logs too.
+sessions are revoked in the same transaction, and a refresh is refused from then on. One whose time ran
+out is closed by `close_expired` (housekeeping, hourly), so its end is in the logs too.
 
 `impersonation.started` and `impersonation.ended` are recorded twice: in the platform's log with the
 platform admin as the actor, and in the organization's log with the member as the actor and the platform
@@ -52,7 +51,6 @@ TOO_SHORT: Final = "an impersonation lasts at least 1 minute"
 SESSION_ENDED: Final = sessions.SIGN_IN_AGAIN
 ENDED_REASON: Final = "impersonation ended"  # the revoked sessions' revoked_reason
 EXPIRY: Final = "expiry"  # who ended an impersonation whose time ran out (audit)
-SUPERSEDED: Final = "the same platform admin started another impersonation"
 
 
 class ImpersonationError(ValueError):
@@ -122,17 +120,6 @@ def start(
     if user.status != UserStatus.ACTIVE:
         raise ImpersonationError(f"{address} has not set up an account, or it is disabled: it cannot be impersonated")
 
-    # One at a time per platform admin: the browser holds only the newest session, so an earlier one would
-    # stay live, unused, until its end, and its organization's admins would see it as still going on.
-    staff = replace(Actor.of(platform_admin, ip=ip), organization=None)
-    for earlier in session.scalars(
-        select(Impersonation.id).where(
-            Impersonation.impersonator_id == impersonator.id,
-            Impersonation.ended_at.is_(None),
-            Impersonation.expires_at > now,
-        )
-    ).all():
-        end(session, earlier, actor=staff, now=now, note=SUPERSEDED)
     row = Impersonation(
         impersonator_id=impersonator.id,
         user_id=user.id,
@@ -163,6 +150,7 @@ def start(
         "expires_at": row.expires_at.isoformat(),
         "role": membership.role,
     }
+    staff = replace(Actor.of(platform_admin, ip=ip), organization=None)
     record(
         session,
         staff,
@@ -184,18 +172,17 @@ def start(
     return issued
 
 
-def end(session: Session, impersonation_id: int, *, actor: Actor, now: datetime, note: str | None = None) -> bool:
+def end(session: Session, impersonation_id: int, *, actor: Actor, now: datetime) -> bool:
     """End the impersonation now and revoke its sessions (a refresh is refused from now on; an access token
     already handed out lives at most its few minutes). False, with nothing written, when it had ended or
     expired already; ImpersonationError for an unknown id. Who may end it (the platform admin, another
-    platform admin, the organization's admins) the caller asks the policy. ``note``: why, for the audit
-    records."""
+    platform admin, the organization's admins) the caller asks the policy."""
     row = session.get(Impersonation, impersonation_id)
     if row is None:
         raise ImpersonationError(f"there is no impersonation {impersonation_id}")
     if row.ended_at is not None or now >= row.expires_at:
         return False
-    return _close(session, row, at=now, actor=actor, ended_by=actor.name, note=note)
+    return _close(session, row, at=now, actor=actor, ended_by=actor.name)
 
 
 def close_expired(session: Session, *, now: datetime) -> int:
@@ -239,9 +226,7 @@ def active(session: Session, *, now: datetime, organization: str | None = None) 
 # --- inside -------------------------------------------------------------------------------------------
 
 
-def _close(
-    session: Session, row: Impersonation, *, at: datetime, actor: Actor, ended_by: str, note: str | None = None
-) -> bool:
+def _close(session: Session, row: Impersonation, *, at: datetime, actor: Actor, ended_by: str) -> bool:
     """End ``row`` at ``at`` unless something else ended it first; revoke its sessions; audit it in the
     platform's log and the organization's."""
     ended = session.execute(
@@ -261,14 +246,12 @@ def _close(
     user = session.get(User, row.user_id)
     staff = session.get(User, row.impersonator_id)
     user_email = user.email if user is not None else f"user {row.user_id}"
-    details: dict[str, object] = {
+    details = {
         "impersonation": row.id,
         "ended_by": ended_by,
         "started_at": row.started_at.isoformat(),
         "sessions_ended": int(getattr(revoked, "rowcount", 0) or 0),
     }
-    if note is not None:
-        details["note"] = note
     record(
         session,
         replace(actor, organization=None),

@@ -22,7 +22,6 @@ from spectra.auth.identity import Actor, Principal
 from spectra.auth.impersonation import (
     REASON_TOO_SHORT,
     SESSION_ENDED,
-    SUPERSEDED,
     TOO_LONG,
     TOO_SHORT,
     ImpersonationError,
@@ -488,23 +487,6 @@ def test_an_impersonation_whose_time_ran_out_is_closed_and_audited(session: Sess
     assert close_expired(session, now=T0 + 90 * MINUTE) == 0  # closed once
     assert not end(session, row_id, actor=Actor.of(people.staff), now=T0 + 90 * MINUTE)
     assert snapshot(session) == before
-
-
-def test_starting_another_ends_the_platform_admins_earlier_impersonation(session: Session, people: People) -> None:
-    first = begin(session, people.staff)
-    session.commit()
-    second = begin(session, people.staff, "gina@globex.example", "globex", at=T0 + 2 * MINUTE)
-    session.commit()
-    [shown] = active(session, now=T0 + 3 * MINUTE)
-    assert (shown.user, shown.organization) == ("gina@globex.example", "globex")
-    assert not is_active(session, first.session_row.sid, now=T0 + 3 * MINUTE, lifetimes=LIFETIMES)
-    assert is_active(session, second.session_row.sid, now=T0 + 3 * MINUTE, lifetimes=LIFETIMES)
-    in_acme = session.scalars(
-        sa.select(AuditLog).where(AuditLog.organization == "acme", AuditLog.action == "impersonation.ended")
-    ).one()
-    assert in_acme.at == T0 + 2 * MINUTE
-    assert in_acme.details is not None
-    assert (in_acme.details["ended_by"], in_acme.details["note"]) == ("staff@spectra.example", SUPERSEDED)
 
 
 def test_the_mail_reaches_the_sendgrid_stand_in(sessions: sessionmaker[Session]) -> None:

@@ -233,10 +233,20 @@ def _walk(run: Run, engine: sa.Engine, target: Target, providers: Providers, bro
     expect(row.locator(".state")).to_have_text("up", timeout=30_000)
     assert page.get_by_role("link", name="intranet").count() == 0  # globex's monitor is not acme's
     page.evaluate("() => { window.spectraWalkMark = 'still the same page'; }")
+    only_up = context.new_page()  # the overview filtered to up: the row stays, saying it no longer matches
+    only_up.goto(f"{base}/console?state=up")
+    up_row = only_up.locator("table.monitors tr", has=only_up.get_by_role("link", name="shop", exact=True))
+    expect(up_row.locator(".state")).to_have_text("up", timeout=30_000)
+    expect(only_up.locator("#live[data-state-filter='up']")).to_have_count(1)
     target.stop()
     expect(row.locator(".state")).to_have_text("down", timeout=60_000)
     expect(page.locator("#count-down")).to_have_text("1", timeout=30_000)
     assert page.evaluate("() => window.spectraWalkMark") == "still the same page", "the overview was reloaded"
+    expect(up_row.locator(".state")).to_have_text("down", timeout=30_000)
+    expect(up_row).to_have_attribute("data-left-filter", "", timeout=30_000)
+    expect(up_row.locator(".filter-note")).to_have_text(" (no longer up)")
+    expect(row).not_to_have_attribute("data-left-filter", "")  # unfiltered, every state is as it is
+    only_up.close()
 
     # 3. The incident, from the overview with the keyboard; its screenshots while acknowledge is there.
     incident_id = wait_for(lambda: _incident_id(engine), "the incident of acme/shop", timeout=60)

@@ -2,7 +2,9 @@
 // - times (<time datetime="...Z">) show in the viewer's zone, UTC on hover;
 // - an expired access cookie is renewed at once (the renewing form submits itself);
 // - keyboard shortcuts: g then a section's key goes there (o overview, i incidents, c on-call,
-//   s status pages, g organization, p platform); "?" lists them; on an incident, a acknowledges.
+//   s status pages, g organization, p platform); "?" lists them; on an incident, a acknowledges;
+// - on an overview filtered by state, a row the live updates moved to another state is dimmed and says
+//   so ("no longer down") until the page is reloaded, rather than passing for a match.
 // htmx (vendored) does the partial updates and Server-Sent Events; see static/vendor/VENDORED.md.
 "use strict";
 (function () {
@@ -23,6 +25,26 @@
   function typing(target) {
     var tag = target && target.tagName;
     return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || (target && target.isContentEditable);
+  }
+
+  function leftFilter() {
+    var live = document.getElementById("live");
+    var wanted = live && live.dataset.stateFilter;
+    if (!wanted) return;
+    var rows = document.querySelectorAll("table.monitors tr[data-state]");
+    for (var i = 0; i < rows.length; i++) {
+      var row = rows[i];
+      var off = row.dataset.state !== wanted;
+      // An attribute, not a class: htmx's settling puts a swapped row's class back a moment later.
+      row.toggleAttribute("data-left-filter", off);
+      var cell = row.querySelector('td[data-label="State"]');
+      if (off && cell && !cell.querySelector(".filter-note")) {
+        var note = document.createElement("span");
+        note.className = "filter-note muted";
+        note.textContent = " (no longer " + wanted + ")";
+        cell.appendChild(note);
+      }
+    }
   }
 
   var pending = null;
@@ -51,5 +73,6 @@
     document.addEventListener("keydown", shortcuts);
     document.body.addEventListener("htmx:afterSwap", function (event) { localTimes(event.target); });
     document.body.addEventListener("htmx:sseMessage", function (event) { localTimes(event.target); });
+    document.body.addEventListener("htmx:oobAfterSwap", leftFilter); // each row a live update swapped in
   });
 })();

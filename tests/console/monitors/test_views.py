@@ -192,7 +192,7 @@ def test_a_state_change_reaches_a_connected_overview(site: ConsoleSite, world: W
                         if event == "monitor":
                             data = message
                             break
-                assert f'<tr id="monitor-{shop}" hx-swap-oob="true">' in data
+                assert f'<tr id="monitor-{shop}" data-state="down" hx-swap-oob="true">' in data
                 assert '<span class="state state-down">down</span>' in data
                 assert '<strong id="count-down" hx-swap-oob="true">2</strong>' in data
                 assert "portal" not in data

@@ -145,22 +145,27 @@ def test_an_annotated_ingress_gets_monitors_that_follow_it(
         "patch", "monitor", name, "-n", "web", "--type", "merge", "-p", '{"spec": {"interval": "5s", "paused": true}}'
     )
     started = time.monotonic()
+
+    # Each predicate reads the Monitors once: two reads could see it before and after a change (a CI run
+    # saw the deleted one in the first read and gone in the second: KeyError).
+    def spec_now() -> dict[str, Any]:
+        return dict(discovered(cluster, "web", "shop").get(name, {}).get("spec", {}))
+
     wait_for(
-        lambda: (
-            discovered(cluster, "web", "shop")[name]["spec"].get("interval") == "30s"
-            and "paused" not in discovered(cluster, "web", "shop")[name]["spec"]
-        ),
+        lambda: (spec := spec_now()).get("interval") == "30s" and "paused" not in spec,
         "hand edit reverted",
         timeout=FOLLOW_S,
     )
     print(f"hand edit reverted: {time.monotonic() - started:.2f} s")
     # Deleted by hand: made again.
     cluster.kubectl("delete", "monitor", name, "-n", "web", "--wait=false")
+
+    def made_again() -> bool:
+        monitor = discovered(cluster, "web", "shop").get(name)
+        return monitor is not None and not monitor["metadata"].get("deletionTimestamp")
+
     wait_for(
-        lambda: (
-            name in discovered(cluster, "web", "shop")
-            and not discovered(cluster, "web", "shop")[name]["metadata"].get("deletionTimestamp")
-        ),
+        made_again,
         "deleted Monitor made again",
         timeout=FOLLOW_S,
     )
